@@ -1,0 +1,462 @@
+/*
+ * nabla (∇) — neural networks with reverse-mode automatic differentiation, in C11.
+ *
+ * One public header. The library is organised in layers, each below in its own section:
+ *
+ *   errors      status codes and messages (the library never prints, never exits)
+ *   rng         a seeded generator owned by the caller (no global state)
+ *   graph       a DAG of named nodes: inputs, parameters, modules and losses;
+ *               forward in topological order, backward (vector–Jacobian products)
+ *               in reverse order — LECTURE.md §3
+ *   modules     Linear, ReLU, tanh, sigmoid, Add, Max, Mul, Scale, Sum/Mean, Softmax,
+ *               LogSoftmax, Dropout, Flatten/Reshape, nearest neighbour — §4
+ *   losses      MSE, NLL, cross-entropy — §1, §5.2
+ *   description the text model format and the MLP shorthand
+ *   init        Kaiming, Xavier, PyTorch's Linear default — §5.8
+ *   gemm        the matrix-product backend (oneDNN, OpenBLAS or portable C)
+ *   data        IDX, CSV, spirals; normalisation, splits, minibatch order — §5.4, §5.5, §6
+ *   optim       SGD, momentum, Nesterov, Adam, AdamW, L1/L2, schedules, clipping — §2, §5
+ *   files       safetensors model files and checkpoints
+ *
+ * Conventions: float32 tensors, row-major, batch dimension first, PyTorch's layouts
+ * (a Linear weight is [out, in] and Y = X Wᵀ + b). Every function that returns memory says
+ * who owns it; every nb_*_free(NULL) is a no-op.
+ */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NB_VERSION "0.1.0"
+#define NB_MAX_DIMS 4
+#define NB_NAME_MAX 64
+
+/* ------------------------------------------------------------------------------------------
+ * Errors
+ * ---------------------------------------------------------------------------------------- */
+
+typedef enum nb_status {
+    NB_OK = 0,
+    NB_ENOMEM,   /* an allocation failed */
+    NB_EIO,      /* a file could not be opened, read or written */
+    NB_EFORMAT,  /* a file or text is malformed */
+    NB_ESHAPE,   /* tensor shapes do not fit together */
+    NB_EINVAL,   /* an argument is out of its domain */
+    NB_ENOGRAD,  /* a gradient was asked of a module that has none */
+    NB_ENUMERIC, /* a value became NaN or infinite */
+    NB_ENOTSUP,  /* the feature is not built in or not supported by this machine */
+    NB_EINTR     /* interrupted on request */
+} nb_status;
+
+/* A status together with a human-readable message naming the file, line or node at fault. */
+typedef struct nb_error {
+    nb_status code;
+    char msg[512];
+} nb_error;
+
+/* Static string such as "NB_ESHAPE". */
+const char *nb_status_name(nb_status status);
+
+/* Records a formatted message in err (may be NULL) and returns code. */
+nb_status nb_error_set(nb_error *err, nb_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Library version and the matrix-product backend compiled in, e.g. "0.1.0 (gemm: onednn)".
+ * Static string. */
+const char *nb_version_string(void);
+
+/* ------------------------------------------------------------------------------------------
+ * Random numbers: xoshiro256** seeded through splitmix64. The state is a plain value, so a
+ * checkpoint can store it and a run can own several independent streams.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct nb_rng {
+    uint64_t s[4];
+} nb_rng;
+
+void nb_rng_seed(nb_rng *rng, uint64_t seed);
+uint64_t nb_rng_next(nb_rng *rng);
+/* Uniform in [0, 1), 24 random bits. */
+float nb_rng_uniform(nb_rng *rng);
+/* Standard normal (Box–Muller in double precision). */
+float nb_rng_normal(nb_rng *rng);
+/* Uniform integer in [0, n), unbiased (Lemire's method). n > 0. */
+uint32_t nb_rng_below(nb_rng *rng, uint32_t n);
+
+/* ------------------------------------------------------------------------------------------
+ * Matrix products. C = alpha · op(A) · op(B) + beta · C, row-major, op(X) = X or Xᵀ.
+ * The backend is chosen at build time (the fastest available) and can be overridden at run
+ * time with nb_gemm_select or the NABLA_GEMM environment variable read by the CLI.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef enum nb_gemm_backend {
+    NB_GEMM_AUTO = 0,
+    NB_GEMM_ONEDNN,
+    NB_GEMM_OPENBLAS,
+    NB_GEMM_PORTABLE
+} nb_gemm_backend;
+
+typedef struct nb_gemm nb_gemm;
+
+/* Creates a backend context (caches oneDNN primitives per shape). Caller owns it; NULL with
+ * err set if the backend is not built in. threads = 0 means one per core. */
+nb_gemm *nb_gemm_new(nb_gemm_backend backend, int threads, nb_error *err);
+void nb_gemm_free(nb_gemm *gemm);
+/* "onednn", "openblas" or "portable". Static string. */
+const char *nb_gemm_name(const nb_gemm *gemm);
+const char *nb_gemm_backend_name(nb_gemm_backend backend);
+/* Parses "auto", "onednn", "openblas", "portable"; returns -1 if unknown. */
+int nb_gemm_backend_parse(const char *name);
+/* Whether the backend was compiled in. */
+int nb_gemm_available(nb_gemm_backend backend);
+/* Row-major sgemm: A is M×K (or K×M when transA), B is K×N (or N×K when transB), C is M×N.
+ * lda, ldb, ldc are row strides in elements. */
+void nb_gemm_run(nb_gemm *gemm, int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ------------------------------------------------------------------------------------------
+ * The graph. Nodes are created in topological order (a node can only name nodes that
+ * already exist), so creation order is the forward order and its reverse the backward order.
+ *
+ * Building errors are sticky, as in cairo: the first error (a shape mismatch names both nodes
+ * and both shapes) is kept, every later builder call returns -1, and nb_graph_error reports
+ * it. Node handles are small non-negative ints.
+ *
+ * Shapes exclude the batch dimension for batched nodes (inputs, activations); parameters and
+ * scalar losses are not batched. The batch size is chosen by nb_graph_prepare and may change
+ * between runs without rebuilding; memory grows only when a batch is larger than any before,
+ * so forward and backward never allocate.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct nb_graph nb_graph;
+
+typedef enum nb_op {
+    NB_OP_INPUT = 0,
+    NB_OP_LABELS,
+    NB_OP_PARAM,
+    NB_OP_LINEAR,
+    NB_OP_RELU,
+    NB_OP_TANH,
+    NB_OP_SIGMOID,
+    NB_OP_ADD,
+    NB_OP_MAX,
+    NB_OP_MUL,
+    NB_OP_SCALE,
+    NB_OP_SUM,
+    NB_OP_MEAN,
+    NB_OP_SOFTMAX,
+    NB_OP_LOG_SOFTMAX,
+    NB_OP_DROPOUT,
+    NB_OP_RESHAPE,
+    NB_OP_NEAREST,
+    NB_OP_MSE,
+    NB_OP_NLL,
+    NB_OP_CROSS_ENTROPY,
+    NB_OP_COUNT
+} nb_op;
+
+typedef enum nb_reduction { NB_REDUCE_MEAN = 0, NB_REDUCE_SUM } nb_reduction;
+
+/* A new empty graph. seed feeds the graph's own generator (used by Dropout). Caller owns the
+ * graph; NULL when out of memory. gemm may be NULL: the graph then creates the default
+ * backend itself; otherwise the caller keeps ownership of gemm and it must outlive the graph. */
+nb_graph *nb_graph_new(uint64_t seed, nb_gemm *gemm);
+void nb_graph_free(nb_graph *g);
+
+/* The first building error, or NB_OK. */
+nb_status nb_graph_error(const nb_graph *g, nb_error *err);
+
+/* Leaves: a batched float input with per-sample dims, and a batch of int32 class labels. */
+int nb_input(nb_graph *g, const char *name, int ndim, const int64_t *dims);
+int nb_labels(nb_graph *g, const char *name);
+/* A free parameter (not batched). Modules that own parameters create them themselves, named
+ * "<module>.weight" and "<module>.bias". */
+int nb_param(nb_graph *g, const char *name, int ndim, const int64_t *dims);
+
+/* Modules (§4). x, a, b are node handles. */
+int nb_linear(nb_graph *g, const char *name, int x, int64_t out_features, int bias);
+int nb_relu(nb_graph *g, const char *name, int x);
+int nb_tanh(nb_graph *g, const char *name, int x);
+int nb_sigmoid(nb_graph *g, const char *name, int x);
+int nb_add(nb_graph *g, const char *name, int a, int b);
+int nb_max(nb_graph *g, const char *name, int a, int b);
+int nb_mul(nb_graph *g, const char *name, int a, int b);
+int nb_scale(nb_graph *g, const char *name, int x, float factor);
+/* Sum / mean over all features of each sample: [N, ...] -> [N, 1]. */
+int nb_sum(nb_graph *g, const char *name, int x);
+int nb_mean(nb_graph *g, const char *name, int x);
+/* Over the last dimension. */
+int nb_softmax(nb_graph *g, const char *name, int x);
+int nb_log_softmax(nb_graph *g, const char *name, int x);
+int nb_dropout(nb_graph *g, const char *name, int x, float p);
+int nb_reshape(nb_graph *g, const char *name, int x, int ndim, const int64_t *dims);
+int nb_flatten(nb_graph *g, const char *name, int x);
+/* ȳ = argmin_k ‖x − w_k‖² over the rows of a parameter "<name>.weight" of shape [K, D].
+ * Output [N, 1] holds the index as a float. Forward only: backward through it fails with
+ * NB_ENOGRAD. */
+int nb_nearest(nb_graph *g, const char *name, int x, int64_t k);
+
+/* Losses: scalar (unbatched [1]) nodes. The batch loss is the average loss of §1 with
+ * NB_REDUCE_MEAN. */
+int nb_mse(nb_graph *g, const char *name, int prediction, int target, nb_reduction reduction);
+int nb_nll(nb_graph *g, const char *name, int log_probs, int labels);
+int nb_cross_entropy(nb_graph *g, const char *name, int logits, int labels);
+
+/* Lookup and introspection. */
+int nb_graph_find(const nb_graph *g, const char *name);       /* -1 if absent */
+int nb_graph_node_count(const nb_graph *g);
+const char *nb_node_name(const nb_graph *g, int node);
+nb_op nb_node_op(const nb_graph *g, int node);
+const char *nb_op_name(nb_op op);
+/* Number of inputs and the i-th input's handle. */
+int nb_node_input_count(const nb_graph *g, int node);
+int nb_node_input(const nb_graph *g, int node, int i);
+/* Per-sample dims (batched nodes) or full dims (parameters, losses); returns ndim. */
+int nb_node_shape(const nb_graph *g, int node, int64_t dims[NB_MAX_DIMS]);
+int nb_node_is_batched(const nb_graph *g, int node);
+/* Elements per sample (batched) or in total (unbatched). */
+int64_t nb_node_size(const nb_graph *g, int node);
+/* Human-readable shape such as "[N,3,10,20]" written into buf. Returns buf. */
+char *nb_node_shape_str(const nb_graph *g, int node, char *buf, size_t size);
+
+/* Plans memory for a batch of `batch` samples (allocates only if larger than before). */
+nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err);
+int64_t nb_graph_batch(const nb_graph *g);
+
+/* Storage of a node for the prepared batch; NULL before nb_graph_prepare. The graph owns it.
+ * nb_value is float data; labels nodes use nb_labels_data. */
+float *nb_value(nb_graph *g, int node);
+float *nb_grad(nb_graph *g, int node);
+int32_t *nb_labels_data(nb_graph *g, int node);
+
+/* Training mode switches Dropout on; evaluation mode (the default) switches it off. */
+void nb_graph_set_training(nb_graph *g, int training);
+int nb_graph_training(const nb_graph *g);
+nb_rng *nb_graph_rng(nb_graph *g);
+
+/* Forward pass over all nodes, or only those needed for `target` (nb_graph_forward_to). */
+nb_status nb_graph_forward(nb_graph *g, nb_error *err);
+nb_status nb_graph_forward_to(nb_graph *g, int target, nb_error *err);
+
+/* Backpropagation from `root`: zeroes every activation gradient, sets dC/droot to `seed`
+ * (nb_node_size × batch floats; NULL means 1 for every element, the usual choice for a
+ * scalar loss), then calls each module's vector–Jacobian product in reverse topological order.
+ * Parameter gradients accumulate (+=) across calls until nb_graph_zero_grad. */
+nb_status nb_graph_backward(nb_graph *g, int root, const float *seed, nb_error *err);
+void nb_graph_zero_grad(nb_graph *g);
+
+/* All parameters live in one flat buffer, and their gradients in another of the same layout,
+ * in creation order (so an optimiser or a file format sees one array). Owned by the graph. */
+size_t nb_graph_param_floats(const nb_graph *g);
+float *nb_graph_params(nb_graph *g);
+float *nb_graph_param_grads(nb_graph *g);
+/* The parameter nodes in creation order. */
+int nb_graph_param_count(const nb_graph *g);
+int nb_graph_param_node(const nb_graph *g, int i);
+
+/* ------------------------------------------------------------------------------------------
+ * Initialisation (§5.8), drawn from the caller's generator.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef enum nb_init_kind {
+    NB_INIT_TORCH = 0,      /* PyTorch Linear default: W, b ~ U(−1/√fan_in, 1/√fan_in) */
+    NB_INIT_KAIMING_NORMAL, /* W ~ N(0, 2/fan_in), b = 0 */
+    NB_INIT_KAIMING_UNIFORM,/* W ~ U(−√(6/fan_in), √(6/fan_in)), b = 0 */
+    NB_INIT_XAVIER_NORMAL,  /* W ~ N(0, 2/(fan_in+fan_out)), b = 0 */
+    NB_INIT_XAVIER_UNIFORM  /* W ~ U(−√(6/(fan_in+fan_out)), …), b = 0 */
+} nb_init_kind;
+
+void nb_graph_init_params(nb_graph *g, nb_init_kind kind, nb_rng *rng);
+/* Parses "torch", "kaiming-normal", "kaiming-uniform", "xavier-normal", "xavier-uniform";
+ * -1 if unknown. */
+int nb_init_parse(const char *name);
+
+/* ------------------------------------------------------------------------------------------
+ * The text model description (documented in README.md, "Model descriptions").
+ *
+ *     # the lecture's mynet (§7)
+ *     x   = input(3, 10, 20)
+ *     h   = flatten(x)
+ *     fc1 = linear(h, 60)
+ *     r1  = relu(fc1)
+ *     ...
+ *     output fc3
+ *
+ * or the one-line MLP shorthand "784-256-128-10" (ReLU between layers; an optional suffix
+ * ":tanh" or ":sigmoid" picks another non-linearity). The output defaults to the last node.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct nb_model_desc {
+    nb_graph *graph; /* owned by the description until taken */
+    int input;       /* the first input node */
+    int output;      /* the model output ȳ */
+} nb_model_desc;
+
+/* Builds nodes described by `text` into g. `source` names the text in error messages
+ * ("mynet.nb:4:7: ..."). On success *input and *output are set. */
+nb_status nb_describe(nb_graph *g, const char *text, const char *source, int *input,
+                      int *output, nb_error *err);
+/* Whether text is an MLP shorthand such as "784-256-10". */
+int nb_is_shorthand(const char *text);
+
+/* ------------------------------------------------------------------------------------------
+ * Data (§5.4, §5.5, §6). A data set keeps images as bytes when its source is bytes (IDX) and
+ * converts per batch; other sources store floats. Labels are int32 class indices.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef enum nb_dtype { NB_U8 = 0, NB_F32 = 1 } nb_dtype;
+
+typedef struct nb_dataset {
+    int64_t count;             /* samples */
+    int ndim;                  /* per-sample dims, e.g. 1 × [784] or 2 × [28, 28] */
+    int64_t dims[NB_MAX_DIMS];
+    int64_t features;          /* product of dims */
+    nb_dtype dtype;            /* storage of the features */
+    uint8_t *u8;               /* count × features when dtype == NB_U8, else NULL */
+    float *f32;                /* count × features when dtype == NB_F32, else NULL */
+    int32_t *labels;           /* count, or NULL when unlabelled */
+    int classes;               /* 1 + the largest label, or 0 */
+} nb_dataset;
+
+/* Loads an IDX image file (idx3 ubyte, or idx2) and its idx1 labels file (may be NULL),
+ * gzipped or plain. ds is filled; free its contents with nb_dataset_free. */
+nb_status nb_idx_load(nb_dataset *ds, const char *images_path, const char *labels_path,
+                      nb_error *err);
+/* Loads a CSV file with a header row. label_column is a column name or a 0-based index as
+ * text, or NULL for none. */
+nb_status nb_csv_load(nb_dataset *ds, const char *path, const char *label_column,
+                      nb_error *err);
+/* The practicum's K interleaved 2-D spirals: `per_class` points per class, Gaussian noise of
+ * standard deviation `noise`. */
+nb_status nb_spirals(nb_dataset *ds, int64_t per_class, int classes, float noise,
+                     uint64_t seed, nb_error *err);
+/* Frees the contents (not ds itself) and zeroes it. */
+void nb_dataset_free(nb_dataset *ds);
+/* Moves a random fraction of src (stratified by class when labelled) into val, the rest
+ * into train. src is left empty. */
+nb_status nb_dataset_split(nb_dataset *src, double val_fraction, uint64_t seed,
+                           nb_dataset *train, nb_dataset *val, nb_error *err);
+
+/* Normalisation b' = (b − m) / max(σ, ε), statistics from the training set only (§5.5). */
+typedef enum nb_norm_mode { NB_NORM_NONE = 0, NB_NORM_FEATURE, NB_NORM_CHANNEL, NB_NORM_GLOBAL } nb_norm_mode;
+
+typedef struct nb_norm {
+    nb_norm_mode mode;
+    int64_t size;  /* number of (mean, std) pairs: features, channels (dims[0]) or 1 */
+    int64_t features;
+    float eps;
+    float *mean;   /* owned */
+    float *std;    /* owned */
+} nb_norm;
+
+nb_status nb_norm_fit(nb_norm *norm, const nb_dataset *train, nb_norm_mode mode, float eps,
+                      nb_error *err);
+void nb_norm_free(nb_norm *norm);
+
+/* Gathers samples idx[0..n) of ds into x (n × features floats), applying norm (may be NULL),
+ * and their labels into y (may be NULL). Allocates nothing. */
+void nb_dataset_gather(const nb_dataset *ds, const int64_t *idx, int64_t n,
+                       const nb_norm *norm, float *x, int32_t *y);
+
+/* Minibatch order for one epoch (§5.4): sequential, shuffled, or stratified so that every
+ * class appears in every minibatch. */
+typedef enum nb_order { NB_ORDER_SEQUENTIAL = 0, NB_ORDER_SHUFFLE, NB_ORDER_STRATIFIED } nb_order;
+/* Fills order[0..ds->count) with a permutation of sample indices. scratch needs
+ * ds->count int64s for NB_ORDER_STRATIFIED (may be NULL otherwise). */
+void nb_dataset_order(const nb_dataset *ds, nb_order kind, int64_t batch, nb_rng *rng,
+                      int64_t *order, int64_t *scratch);
+
+/* ------------------------------------------------------------------------------------------
+ * Optimisers (§2, §5.6, §5.7), each following torch.optim's update rule exactly.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef enum nb_optim_kind { NB_OPT_SGD = 0, NB_OPT_ADAM, NB_OPT_ADAMW } nb_optim_kind;
+
+typedef struct nb_optim_config {
+    nb_optim_kind kind;
+    float lr;
+    float momentum;     /* SGD */
+    float dampening;    /* SGD */
+    int nesterov;       /* SGD */
+    float beta1, beta2, eps; /* Adam, AdamW */
+    float weight_decay; /* torch's weight_decay: g += wd·w (SGD, Adam), decoupled for AdamW.
+                           The lecture's L2 term α‖w‖² is weight_decay = 2α. */
+    float l1;           /* L1 (lasso): g += l1·sign(w) */
+    float clip_norm;    /* > 0: scale g so that ‖g‖₂ ≤ clip_norm, as clip_grad_norm_ */
+} nb_optim_config;
+
+/* Fills the defaults: SGD, lr 0.01, Adam betas (0.9, 0.999), eps 1e-8. */
+void nb_optim_config_default(nb_optim_config *cfg);
+
+typedef struct nb_optim nb_optim;
+/* Optimiser state for n parameters. Caller owns it. */
+nb_optim *nb_optim_new(const nb_optim_config *cfg, size_t n, nb_error *err);
+void nb_optim_free(nb_optim *opt);
+/* One step: w ← update(w, g) with learning rate lr (from a schedule). g may be modified
+ * (decay and clipping are applied to it in place). */
+void nb_optim_step(nb_optim *opt, float *w, float *g, float lr);
+/* State for checkpoints: `count` buffers of n floats, and the step counter. */
+int nb_optim_state_count(const nb_optim *opt);
+float *nb_optim_state(nb_optim *opt, int i);
+int64_t nb_optim_steps(const nb_optim *opt);
+void nb_optim_set_steps(nb_optim *opt, int64_t steps);
+
+typedef enum nb_schedule_kind {
+    NB_SCHED_CONSTANT = 0,
+    NB_SCHED_STEP,        /* lr · gamma^⌊t/step_size⌋ */
+    NB_SCHED_EXPONENTIAL, /* lr · gamma^t */
+    NB_SCHED_COSINE       /* min_lr + (lr − min_lr)(1 + cos(π t/T))/2 */
+} nb_schedule_kind;
+
+typedef struct nb_schedule {
+    nb_schedule_kind kind;
+    int64_t warmup;    /* linear warm-up over this many steps (0: none) */
+    int64_t step_size; /* NB_SCHED_STEP */
+    float gamma;       /* NB_SCHED_STEP, NB_SCHED_EXPONENTIAL */
+    int64_t total;     /* NB_SCHED_COSINE: T */
+    float min_lr;      /* NB_SCHED_COSINE */
+} nb_schedule;
+
+/* Learning rate at step t (0-based) for base rate lr. */
+float nb_schedule_lr(const nb_schedule *s, float lr, int64_t t);
+
+/* ------------------------------------------------------------------------------------------
+ * Safetensors files: an 8-byte little-endian header length, a JSON header, then the data.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct nb_tensor_ref {
+    const char *name;
+    int ndim;
+    int64_t dims[NB_MAX_DIMS];
+    float *data;  /* F32, row-major */
+} nb_tensor_ref;
+
+/* Writes tensors and string metadata (meta_keys[i] → meta_values[i]) atomically: a temporary
+ * file in the same directory, fsync, rename. */
+nb_status nb_safetensors_write(const char *path, const nb_tensor_ref *tensors, int count,
+                               const char *const *meta_keys, const char *const *meta_values,
+                               int meta_count, nb_error *err);
+
+typedef struct nb_safetensors nb_safetensors;
+/* Reads and validates a whole file. Caller owns *out. */
+nb_status nb_safetensors_read(const char *path, nb_safetensors **out, nb_error *err);
+void nb_safetensors_free(nb_safetensors *st);
+int nb_safetensors_count(const nb_safetensors *st);
+/* The i-th tensor, or the one named `name` (NULL if absent). Owned by st. */
+const nb_tensor_ref *nb_safetensors_at(const nb_safetensors *st, int i);
+const nb_tensor_ref *nb_safetensors_find(const nb_safetensors *st, const char *name);
+/* Metadata value or NULL. Owned by st. */
+const char *nb_safetensors_meta(const nb_safetensors *st, const char *key);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NABLA_H */
