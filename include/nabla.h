@@ -222,6 +222,12 @@ int nb_node_input(const nb_graph *g, int node, int i);
 /* Per-sample dims (batched nodes) or full dims (parameters, losses); returns ndim. */
 int nb_node_shape(const nb_graph *g, int node, int64_t dims[NB_MAX_DIMS]);
 int nb_node_is_batched(const nb_graph *g, int node);
+/* Whether backward computes this node's gradient. Parameters and everything computed from
+ * them require it; inputs do not, unless asked (the gradient check asks, to verify dC/dx;
+ * training does not, which saves the first layer's dX product). Set it before
+ * nb_graph_prepare. */
+void nb_node_set_requires_grad(nb_graph *g, int node, int flag);
+int nb_node_requires_grad(const nb_graph *g, int node);
 /* Elements per sample (batched) or in total (unbatched). */
 int64_t nb_node_size(const nb_graph *g, int node);
 /* Human-readable shape such as "[N,3,10,20]" written into buf. Returns buf. */
@@ -261,6 +267,39 @@ float *nb_graph_param_grads(nb_graph *g);
 /* The parameter nodes in creation order. */
 int nb_graph_param_count(const nb_graph *g);
 int nb_graph_param_node(const nb_graph *g, int i);
+
+/* ------------------------------------------------------------------------------------------
+ * Gradient check: backprop against central finite differences (LECTURE.md §3).
+ *
+ * With a random upstream gradient r (drawn from `seed`), the checked loss is L = Σ r ⊙ out
+ * (an all-ones r would hide transposition bugs and make softmax's gradient vanish). For every
+ * element of every parameter and of every input that requires a gradient,
+ *   numeric = (L(θ + ε) − L(θ − ε)) / 2ε      (L accumulated in double)
+ * is compared with backprop's value; the error is |a − n| / max(|a|, |n|, floor). Elements
+ * whose perturbation crosses a kink (a ReLU input changes sign, a Max changes winner) are
+ * skipped and counted: the derivative is not defined between the two points. The graph must be prepared and its inputs
+ * and labels filled; Dropout's draw is held fixed across the perturbed forwards.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct nb_gradcheck_tensor {
+    int node;
+    int64_t checked;    /* elements compared */
+    int64_t skipped;    /* elements at a kink */
+    double worst;       /* worst error */
+    int64_t worst_at;   /* its flat index */
+    double analytic, numeric; /* the two values there */
+} nb_gradcheck_tensor;
+
+typedef struct nb_gradcheck_options {
+    uint64_t seed;
+    double eps;         /* default 1e-2 */
+    double floor;       /* default 1e-2 */
+    int64_t max_elements; /* per tensor, 0 = all; others are sampled */
+} nb_gradcheck_options;
+
+/* Fills results[0..*count) (at most `capacity`), one per checked tensor. */
+nb_status nb_gradcheck(nb_graph *g, int output, const nb_gradcheck_options *opt,
+                       nb_gradcheck_tensor *results, int capacity, int *count, nb_error *err);
 
 /* ------------------------------------------------------------------------------------------
  * Initialisation (§5.8), drawn from the caller's generator.

@@ -1,0 +1,85 @@
+/* Point-wise non-linearities z = h(s) (LECTURE.md §3, §4): backward is dC/ds = dC/dz · h'(s).
+ * Each derivative is written in terms of the output where that is cheaper and exact. */
+#include "graph.h"
+
+#include <math.h>
+
+static nb_status same_shape(nb_graph *g, nb_node *n, nb_error *err)
+{
+    (void)err;
+    nb_shape_copy(n, nb_in(g, n, 0));
+    return NB_OK;
+}
+
+static int64_t count(const nb_node *n, int64_t N) { return (n->batched ? N : 1) * n->size; }
+
+/* ReLU   y = max(x, 0)
+ *        dx += dy if y > 0 else 0. At the kink x = 0 we take the derivative 0, as PyTorch does;
+ *        ReLU is scale-equivariant, which is why it is the default (§5.1). */
+static void relu_forward(nb_graph *g, nb_node *n, int64_t N)
+{
+    const float *x = nb_in(g, n, 0)->value;
+    float *y = n->value;
+    for (int64_t i = 0, e = count(n, N); i < e; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void relu_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    float *dx = nb_in(g, n, 0)->grad;
+    const float *y = n->value, *dy = n->grad;
+    for (int64_t i = 0, e = count(n, N); i < e; i++)
+        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+/* tanh   y = tanh(x);   dx += dy · (1 − y²). Saturates for |x| ≫ 1: vanishing gradients. */
+static void tanh_forward(nb_graph *g, nb_node *n, int64_t N)
+{
+    const float *x = nb_in(g, n, 0)->value;
+    float *y = n->value;
+    for (int64_t i = 0, e = count(n, N); i < e; i++)
+        y[i] = tanhf(x[i]);
+}
+
+static void tanh_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    float *dx = nb_in(g, n, 0)->grad;
+    const float *y = n->value, *dy = n->grad;
+    for (int64_t i = 0, e = count(n, N); i < e; i++)
+        dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+}
+
+/* sigmoid   y = 1/(1 + e^−x);   dx += dy · y(1 − y). Evaluated as e^x/(1 + e^x) for x < 0 so
+ * that e^−x cannot overflow. The sigmoid is the one-value softmax and saturates (§4). */
+static void sigmoid_forward(nb_graph *g, nb_node *n, int64_t N)
+{
+    const float *x = nb_in(g, n, 0)->value;
+    float *y = n->value;
+    for (int64_t i = 0, e = count(n, N); i < e; i++) {
+        if (x[i] >= 0.0f) {
+            y[i] = 1.0f / (1.0f + expf(-x[i]));
+        } else {
+            float t = expf(x[i]);
+            y[i] = t / (1.0f + t);
+        }
+    }
+}
+
+static void sigmoid_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    float *dx = nb_in(g, n, 0)->grad;
+    const float *y = n->value, *dy = n->grad;
+    for (int64_t i = 0, e = count(n, N); i < e; i++)
+        dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+}
+
+const nb_op_def nb_op_relu_def = {.name = "relu", .n_inputs = 1, .shape = same_shape,
+                                  .forward = relu_forward, .backward = relu_backward};
+const nb_op_def nb_op_tanh_def = {.name = "tanh", .n_inputs = 1, .shape = same_shape,
+                                  .forward = tanh_forward, .backward = tanh_backward};
+const nb_op_def nb_op_sigmoid_def = {.name = "sigmoid", .n_inputs = 1, .shape = same_shape,
+                                     .forward = sigmoid_forward, .backward = sigmoid_backward};
+
+int nb_relu(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_RELU, &x, 1, 0, NULL, 0, 0); }
+int nb_tanh(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_TANH, &x, 1, 0, NULL, 0, 0); }
+int nb_sigmoid(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_SIGMOID, &x, 1, 0, NULL, 0, 0); }

@@ -1,0 +1,162 @@
+/* Every module and loss against central finite differences (random upstream gradient, inputs
+ * kept away from kinks and ties), and proof that a deliberately wrong backward is caught. */
+#include "check.h"
+#include "graph.h"
+#include "nabla.h"
+
+#include <string.h>
+
+#define TOL 1e-2
+
+/* Fills every input with values in ±[0.1, 1] (away from ReLU's kink at 0), labels at random,
+ * and parameters from the generator; asks for input gradients too. */
+static void fill(nb_graph *g, nb_rng *rng)
+{
+    nb_graph_init_params(g, NB_INIT_XAVIER_UNIFORM, rng);
+    float *p = nb_graph_params(g);
+    for (size_t i = 0; i < nb_graph_param_floats(g); i++)
+        if (p[i] == 0.0f)
+            p[i] = 0.1f * (nb_rng_uniform(rng) - 0.5f); /* non-zero biases */
+    for (int i = 0; i < nb_graph_node_count(g); i++) {
+        int64_t n = nb_node_size(g, i) * nb_graph_batch(g);
+        if (nb_node_op(g, i) == NB_OP_INPUT) {
+            float *x = nb_value(g, i);
+            for (int64_t k = 0; k < n; k++) {
+                float u = 0.1f + 0.9f * nb_rng_uniform(rng);
+                x[k] = nb_rng_uniform(rng) < 0.5f ? -u : u;
+            }
+        } else if (nb_node_op(g, i) == NB_OP_LABELS) {
+            int32_t *y = nb_labels_data(g, i);
+            for (int64_t k = 0; k < nb_graph_batch(g); k++)
+                y[k] = (int32_t)nb_rng_below(rng, 4); /* every classifier below has ≥ 4 classes */
+        }
+    }
+}
+
+/* Builds `desc`, checks every gradient, returns the worst error seen. */
+static double check_model(const char *label, const char *desc, int training)
+{
+    nb_error err = {0};
+    nb_graph *g = nb_graph_new(7, NULL);
+    int in, out;
+    CHECK_OK(nb_describe(g, desc, label, &in, &out, &err), &err);
+    for (int i = 0; i < nb_graph_node_count(g); i++)
+        if (nb_node_op(g, i) == NB_OP_INPUT)
+            nb_node_set_requires_grad(g, i, 1);
+    CHECK_OK(nb_graph_prepare(g, 3, &err), &err);
+    nb_rng rng;
+    nb_rng_seed(&rng, 42);
+    fill(g, &rng);
+    nb_graph_set_training(g, training);
+    nb_gradcheck_tensor res[16];
+    int count = 0;
+    nb_gradcheck_options opt = {.seed = 1, .eps = 1e-2, .floor = 1e-2};
+    CHECK_OK(nb_gradcheck(g, out, &opt, res, 16, &count, &err), &err);
+    double worst = 0;
+    CHECK_MSG(count > 0, "%s: nothing was checked", label);
+    for (int i = 0; i < count; i++) {
+        CHECK_MSG(res[i].worst <= TOL && res[i].checked > 0,
+                  "%s: %s: worst error %.3g at %lld (backprop %.6g, numeric %.6g), %lld checked",
+                  label, nb_node_name(g, res[i].node), res[i].worst, (long long)res[i].worst_at,
+                  res[i].analytic, res[i].numeric, (long long)res[i].checked);
+        if (res[i].worst > worst)
+            worst = res[i].worst;
+    }
+    printf("  %-14s worst relative error %.2e over %d tensors\n", label, worst, count);
+    nb_graph_free(g);
+    return worst;
+}
+
+static void every_module(void)
+{
+    check_model("linear", "x = input(5)\ny = linear(x, 4)", 0);
+    check_model("linear-nobias", "x = input(5)\ny = linear(x, 4, bias=false)", 0);
+    check_model("relu", "x = input(6)\ny = relu(x)", 0);
+    check_model("tanh", "x = input(6)\ny = tanh(x)", 0);
+    check_model("sigmoid", "x = input(6)\ny = sigmoid(x)", 0);
+    check_model("add", "a = input(6)\nb = input(6)\ny = add(a, b)", 0);
+    check_model("max", "a = input(6)\nb = input(6)\ny = max(a, b)", 0);
+    check_model("mul", "a = input(6)\nb = input(6)\ny = mul(a, b)", 0);
+    check_model("scale", "x = input(6)\ny = scale(x, -2.5)", 0);
+    check_model("sum", "x = input(2, 3)\ny = sum(x)", 0);
+    check_model("mean", "x = input(2, 3)\ny = mean(x)", 0);
+    check_model("softmax", "x = input(5)\ny = softmax(x)", 0);
+    check_model("log_softmax", "x = input(5)\ny = log_softmax(x)", 0);
+    check_model("dropout-train", "x = input(8)\ny = dropout(x, 0.5)", 1);
+    check_model("dropout-eval", "x = input(8)\ny = dropout(x, 0.5)", 0);
+    check_model("reshape", "x = input(2, 3)\ny = reshape(x, 3, 2)\nz = tanh(y)", 0);
+    check_model("flatten", "x = input(3, 2, 2)\ny = flatten(x)\nz = linear(y, 3)", 0);
+    check_model("mse-mean", "x = input(4)\nt = input(4)\nl = mse(x, t)", 0);
+    check_model("mse-sum", "x = input(4)\nt = input(4)\nl = mse(x, t, reduction=sum)", 0);
+    check_model("nll", "x = input(5)\ny = labels()\nl = nll(x, y)", 0);
+    check_model("cross_entropy", "x = input(5)\ny = labels()\nl = cross_entropy(x, y)", 0);
+    check_model("logsoftmax+nll", "x = input(5)\np = log_softmax(x)\ny = labels()\nl = nll(p, y)", 0);
+    /* The lecture's mynet on a smaller image, and a DAG: fan-out, a residual Add and a Max. */
+    check_model("mynet", "x = input(3, 2, 4)\nh = flatten(x)\nfc1 = linear(h, 6)\nr1 = relu(fc1)\n"
+                         "fc2 = linear(r1, 5)\nr2 = relu(fc2)\nfc3 = linear(r2, 4)", 0);
+    check_model("residual-dag", "x = input(6)\na = linear(x, 6)\nb = tanh(a)\nc = linear(b, 6)\n"
+                                "s = add(x, c)\nm = max(b, c)\nt = mul(s, m)\nz = linear(t, 4)\n"
+                                "y = labels()\nl = cross_entropy(z, y)", 0);
+}
+
+/* A broken vector–Jacobian product for tanh: uses 1 − y instead of 1 − y². */
+static void broken_tanh_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    float *dx = nb_in(g, n, 0)->grad;
+    for (int64_t i = 0; i < N * n->size; i++)
+        dx[i] += n->grad[i] * (1.0f - n->value[i]);
+}
+
+/* A broken Linear: forgets to accumulate dW (overwrites it with the first sample's share). */
+static void broken_linear_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    nb_node *x = nb_in(g, n, 0), *w = nb_in(g, n, 1);
+    int64_t in = x->dims[0], out = n->dims[0];
+    (void)N;
+    for (int64_t j = 0; j < out; j++)
+        for (int64_t i = 0; i < in; i++)
+            w->grad[j * in + i] = n->grad[j] * x->value[i];
+}
+
+static void wrong_backward_is_caught(void)
+{
+    const struct {
+        const char *desc;
+        const char *node;
+        void (*backward)(nb_graph *, nb_node *, int64_t);
+    } cases[] = {
+        {"x = input(6)\ny = tanh(x)", "y", broken_tanh_backward},
+        {"x = input(5)\ny = linear(x, 4)", "y", broken_linear_backward},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        nb_error err = {0};
+        nb_graph *g = nb_graph_new(7, NULL);
+        int in, out;
+        CHECK_OK(nb_describe(g, cases[c].desc, "broken", &in, &out, &err), &err);
+        nb_node_set_requires_grad(g, in, 1);
+        nb_node *n = &g->nodes[nb_graph_find(g, cases[c].node)];
+        nb_op_def broken = *n->def;
+        broken.backward = cases[c].backward;
+        n->def = &broken;
+        CHECK_OK(nb_graph_prepare(g, 3, &err), &err);
+        nb_rng rng;
+        nb_rng_seed(&rng, 3);
+        fill(g, &rng);
+        nb_gradcheck_tensor res[4];
+        int count = 0;
+        CHECK_OK(nb_gradcheck(g, out, NULL, res, 4, &count, &err), &err);
+        double worst = 0;
+        for (int i = 0; i < count; i++)
+            worst = res[i].worst > worst ? res[i].worst : worst;
+        CHECK_MSG(worst > 10 * TOL, "case %zu: the broken backward went unnoticed (%.3g)", c, worst);
+        printf("  broken backward %zu caught: worst relative error %.3g\n", c, worst);
+        nb_graph_free(g);
+    }
+}
+
+int main(void)
+{
+    every_module();
+    wrong_backward_is_caught();
+    return check_finish("test_gradients");
+}
