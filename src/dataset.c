@@ -1,0 +1,529 @@
+/* Data sets in memory: freeing, train/validation splits, input normalisation (§5.5),
+ * minibatch gathering and the order of samples in an epoch (§5.4). */
+#include "nabla.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void nb_dataset_free(nb_dataset *ds)
+{
+    if (!ds)
+        return;
+    free(ds->u8);
+    free(ds->f32);
+    free(ds->labels);
+    memset(ds, 0, sizeof *ds);
+}
+
+/* Uniform integer in [0, n). nb_rng_below covers n < 2^32; beyond, reject the top partial
+ * copy of [0, n) in [0, 2^64) so that r % n stays unbiased. */
+static uint64_t below(nb_rng *rng, uint64_t n)
+{
+    if (n <= UINT32_MAX)
+        return nb_rng_below(rng, (uint32_t)n);
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n, r;
+    do
+        r = nb_rng_next(rng);
+    while (r >= limit);
+    return r % n;
+}
+
+/* Fisher–Yates: walking down, a[i] swaps with a uniformly chosen a[j], j ≤ i, which makes
+ * every permutation equally likely. */
+static void shuffle(int64_t *a, int64_t n, nb_rng *rng)
+{
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)below(rng, (uint64_t)i + 1);
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+static size_t sample_bytes(const nb_dataset *ds)
+{
+    return (size_t)ds->features * (ds->dtype == NB_U8 ? sizeof(uint8_t) : sizeof(float));
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Splits
+ * ------------------------------------------------------------------------------------- */
+
+/* An empty data set shaped like src with room for `count` samples. */
+static nb_status subset_alloc(nb_dataset *out, const nb_dataset *src, int64_t count,
+                              nb_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->ndim = src->ndim;
+    memcpy(out->dims, src->dims, sizeof out->dims);
+    out->features = src->features;
+    out->dtype = src->dtype;
+    out->classes = src->classes;
+    if (count == 0)
+        return NB_OK;
+    void *data = malloc((size_t)count * sample_bytes(src));
+    int32_t *labels = src->labels ? malloc((size_t)count * sizeof *labels) : NULL;
+    if (!data || (src->labels && !labels)) {
+        free(data);
+        free(labels);
+        return nb_error_set(err, NB_ENOMEM, "nb_dataset_split: out of memory for %lld samples",
+                            (long long)count);
+    }
+    if (src->dtype == NB_U8)
+        out->u8 = data;
+    else
+        out->f32 = data;
+    out->labels = labels;
+    out->count = count;
+    return NB_OK;
+}
+
+static int dataset_valid(const nb_dataset *ds)
+{
+    return ds->count > 0 && ds->features > 0 &&
+           (ds->dtype == NB_U8 ? ds->u8 != NULL : ds->dtype == NB_F32 && ds->f32 != NULL);
+}
+
+/* Stratified split: in each class c of n_c samples, k_c are drawn for validation, with
+ * k_c = round(f·C_c) − round(f·C_{c−1}) where C_c counts the samples of classes ≤ c. These
+ * differences sum to round(f·n) exactly and each is within 1 of f·n_c (and in [0, n_c]
+ * because rounding is monotone and commutes with adding integers). Within a class the k_c
+ * are the first k_c of a partial Fisher–Yates shuffle. Both parts keep the original order. */
+nb_status nb_dataset_split(nb_dataset *src, double val_fraction, uint64_t seed,
+                           nb_dataset *train, nb_dataset *val, nb_error *err)
+{
+    if (!src || !train || !val || train == val)
+        return nb_error_set(err, NB_EINVAL,
+                            "nb_dataset_split: src, train and val must be given, train != val");
+    if (!dataset_valid(src))
+        return nb_error_set(err, NB_EINVAL, "nb_dataset_split: the source data set is empty");
+    if (!(val_fraction >= 0 && val_fraction <= 1))
+        return nb_error_set(err, NB_EINVAL,
+                            "nb_dataset_split: validation fraction %g is outside [0, 1]",
+                            val_fraction);
+    int64_t n = src->count;
+    int classes = src->labels ? src->classes : 1;
+    if (src->labels) {
+        for (int64_t i = 0; i < n; i++)
+            if (src->labels[i] < 0 || src->labels[i] >= classes)
+                return nb_error_set(err, NB_EINVAL,
+                                    "nb_dataset_split: label %d of sample %lld is outside "
+                                    "0..%d (classes = %d)",
+                                    (int)src->labels[i], (long long)i, classes - 1, classes);
+    }
+
+    nb_dataset t, v;
+    memset(&t, 0, sizeof t);
+    memset(&v, 0, sizeof v);
+    nb_status st = NB_OK;
+    int64_t *start = calloc((size_t)classes + 1, sizeof *start);
+    int64_t *grouped = malloc((size_t)n * sizeof *grouped);
+    unsigned char *to_val = calloc((size_t)n, 1);
+    if (!start || !grouped || !to_val) {
+        st = nb_error_set(err, NB_ENOMEM, "nb_dataset_split: out of memory for %lld samples",
+                          (long long)n);
+        goto done;
+    }
+    /* Counting sort by class: class c occupies grouped[start[c] .. start[c+1]). */
+    for (int64_t i = 0; i < n; i++)
+        start[(src->labels ? src->labels[i] : 0) + 1]++;
+    for (int c = 0; c < classes; c++)
+        start[c + 1] += start[c];
+    for (int64_t i = 0; i < n; i++) {
+        int c = src->labels ? src->labels[i] : 0;
+        grouped[start[c]++] = i;
+    }
+    for (int c = classes; c > 0; c--) /* undo the shift the placement loop caused */
+        start[c] = start[c - 1];
+    start[0] = 0;
+
+    nb_rng rng;
+    nb_rng_seed(&rng, seed);
+    int64_t n_val = 0;
+    for (int c = 0; c < classes; c++) {
+        int64_t lo = start[c], nc = start[c + 1] - lo;
+        int64_t k = (int64_t)floor(val_fraction * (double)start[c + 1] + 0.5) -
+                    (int64_t)floor(val_fraction * (double)lo + 0.5);
+        for (int64_t i = 0; i < k; i++) {
+            int64_t j = i + (int64_t)below(&rng, (uint64_t)(nc - i));
+            int64_t tmp = grouped[lo + i];
+            grouped[lo + i] = grouped[lo + j];
+            grouped[lo + j] = tmp;
+            to_val[grouped[lo + i]] = 1;
+        }
+        n_val += k;
+    }
+
+    if ((st = subset_alloc(&t, src, n - n_val, err)) || (st = subset_alloc(&v, src, n_val, err)))
+        goto done;
+    size_t bytes = sample_bytes(src);
+    const unsigned char *data = src->dtype == NB_U8 ? (const void *)src->u8 : (const void *)src->f32;
+    int64_t it = 0, iv = 0;
+    for (int64_t i = 0; i < n; i++) {
+        nb_dataset *d = to_val[i] ? &v : &t;
+        int64_t *k = to_val[i] ? &iv : &it;
+        unsigned char *dst = src->dtype == NB_U8 ? (void *)d->u8 : (void *)d->f32;
+        memcpy(dst + (size_t)*k * bytes, data + (size_t)i * bytes, bytes);
+        if (src->labels)
+            d->labels[*k] = src->labels[i];
+        (*k)++;
+    }
+    /* Free src first: train or val may be src itself. */
+    nb_dataset_free(src);
+    *train = t;
+    *val = v;
+    memset(&t, 0, sizeof t);
+    memset(&v, 0, sizeof v);
+done:
+    if (st) {
+        if (train != src)
+            memset(train, 0, sizeof *train);
+        if (val != src)
+            memset(val, 0, sizeof *val);
+    }
+    nb_dataset_free(&t);
+    nb_dataset_free(&v);
+    free(start);
+    free(grouped);
+    free(to_val);
+    return st;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Normalisation b' = (b − m) / max(σ, ε) (§5.5)
+ *
+ * Statistics are the mean and the population standard deviation σ = √(Σ(b − m)²/N) over the
+ * samples given (the training set only, so no validation or test information leaks into
+ * the model). Slot s of `size` covers the B = features/size consecutive features
+ * [s·B, (s+1)·B): B = 1 per feature, B = H·W per channel of a [C, H, W] sample, B =
+ * features for one global pair.
+ *
+ * Bytes are summed exactly in 64-bit integers (Σb² ≤ 255²·2^31 < 2^47), and the variance
+ * Σb²/N − m² is formed in double: for values below 256 its cancellation error is ~1e-11.
+ * Floats use two passes in double: the mean, then Σ(b − m)², which does not cancel.
+ * ------------------------------------------------------------------------------------- */
+
+nb_status nb_norm_fit(nb_norm *norm, const nb_dataset *train, nb_norm_mode mode, float eps,
+                      nb_error *err)
+{
+    if (!norm || !train)
+        return nb_error_set(err, NB_EINVAL, "nb_norm_fit: norm and train must be given");
+    memset(norm, 0, sizeof *norm);
+    if (mode < NB_NORM_NONE || mode > NB_NORM_GLOBAL)
+        return nb_error_set(err, NB_EINVAL, "nb_norm_fit: unknown normalisation mode %d",
+                            (int)mode);
+    if (!(eps >= 0 && isfinite(eps)))
+        return nb_error_set(err, NB_EINVAL, "nb_norm_fit: epsilon %g must be finite and >= 0",
+                            (double)eps);
+    if (!dataset_valid(train))
+        return nb_error_set(err, NB_EINVAL, "nb_norm_fit: the training set is empty");
+    norm->mode = mode;
+    norm->features = train->features;
+    norm->eps = eps;
+    if (mode == NB_NORM_NONE)
+        return NB_OK;
+
+    int64_t F = train->features, n = train->count, size;
+    if (mode == NB_NORM_FEATURE)
+        size = F;
+    else if (mode == NB_NORM_CHANNEL)
+        /* A [C, H, W] sample has C channels; a flat vector or a single [H, W] image has one
+         * (its rows are not channels). */
+        size = train->ndim >= 3 ? train->dims[0] : 1;
+    else
+        size = 1;
+    if (size < 1 || F % size != 0)
+        return nb_error_set(err, NB_EINVAL,
+                            "nb_norm_fit: %lld channels do not divide %lld features",
+                            (long long)size, (long long)F);
+    int64_t B = F / size;
+    double N = (double)n * (double)B; /* values per slot */
+
+    float *mean = malloc((size_t)size * sizeof *mean);
+    float *std = malloc((size_t)size * sizeof *std);
+    double *s1 = calloc((size_t)size, sizeof *s1);
+    double *s2 = calloc((size_t)size, sizeof *s2);
+    uint64_t *q1 = NULL, *q2 = NULL;
+    if (train->dtype == NB_U8 && mode == NB_NORM_FEATURE) {
+        q1 = calloc((size_t)size, sizeof *q1);
+        q2 = calloc((size_t)size, sizeof *q2);
+    }
+    if (!mean || !std || !s1 || !s2 || (train->dtype == NB_U8 && mode == NB_NORM_FEATURE &&
+                                        (!q1 || !q2))) {
+        free(mean);
+        free(std);
+        free(s1);
+        free(s2);
+        free(q1);
+        free(q2);
+        memset(norm, 0, sizeof *norm);
+        return nb_error_set(err, NB_ENOMEM, "nb_norm_fit: out of memory for %lld statistics",
+                            (long long)size);
+    }
+
+    if (train->dtype == NB_U8) {
+        if (mode == NB_NORM_FEATURE) {
+            for (int64_t i = 0; i < n; i++) {
+                const uint8_t *row = train->u8 + (size_t)(i * F);
+                for (int64_t f = 0; f < F; f++) {
+                    uint32_t b = row[f];
+                    q1[f] += b;
+                    q2[f] += b * b;
+                }
+            }
+            for (int64_t f = 0; f < F; f++) {
+                s1[f] = (double)q1[f];
+                s2[f] = (double)q2[f];
+            }
+        } else {
+            for (int64_t i = 0; i < n; i++) {
+                const uint8_t *row = train->u8 + (size_t)(i * F);
+                for (int64_t s = 0; s < size; s++) {
+                    uint64_t a = 0, a2 = 0;
+                    for (int64_t k = 0; k < B; k++) {
+                        uint32_t b = row[s * B + k];
+                        a += b;
+                        a2 += b * b;
+                    }
+                    s1[s] += (double)a; /* exact: integers below 2^53 */
+                    s2[s] += (double)a2;
+                }
+            }
+        }
+        for (int64_t s = 0; s < size; s++) {
+            double m = s1[s] / N, var = s2[s] / N - m * m;
+            mean[s] = (float)m;
+            std[s] = (float)sqrt(var > 0 ? var : 0);
+        }
+    } else {
+        /* Pass 1: Σb per slot. */
+        for (int64_t i = 0; i < n; i++) {
+            const float *row = train->f32 + (size_t)(i * F);
+            if (mode == NB_NORM_FEATURE) {
+                for (int64_t f = 0; f < F; f++)
+                    s1[f] += row[f];
+            } else {
+                for (int64_t s = 0; s < size; s++) {
+                    double a = 0;
+                    for (int64_t k = 0; k < B; k++)
+                        a += row[s * B + k];
+                    s1[s] += a;
+                }
+            }
+        }
+        for (int64_t s = 0; s < size; s++)
+            s1[s] /= N;
+        /* Pass 2: Σ(b − m)² per slot. */
+        for (int64_t i = 0; i < n; i++) {
+            const float *row = train->f32 + (size_t)(i * F);
+            if (mode == NB_NORM_FEATURE) {
+                for (int64_t f = 0; f < F; f++) {
+                    double d = row[f] - s1[f];
+                    s2[f] += d * d;
+                }
+            } else {
+                for (int64_t s = 0; s < size; s++) {
+                    double a = 0, m = s1[s];
+                    for (int64_t k = 0; k < B; k++) {
+                        double d = row[s * B + k] - m;
+                        a += d * d;
+                    }
+                    s2[s] += a;
+                }
+            }
+        }
+        for (int64_t s = 0; s < size; s++) {
+            mean[s] = (float)s1[s];
+            std[s] = (float)sqrt(s2[s] / N);
+        }
+    }
+    free(s1);
+    free(s2);
+    free(q1);
+    free(q2);
+    norm->size = size;
+    norm->mean = mean;
+    norm->std = std;
+    return NB_OK;
+}
+
+void nb_norm_free(nb_norm *norm)
+{
+    if (!norm)
+        return;
+    free(norm->mean);
+    free(norm->std);
+    memset(norm, 0, sizeof *norm);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Gathering a minibatch
+ *
+ * x[i, f] = (b[idx[i], f] − m_s) · (1 / max(σ_s, ε)) with s the slot of feature f. The
+ * reciprocals are computed for a chunk of GATHER_CHUNK features at a time into arrays on the
+ * stack and reused across all n samples, so the inner loop is a convert, a subtract and a
+ * multiply that the compiler vectorises, with no division and no allocation. When
+ * max(σ, ε) = 0 (a constant feature with ε = 0) the scale is 1: b − m is then 0 on the
+ * training set.
+ * ------------------------------------------------------------------------------------- */
+
+#define GATHER_CHUNK 512
+
+void nb_dataset_gather(const nb_dataset *ds, const int64_t *idx, int64_t n,
+                       const nb_norm *norm, float *x, int32_t *y)
+{
+    const int64_t F = ds->features;
+    if (y && ds->labels)
+        for (int64_t i = 0; i < n; i++) {
+            assert(idx[i] >= 0 && idx[i] < ds->count);
+            y[i] = ds->labels[idx[i]];
+        }
+    if (!x)
+        return;
+    if (!norm || norm->mode == NB_NORM_NONE || norm->size < 1) {
+        for (int64_t i = 0; i < n; i++) {
+            assert(idx[i] >= 0 && idx[i] < ds->count);
+            float *restrict out = x + (size_t)(i * F);
+            if (ds->dtype == NB_U8) {
+                const uint8_t *restrict b = ds->u8 + (size_t)(idx[i] * F);
+                for (int64_t f = 0; f < F; f++)
+                    out[f] = (float)b[f];
+            } else {
+                memcpy(out, ds->f32 + (size_t)(idx[i] * F), (size_t)F * sizeof *out);
+            }
+        }
+        return;
+    }
+    assert(norm->features == F && F % norm->size == 0);
+    const int64_t B = F / norm->size;
+    float m[GATHER_CHUNK], inv[GATHER_CHUNK];
+    for (int64_t f0 = 0; f0 < F; f0 += GATHER_CHUNK) {
+        const int64_t w = F - f0 < GATHER_CHUNK ? F - f0 : GATHER_CHUNK;
+        for (int64_t k = 0; k < w; k++) {
+            int64_t s = (f0 + k) / B;
+            float d = norm->std[s] > norm->eps ? norm->std[s] : norm->eps;
+            m[k] = norm->mean[s];
+            inv[k] = d > 0 ? 1.0f / d : 1.0f;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            assert(idx[i] >= 0 && idx[i] < ds->count);
+            float *restrict out = x + (size_t)(i * F + f0);
+            if (ds->dtype == NB_U8) {
+                const uint8_t *restrict b = ds->u8 + (size_t)(idx[i] * F + f0);
+                for (int64_t k = 0; k < w; k++)
+                    out[k] = ((float)b[k] - m[k]) * inv[k];
+            } else {
+                const float *restrict b = ds->f32 + (size_t)(idx[i] * F + f0);
+                for (int64_t k = 0; k < w; k++)
+                    out[k] = (b[k] - m[k]) * inv[k];
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Epoch order (§5.4)
+ *
+ * Stratified order, so that every minibatch holds every class in proportion:
+ *   1. shuffle all indices (Fisher–Yates), then sort them by class with a stable radix sort:
+ *      each class becomes a run in random order;
+ *   2. give the r-th sample of class c (n_c samples) the key (r + u_c)/n_c with one random
+ *      phase u_c ∈ [0, 1) per class: each class's keys are spread evenly over [0, 1) at
+ *      spacing 1/n_c;
+ *   3. sort all samples by key (stable radix sort on 32 bits of key packed above the 31-bit
+ *      index). This deals the classes round-robin in proportion to their sizes: any window
+ *      of `batch` consecutive positions holds batch·n_c/n ± 1 samples of class c, so every
+ *      class with n_c ≥ n/batch appears in every full minibatch;
+ *   4. shuffle inside each window [kB, (k+1)B) so that positions within a batch carry no
+ *      pattern.
+ * Cost per epoch: O(n) with five or so radix passes; scratch holds the second buffer.
+ * ------------------------------------------------------------------------------------- */
+
+#define INDEX_BITS 31
+#define INDEX_MASK (((int64_t)1 << INDEX_BITS) - 1)
+
+/* One stable counting-sort pass on bits [shift, shift+8) of each sample's label. */
+static void radix_by_label(const int64_t *in, int64_t *out, int64_t n, const int32_t *labels,
+                           int shift)
+{
+    int64_t count[257] = {0};
+    for (int64_t i = 0; i < n; i++)
+        count[((uint32_t)labels[in[i]] >> shift & 255u) + 1]++;
+    for (int d = 0; d < 256; d++)
+        count[d + 1] += count[d];
+    for (int64_t i = 0; i < n; i++)
+        out[count[(uint32_t)labels[in[i]] >> shift & 255u]++] = in[i];
+}
+
+/* One stable counting-sort pass on bits [shift, shift+8) of the packed values. */
+static void radix_by_bits(const int64_t *in, int64_t *out, int64_t n, int shift)
+{
+    int64_t count[257] = {0};
+    for (int64_t i = 0; i < n; i++)
+        count[((uint64_t)in[i] >> shift & 255u) + 1]++;
+    for (int d = 0; d < 256; d++)
+        count[d + 1] += count[d];
+    for (int64_t i = 0; i < n; i++)
+        out[count[(uint64_t)in[i] >> shift & 255u]++] = in[i];
+}
+
+static void stratified(const nb_dataset *ds, int64_t batch, nb_rng *rng, int64_t *order,
+                       int64_t *scratch)
+{
+    const int64_t n = ds->count;
+    int64_t *a = order, *b = scratch, *t;
+    shuffle(a, n, rng);
+
+    uint32_t top = 0;
+    for (int64_t i = 0; i < n; i++)
+        if ((uint32_t)ds->labels[i] > top)
+            top = (uint32_t)ds->labels[i];
+    for (int shift = 0; shift < 32 && (top >> shift) != 0; shift += 8) {
+        radix_by_label(a, b, n, ds->labels, shift);
+        t = a, a = b, b = t;
+    }
+
+    for (int64_t lo = 0; lo < n;) {
+        int32_t c = ds->labels[a[lo]];
+        int64_t hi = lo + 1;
+        while (hi < n && ds->labels[a[hi]] == c)
+            hi++;
+        double nc = (double)(hi - lo), u = nb_rng_uniform(rng);
+        for (int64_t r = 0; r < hi - lo; r++) {
+            /* key ∈ [0, 1) quantised to 32 bits; the clamp guards rounding up to 1. */
+            double key = ((double)r + u) / nc * 4294967296.0;
+            uint64_t q = key < 4294967295.0 ? (uint64_t)key : 4294967295u;
+            a[lo + r] = (int64_t)(q << INDEX_BITS) | a[lo + r];
+        }
+        lo = hi;
+    }
+    for (int shift = INDEX_BITS; shift < INDEX_BITS + 32; shift += 8) {
+        radix_by_bits(a, b, n, shift);
+        t = a, a = b, b = t;
+    }
+    for (int64_t i = 0; i < n; i++)
+        order[i] = a[i] & INDEX_MASK;
+
+    for (int64_t w = 0; w < n; w += batch)
+        shuffle(order + w, n - w < batch ? n - w : batch, rng);
+}
+
+void nb_dataset_order(const nb_dataset *ds, nb_order kind, int64_t batch, nb_rng *rng,
+                      int64_t *order, int64_t *scratch)
+{
+    const int64_t n = ds->count;
+    for (int64_t i = 0; i < n; i++)
+        order[i] = i;
+    if (kind == NB_ORDER_SEQUENTIAL || n < 2)
+        return;
+    if (batch < 1 || batch > n)
+        batch = n;
+    /* Without labels there is nothing to stratify; the index packing needs n ≤ 2^31. */
+    assert(kind != NB_ORDER_STRATIFIED || !ds->labels || scratch);
+    if (kind == NB_ORDER_STRATIFIED && ds->labels && scratch && n <= INDEX_MASK + 1)
+        stratified(ds, batch, rng, order, scratch);
+    else
+        shuffle(order, n, rng);
+}
