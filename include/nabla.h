@@ -495,6 +495,118 @@ const nb_tensor_ref *nb_safetensors_find(const nb_safetensors *st, const char *n
 /* Metadata value or NULL. Owned by st. */
 const char *nb_safetensors_meta(const nb_safetensors *st, const char *key);
 
+/* ------------------------------------------------------------------------------------------
+ * Models: a described graph together with what it needs to be used on raw data — the
+ * description text, the input normalisation fitted on the training set, class names — saved
+ * as one safetensors file that PyTorch's load_state_dict accepts (tensors "<node>.weight",
+ * "<node>.bias"; the rest in __metadata__: "nabla.description", "nabla.norm",
+ * "nabla.classes").
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct nb_model nb_model;
+
+/* Builds a model from a description or an MLP shorthand; `source` names it in errors. For
+ * training, a labels node "y" and a loss node "loss" are appended: NLL when the output is a
+ * log_softmax, otherwise cross-entropy on the output taken as logits. gemm as in
+ * nb_graph_new. Caller owns the model. */
+nb_model *nb_model_new(const char *description, const char *source, uint64_t seed,
+                       nb_gemm *gemm, nb_error *err);
+void nb_model_free(nb_model *m);
+nb_graph *nb_model_graph(nb_model *m);
+int nb_model_input(const nb_model *m);
+int nb_model_output(const nb_model *m);
+int nb_model_labels(const nb_model *m);  /* -1 when the output is not a class score vector */
+int nb_model_loss(const nb_model *m);
+const char *nb_model_description(const nb_model *m);
+/* Number of classes (the output width), features per input sample. */
+int64_t nb_model_classes(const nb_model *m);
+int64_t nb_model_features(const nb_model *m);
+/* The normalisation (owned by the model; mode NB_NORM_NONE when absent). nb_model_set_norm
+ * takes ownership of norm's arrays and zeroes *norm. */
+const nb_norm *nb_model_norm(const nb_model *m);
+void nb_model_set_norm(nb_model *m, nb_norm *norm);
+/* Class names as one comma-separated string, or NULL. Copied. */
+nb_status nb_model_set_classes(nb_model *m, const char *names, nb_error *err);
+const char *nb_model_classes_text(const nb_model *m);
+
+/* Writes / reads a model file (atomic write). nb_model_load validates the tensors against the
+ * described graph: every parameter present once, with its shape. */
+nb_status nb_model_save(const nb_model *m, const char *path, nb_error *err);
+nb_model *nb_model_load(const char *path, uint64_t seed, nb_gemm *gemm, nb_error *err);
+/* Copies weights from a file into a model with the same parameters (train's --init). */
+nb_status nb_model_load_weights(nb_model *m, const char *path, nb_error *err);
+
+/* Checks that a data set fits the model: feature count, labels within the classes. */
+nb_status nb_model_check_data(const nb_model *m, const nb_dataset *ds, const char *what,
+                              nb_error *err);
+
+/* Inference in evaluation mode (dropout off): samples idx[0..n) of ds (idx NULL: the first n),
+ * normalised with the model's statistics. probs (n × classes, may be NULL) receives the
+ * softmax of the output; classes (n, may be NULL) the arg-max. Runs in chunks of the
+ * prepared batch size. */
+nb_status nb_model_predict(nb_model *m, const nb_dataset *ds, const int64_t *idx, int64_t n,
+                           float *probs, int32_t *classes, nb_error *err);
+
+/* ------------------------------------------------------------------------------------------
+ * Training (§2, §5) and evaluation (§6). The trainer owns the run's generator (data order),
+ * the optimiser state and the step counter; a checkpoint holds all of them, so a resumed run
+ * continues bit for bit as if it had never stopped. The library reports progress through
+ * callbacks and never prints.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct nb_train_config {
+    nb_optim_config optim;
+    nb_schedule schedule;
+    int epochs;
+    int64_t batch;        /* samples per step; 0 or ≥ the set size: full-batch descent */
+    nb_order order;       /* shuffle (default), sequential or stratified */
+    uint64_t seed;        /* data order; the model's graph has its own (Dropout) */
+} nb_train_config;
+
+void nb_train_config_default(nb_train_config *cfg);
+
+typedef struct nb_epoch_stats {
+    int epoch, epochs;    /* 1-based */
+    int64_t step;         /* optimiser steps so far */
+    double lr;            /* at the last step */
+    double train_loss, train_accuracy;   /* running averages over the epoch */
+    double val_loss, val_accuracy;       /* NAN without a validation set */
+    double seconds, samples_per_second;
+} nb_epoch_stats;
+
+typedef struct nb_train_callbacks {
+    void *user;
+    /* After each step: samples done of total in this epoch, the step's loss. May be NULL. */
+    void (*progress)(void *user, int epoch, int64_t done, int64_t total, double loss,
+                     double seconds);
+    /* After each epoch; a non-zero return stops training (as after the last epoch). */
+    int (*epoch_end)(void *user, const nb_epoch_stats *stats);
+    /* Polled before each step; non-zero stops with NB_EINTR at the end of that epoch's last
+     * complete step (the model is consistent; the caller writes a checkpoint). */
+    int (*interrupted)(void *user);
+} nb_train_callbacks;
+
+typedef struct nb_trainer nb_trainer;
+
+/* A trainer for model m on train (and val, may be NULL), which must outlive it. Checks the
+ * data against the model. Caller owns the trainer. */
+nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_dataset *val,
+                           const nb_train_config *cfg, nb_error *err);
+void nb_trainer_free(nb_trainer *t);
+/* Runs the remaining epochs. NB_ENUMERIC if the loss became NaN or infinite: the model then
+ * holds the weights from the end of the last good epoch. */
+nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *err);
+int nb_trainer_epoch(const nb_trainer *t); /* completed epochs */
+/* Checkpoints: weights, optimiser state, epoch, step and generator states, written
+ * atomically. Resuming requires the same model and optimiser kind. */
+nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_error *err);
+nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err);
+
+/* Loss and accuracy of m on ds (labelled), in evaluation mode. confusion (classes² counts,
+ * row = true class, column = predicted; may be NULL) is filled. */
+nb_status nb_evaluate(nb_model *m, const nb_dataset *ds, double *loss, double *accuracy,
+                      int64_t *confusion, nb_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,16 @@
+/* Internal: model-file helpers shared by the model and the trainer's checkpoints. */
+#ifndef NB_MODEL_H
+#define NB_MODEL_H
+
+#include "nabla.h"
+
+/* nb_model_save with extra tensors and metadata entries (a checkpoint's optimiser state). */
+nb_status nb_model_save_extra(const nb_model *m, const char *path, const nb_tensor_ref *extra,
+                              int n_extra, const char *const *keys, const char *const *values,
+                              int n_meta, nb_error *err);
+/* nb_model_load_weights from an open file; tensors whose names start with skip_prefix (may be
+ * NULL) are not model parameters and are ignored. */
+nb_status nb_model_take_weights(nb_model *m, const nb_safetensors *st, const char *path,
+                                const char *skip_prefix, nb_error *err);
+
+#endif
