@@ -1,0 +1,53 @@
+/* The command-line tool's shared helpers. Only the tool prints and exits; the library
+ * returns statuses. */
+#ifndef NB_CLI_H
+#define NB_CLI_H
+
+#include "nabla.h"
+
+#include <stdio.h>
+
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+#define FASHION_CLASSES "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot"
+
+/* Prints "nabla CMD: message" to stderr and returns exit status 1 (2 for usage errors). */
+int cli_fail(const char *cmd, const nb_error *err);
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Loads a data set from a spec (see DATA_HELP); *classes receives class names or NULL. */
+nb_status cli_load_data(const char *spec, nb_dataset *ds, const char **classes, nb_error *err);
+#define DATA_HELP                                                                              \
+    "Data sets (SPEC):\n"                                                                       \
+    "  fashion-mnist         Fashion-MNIST training images (" FASHION_DIR ")\n"               \
+    "  fashion-mnist-test    Fashion-MNIST test images\n"                                     \
+    "  idx:IMAGES,LABELS     IDX files, gzipped or plain (LABELS may be omitted)\n"           \
+    "  csv:FILE[:COLUMN]     CSV with a header row; COLUMN (name or 0-based index) = label\n" \
+    "  spirals[:N[:K[:NOISE[:SEED]]]]  K interleaved 2-D spirals, N points each\n"            \
+    "                        (defaults 100, 3, 0.2, 1)\n"
+
+/* Reads a model argument: an MLP shorthand, or a description file. *text is malloc'd. */
+nb_status cli_read_model_text(const char *arg, char **text, nb_error *err);
+/* Whether path names a safetensors file (by extension). */
+int cli_is_model_file(const char *path);
+/* Builds a model from a shorthand, description file or model file. */
+nb_model *cli_open_model(const char *arg, uint64_t seed, nb_gemm *gemm, nb_error *err);
+
+/* Parses numbers, reporting the option on failure. Return 0 on error. */
+int cli_int(const char *cmd, const char *opt, const char *text, long long lo, long long hi,
+            long long *out);
+int cli_float(const char *cmd, const char *opt, const char *text, double *out);
+
+/* The gemm backend for --threads / --gemm (or NABLA_GEMM from the environment). */
+nb_gemm *cli_gemm(const char *backend, int threads, nb_error *err);
+
+int cmd_gradcheck(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+#endif

@@ -1,0 +1,399 @@
+/* nabla train MODEL: minibatch training with the lecture's practical tricks (§5). */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void help(void)
+{
+    printf("Usage: nabla train MODEL [OPTIONS]\n\n"
+           "Trains MODEL — a description file (.nb), an MLP shorthand such as 784-256-128-10,\n"
+           "or a model file (.safetensors) to continue from — on a labelled data set with\n"
+           "cross-entropy (§5.2), and saves it as safetensors.\n\n"
+           "Data:\n"
+           "  --data SPEC          training data (default fashion-mnist)\n"
+           "  --val-split F        hold out a stratified fraction F for validation (default 0)\n"
+           "  --val SPEC           a separate validation set\n"
+           "  --test SPEC          evaluate on SPEC after training and report test accuracy\n"
+           "  --normalize MODE     none|feature|channel|global (default feature): b' = (b-m)/max(s,eps)\n"
+           "                       with statistics from the training set only (§5.5)\n"
+           "  --order ORDER        shuffle|sequential|stratified (default shuffle, every epoch)\n"
+           "  --no-shuffle         same as --order sequential\n"
+           "Optimisation:\n"
+           "  --epochs N           passes over the data (default 10)\n"
+           "  --batch N            samples per step (default 128; 1 = SGD; 0 = full batch)\n"
+           "  --optimizer NAME     sgd|adam|adamw (default sgd)\n"
+           "  --lr F               learning rate (default 0.1 for sgd, 0.001 for adam/adamw)\n"
+           "  --momentum F         SGD momentum (default 0.9), --nesterov, --dampening F\n"
+           "  --beta1 F --beta2 F --adam-eps F   Adam's moments (0.9, 0.999, 1e-8)\n"
+           "  --weight-decay F     torch's weight_decay (decoupled for adamw)\n"
+           "  --l2 A               the lecture's L2 term A*|w|^2 (= --weight-decay 2A)\n"
+           "  --l1 F               L1 (lasso) penalty F*sum|w|\n"
+           "  --clip F             clip the gradient's 2-norm to F\n"
+           "  --schedule NAME      constant|step|exp|cosine (default constant)\n"
+           "  --step-size N --gamma F --min-lr F   schedule parameters (in steps; gamma 0.1)\n"
+           "  --warmup N           linear warm-up over N steps\n"
+           "  --init-scheme NAME   torch|kaiming-normal|kaiming-uniform|xavier-normal|xavier-uniform\n"
+           "                       (default kaiming-uniform, §5.8)\n"
+           "  --init FILE          start from the weights in FILE (safetensors)\n"
+           "Run:\n"
+           "  -o, --output FILE    the trained model (default model.safetensors)\n"
+           "  --checkpoint FILE    written atomically after every epoch (default OUTPUT.ckpt)\n"
+           "  --resume             continue from the checkpoint as if never stopped\n"
+           "  --log FILE           per-epoch CSV log\n"
+           "  --seed N             seed for initialisation, order and dropout (default 1)\n"
+           "  --threads N          threads (default: all cores)\n"
+           "  --gemm NAME          auto|onednn|openblas|portable matrix-product backend\n"
+           "  --json               print a JSON summary on stdout\n"
+           "  -q, --quiet          no progress output\n"
+           "  -h, --help           this help\n\n" DATA_HELP);
+}
+
+typedef struct run {
+    int tty, quiet;
+    FILE *log;
+    const char *log_path;
+    nb_trainer *trainer;
+    const char *checkpoint;
+    nb_epoch_stats last;
+} run;
+
+static volatile sig_atomic_t stop_requested;
+static void on_sigint(int sig) { (void)sig; stop_requested = 1; }
+static int interrupted(void *user) { (void)user; return stop_requested; }
+
+static void progress(void *user, int epoch, int64_t done, int64_t total, double loss, double secs)
+{
+    run *r = user;
+    if (r->quiet || !r->tty)
+        return;
+    static int64_t last;
+    if (done != total && done - last < total / 50 && done > last)
+        return;
+    last = done;
+    int width = 30, fill = (int)(width * done / total);
+    double rate = (double)done / (secs > 0 ? secs : 1e-9);
+    fprintf(stderr, "\repoch %d [%.*s%*s] %3d%% loss %.4f  %.0f samples/s  ETA %.0fs ", epoch,
+            fill, "==============================", width - fill, "", (int)(100 * done / total),
+            loss, rate, (double)(total - done) / rate);
+    if (done == total)
+        fprintf(stderr, "\r%*s\r", 100, "");
+}
+
+static int epoch_end(void *user, const nb_epoch_stats *s)
+{
+    run *r = user;
+    r->last = *s;
+    if (!r->quiet) {
+        fprintf(stderr, "epoch %d/%d  loss %.4f  acc %.2f%%", s->epoch, s->epochs, s->train_loss,
+                100 * s->train_accuracy);
+        if (!isnan(s->val_loss))
+            fprintf(stderr, "  val loss %.4f  val acc %.2f%%", s->val_loss, 100 * s->val_accuracy);
+        fprintf(stderr, "  lr %.3g  %.1fs  %.0f samples/s\n", s->lr, s->seconds,
+                s->samples_per_second);
+    }
+    if (r->log) {
+        fprintf(r->log, "%d,%lld,%.9g,%.6f,%.6f,%.9g,%.6f,%.6f,%.1f\n", s->epoch,
+                (long long)s->step, s->lr, s->train_loss, s->train_accuracy, s->val_loss,
+                s->val_accuracy, s->seconds, s->samples_per_second);
+        fflush(r->log);
+    }
+    if (r->checkpoint) {
+        nb_error err = {0};
+        if (nb_trainer_save_checkpoint(r->trainer, r->checkpoint, &err)) {
+            cli_fail("train", &err);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reports an unwritable output before any training time is spent. */
+static int check_writable(const char *path, nb_error *err)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.probe.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        nb_error_set(err, NB_EIO, "%s: cannot write here: %s", path, strerror(errno));
+        return 0;
+    }
+    close(fd);
+    unlink(tmp);
+    return 1;
+}
+
+static int parse_choice(const char *text, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (names[i] && strcmp(text, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    enum {
+        O_DATA = 256, O_VAL_SPLIT, O_VAL, O_TEST, O_NORMALIZE, O_ORDER, O_NO_SHUFFLE, O_EPOCHS,
+        O_BATCH, O_OPTIMIZER, O_LR, O_MOMENTUM, O_NESTEROV, O_DAMPENING, O_BETA1, O_BETA2,
+        O_ADAM_EPS, O_WD, O_L2, O_L1, O_CLIP, O_SCHEDULE, O_STEP_SIZE, O_GAMMA, O_MIN_LR,
+        O_WARMUP, O_INIT_SCHEME, O_INIT, O_CHECKPOINT, O_RESUME, O_LOG, O_SEED, O_THREADS,
+        O_GEMM, O_JSON
+    };
+    static const struct option options[] = {
+        {"data", required_argument, 0, O_DATA}, {"val-split", required_argument, 0, O_VAL_SPLIT},
+        {"val", required_argument, 0, O_VAL}, {"test", required_argument, 0, O_TEST},
+        {"normalize", required_argument, 0, O_NORMALIZE}, {"order", required_argument, 0, O_ORDER},
+        {"no-shuffle", no_argument, 0, O_NO_SHUFFLE}, {"epochs", required_argument, 0, O_EPOCHS},
+        {"batch", required_argument, 0, O_BATCH}, {"optimizer", required_argument, 0, O_OPTIMIZER},
+        {"lr", required_argument, 0, O_LR}, {"momentum", required_argument, 0, O_MOMENTUM},
+        {"nesterov", no_argument, 0, O_NESTEROV}, {"dampening", required_argument, 0, O_DAMPENING},
+        {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
+        {"adam-eps", required_argument, 0, O_ADAM_EPS}, {"weight-decay", required_argument, 0, O_WD},
+        {"l2", required_argument, 0, O_L2}, {"l1", required_argument, 0, O_L1},
+        {"clip", required_argument, 0, O_CLIP}, {"schedule", required_argument, 0, O_SCHEDULE},
+        {"step-size", required_argument, 0, O_STEP_SIZE}, {"gamma", required_argument, 0, O_GAMMA},
+        {"min-lr", required_argument, 0, O_MIN_LR}, {"warmup", required_argument, 0, O_WARMUP},
+        {"init-scheme", required_argument, 0, O_INIT_SCHEME}, {"init", required_argument, 0, O_INIT},
+        {"output", required_argument, 0, 'o'}, {"checkpoint", required_argument, 0, O_CHECKPOINT},
+        {"resume", no_argument, 0, O_RESUME}, {"log", required_argument, 0, O_LOG},
+        {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
+        {"gemm", required_argument, 0, O_GEMM}, {"json", no_argument, 0, O_JSON},
+        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    };
+    static const char *const optimizers[] = {[NB_OPT_SGD] = "sgd", [NB_OPT_ADAM] = "adam",
+                                             [NB_OPT_ADAMW] = "adamw"};
+    static const char *const schedules[] = {[NB_SCHED_CONSTANT] = "constant", [NB_SCHED_STEP] = "step",
+                                            [NB_SCHED_EXPONENTIAL] = "exp", [NB_SCHED_COSINE] = "cosine"};
+    static const char *const orders[] = {[NB_ORDER_SEQUENTIAL] = "sequential",
+                                         [NB_ORDER_SHUFFLE] = "shuffle",
+                                         [NB_ORDER_STRATIFIED] = "stratified"};
+    static const char *const norms[] = {[NB_NORM_NONE] = "none", [NB_NORM_FEATURE] = "feature",
+                                        [NB_NORM_CHANNEL] = "channel", [NB_NORM_GLOBAL] = "global"};
+    nb_train_config cfg;
+    nb_train_config_default(&cfg);
+    const char *data = "fashion-mnist", *val_spec = NULL, *test_spec = NULL, *output = "model.safetensors";
+    const char *checkpoint = NULL, *log_path = NULL, *init_file = NULL, *gemm_name = NULL;
+    double val_split = 0, v;
+    long long n;
+    int norm_mode = NB_NORM_FEATURE, init_scheme = NB_INIT_KAIMING_UNIFORM, resume = 0, json = 0;
+    int quiet = 0, threads = 0, lr_given = 0, c;
+    cfg.schedule.gamma = 0.1f;
+#define FLOAT_OPT(field)                                                                      \
+    do {                                                                                      \
+        if (!cli_float("train", options[optind_opt].name, optarg, &v)) return 2;              \
+        field = (float)v;                                                                     \
+    } while (0)
+    int optind_opt = 0;
+    while ((c = getopt_long(argc, argv, "o:qh", options, &optind_opt)) != -1) {
+        switch (c) {
+        case O_DATA: data = optarg; break;
+        case O_VAL: val_spec = optarg; break;
+        case O_TEST: test_spec = optarg; break;
+        case O_VAL_SPLIT:
+            if (!cli_float("train", "--val-split", optarg, &val_split) || val_split < 0 || val_split >= 1)
+                return cli_usage_error("train", "--val-split: expected 0 <= F < 1");
+            break;
+        case O_NORMALIZE:
+            if ((norm_mode = parse_choice(optarg, norms, 4)) < 0)
+                return cli_usage_error("train", "--normalize: expected none, feature, channel or global");
+            break;
+        case O_ORDER:
+            if ((n = parse_choice(optarg, orders, 3)) < 0)
+                return cli_usage_error("train", "--order: expected shuffle, sequential or stratified");
+            cfg.order = (nb_order)n;
+            break;
+        case O_NO_SHUFFLE: cfg.order = NB_ORDER_SEQUENTIAL; break;
+        case O_EPOCHS: if (!cli_int("train", "--epochs", optarg, 0, 1000000, &n)) return 2; cfg.epochs = (int)n; break;
+        case O_BATCH: if (!cli_int("train", "--batch", optarg, 0, 1 << 24, &n)) return 2; cfg.batch = n; break;
+        case O_OPTIMIZER:
+            if ((n = parse_choice(optarg, optimizers, 3)) < 0)
+                return cli_usage_error("train", "--optimizer: expected sgd, adam or adamw");
+            cfg.optim.kind = (nb_optim_kind)n;
+            break;
+        case O_LR: FLOAT_OPT(cfg.optim.lr); lr_given = 1; break;
+        case O_MOMENTUM: FLOAT_OPT(cfg.optim.momentum); break;
+        case O_NESTEROV: cfg.optim.nesterov = 1; break;
+        case O_DAMPENING: FLOAT_OPT(cfg.optim.dampening); break;
+        case O_BETA1: FLOAT_OPT(cfg.optim.beta1); break;
+        case O_BETA2: FLOAT_OPT(cfg.optim.beta2); break;
+        case O_ADAM_EPS: FLOAT_OPT(cfg.optim.eps); break;
+        case O_WD: FLOAT_OPT(cfg.optim.weight_decay); break;
+        case O_L2: FLOAT_OPT(cfg.optim.weight_decay); cfg.optim.weight_decay *= 2; break;
+        case O_L1: FLOAT_OPT(cfg.optim.l1); break;
+        case O_CLIP: FLOAT_OPT(cfg.optim.clip_norm); break;
+        case O_SCHEDULE:
+            if ((n = parse_choice(optarg, schedules, 4)) < 0)
+                return cli_usage_error("train", "--schedule: expected constant, step, exp or cosine");
+            cfg.schedule.kind = (nb_schedule_kind)n;
+            break;
+        case O_STEP_SIZE: if (!cli_int("train", "--step-size", optarg, 1, 1LL << 40, &n)) return 2; cfg.schedule.step_size = n; break;
+        case O_GAMMA: FLOAT_OPT(cfg.schedule.gamma); break;
+        case O_MIN_LR: FLOAT_OPT(cfg.schedule.min_lr); break;
+        case O_WARMUP: if (!cli_int("train", "--warmup", optarg, 0, 1LL << 40, &n)) return 2; cfg.schedule.warmup = n; break;
+        case O_INIT_SCHEME:
+            if ((init_scheme = nb_init_parse(optarg)) < 0)
+                return cli_usage_error("train", "--init-scheme: expected torch, kaiming-normal, "
+                                       "kaiming-uniform, xavier-normal or xavier-uniform");
+            break;
+        case O_INIT: init_file = optarg; break;
+        case 'o': output = optarg; break;
+        case O_CHECKPOINT: checkpoint = optarg; break;
+        case O_RESUME: resume = 1; break;
+        case O_LOG: log_path = optarg; break;
+        case O_SEED: if (!cli_int("train", "--seed", optarg, 0, 1LL << 62, &n)) return 2; cfg.seed = (uint64_t)n; break;
+        case O_THREADS: if (!cli_int("train", "--threads", optarg, 0, 1024, &n)) return 2; threads = (int)n; break;
+        case O_GEMM: gemm_name = optarg; break;
+        case O_JSON: json = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': help(); return 0;
+        default: return cli_usage_error("train", "unknown option");
+        }
+    }
+    if (optind + 1 != argc)
+        return cli_usage_error("train", "expected one MODEL argument (e.g. 784-256-128-10)");
+    const char *model_arg = argv[optind];
+    if (cfg.optim.kind != NB_OPT_SGD && !lr_given)
+        cfg.optim.lr = 1e-3f;
+    if (cfg.schedule.kind == NB_SCHED_STEP && cfg.schedule.step_size < 1)
+        return cli_usage_error("train", "--schedule step needs --step-size N (steps)");
+    if (cfg.schedule.kind == NB_SCHED_EXPONENTIAL && cfg.schedule.gamma == 0.1f)
+        cfg.schedule.gamma = 0.9999f; /* per step: a tenth of the rate after ~23k steps */
+
+    char ckpt_default[4200];
+    if (!checkpoint) {
+        snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", output);
+        checkpoint = ckpt_default;
+    }
+    nb_error err = {0};
+    int status = 1;
+    nb_dataset train = {0}, val = {0}, test = {0}, all = {0};
+    nb_gemm *gemm = NULL;
+    nb_model *m = NULL;
+    nb_trainer *t = NULL;
+    run r = {.tty = isatty(2), .quiet = quiet, .checkpoint = checkpoint};
+    const char *classes = NULL, *ignored;
+
+    if (!check_writable(output, &err) || !check_writable(checkpoint, &err))
+        goto done;
+    if (!(gemm = cli_gemm(gemm_name, threads, &err)))
+        goto done;
+    if (cli_load_data(data, &all, &classes, &err))
+        goto done;
+    if (val_split > 0) {
+        if (nb_dataset_split(&all, val_split, cfg.seed, &train, &val, &err))
+            goto done;
+    } else {
+        train = all;
+        memset(&all, 0, sizeof all);
+    }
+    if (val_spec && cli_load_data(val_spec, &val, &ignored, &err))
+        goto done;
+    if (test_spec && cli_load_data(test_spec, &test, &ignored, &err))
+        goto done;
+    if (!(m = cli_open_model(model_arg, cfg.seed, gemm, &err)))
+        goto done;
+    if (!cli_is_model_file(model_arg)) {
+        nb_rng rng;
+        nb_rng_seed(&rng, cfg.seed ^ 0x1417ull);
+        nb_graph_init_params(nb_model_graph(m), (nb_init_kind)init_scheme, &rng);
+        nb_norm norm = {0};
+        if (norm_mode != NB_NORM_NONE && nb_norm_fit(&norm, &train, (nb_norm_mode)norm_mode, 1e-5f, &err))
+            goto done;
+        nb_model_set_norm(m, &norm);
+        if (classes && nb_model_set_classes(m, classes, &err))
+            goto done;
+    }
+    if (init_file && nb_model_load_weights(m, init_file, &err))
+        goto done;
+    if (!(t = nb_trainer_new(m, &train, val.count ? &val : NULL, &cfg, &err)))
+        goto done;
+    r.trainer = t;
+    if (resume) {
+        if (access(checkpoint, R_OK) != 0) {
+            nb_error_set(&err, NB_EIO, "--resume: %s: %s", checkpoint, strerror(errno));
+            goto done;
+        }
+        if (nb_trainer_resume(t, checkpoint, &err))
+            goto done;
+        if (!quiet)
+            fprintf(stderr, "resuming from %s after epoch %d\n", checkpoint, nb_trainer_epoch(t));
+    }
+    if (log_path) {
+        int exists = resume && access(log_path, F_OK) == 0;
+        if (!(r.log = fopen(log_path, resume ? "a" : "w"))) {
+            nb_error_set(&err, NB_EIO, "%s: %s", log_path, strerror(errno));
+            goto done;
+        }
+        if (!exists)
+            fprintf(r.log, "epoch,step,lr,train_loss,train_accuracy,val_loss,val_accuracy,seconds,samples_per_second\n");
+    }
+    if (!quiet)
+        fprintf(stderr, "training %s on %s: %lld samples, %lld parameters, batch %lld, %s, gemm %s\n",
+                model_arg, data, (long long)train.count,
+                (long long)nb_graph_param_floats(nb_model_graph(m)), (long long)(cfg.batch ? cfg.batch : train.count),
+                optimizers[cfg.optim.kind], nb_gemm_name(gemm));
+    signal(SIGINT, on_sigint);
+    nb_train_callbacks cb = {.user = &r, .progress = progress, .epoch_end = epoch_end,
+                             .interrupted = interrupted};
+    nb_status s = nb_trainer_run(t, &cb, &err);
+    signal(SIGINT, SIG_DFL);
+    if (s == NB_EINTR) {
+        fprintf(stderr, "\nnabla train: interrupted; the checkpoint %s holds epoch %d — continue "
+                "with --resume\n", checkpoint, nb_trainer_epoch(t));
+        status = 130;
+        goto done;
+    }
+    if (s == NB_ENUMERIC) {
+        /* keep the last good model rather than nothing */
+        nb_error save_err = {0};
+        cli_fail("train", &err);
+        if (nb_model_save(m, output, &save_err) == NB_OK)
+            fprintf(stderr, "nabla train: saved the last good weights to %s\n", output);
+        status = 1;
+        err.msg[0] = 0;
+        goto done;
+    }
+    if (s || nb_model_save(m, output, &err))
+        goto done;
+    double test_loss = NAN, test_acc = NAN;
+    if (test.count && nb_evaluate(m, &test, &test_loss, &test_acc, NULL, &err))
+        goto done;
+    if (!quiet) {
+        fprintf(stderr, "saved %s", output);
+        if (test.count)
+            fprintf(stderr, "; test loss %.4f, test accuracy %.2f%% on %lld samples", test_loss,
+                    100 * test_acc, (long long)test.count);
+        fprintf(stderr, "\n");
+    }
+    if (json)
+        printf("{\"model\": \"%s\", \"epochs\": %d, \"steps\": %lld, \"train_loss\": %.6f, "
+               "\"train_accuracy\": %.6f, \"val_loss\": %.6f, \"val_accuracy\": %.6f, "
+               "\"test_loss\": %.6f, \"test_accuracy\": %.6f, \"samples_per_second\": %.1f, "
+               "\"seconds_last_epoch\": %.3f, \"gemm\": \"%s\"}\n",
+               output, r.last.epoch, (long long)r.last.step, r.last.train_loss,
+               r.last.train_accuracy, isnan(r.last.val_loss) ? -1.0 : r.last.val_loss,
+               isnan(r.last.val_accuracy) ? -1.0 : r.last.val_accuracy,
+               isnan(test_loss) ? -1.0 : test_loss, isnan(test_acc) ? -1.0 : test_acc,
+               r.last.samples_per_second, r.last.seconds, nb_gemm_name(gemm));
+    status = 0;
+done:
+    if (status == 1 && err.msg[0])
+        cli_fail("train", &err);
+    if (r.log)
+        fclose(r.log);
+    nb_trainer_free(t);
+    nb_model_free(m);
+    nb_gemm_free(gemm);
+    nb_dataset_free(&train);
+    nb_dataset_free(&val);
+    nb_dataset_free(&test);
+    nb_dataset_free(&all);
+    return status;
+}

@@ -1,0 +1,47 @@
+/* nabla: the command-line tool. Dispatches to one subcommand per file. */
+#include "cli.h"
+
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"train", cmd_train, "train a model on a data set and save it"},
+    {"eval", cmd_eval, "loss, accuracy, per-class accuracy and confusion matrix of a model"},
+    {"predict", cmd_predict, "classes and probabilities for each input"},
+    {"info", cmd_info, "modules, shapes, parameters and Jacobian sizes of a model"},
+    {"gradcheck", cmd_gradcheck, "check backprop against finite differences"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: nabla COMMAND [OPTIONS]\n\n"
+                 "Neural networks with reverse-mode automatic differentiation.\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'nabla COMMAND --help' for a command's options; 'nabla --version'.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("%s\n", nb_version_string());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
