@@ -47,9 +47,8 @@ int cmd_info(int argc, char **argv)
     printf("%s: %lld parameters in %d tensors; input '%s', output '%s'\n\n", argv[optind],
            (long long)nb_graph_param_floats(g), nb_graph_param_count(g),
            nb_node_name(g, nb_model_input(m)), nb_node_name(g, nb_model_output(m)));
-    printf("%-20s %-14s %-28s %-16s %s\n", "node", "module", "inputs", "shape",
-           "Jacobians for batch N = " );
-    printf("%-20s %-14s %-28s %-16s %lld: d(out)/d(input) ; d(out)/d(param)\n", "", "", "", "", batch);
+    printf("%-20s %-14s %-28s %-16s Jacobians [d_g×d_f] per input, batch of %lld\n", "node",
+           "module", "inputs", "shape", batch);
     for (int i = 0; i < nb_graph_node_count(g); i++) {
         nb_op op = nb_node_op(g, i);
         if (op == NB_OP_PARAM)

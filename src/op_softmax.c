@@ -24,8 +24,9 @@ static nb_status softmax_shape(nb_graph *g, nb_node *n, nb_error *err)
 static int64_t last_dim(const nb_node *n) { return n->dims[n->ndim - 1]; }
 static int64_t rows(const nb_node *n, int64_t N) { return (n->batched ? N : 1) * n->size / last_dim(n); }
 
-/* log Σ_j exp(x_j) computed as m + log Σ_j exp(x_j − m). */
-static float log_sum_exp(const float *x, int64_t C, float *m_out)
+/* log Σ_j exp(x_j − m) with m = max_j x_j. The maximum is kept apart (not added back) so that
+ * for logits near 1e4, where float steps are 1e-3, the small log term keeps its digits. */
+static float log_sum_exp_shifted(const float *x, int64_t C, float *m_out)
 {
     float m = x[0];
     for (int64_t j = 1; j < C; j++)
@@ -34,7 +35,7 @@ static float log_sum_exp(const float *x, int64_t C, float *m_out)
     for (int64_t j = 0; j < C; j++)
         s += exp((double)(x[j] - m));
     *m_out = m;
-    return m + (float)log(s);
+    return (float)log(s);
 }
 
 static void softmax_forward(nb_graph *g, nb_node *n, int64_t N)
@@ -42,9 +43,9 @@ static void softmax_forward(nb_graph *g, nb_node *n, int64_t N)
     const float *x = nb_in(g, n, 0)->value;
     int64_t C = last_dim(n);
     for (int64_t r = 0; r < rows(n, N); r++) {
-        float m, lse = log_sum_exp(x + r * C, C, &m);
+        float m, lse = log_sum_exp_shifted(x + r * C, C, &m);
         for (int64_t j = 0; j < C; j++)
-            n->value[r * C + j] = expf(x[r * C + j] - lse);
+            n->value[r * C + j] = expf((x[r * C + j] - m) - lse);
     }
 }
 
@@ -67,9 +68,9 @@ static void log_softmax_forward(nb_graph *g, nb_node *n, int64_t N)
     const float *x = nb_in(g, n, 0)->value;
     int64_t C = last_dim(n);
     for (int64_t r = 0; r < rows(n, N); r++) {
-        float m, lse = log_sum_exp(x + r * C, C, &m);
+        float m, lse = log_sum_exp_shifted(x + r * C, C, &m);
         for (int64_t j = 0; j < C; j++)
-            n->value[r * C + j] = (x[r * C + j] - m) - (lse - m);
+            n->value[r * C + j] = (x[r * C + j] - m) - lse;
     }
 }
 
