@@ -8,8 +8,20 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+/* AddressSanitizer reserves terabytes of address space, so the address-space limit below
+ * cannot be used under it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
 
 static char dir[64];
 
@@ -34,6 +46,44 @@ static nb_status load_case(const char *name, nb_dataset *ds, nb_error *err)
     if (strncmp(name, "labels-", 7) == 0)
         return nb_idx_load(ds, good, path, err);
     return nb_csv_load(ds, path, "label", err);
+}
+
+/* A header announcing 2^30 bytes in a 100-byte file must be refused as truncated without
+ * allocating the gigabyte. A child process limits its address space to what it uses now
+ * plus 256 MiB and loads the file: an up-front allocation would fail with NB_ENOMEM. */
+static void test_no_huge_allocation(void)
+{
+#ifdef UNDER_ASAN
+    printf("SKIP address-space limit check under AddressSanitizer\n");
+#else
+    char path[1200];
+    path_in_dir(path, sizeof path, "images-huge-count.idx3");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        long pages = 0;
+        FILE *fp = fopen("/proc/self/statm", "r");
+        if (!fp || fscanf(fp, "%ld", &pages) != 1)
+            _exit(3);
+        fclose(fp);
+        rlim_t limit = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
+        struct rlimit rl = {limit, limit};
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(3);
+        nb_dataset ds;
+        nb_error err = {0};
+        nb_status st = nb_idx_load(&ds, path, NULL, &err);
+        if (st != NB_EFORMAT || !strstr(err.msg, "truncated")) {
+            fprintf(stderr, "under a 256 MiB allowance: %s: %s\n", nb_status_name(st), err.msg);
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the huge-count file was not refused within 256 MiB (status %d)", status);
+#endif
 }
 
 int main(void)
@@ -98,6 +148,8 @@ int main(void)
         fclose(fp);
     CHECK_MSG(cases >= 25, "only %d cases in the manifest", cases);
     printf("%d malformed inputs refused\n", cases);
+
+    test_no_huge_allocation();
 
     /* Missing files are I/O errors, not format errors. */
     path_in_dir(path, sizeof path, "no-such-file.idx3.gz");
