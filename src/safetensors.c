@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,10 @@
 #define NAME_LIMIT 256          /* bytes in a tensor name; real checkpoints stay below 128 */
 #define DATA_ALIGN 64           /* each tensor's floats start on a cache line */
 #define EXACT_LIMIT 9007199254740992.0 /* 2^53: larger JSON numbers are inexact as doubles */
+/* JSON values and keys in a header. cJSON spends about 80 bytes on each, so a 100 MB header of
+ * "0,0,0,..." would cost 4 GB and many seconds; this caps it near 160 MB. A tensor entry
+ * takes about 14 tokens, so the cap still allows some 140,000 tensors per file. */
+#define TOKEN_LIMIT 2000000
 #define META_KEY "__metadata__"
 
 struct nb_safetensors {
@@ -235,13 +240,26 @@ static int entry_offset_cmp(const void *pa, const void *pb)
  * (cJSON would silently cut the string there, so "a\u0000b" and "a" would collide), and
  * number syntax (cJSON takes whatever strtod takes: "01", "1.", "1e3"). A safetensors header
  * holds only non-negative integers, so fractions and exponents are rejected here; a minus
- * sign is left to the field checks, which can name the field. */
+ * sign is left to the field checks, which can name the field. Counts tokens against
+ * TOKEN_LIMIT before cJSON allocates anything. */
 static nb_status scan_header(const char *path, const unsigned char *h, size_t n, nb_error *err)
 {
     int in_string = 0;
-    size_t i = 0;
+    size_t i = 0, tokens = 0;
     while (i < n) {
-        unsigned char c = h[i];
+        unsigned char c = h[i], lower = c | 0x20;
+        /* A token starts at a string's quote, a number, a bracket or a literal's first
+         * letter (true, false, null). */
+        if (!in_string &&
+            (c == '"' || c == '-' || (c >= '0' && c <= '9') || c == '{' || c == '[' ||
+             (lower >= 'a' && lower <= 'z' && (i == 0 || !((h[i - 1] | 0x20) >= 'a' &&
+                                                          (h[i - 1] | 0x20) <= 'z')))) &&
+            ++tokens > TOKEN_LIMIT)
+            return nb_error_set(err, NB_EFORMAT,
+                                "%s: header byte %zu (file offset %zu): more than %d JSON "
+                                "tokens; nabla's limit (about 140000 tensors) keeps hostile "
+                                "headers from exhausting memory",
+                                path, i, i + 8, TOKEN_LIMIT);
         if (c >= 0x80) {
             size_t len = utf8_seq(h + i, n - i);
             if (!len)
@@ -305,26 +323,41 @@ static nb_status scan_header(const char *path, const unsigned char *h, size_t n,
     return NB_OK;
 }
 
+/* An NB_EFORMAT error "path: tensor 'name': <fmt>". */
+static nb_status bad_tensor(nb_error *err, const char *path, const char *name, const char *fmt,
+                            ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static nb_status bad_tensor(nb_error *err, const char *path, const char *name, const char *fmt,
+                            ...)
+{
+    char rest[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rest, sizeof rest, fmt, ap);
+    va_end(ap);
+    return nb_error_set(err, NB_EFORMAT, "%s: tensor '%s': %s", path, show(name).s, rest);
+}
+
 /* Validates one tensor entry: {"dtype": "F32", "shape": [...], "data_offsets": [b, e]}. */
 static nb_status parse_entry(const char *path, const cJSON *item, int key, uint64_t data_size,
                              entry *e, nb_error *err)
 {
+    const char *name = item->string;
     char kind[96], dims[128];
-    size_t len = strlen(item->string);
+    size_t len = strlen(name);
     if (len == 0)
         return nb_error_set(err, NB_EFORMAT, "%s: header key #%d: empty tensor name", path,
                             key);
-    shown name = show(item->string);
     if (len > NAME_LIMIT)
-        return nb_error_set(err, NB_EFORMAT,
-                            "%s: tensor '%s' (header key #%d): name is %zu bytes, longer "
-                            "than the %d-byte limit",
-                            path, name.s, key, len, NAME_LIMIT);
+        return bad_tensor(err, path, name, "name is %zu bytes, longer than the %d-byte limit",
+                          len, NAME_LIMIT);
     if (!cJSON_IsObject(item))
-        return nb_error_set(err, NB_EFORMAT,
-                            "%s: tensor '%s': entry is %s; expected an object with dtype, "
-                            "shape and data_offsets",
-                            path, name.s, json_kind(item, kind, sizeof kind));
+        return bad_tensor(err, path, name,
+                          "entry is %s; expected an object with dtype, shape and data_offsets",
+                          json_kind(item, kind, sizeof kind));
 
     const cJSON *dtype = NULL, *shape = NULL, *offsets = NULL;
     for (const cJSON *f = item->child; f; f = f->next) {
@@ -333,48 +366,41 @@ static nb_status parse_entry(const char *path, const cJSON *item, int key, uint6
                              : strcmp(f->string, "data_offsets") == 0 ? &offsets
                                                                        : NULL;
         if (!slot)
-            return nb_error_set(err, NB_EFORMAT,
-                                "%s: tensor '%s': unexpected field '%s'; expected only dtype, "
-                                "shape and data_offsets",
-                                path, name.s, show(f->string).s);
+            return bad_tensor(err, path, name,
+                              "unexpected field '%s'; expected only dtype, shape and "
+                              "data_offsets",
+                              show(f->string).s);
         if (*slot)
-            return nb_error_set(err, NB_EFORMAT, "%s: tensor '%s': duplicate field '%s'", path,
-                                name.s, f->string);
+            return bad_tensor(err, path, name, "duplicate field '%s'", f->string);
         *slot = f;
     }
     const char *missing = !dtype ? "dtype" : !shape ? "shape" : !offsets ? "data_offsets" : NULL;
     if (missing)
-        return nb_error_set(err, NB_EFORMAT, "%s: tensor '%s': missing field '%s'", path,
-                            name.s, missing);
+        return bad_tensor(err, path, name, "missing field '%s'", missing);
 
     if (!cJSON_IsString(dtype))
-        return nb_error_set(err, NB_EFORMAT,
-                            "%s: tensor '%s': dtype is %s; expected the string \"F32\"", path,
-                            name.s, json_kind(dtype, kind, sizeof kind));
+        return bad_tensor(err, path, name, "dtype is %s; expected the string \"F32\"",
+                          json_kind(dtype, kind, sizeof kind));
     if (strcmp(dtype->valuestring, "F32") != 0)
-        return nb_error_set(err, NB_EFORMAT,
-                            "%s: tensor '%s': dtype: expected F32, found %s (nabla reads only "
-                            "float32 tensors)",
-                            path, name.s, show(dtype->valuestring).s);
+        return bad_tensor(err, path, name,
+                          "dtype: expected F32, found %s (nabla reads only float32 tensors)",
+                          show(dtype->valuestring).s);
 
     if (!cJSON_IsArray(shape))
-        return nb_error_set(err, NB_EFORMAT,
-                            "%s: tensor '%s': shape is %s; expected an array of non-negative "
-                            "integers",
-                            path, name.s, json_kind(shape, kind, sizeof kind));
+        return bad_tensor(err, path, name,
+                          "shape is %s; expected an array of non-negative integers",
+                          json_kind(shape, kind, sizeof kind));
     e->ndim = 0;
     for (const cJSON *d = shape->child; d; d = d->next) {
         uint64_t v;
         if (e->ndim == NB_MAX_DIMS)
-            return nb_error_set(err, NB_EFORMAT,
-                                "%s: tensor '%s': shape has more than %d dims; nabla supports "
-                                "at most %d",
-                                path, name.s, NB_MAX_DIMS, NB_MAX_DIMS);
+            return bad_tensor(err, path, name,
+                              "shape has more than %d dims; nabla supports at most %d",
+                              NB_MAX_DIMS, NB_MAX_DIMS);
         if (!json_uint(d, &v))
-            return nb_error_set(err, NB_EFORMAT,
-                                "%s: tensor '%s': shape[%d] is %s; expected a non-negative "
-                                "integer",
-                                path, name.s, e->ndim, json_kind(d, kind, sizeof kind));
+            return bad_tensor(err, path, name,
+                              "shape[%d] is %s; expected a non-negative integer", e->ndim,
+                              json_kind(d, kind, sizeof kind));
         e->dims[e->ndim++] = (int64_t)v;
     }
     dims_str(e->dims, e->ndim, dims, sizeof dims);
@@ -386,41 +412,32 @@ static nb_status parse_entry(const char *path, const cJSON *item, int key, uint6
             e->elems = 0;
     for (int i = 0; i < e->ndim && e->elems; i++) {
         if (e->elems > INT64_MAX / 4 / e->dims[i])
-            return nb_error_set(err, NB_EFORMAT,
-                                "%s: tensor '%s': shape %s: element count overflows 64 bits",
-                                path, name.s, dims);
+            return bad_tensor(err, path, name, "shape %s: element count overflows 64 bits",
+                              dims);
         e->elems *= e->dims[i];
     }
 
     const cJSON *b = cJSON_IsArray(offsets) ? offsets->child : NULL;
     const cJSON *end = b ? b->next : NULL;
     if (!b || !end || end->next || !json_uint(b, &e->begin) || !json_uint(end, &e->end))
-        return nb_error_set(err, NB_EFORMAT,
-                            "%s: tensor '%s': data_offsets is %s; expected two non-negative "
-                            "integers [begin, end]",
-                            path, name.s,
-                            cJSON_IsArray(offsets) ? "not a pair of integers"
-                                                   : json_kind(offsets, kind, sizeof kind));
-    if (e->begin > e->end)
-        return nb_error_set(err, NB_EFORMAT,
-                            "%s: tensor '%s': data_offsets [%llu, %llu]: begin is after end",
-                            path, name.s, (unsigned long long)e->begin,
-                            (unsigned long long)e->end);
-    if (e->end - e->begin != 4 * (uint64_t)e->elems)
-        return nb_error_set(err, NB_EFORMAT,
-                            "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, "
-                            "shape %s needs %llu",
-                            path, name.s, (unsigned long long)e->begin,
-                            (unsigned long long)e->end,
-                            (unsigned long long)(e->end - e->begin), dims,
-                            4 * (unsigned long long)e->elems);
-    if (e->end > data_size)
-        return nb_error_set(err, NB_EFORMAT,
-                            "%s: tensor '%s': data_offsets [%llu, %llu] extend past the end "
-                            "of the %llu-byte data buffer",
-                            path, name.s, (unsigned long long)e->begin,
-                            (unsigned long long)e->end, (unsigned long long)data_size);
-    e->name = item->string;
+        return bad_tensor(err, path, name,
+                          "data_offsets is %s; expected two non-negative integers [begin, end]",
+                          cJSON_IsArray(offsets) ? "not a pair of integers"
+                                                 : json_kind(offsets, kind, sizeof kind));
+    unsigned long long lo = e->begin, hi = e->end;
+    if (lo > hi)
+        return bad_tensor(err, path, name, "data_offsets [%llu, %llu]: begin is after end", lo,
+                          hi);
+    if (hi - lo != 4 * (uint64_t)e->elems)
+        return bad_tensor(err, path, name,
+                          "data_offsets [%llu, %llu] hold %llu bytes, shape %s needs %llu", lo,
+                          hi, hi - lo, dims, 4 * (unsigned long long)e->elems);
+    if (hi > data_size)
+        return bad_tensor(err, path, name,
+                          "data_offsets [%llu, %llu] extend past the end of the %llu-byte data "
+                          "buffer",
+                          lo, hi, (unsigned long long)data_size);
+    e->name = name;
     e->key = key;
     return NB_OK;
 }
@@ -432,33 +449,28 @@ static nb_status check_layout(const char *path, entry *es, int n, uint64_t data_
 {
     if (n > 1)
         qsort(es, (size_t)n, sizeof *es, entry_offset_cmp);
-    uint64_t pos = 0;
+    unsigned long long pos = 0, at = data_start;
     for (int i = 0; i < n; i++) {
-        if (es[i].begin < pos)
-            return nb_error_set(err, NB_EFORMAT,
-                                "%s: tensor '%s': data_offsets [%llu, %llu] overlap tensor "
-                                "'%s' [%llu, %llu]",
-                                path, show(es[i].name).s, (unsigned long long)es[i].begin,
-                                (unsigned long long)es[i].end, show(es[i - 1].name).s,
-                                (unsigned long long)es[i - 1].begin,
-                                (unsigned long long)es[i - 1].end);
-        if (es[i].begin > pos)
+        unsigned long long lo = es[i].begin, hi = es[i].end;
+        if (lo < pos)
+            return bad_tensor(err, path, es[i].name,
+                              "data_offsets [%llu, %llu] overlap tensor '%s' [%llu, %llu]", lo,
+                              hi, show(es[i - 1].name).s, (unsigned long long)es[i - 1].begin,
+                              (unsigned long long)es[i - 1].end);
+        if (lo > pos)
             return nb_error_set(err, NB_EFORMAT,
                                 "%s: data bytes [%llu, %llu) (file offsets [%llu, %llu)) "
                                 "belong to no tensor (a hole before tensor '%s'); the "
                                 "tensors must cover the data buffer",
-                                path, (unsigned long long)pos, (unsigned long long)es[i].begin,
-                                (unsigned long long)(data_start + pos),
-                                (unsigned long long)(data_start + es[i].begin),
-                                show(es[i].name).s);
-        pos = es[i].end;
+                                path, pos, lo, at + pos, at + lo, show(es[i].name).s);
+        pos = hi;
     }
     if (pos != data_size)
         return nb_error_set(err, NB_EFORMAT,
                             "%s: the data buffer has %llu bytes but the tensors cover only "
                             "%llu (%llu unused bytes at the end)",
-                            path, (unsigned long long)data_size, (unsigned long long)pos,
-                            (unsigned long long)(data_size - pos));
+                            path, (unsigned long long)data_size, pos,
+                            (unsigned long long)data_size - pos);
     return NB_OK;
 }
 
@@ -864,6 +876,16 @@ static nb_status check_for_write(const char *path, const nb_tensor_ref *ts, int 
                                     path, name.s, (long long)k,
                                     isnan(t->data[k]) ? "NaN" : "infinite");
     }
+    /* The header's JSON tokens, as scan_header counts them: {, and per tensor its name,
+     * {, "dtype", "F32", "shape", [, dims, "data_offsets", [, two offsets. */
+    uint64_t tokens = 1 + (meta_count ? 2 + 2 * (uint64_t)meta_count : 0);
+    for (int i = 0; i < count; i++)
+        tokens += 10 + (uint64_t)ts[i].ndim;
+    if (tokens > TOKEN_LIMIT)
+        return nb_error_set(err, NB_EINVAL,
+                            "%s: %d tensors and %d metadata entries make more than %d header "
+                            "tokens, which nabla's reader refuses",
+                            path, count, meta_count, TOKEN_LIMIT);
     for (int i = 0; i < meta_count; i++)
         if (!keys[i] || !values[i] || !utf8_valid(keys[i]) || !utf8_valid(values[i]))
             return nb_error_set(err, NB_EINVAL,

@@ -249,6 +249,21 @@ static void test_malformed(void)
     make_file(p, strlen(header), header, 4, -1, 0);
     expect_reject(p, "name is 300 bytes, longer than the 256-byte limit");
 
+    /* A header of two million zeros: cJSON would spend ~80 bytes on each; refused unparsed. */
+    size_t zeros = 2000001, len = 7 + 2 * zeros + 2;
+    char *bomb = malloc(len + 1);
+    CHECK(bomb != NULL);
+    if (bomb) {
+        memcpy(bomb, "{\"a\":[", 6);
+        for (size_t i = 0; i < zeros; i++)
+            memcpy(bomb + 6 + 2 * i, "0,", 2);
+        memcpy(bomb + 6 + 2 * zeros - 1, "]}", 3);
+        p = in_dir("token-bomb.safetensors");
+        make_file(p, strlen(bomb), bomb, 0, -1, 0);
+        expect_reject(p, "more than 2000000 JSON tokens");
+        free(bomb);
+    }
+
     /* Not a file at all. */
     p = in_dir("absent.safetensors");
     expect_reject(p, "cannot open");
@@ -537,6 +552,20 @@ static void test_write_failures(void)
     expect_write_fail(q, &noname, 1, NB_EINVAL, "empty");
     expect_write_fail(q, &latin1, 1, NB_EINVAL, "not UTF-8");
     expect_write_fail(q, &nodata, 1, NB_EINVAL, "data is NULL");
+    /* More tensors than the reader's token budget allows (zero-size, so cheap). */
+    enum { MANY = 200000 };
+    nb_tensor_ref *many = calloc(MANY, sizeof *many);
+    char *names = calloc(MANY, 16);
+    CHECK(many && names);
+    if (many && names) {
+        for (int i = 0; i < MANY; i++) {
+            snprintf(names + 16 * i, 16, "t%d", i);
+            many[i] = (nb_tensor_ref){names + 16 * i, 1, {0}, NULL};
+        }
+        expect_write_fail(q, many, MANY, NB_EINVAL, "which nabla's reader refuses");
+    }
+    free(many);
+    free(names);
     const char *mk[2] = {"k", "k"}, *mv[2] = {"1", "2"};
     s = nb_safetensors_write(q, &v1, 1, mk, mv, 2, &err);
     CHECK(s == NB_EINVAL && strstr(err.msg, "duplicate metadata key 'k'"));
