@@ -32,7 +32,7 @@ static void help(void)
            "  --lr F               learning rate (default 0.1 for sgd, 0.001 for adam/adamw)\n"
            "  --momentum F         SGD momentum (default 0.9), --nesterov, --dampening F\n"
            "  --beta1 F --beta2 F --adam-eps F   Adam's moments (0.9, 0.999, 1e-8)\n"
-           "  --weight-decay F     torch's weight_decay (decoupled for adamw)\n"
+           "  --weight-decay F     torch's weight_decay (decoupled for adamw; adamw default 0.01)\n"
            "  --l2 A               the lecture's L2 term A*|w|^2 (= --weight-decay 2A)\n"
            "  --l1 F               L1 (lasso) penalty F*sum|w|\n"
            "  --clip F             clip the gradient's 2-norm to F\n"
@@ -183,7 +183,7 @@ int cmd_train(int argc, char **argv)
     double val_split = 0, v;
     long long n;
     int norm_mode = NB_NORM_FEATURE, init_scheme = NB_INIT_KAIMING_UNIFORM, resume = 0, json = 0;
-    int quiet = 0, threads = 0, lr_given = 0, c;
+    int quiet = 0, threads = 0, lr_given = 0, wd_given = 0, c;
     cfg.schedule.gamma = 0.1f;
 #define FLOAT_OPT(field)                                                                      \
     do {                                                                                      \
@@ -224,8 +224,8 @@ int cmd_train(int argc, char **argv)
         case O_BETA1: FLOAT_OPT(cfg.optim.beta1); break;
         case O_BETA2: FLOAT_OPT(cfg.optim.beta2); break;
         case O_ADAM_EPS: FLOAT_OPT(cfg.optim.eps); break;
-        case O_WD: FLOAT_OPT(cfg.optim.weight_decay); break;
-        case O_L2: FLOAT_OPT(cfg.optim.weight_decay); cfg.optim.weight_decay *= 2; break;
+        case O_WD: FLOAT_OPT(cfg.optim.weight_decay); wd_given = 1; break;
+        case O_L2: FLOAT_OPT(cfg.optim.weight_decay); cfg.optim.weight_decay *= 2; wd_given = 1; break;
         case O_L1: FLOAT_OPT(cfg.optim.l1); break;
         case O_CLIP: FLOAT_OPT(cfg.optim.clip_norm); break;
         case O_SCHEDULE:
@@ -261,6 +261,10 @@ int cmd_train(int argc, char **argv)
     const char *model_arg = argv[optind];
     if (cfg.optim.kind != NB_OPT_SGD && !lr_given)
         cfg.optim.lr = 1e-3f;
+    if (cfg.optim.kind != NB_OPT_SGD)
+        cfg.optim.momentum = 0; /* SGD's default; Adam's moments are beta1/beta2 */
+    if (cfg.optim.kind == NB_OPT_ADAMW && !wd_given)
+        cfg.optim.weight_decay = 1e-2f; /* torch.optim.AdamW's default */
     if (cfg.schedule.kind == NB_SCHED_STEP && cfg.schedule.step_size < 1)
         return cli_usage_error("train", "--schedule step needs --step-size N (steps)");
     if (cfg.schedule.kind == NB_SCHED_EXPONENTIAL && cfg.schedule.gamma == 0.1f)

@@ -75,6 +75,8 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_datase
     t->val = val;
     t->cfg = *cfg;
     t->batch = cfg->batch < 1 || cfg->batch > train->count ? train->count : cfg->batch;
+    if (t->cfg.schedule.kind == NB_SCHED_COSINE && t->cfg.schedule.total <= 0) /* anneal over the run */
+        t->cfg.schedule.total = (int64_t)cfg->epochs * ((train->count + t->batch - 1) / t->batch);
     nb_rng_seed(&t->rng, cfg->seed);
     if (!(t->optim = nb_optim_new(&cfg->optim, params, err)) ||
         nb_graph_prepare(g, t->batch, err)) {
