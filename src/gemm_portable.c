@@ -15,17 +15,18 @@
  * computed into a local tile and copied. beta is applied by the first KC slice only (later
  * slices accumulate with beta = 1); beta = 0 never reads C, which may hold NaN garbage.
  *
- * Micro-kernels: AVX-512F (14×32) and AVX2+FMA (6×16) written with intrinsics inside functions
- * compiled for those ISAs via __attribute__((target)) and chosen at run time by CPUID, so the
- * library itself is still built for baseline x86-64 at -O2; elsewhere a plain C kernel (4×16)
- * whose inner loops are fixed-length and which the compiler vectorises. Intrinsics rather than
- * `a * b + c` because -std=c11 implies -ffp-contract=off: the compiler would not fuse.
+ * Micro-kernels: AVX-512F (12×32: 24 of the 32 registers accumulate; 12 rows waste little on
+ * the batch sizes 32, 128, 1024 of training) and AVX2+FMA (6×16), written with intrinsics in
+ * functions compiled for those ISAs via __attribute__((target)) and chosen at run time by
+ * CPUID, so the library itself is still built for baseline x86-64 at -O2. Elsewhere, GCC vector
+ * extensions (6×8, SSE2 or NEON), or without GNU C plain fixed-length loops (4×16) that the
+ * compiler vectorises. Intrinsics rather than `a * b + c` because -std=c11 implies
+ * -ffp-contract=off: the compiler would not fuse the multiply-add.
  *
  * Single-threaded: the threads argument of nb_gemm_new is accepted and ignored.
  */
 #include "nabla.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +54,7 @@ enum {
     BLOCK_KC = 256,
     BLOCK_MC = 168,
     BLOCK_NC = 1024,
-    MR_MAX = 14,
+    MR_MAX = 12,
     NR_MAX = 32,
     PACK_ALIGN = 64, /* bytes: one cache line, one AVX-512 register */
 };
@@ -63,10 +64,19 @@ enum {
 typedef void kernel_fn(int kc, const float *Ap, const float *Bp, float *C, int ldc,
                        float alpha, float beta);
 
+/* Packs one panel: dst[k·w + r] (k < kc, r < w) is the r-th of n ≤ w source vectors at depth
+ * k, zero for r ≥ n. "copy" when the n values of one depth are contiguous, src[k·ld + r];
+ * "transpose" when each vector is contiguous along k, src[r·ld + k] (rows of A as stored,
+ * rows of B when it is used transposed). The transpose is the expensive one — done a float
+ * at a time it costs as much as the multiplication when M or N is small — so each kernel
+ * comes with its own. */
+typedef void pack_fn(float *dst, int w, const float *src, int ld, int n, int kc);
+
 typedef struct kernel {
     const char *isa;
     int mr, nr;
     kernel_fn *run;
+    pack_fn *transpose;
     int (*supported)(void);
 } kernel;
 
@@ -79,7 +89,7 @@ typedef struct portable {
 
 #if HAVE_X86_KERNELS
 
-enum { AVX512_MR = 14, AVX512_NV = 2, AVX512_NR = AVX512_NV * 16 };
+enum { AVX512_MR = 12, AVX512_NV = 2, AVX512_NR = AVX512_NV * 16 };
 
 __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float *Ap,
                                                              const float *Bp, float *C, int ldc,
@@ -117,6 +127,66 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
             if (beta != 0.0f)
                 r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c), r);
             _mm512_storeu_ps(c, r);
+        }
+    }
+}
+
+/* 16 × 16 transpose in registers: r[i] holds row i, afterwards r[k] holds column k.
+ *   1. unpack{lo,hi}_ps of row pairs, 2. unpack{lo,hi}_pd of those: in each 128-bit lane L,
+ *      c[4g + e] holds rows 4g..4g+3 at column 4L + e;
+ *   3. a 4 × 4 transpose of 128-bit lanes across c[e], c[4 + e], c[8 + e], c[12 + e] gives
+ *      column 4L + e in lane order g = 0..3. */
+__attribute__((target("avx512f"))) static void transpose16(__m512 r[16])
+{
+    __m512 a[16], c[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+        __m512d a0 = _mm512_castps_pd(a[4 * g]), a1 = _mm512_castps_pd(a[4 * g + 1]);
+        __m512d a2 = _mm512_castps_pd(a[4 * g + 2]), a3 = _mm512_castps_pd(a[4 * g + 3]);
+        c[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        c[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        c[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        c[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) {
+        __m512 s0 = _mm512_shuffle_f32x4(c[e], c[4 + e], 0x44);     /* c[e].L0 L1, c[4+e].L0 L1 */
+        __m512 s1 = _mm512_shuffle_f32x4(c[e], c[4 + e], 0xee);     /* … L2 L3 */
+        __m512 s2 = _mm512_shuffle_f32x4(c[8 + e], c[12 + e], 0x44);
+        __m512 s3 = _mm512_shuffle_f32x4(c[8 + e], c[12 + e], 0xee);
+        r[0 + e] = _mm512_shuffle_f32x4(s0, s2, 0x88);  /* lane 0 of all four */
+        r[4 + e] = _mm512_shuffle_f32x4(s0, s2, 0xdd);  /* lane 1 */
+        r[8 + e] = _mm512_shuffle_f32x4(s1, s3, 0x88);  /* lane 2 */
+        r[12 + e] = _mm512_shuffle_f32x4(s1, s3, 0xdd); /* lane 3 */
+    }
+}
+
+/* pack_fn "transpose" in 16 × 16 blocks; masked loads and stores cover the edges without
+ * touching memory outside the operands or the panel. */
+__attribute__((target("avx512f"))) static void transpose_avx512(float *dst, int w,
+                                                                const float *src, int ld,
+                                                                int n, int kc)
+{
+    for (int r0 = 0; r0 < w; r0 += 16) {
+        int lanes = w - r0 < 16 ? w - r0 : 16;
+        __mmask16 store_mask = (__mmask16)((1u << lanes) - 1);
+        for (int k0 = 0; k0 < kc; k0 += 16) {
+            int depth = kc - k0 < 16 ? kc - k0 : 16;
+            __mmask16 load_mask = (__mmask16)((1u << depth) - 1);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = r0 + i < n ? _mm512_maskz_loadu_ps(load_mask,
+                                                          src + (size_t)(r0 + i) * ld + k0)
+                                  : _mm512_setzero_ps();
+            transpose16(r);
+            for (int k = 0; k < depth; k++)
+                _mm512_mask_storeu_ps(dst + (size_t)(k0 + k) * w + r0, store_mask, r[k]);
         }
     }
 }
@@ -252,6 +322,63 @@ static void kernel_plain(int kc, const float *Ap, const float *Bp, float *C, int
 }
 #endif
 
+/* ---- packing ------------------------------------------------------------------------------ */
+
+static void pack_copy(float *dst, int w, const float *src, int ld, int n, int kc)
+{
+    for (int k = 0; k < kc; k++) {
+        float *d = dst + (size_t)k * w;
+        memcpy(d, src + (size_t)k * ld, (size_t)n * sizeof *d);
+        for (int r = n; r < w; r++)
+            d[r] = 0.0f;
+    }
+}
+
+/* Depth outermost: the stores run along a panel row and the strided loads of the n source
+ * rows hit the same cache lines for 16 consecutive k. */
+static void transpose_plain(float *dst, int w, const float *src, int ld, int n, int kc)
+{
+    for (int k = 0; k < kc; k++) {
+        float *d = dst + (size_t)k * w;
+        for (int r = 0; r < n; r++)
+            d[r] = src[(size_t)r * ld + k];
+        for (int r = n; r < w; r++)
+            d[r] = 0.0f;
+    }
+}
+
+/* Ap[panel][k][mr] = op(A)[i0 + panel·mr + i, k0 + k] for the m × kc block; op(A) is A
+ * (M × K, row stride lda) or Aᵀ (A stored K × M). */
+static void pack_A(const kernel *kern, float *Ap, const float *A, int lda, int transA, int i0,
+                   int k0, int m, int kc)
+{
+    const int mr = kern->mr;
+    for (int ip = 0; ip < m; ip += mr) {
+        int rows = m - ip < mr ? m - ip : mr;
+        if (transA)
+            pack_copy(Ap, mr, A + (size_t)k0 * lda + i0 + ip, lda, rows, kc);
+        else
+            kern->transpose(Ap, mr, A + (size_t)(i0 + ip) * lda + k0, lda, rows, kc);
+        Ap += (size_t)kc * mr;
+    }
+}
+
+/* Bp[panel][k][nr] = op(B)[k0 + k, j0 + panel·nr + j] for the kc × n block; op(B) is B
+ * (K × N, row stride ldb) or Bᵀ (B stored N × K). */
+static void pack_B(const kernel *kern, float *Bp, const float *B, int ldb, int transB, int k0,
+                   int j0, int kc, int n)
+{
+    const int nr = kern->nr;
+    for (int jp = 0; jp < n; jp += nr) {
+        int cols = n - jp < nr ? n - jp : nr;
+        if (transB)
+            kern->transpose(Bp, nr, B + (size_t)(j0 + jp) * ldb + k0, ldb, cols, kc);
+        else
+            pack_copy(Bp, nr, B + (size_t)k0 * ldb + j0 + jp, ldb, cols, kc);
+        Bp += (size_t)kc * nr;
+    }
+}
+
 static int always(void)
 {
     return 1;
@@ -261,74 +388,13 @@ static int always(void)
 static const kernel kernels[] = {
 #if HAVE_X86_KERNELS
     {.isa = "avx512", .mr = AVX512_MR, .nr = AVX512_NR, .run = kernel_avx512,
-     .supported = have_avx512},
-    {.isa = "avx2", .mr = AVX2_MR, .nr = AVX2_NR, .run = kernel_avx2, .supported = have_avx2},
+     .transpose = transpose_avx512, .supported = have_avx512},
+    {.isa = "avx2", .mr = AVX2_MR, .nr = AVX2_NR, .run = kernel_avx2,
+     .transpose = transpose_plain, .supported = have_avx2},
 #endif
-    {.isa = "plain", .mr = PLAIN_MR, .nr = PLAIN_NR, .run = kernel_plain, .supported = always},
+    {.isa = "plain", .mr = PLAIN_MR, .nr = PLAIN_NR, .run = kernel_plain,
+     .transpose = transpose_plain, .supported = always},
 };
-
-/* ---- packing ------------------------------------------------------------------------------ */
-
-/* Ap[panel][k][mr] = op(A)[i0 + panel·mr + i, k0 + k], zero past row m. op(A) is A (M × K,
- * row stride lda) or Aᵀ (A stored K × M). */
-static void pack_A(float *Ap, const float *A, int lda, int transA, int i0, int k0, int m,
-                   int kc, int mr)
-{
-    for (int ip = 0; ip < m; ip += mr) {
-        int rows = m - ip < mr ? m - ip : mr;
-        if (transA) {
-            /* op(A)[i, k] = A[k, i]: each k gives `rows` contiguous floats */
-            for (int k = 0; k < kc; k++) {
-                const float *src = A + (size_t)(k0 + k) * lda + i0 + ip;
-                float *dst = Ap + (size_t)k * mr;
-                for (int i = 0; i < rows; i++)
-                    dst[i] = src[i];
-                for (int i = rows; i < mr; i++)
-                    dst[i] = 0.0f;
-            }
-        } else {
-            for (int i = 0; i < rows; i++) {
-                const float *src = A + (size_t)(i0 + ip + i) * lda + k0;
-                for (int k = 0; k < kc; k++)
-                    Ap[(size_t)k * mr + i] = src[k];
-            }
-            for (int i = rows; i < mr; i++)
-                for (int k = 0; k < kc; k++)
-                    Ap[(size_t)k * mr + i] = 0.0f;
-        }
-        Ap += (size_t)kc * mr;
-    }
-}
-
-/* Bp[panel][k][nr] = op(B)[k0 + k, j0 + panel·nr + j], zero past column n. op(B) is B (K × N,
- * row stride ldb) or Bᵀ (B stored N × K). */
-static void pack_B(float *Bp, const float *B, int ldb, int transB, int k0, int j0, int kc,
-                   int n, int nr)
-{
-    for (int jp = 0; jp < n; jp += nr) {
-        int cols = n - jp < nr ? n - jp : nr;
-        if (transB) {
-            /* op(B)[k, j] = B[j, k]: each column j is a contiguous row of B */
-            for (int j = 0; j < cols; j++) {
-                const float *src = B + (size_t)(j0 + jp + j) * ldb + k0;
-                for (int k = 0; k < kc; k++)
-                    Bp[(size_t)k * nr + j] = src[k];
-            }
-            for (int j = cols; j < nr; j++)
-                for (int k = 0; k < kc; k++)
-                    Bp[(size_t)k * nr + j] = 0.0f;
-        } else {
-            for (int k = 0; k < kc; k++) {
-                const float *src = B + (size_t)(k0 + k) * ldb + j0 + jp;
-                float *dst = Bp + (size_t)k * nr;
-                memcpy(dst, src, (size_t)cols * sizeof *dst);
-                for (int j = cols; j < nr; j++)
-                    dst[j] = 0.0f;
-            }
-        }
-        Bp += (size_t)kc * nr;
-    }
-}
 
 /* ---- the blocked product ------------------------------------------------------------------ */
 
@@ -412,10 +478,10 @@ void nb_gemm_portable_run(void *ctx, int transA, int transB, int M, int N, int K
         for (int pc = 0; pc < K; pc += BLOCK_KC) {
             int kc = K - pc < BLOCK_KC ? K - pc : BLOCK_KC;
             float beta_slice = pc == 0 ? beta : 1.0f;
-            pack_B(Bp, B, ldb, transB, pc, jc, kc, nc, nr);
+            pack_B(kern, Bp, B, ldb, transB, pc, jc, kc, nc);
             for (int ic = 0; ic < M; ic += mc_max) {
                 int mc = M - ic < mc_max ? M - ic : mc_max;
-                pack_A(Ap, A, lda, transA, ic, pc, mc, kc, mr);
+                pack_A(kern, Ap, A, lda, transA, ic, pc, mc, kc);
                 for (int jr = 0; jr < nc; jr += nr) {
                     int n = nc - jr < nr ? nc - jr : nr;
                     const float *bp = Bp + (size_t)(jr / nr) * kc * nr;
