@@ -465,7 +465,7 @@ nb_status nb_graph_backward(nb_graph *g, int root, const float *seed, nb_error *
     }
     for (int i = 0; i <= root; i++) {
         nb_node *n = &g->nodes[i];
-        if (g->mark[i] && n->op != NB_OP_PARAM && n->op != NB_OP_LABELS)
+        if (g->mark[i] && n->requires_grad && n->op != NB_OP_PARAM)
             memset(n->grad, 0, (size_t)(n->batched ? g->batch : 1) * (size_t)n->size * sizeof(float));
     }
     nb_node *r = &g->nodes[root];
