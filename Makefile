@@ -19,7 +19,7 @@ probe = $(shell printf '#include <$(1)>\nint main(void){return 0;}\n' | $(CC) -x
 
 HAVE_ONEDNN   ?= $(call probe,dnnl.h,-ldnnl)
 HAVE_OPENBLAS ?= $(shell pkg-config --exists openblas 2>/dev/null && echo 1)
-HAVE_PNG      ?= $(shell pkg-config --exists libpng 2>/dev/null && echo 1)
+HAVE_CAIRO    ?= $(shell pkg-config --exists cairo 2>/dev/null && echo 1)
 
 DEP_CFLAGS := $(shell pkg-config --cflags libcjson zlib 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs libcjson zlib 2>/dev/null || echo -lcjson -lz) -lm -lpthread
@@ -31,9 +31,10 @@ ifeq ($(HAVE_OPENBLAS),1)
 DEP_CFLAGS += -DNB_HAVE_OPENBLAS $(shell pkg-config --cflags openblas)
 DEP_LIBS   += $(shell pkg-config --libs openblas)
 endif
-ifeq ($(HAVE_PNG),1)
-DEP_CFLAGS += -DNB_HAVE_PNG $(shell pkg-config --cflags libpng)
-DEP_LIBS   += $(shell pkg-config --libs libpng)
+# Pictures (nabla train --plot, nabla plot-regions) are drawn by the tool, not the library.
+ifeq ($(HAVE_CAIRO),1)
+TOOL_CFLAGS := -DNB_HAVE_CAIRO $(shell pkg-config --cflags cairo)
+TOOL_LIBS   := $(shell pkg-config --libs cairo)
 endif
 CFLAGS += $(DEP_CFLAGS)
 
@@ -56,7 +57,7 @@ STATIC := $(BUILD)/libnabla.a
 SHARED := $(BUILD)/libnabla.so
 NABLA  := $(BUILD)/nabla
 
-.PHONY: all deps test test-c test-asan run bench install clean
+.PHONY: all deps test test-c test-asan run bench fuzz install clean
 all: $(STATIC) $(SHARED) $(NABLA) $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 
 $(BUILD)/obj/%.o: src/%.c include/nabla.h $(wildcard src/*.h)
@@ -64,17 +65,17 @@ $(BUILD)/obj/%.o: src/%.c include/nabla.h $(wildcard src/*.h)
 	$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/cli/%.o: cli/%.c include/nabla.h $(wildcard cli/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icli -c $< -o $@
+	$(CC) $(CFLAGS) $(TOOL_CFLAGS) -Icli -c $< -o $@
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 $(SHARED): $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 $(NABLA): $(CLI_OBJ) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(DEP_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(DEP_LIBS) $(TOOL_LIBS)
 $(BUILD)/tests/%: tests/%.c tests/check.h $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< -o $@ $(STATIC) $(DEP_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(TOOL_CFLAGS) -Itests $< -o $@ $(STATIC) $(DEP_LIBS) $(TOOL_LIBS) $(LDFLAGS)
 $(BUILD)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) $(LDFLAGS)
@@ -102,6 +103,11 @@ run: deps all
 
 bench: deps all
 	@$(PYTHON) bench/bench.py --nabla $(BUILD)/bench/bench_mlp
+
+# libFuzzer harnesses (fuzz/*.c, built with clang): FUZZ_SECONDS per loader.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 install: $(STATIC) $(SHARED) $(NABLA)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

@@ -4,7 +4,7 @@
 # oneDNN (fast matrix products), libpng (pictures), PyTorch (the comparison tests),
 # and the Fashion-MNIST data set.
 set -eu
-pkgs="build-essential pkg-config zlib1g-dev libcjson-dev libopenblas-dev libdnnl-dev libpng-dev
+pkgs="build-essential pkg-config zlib1g-dev libcjson-dev libopenblas-dev libdnnl-dev libcairo2-dev
       python3-torch python3-numpy dataset-fashion-mnist"
 missing=""
 for p in $pkgs; do
