@@ -1,12 +1,15 @@
 # nabla — build, test, install. `make` builds, `make test` tests, `make run` does the main job.
-# Optional dependencies (oneDNN, OpenBLAS, libpng) are detected, not assumed.
+# Optional dependencies (oneDNN, OpenBLAS, cairo) are detected, not assumed.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
 OPT     ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -pedantic
-CFLAGS  += $(OPT) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc $(SAN_FLAGS)
+# -O2 vectorises only loops that need no runtime checks; the element-wise kernels need the
+# usual (-O3) cost model to vectorise at all. Not -Ofast: it breaks numerics.
+VECTORIZE := $(if $(filter gcc cc,$(notdir $(CC))),-fvect-cost-model=dynamic,)
+CFLAGS  += $(OPT) $(VECTORIZE) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
 PYTHON  ?= /usr/bin/python3
 
