@@ -167,7 +167,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [sample_seconds > 0 [backend...]]\n", argv[0]);
         return 2;
     }
-    static const nb_gemm_backend order[] = {NB_GEMM_PORTABLE, NB_GEMM_OPENBLAS, NB_GEMM_ONEDNN};
+    static const nb_gemm_backend order[] = {NB_GEMM_PORTABLE, NB_GEMM_ONEDNN, NB_GEMM_OPENBLAS};
     int wanted[NB_GEMM_PORTABLE + 1] = {0};
     for (int i = 2; i < argc; i++) {
         int b = nb_gemm_backend_parse(argv[i]);
@@ -203,7 +203,16 @@ int main(int argc, char **argv)
     }
 
     static row rows[MAX_ROWS];
+    static double gflops[MAX_ROWS][MAX_COLS];
     int nrows = make_rows(rows);
+    /* One backend at a time, with a pause before each: a library's idle workers keep spinning
+     * for a while after its last call (OpenBLAS for ~0.1 s), and a pool that spins while
+     * another one needs the same cores slows the latter down a thousandfold. */
+    for (int c = 0; c < ncols; c++) {
+        nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 300000000}, NULL);
+        for (int r = 0; r < nrows; r++)
+            gflops[r][c] = measure(cols[c], &rows[r], sample_seconds);
+    }
     printf("%s\nGFLOP/s, median of %d samples of %.3g s (M x N x K; mlp rows sum the three "
            "layers of 784-256-128-10)\n\n",
            nb_version_string(), REPEATS, sample_seconds);
@@ -213,14 +222,8 @@ int main(int argc, char **argv)
     printf("\n");
     for (int r = 0; r < nrows; r++) {
         printf("%-28s", rows[r].label);
-        fflush(stdout);
-        /* each backend's rows in one go would favour whichever ran last on a warm cache:
-         * measure the columns of one row back to back instead */
-        for (int c = 0; c < ncols; c++) {
-            double g = measure(cols[c], &rows[r], sample_seconds);
-            printf(" %12.1f", g);
-            fflush(stdout);
-        }
+        for (int c = 0; c < ncols; c++)
+            printf(" %12.1f", gflops[r][c]);
         printf("\n");
     }
     for (int c = 0; c < ncols; c++)

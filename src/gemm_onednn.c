@@ -89,6 +89,8 @@ typedef struct onednn {
 
 /* ---- threads ------------------------------------------------------------------------------ */
 
+_Static_assert(sizeof(void *) == sizeof(void (*)(int)), "dlsym results fit function pointers");
+
 /* Looks the OpenMP entry points up in the global scope (where libdnnl's libgomp is when the
  * program links -ldnnl), else in libgomp itself (when nabla was loaded with RTLD_LOCAL). */
 static void find_openmp(onednn *o)
