@@ -63,7 +63,7 @@ NABLA  := $(BUILD)/nabla
 .PHONY: all deps test test-c test-asan run bench fuzz install clean
 all: $(STATIC) $(SHARED) $(NABLA) $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 
-$(BUILD)/obj/%.o: src/%.c include/nabla.h $(wildcard src/*.h)
+$(BUILD)/obj/%.o: src/%.c include/nabla.h $(wildcard src/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/cli/%.o: cli/%.c include/nabla.h $(wildcard cli/*.h)
