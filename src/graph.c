@@ -375,10 +375,13 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
         g->label_arena = l;
         g->label_floats = labels;
     }
-    char *mark = realloc(g->mark, (size_t)g->count + 1);
-    if (!mark)
-        return nb_error_set(err, NB_ENOMEM, "out of memory");
-    g->mark = mark;
+    if (g->count + 1 > g->mark_capacity) {
+        char *mark = realloc(g->mark, (size_t)g->count + 1);
+        if (!mark)
+            return nb_error_set(err, NB_ENOMEM, "out of memory");
+        g->mark = mark;
+        g->mark_capacity = g->count + 1;
+    }
     for (int i = 0; i < g->count; i++) {
         nb_node *n = &g->nodes[i];
         if (n->op == NB_OP_PARAM) {

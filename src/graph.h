@@ -43,6 +43,7 @@ struct nb_graph {
     size_t label_floats;
     int64_t batch;             /* 0: not prepared since the last change */
     char *mark;                /* per-node scratch for backward's reachability */
+    int mark_capacity;
     nb_rng rng;
     int training;
     nb_gemm *gemm;
