@@ -1,6 +1,7 @@
 /* nabla train MODEL: minibatch training with the lecture's practical tricks (§5). */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -376,16 +377,30 @@ int cmd_train(int argc, char **argv)
                     100 * test_acc, (long long)test.count);
         fprintf(stderr, "\n");
     }
-    if (json)
-        printf("{\"model\": \"%s\", \"epochs\": %d, \"steps\": %lld, \"train_loss\": %.6f, "
-               "\"train_accuracy\": %.6f, \"val_loss\": %.6f, \"val_accuracy\": %.6f, "
-               "\"test_loss\": %.6f, \"test_accuracy\": %.6f, \"samples_per_second\": %.1f, "
-               "\"seconds_last_epoch\": %.3f, \"gemm\": \"%s\"}\n",
-               output, r.last.epoch, (long long)r.last.step, r.last.train_loss,
-               r.last.train_accuracy, isnan(r.last.val_loss) ? -1.0 : r.last.val_loss,
-               isnan(r.last.val_accuracy) ? -1.0 : r.last.val_accuracy,
-               isnan(test_loss) ? -1.0 : test_loss, isnan(test_acc) ? -1.0 : test_acc,
-               r.last.samples_per_second, r.last.seconds, nb_gemm_name(gemm));
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "model", output);
+        cJSON_AddStringToObject(j, "data", data);
+        cJSON_AddNumberToObject(j, "epochs", r.last.epoch);
+        cJSON_AddNumberToObject(j, "steps", (double)r.last.step);
+        cJSON_AddNumberToObject(j, "train_loss", r.last.train_loss);
+        cJSON_AddNumberToObject(j, "train_accuracy", r.last.train_accuracy);
+        if (!isnan(r.last.val_loss)) {
+            cJSON_AddNumberToObject(j, "val_loss", r.last.val_loss);
+            cJSON_AddNumberToObject(j, "val_accuracy", r.last.val_accuracy);
+        }
+        if (test.count) {
+            cJSON_AddNumberToObject(j, "test_loss", test_loss);
+            cJSON_AddNumberToObject(j, "test_accuracy", test_acc);
+        }
+        cJSON_AddNumberToObject(j, "samples_per_second", r.last.samples_per_second);
+        cJSON_AddNumberToObject(j, "seconds_last_epoch", r.last.seconds);
+        cJSON_AddStringToObject(j, "gemm", nb_gemm_name(gemm));
+        char *text = cJSON_PrintUnformatted(j);
+        puts(text ? text : "{}");
+        free(text);
+        cJSON_Delete(j);
+    }
     status = 0;
 done:
     if (status == 1 && err.msg[0])
