@@ -13,6 +13,9 @@
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(NB_HAVE_ONEDNN) && defined(NB_HAVE_OPENBLAS)
+#include <cblas.h>
+#endif
 
 /* Internal to gemm_portable.c: the portable backend with one chosen micro-kernel. */
 void *nb_gemm_portable_new_isa(const char *isa, nb_error *err);
@@ -243,6 +246,11 @@ static void check_backend(nb_gemm_backend b, int threads, nb_rng *rng)
     check_repeated(&r, rng);
     check_many_shapes(&r, rng);
     check_degenerate(r.gemm);
+#if defined(NB_HAVE_ONEDNN) && defined(NB_HAVE_OPENBLAS)
+    /* the thread budget: while oneDNN computes, OpenBLAS keeps to one thread */
+    if (b == NB_GEMM_ONEDNN)
+        CHECK(openblas_get_num_threads() == 1);
+#endif
     printf("  %-24s %s\n", r.name, check_failures == before ? "ok" : "FAILED");
     nb_gemm_free(r.gemm);
 }
