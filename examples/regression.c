@@ -21,9 +21,9 @@
  *      last half of the run we report the mean absolute change |L_e − L_{e−1}| and the share
  *      of passes that ended higher than they started. GD's path is smooth and never goes
  *      uphill; SGD's is the noisiest (it keeps jumping around the optimum: its final loss
- *      stays about twice the noise floor at this η), minibatches average the noise out by a
- *      factor of ~16 in variance. On this redundant data SGD is nevertheless close to the
- *      optimum after a single pass, when GD has made one step.
+ *      stays about twice the noise floor at this η); averaging over 16 samples divides the
+ *      gradient's variance by 16 and the path is far calmer. On this redundant data SGD is
+ *      nevertheless close to the optimum after a single pass, when GD has made one step.
  *
  *     build/examples/regression [--log FILE]
  *

@@ -1,9 +1,10 @@
 /* spirals — the practicum of LECTURE.md §6: three interleaved 2-D spirals, one class each.
  *
  * A linear model (MLP shorthand "2-3": one Linear, no hidden layer) can only cut the plane
- * into three wedges, so it stays near chance (1/3); a net with one hidden layer of 100 ReLU
- * units ("2-100-3", §3, §5.1) separates the arms and reaches ≥ 95 % training accuracy. Both are
- * trained with cross-entropy (§5.2) and Adam (§5.6), full batch, by the library's trainer.
+ * into three convex regions, so it stays near chance (1/3); a net with one hidden layer of
+ * 100 ReLU units ("2-100-3", §3, §5.1) separates the arms and reaches ≥ 95 % training
+ * accuracy. Both are trained with cross-entropy (§5.2) and Adam (§5.6), full batch, by the
+ * library's trainer.
  *
  *     build/examples/spirals [NOISE [SEED]]       (defaults 0.2 and 1)
  *
