@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# Bad input gets a clear error, never a crash: every case below must exit with status 1
+# (a failure) or 2 (a usage error) — never 0, never a signal (>= 128) — print nothing on
+# stdout, no sanitizer report, and a message on stderr that names the file, line, option or
+# node at fault and what was expected. Also: --help on every subcommand, and --version.
+#
+# Run from the repository root: bash tests/cli_errors.sh. $NABLA is the CLI (default
+# $NABLA_BUILD/nabla, NABLA_BUILD defaulting to build). Exits non-zero on the first failure.
+set -euo pipefail
+
+NABLA=${NABLA:-${NABLA_BUILD:-build}/nabla}
+case $NABLA in /*) ;; *) NABLA=$PWD/$NABLA ;; esac
+PY=/usr/bin/python3
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/nabla-cli-errors.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+
+fail() {  # what was expected, then optionally the actual output
+    printf 'FAIL: %s\n' "$1" >&2
+    if [ $# -gt 1 ]; then printf '%s\n' "--- actual:" "$2" | sed 's/^/  /' >&2; fi
+    exit 1
+}
+
+cases=0
+# expect STATUS 'ERE' ['ERE' ...] :: ARGS...: `nabla ARGS` exits with STATUS, prints nothing
+# on stdout and a stderr message matching every pattern (grep -E), without a sanitizer report.
+expect() {
+    local want=$1 patterns=() rc=0 p
+    shift
+    while [ "$1" != "::" ]; do patterns+=("$1"); shift; done
+    shift
+    "$NABLA" "$@" >out.txt 2>err.txt </dev/null || rc=$?
+    local what="nabla $*"
+    if [ "$rc" -ne "$want" ]; then
+        fail "$what: exit status $want (expected a clean error$([ "$rc" -ge 128 ] && echo ', got a crash'))" \
+            "exit status $rc; stderr: $(head -c 1500 err.txt)"
+    fi
+    if grep -qE 'Sanitizer|runtime error:' err.txt; then
+        fail "$what: no sanitizer report" "$(head -n 30 err.txt)"
+    fi
+    [ ! -s out.txt ] || fail "$what: nothing on stdout (errors go to stderr)" "$(head -c 500 out.txt)"
+    [ -s err.txt ] || fail "$what: a message on stderr" "(empty)"
+    for p in "${patterns[@]}"; do
+        grep -qE -- "$p" err.txt || fail "$what: a message matching /$p/" "$(head -c 1500 err.txt)"
+    done
+    cases=$((cases + 1))
+}
+
+[ -x "$NABLA" ] || fail "an executable CLI at $NABLA (run make)"
+
+# ---- help and version ---------------------------------------------------------------------
+for cmd in train eval predict info gradcheck; do
+    rc=0
+    "$NABLA" "$cmd" --help >out.txt 2>err.txt || rc=$?
+    [ "$rc" -eq 0 ] && head -n 1 out.txt | grep -q "^Usage: nabla $cmd" ||
+        fail "nabla $cmd --help: exit 0 and 'Usage: nabla $cmd' on stdout" "exit $rc: $(head -n 3 out.txt err.txt)"
+    rc=0
+    "$NABLA" "$cmd" -h >out.txt 2>err.txt || rc=$?
+    [ "$rc" -eq 0 ] && grep -q "^Usage: nabla $cmd" out.txt || fail "nabla $cmd -h: exit 0 and the usage" "exit $rc"
+done
+grep -q -- '--data SPEC' <("$NABLA" train --help) || fail "train --help to document --data SPEC"
+grep -q 'spirals' <("$NABLA" train --help) || fail "train --help to list the data sets"
+for h in --help -h; do
+    rc=0
+    "$NABLA" $h >out.txt 2>err.txt || rc=$?
+    [ "$rc" -eq 0 ] && grep -q '^Usage: nabla COMMAND' out.txt && grep -q 'gradcheck' out.txt ||
+        fail "nabla $h: exit 0 and the usage listing the commands" "exit $rc: $(cat out.txt err.txt)"
+done
+"$NABLA" --version >out.txt 2>&1 || fail "nabla --version to exit 0" "$(cat out.txt)"
+grep -qE '^nabla [0-9]+\.[0-9]+\.[0-9]+ .*gemm: .*(onednn|openblas|portable)' out.txt ||
+    fail "nabla --version to give the version and name the gemm backend" "$(cat out.txt)"
+echo "ok: --help on every subcommand, --version names the gemm backend ($(cat out.txt))"
+
+# ---- the command line itself: status 2 ----------------------------------------------------
+expect 2 'Usage' :: 
+expect 2 "unknown command 'bogus'" 'Usage' :: bogus
+expect 2 "'--frobnicate'" :: train 2-8-3 --frobnicate
+expect 2 "'--frobnicate'" :: eval m.safetensors --frobnicate
+expect 2 "'--frobnicate'" :: predict m.safetensors --frobnicate
+expect 2 "'--frobnicate'" :: info 2-8-3 --frobnicate
+expect 2 "'--frobnicate'" :: gradcheck 2-8-3 --frobnicate
+expect 2 'MODEL' :: train --data spirals
+expect 2 'MODEL' :: train 2-8-3 4-8-3 --data spirals
+expect 2 'MODEL' :: eval
+expect 2 'MODEL' :: predict
+expect 2 'MODEL' :: info
+expect 2 'MODEL' :: gradcheck
+expect 2 "epochs" 'requires an argument' :: train 2-8-3 --epochs
+expect 2 "'--data'|data" :: train 2-8-3 --data
+expect 2 "'--limit'|limit" :: predict m.safetensors --limit
+expect 2 '--epochs' "'abc'" 'integer' :: train 2-8-3 --epochs abc
+expect 2 '--epochs' "'-3'" 'integer' :: train 2-8-3 --epochs -3
+expect 2 '--epochs' "'2x'" 'integer' :: train 2-8-3 --epochs 2x
+expect 2 '--batch' "'-1'" 'integer' :: train 2-8-3 --batch -1
+expect 2 'seed' "'one'" 'integer' :: train 2-8-3 --seed one
+expect 2 'threads' "'many'" 'integer' :: train 2-8-3 --threads many
+expect 2 'lr' "'x'" 'number' :: train 2-8-3 --lr x
+expect 2 'lr' "'nan'" 'number' :: train 2-8-3 --lr nan
+expect 2 'momentum' "'fast'" 'number' :: train 2-8-3 --momentum fast
+expect 2 'clip' "'0.5.1'" 'number' :: train 2-8-3 --clip 0.5.1
+expect 2 'val-split' '0 <= F < 1' :: train 2-8-3 --val-split 1.5
+expect 2 '--optimizer' 'sgd, adam or adamw' :: train 2-8-3 --optimizer rmsprop
+expect 2 '--schedule' 'constant, step, exp or cosine' :: train 2-8-3 --schedule linear
+expect 2 '--schedule step' '--step-size' :: train 2-8-3 --schedule step
+expect 2 '--order' 'shuffle, sequential or stratified' :: train 2-8-3 --order random
+expect 2 '--normalize' 'none, feature, channel or global' :: train 2-8-3 --normalize minmax
+expect 2 '--init-scheme' 'kaiming' :: train 2-8-3 --init-scheme he
+expect 2 '--format' 'csv or json' :: predict m.safetensors --format xml
+expect 2 'limit' "'-1'" :: predict m.safetensors --limit -1
+expect 2 'batch' "'0'" :: info 2-8-3 --batch 0
+expect 2 'batch' "'x'" :: gradcheck 2-8-3 --batch x
+expect 2 'seed' "'-1'" :: gradcheck 2-8-3 --seed -1
+echo "ok: usage errors (unknown command and options, missing arguments, bad numbers and choices) exit 2 naming the option"
+
+# ---- model descriptions -------------------------------------------------------------------
+printf 'x = input(2)\nh = linear(x 8)\n' > syntax.nb
+printf 'x = input(2)\nh = linear(x, 8)\nr = relu(h\n' > paren.nb
+printf 'x = input(2)\nh = linear(x, 8)\nr = relu(hidden)\n' > undefined.nb
+printf 'x = input(2)\na = linear(x, 8)\nb = linear(x, 4)\nc = add(a, b)\nout = linear(c, 3)\n' > shape.nb
+printf 'x = input(2)\nh = softplus(x)\n' > module.nb
+printf 'x = input(2)\nh = linear(x, 3)\nh = relu(h)\n' > twice.nb
+printf 'x = input(2)\nh = linear(x, zero)\n' > width.nb
+printf 'x = input(2)\nh = reshape(x, 3)\n' > reshape.nb
+printf 'x = input(2)\nh = dropout(x, 1.5)\n' > dropout.nb
+printf '# only a comment\n' > noinput.nb
+printf 'x = input(2)\0\n' > binary.nb
+: > empty.nb
+for cmd in "train --data spirals -q -o x.safetensors" info gradcheck; do
+    # shellcheck disable=SC2086 # the command is a subcommand and options
+    set -- $cmd
+    expect 1 'syntax\.nb:2:[0-9]+:' "expected ',' or '\)'" :: "$@" syntax.nb
+    expect 1 'paren\.nb:3:[0-9]+:' :: "$@" paren.nb
+    expect 1 'undefined\.nb:3:[0-9]+:' "'hidden'" 'not a node defined' :: "$@" undefined.nb
+    expect 1 'shape\.nb:4:[0-9]+:' "'a'" '\[N,8\]' "'b'" '\[N,4\]' :: "$@" shape.nb
+    expect 1 'module\.nb:2:[0-9]+:' "softplus" 'known: ' :: "$@" module.nb
+    expect 1 'twice\.nb:3:[0-9]+:' "'h' is already defined" :: "$@" twice.nb
+    expect 1 'width\.nb:2:[0-9]+:' "'zero'" 'integer' :: "$@" width.nb
+    expect 1 'reshape\.nb:2:[0-9]+:' '\[N,2\]' '\[3\]' :: "$@" reshape.nb
+    expect 1 'dropout\.nb:2:[0-9]+:' '1\.5' :: "$@" dropout.nb
+    expect 1 'noinput\.nb' 'no input' :: "$@" noinput.nb
+    expect 1 'empty\.nb' 'no input' :: "$@" empty.nb
+    expect 1 'binary\.nb' 'NUL' :: "$@" binary.nb
+    expect 1 'missing\.nb' 'No such file' :: "$@" missing.nb
+    expect 1 '2-8-3:softplus' 'relu, tanh or sigmoid' :: "$@" 2-8-3:softplus
+    expect 1 '2-0-3' 'layer 2' :: "$@" 2-0-3
+done
+echo "ok: description errors give file:line:col and what was expected (train, info, gradcheck)"
+
+# ---- data ---------------------------------------------------------------------------------
+printf 'a,b,label\n0.5,1,0\n1,x,1\n' > badnumber.csv
+printf 'a,b,label\n0.5,1,0\n1,2\n' > shortrow.csv
+printf 'a,b,label\n0.5,1,0\n1,2,cat\n' > badlabel.csv
+printf 'a,b,label\n' > header.csv
+printf 'a,b,label\n0.5,1,0\n1,2,1\n' > good.csv
+expect 1 'badnumber\.csv' 'line 3' '"x"' 'number' :: train 2-8-3 --data csv:badnumber.csv:label -o x.safetensors
+expect 1 'shortrow\.csv' 'line 3' '3 fields' :: train 2-8-3 --data csv:shortrow.csv:label -o x.safetensors
+expect 1 'badlabel\.csv' 'line 3' '"cat"' 'label' :: train 2-8-3 --data csv:badlabel.csv:label -o x.safetensors
+expect 1 'header\.csv' 'no data rows' :: train 2-8-3 --data csv:header.csv:label -o x.safetensors
+expect 1 'good\.csv' '"klass"' :: train 2-8-3 --data csv:good.csv:klass -o x.safetensors
+expect 1 '/nonexistent/data\.csv' :: train 2-8-3 --data csv:/nonexistent/data.csv:label -o x.safetensors
+expect 1 '/nonexistent/images' :: train 2-8-3 --data idx:/nonexistent/images,/nonexistent/labels -o x.safetensors
+expect 1 "unknown data set 'mnist'" 'spirals' :: train 2-8-3 --data mnist -o x.safetensors
+expect 1 'spirals:abc' :: train 2-8-3 --data spirals:abc -o x.safetensors
+expect 1 'spirals:0' :: train 2-8-3 --data spirals:0 -o x.safetensors
+expect 1 "/nonexistent/val\.csv" :: train 2-8-3 --data spirals --val csv:/nonexistent/val.csv:label -o x.safetensors
+expect 1 "/nonexistent/test\.csv" :: train 2-8-3 --data spirals --test csv:/nonexistent/test.csv:label -o x.safetensors
+# a shorthand for another input width names both sizes
+expect 1 '2 features' "784" :: train 784-16-10 --data spirals -o x.safetensors
+expect 1 '3 features' "'x' expects 2" :: train 2-8-3 --data csv:good.csv -o x.safetensors
+# labels beyond the model's classes
+expect 1 'label 3' '3 classes' :: train 2-8-3 --data spirals:10:4 -o x.safetensors
+[ ! -e x.safetensors ] || fail "no model file written by failed runs" "$(ls -l x.safetensors*)"
+echo "ok: data errors name the file, line and field, or both sizes"
+
+# ---- model files --------------------------------------------------------------------------
+"$NABLA" train 2-16-3 --data spirals:50 --epochs 2 -q -o m.safetensors || fail "training the model for the file tests"
+size=$(stat -c %s m.safetensors)
+for n in 0 4 8 100 $((size / 2)) $((size - 1)); do
+    head -c "$n" m.safetensors > "trunc$n.safetensors"
+    expect 1 "trunc$n\.safetensors" :: eval "trunc$n.safetensors" --data spirals
+    expect 1 "trunc$n\.safetensors" :: predict "trunc$n.safetensors" --data spirals
+    expect 1 "trunc$n\.safetensors" :: info "trunc$n.safetensors"
+done
+"$PY" - m.safetensors <<'EOF'
+import json, random, struct, sys
+raw = open(sys.argv[1], "rb").read()
+(n,) = struct.unpack("<Q", raw[:8])
+header, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+
+def write(path, h, d=data):
+    text = json.dumps(h, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(text)) + text + d)
+
+random.seed(3)
+open("garbage.safetensors", "wb").write(bytes(random.randrange(256) for _ in range(4096)))
+open("text.safetensors", "w").write("this is not a model\n" * 10)
+h = dict(header); h["fc9.weight"] = h.pop("fc1.weight"); write("renamed.safetensors", h)
+h = dict(header); h["extra"] = {"dtype": "F32", "shape": [1], "data_offsets": [len(data), len(data) + 4]}
+write("extra.safetensors", h, data + b"\0\0\0\0")
+h = json.loads(json.dumps(header)); h["__metadata__"]["nabla.description"] = "2-16-4"; write("arch.safetensors", h)
+h = json.loads(json.dumps(header)); del h["__metadata__"]["nabla.description"]; write("bare.safetensors", h)
+h = json.loads(json.dumps(header)); h["__metadata__"]["nabla.norm"] = "{\"mode\": \"feature\"}"; write("norm.safetensors", h)
+h = json.loads(json.dumps(header)); h["fc1.bias"]["dtype"] = "F64"; write("dtype.safetensors", h)
+h = json.loads(json.dumps(header)); h["fc2.bias"]["data_offsets"][1] += 4; write("offsets.safetensors", h)
+EOF
+for cmd in eval predict; do
+    expect 1 'garbage\.safetensors' :: $cmd garbage.safetensors --data spirals
+    expect 1 'text\.safetensors' :: $cmd text.safetensors --data spirals
+    expect 1 'renamed\.safetensors' "fc1\.weight|fc9\.weight" :: $cmd renamed.safetensors --data spirals
+    expect 1 'extra\.safetensors' "'extra'" :: $cmd extra.safetensors --data spirals
+    expect 1 'arch\.safetensors' 'fc2\.(weight|bias)' '\[4,16\]|\[4\]' :: $cmd arch.safetensors --data spirals
+    expect 1 'bare\.safetensors' 'nabla\.description' :: $cmd bare.safetensors --data spirals
+    expect 1 'norm\.safetensors' 'nabla\.norm' :: $cmd norm.safetensors --data spirals
+    expect 1 'dtype\.safetensors' 'fc1\.bias' :: $cmd dtype.safetensors --data spirals
+    expect 1 'offsets\.safetensors' 'fc2\.bias' :: $cmd offsets.safetensors --data spirals
+    expect 1 'missing\.safetensors' :: $cmd missing.safetensors --data spirals
+    expect 1 '3 features' 'expects 2' :: $cmd m.safetensors --data csv:good.csv
+done
+expect 1 'label 3' '3 classes' :: eval m.safetensors --data spirals:10:4
+expect 1 'renamed\.safetensors' 'fc1\.weight' :: train 2-16-3 --data spirals --init renamed.safetensors -o x.safetensors
+expect 1 'garbage\.safetensors' :: train 2-16-3 --data spirals --init garbage.safetensors -o x.safetensors
+expect 1 'm\.safetensors' 'fc1\.weight' '\[8,2\]' :: train 2-8-3 --data spirals --init m.safetensors -o x.safetensors
+expect 1 'trunc100\.safetensors' :: train trunc100.safetensors --data spirals -o x.safetensors
+[ ! -e x.safetensors ] || fail "no model file written by failed runs" "$(ls -l x.safetensors*)"
+echo "ok: truncated, garbage and inconsistent model files are refused, naming the file and tensor"
+
+# ---- the environment ----------------------------------------------------------------------
+NABLA_GEMM=bogus expect 1 "'bogus'" 'portable' :: train 2-8-3 --data spirals -o x.safetensors
+expect 1 "'bogus'" 'portable' :: predict m.safetensors --data spirals --gemm bogus
+echo "ok: an unknown gemm backend is named"
+
+# ---- options given without a message --------------------------------------------------------
+expect 2 'eps' "'0'" :: gradcheck 2-8-3 --eps 0
+expect 2 'tol' "'-1'" :: gradcheck 2-8-3 --tol -1
+echo "ok: gradcheck --eps/--tol out of range are explained"
+
+echo "cli_errors: all $cases error cases passed"
