@@ -94,7 +94,7 @@ deps:
 # under AddressSanitizer + UndefinedBehaviorSanitizer.
 test: deps all
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT="-O1 -g" build/asan/libnabla.a \
-		$(TEST_BIN:$(BUILD)/%=build/asan/%) build/asan/nabla
+		$(TEST_BIN:$(BUILD)/%=build/asan/%) $(EX_BIN:$(BUILD)/%=build/asan/%) build/asan/nabla
 	@scripts/run-tests.sh $(BUILD) build/asan
 
 test-c: all

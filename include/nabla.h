@@ -508,7 +508,8 @@ typedef struct nb_model nb_model;
 /* Builds a model from a description or an MLP shorthand; `source` names it in errors. For
  * training, a labels node "y" and a loss node "loss" are appended: NLL when the output is a
  * log_softmax, otherwise cross-entropy on the output taken as logits. gemm as in
- * nb_graph_new. Caller owns the model. */
+ * nb_graph_new. Parameters start at zero: initialise them (nb_graph_init_params on
+ * nb_model_graph(m)) or load them before training. Caller owns the model. */
 nb_model *nb_model_new(const char *description, const char *source, uint64_t seed,
                        nb_gemm *gemm, nb_error *err);
 void nb_model_free(nb_model *m);
