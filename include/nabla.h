@@ -69,7 +69,8 @@ nb_status nb_error_set(nb_error *err, nb_status code, const char *fmt, ...)
 #endif
     ;
 
-/* Library version and the matrix-product backend compiled in, e.g. "0.1.0 (gemm: onednn)".
+/* Library version and the matrix-product backends compiled in, e.g.
+ * "nabla 0.1.0 (gemm: onednn, openblas, portable; default onednn)".
  * Static string. */
 const char *nb_version_string(void);
 
@@ -94,7 +95,7 @@ uint32_t nb_rng_below(nb_rng *rng, uint32_t n);
 /* ------------------------------------------------------------------------------------------
  * Matrix products. C = alpha · op(A) · op(B) + beta · C, row-major, op(X) = X or Xᵀ.
  * The backend is chosen at build time (the fastest available) and can be overridden at run
- * time with nb_gemm_select or the NABLA_GEMM environment variable read by the CLI.
+ * time by passing a backend to nb_gemm_new (the CLI: --gemm NAME or NABLA_GEMM=NAME).
  * ---------------------------------------------------------------------------------------- */
 
 typedef enum nb_gemm_backend {
