@@ -23,6 +23,7 @@
  *
  * The step allocates nothing: all state lives in one block made by nb_optim_new.
  */
+#include "decimal.h"
 #include "nabla.h"
 
 #include <math.h>
@@ -53,30 +54,6 @@ static inline float addmul(float x, float y, float z) { return fmaf(x, y, z); }
 #define FMA_KERNEL
 #endif
 
-/* The double nearest to the shortest decimal (≤ 9 significant digits) that reads back as x:
- * 0.9f → 0.9, 1e-8f → 1e-8, i.e. the number a Python user would have typed. Each candidate
- * D·10^-k is one correctly rounded operation on exact operands (D < 10^9, 10^k exact for
- * k ≤ 22), so it equals strtod's reading of the decimal — without printf, locale or
- * allocation. Outside that range, or if no candidate fits, x itself. */
-static double widen_decimal(float x)
-{
-    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    if (!isfinite(x) || x == 0.0f)
-        return (double)x;
-    double a = fabs((double)x);
-    int e = (int)floor(log10(a)); /* a = d.ddd × 10^e */
-    for (int digits = 1; digits <= 9; digits++) {
-        int k = digits - 1 - e; /* a·10^k has `digits` digits before the point */
-        if (k > 22 || k < -22)
-            break;
-        double d = k >= 0 ? nearbyint(a * p10[k]) / p10[k] : nearbyint(a / p10[-k]) * p10[-k];
-        if ((float)d == (float)a)
-            return copysign(d, (double)x);
-    }
-    return (double)x;
-}
 
 void nb_optim_config_default(nb_optim_config *cfg)
 {
@@ -150,10 +127,10 @@ nb_optim *nb_optim_new(const nb_optim_config *cfg, size_t n, nb_error *err)
     opt->cfg = *cfg;
     opt->n = n;
     opt->nstate = nstate;
-    opt->dampening = widen_decimal(cfg->dampening);
-    opt->beta1 = widen_decimal(cfg->beta1);
-    opt->beta2 = widen_decimal(cfg->beta2);
-    opt->weight_decay = widen_decimal(cfg->weight_decay);
+    opt->dampening = nb_widen_decimal(cfg->dampening);
+    opt->beta1 = nb_widen_decimal(cfg->beta1);
+    opt->beta2 = nb_widen_decimal(cfg->beta2);
+    opt->weight_decay = nb_widen_decimal(cfg->weight_decay);
     return opt;
 }
 
@@ -294,7 +271,7 @@ void nb_optim_step(nb_optim *opt, float *w, float *g, float lr)
         /* Decoupled weight decay (Loshchilov & Hutter): w ← w·(1 − η·wd) before the Adam
          * step, and no wd term in g. torch: param.mul_(1 - lr * weight_decay). */
         if (c->weight_decay != 0.0f) {
-            float shrink = (float)(1.0 - widen_decimal(lr) * opt->weight_decay);
+            float shrink = (float)(1.0 - nb_widen_decimal(lr) * opt->weight_decay);
             for (size_t i = 0; i < n; i++)
                 w[i] *= shrink;
         }
@@ -306,7 +283,7 @@ void nb_optim_step(nb_optim *opt, float *w, float *g, float lr)
     double t = (double)opt->steps;
     double bc1 = 1.0 - pow(opt->beta1, t);
     double bc2 = 1.0 - pow(opt->beta2, t);
-    double step_size = widen_decimal(lr) / bc1;
+    double step_size = nb_widen_decimal(lr) / bc1;
     adam_step(n, w, g, opt->state, opt->state + n, c->beta1, (float)(1.0 - opt->beta1), c->beta2,
               (float)(1.0 - opt->beta2), (float)sqrt(bc2), c->eps, (float)-step_size);
 }
