@@ -65,7 +65,7 @@ ok "spirals 2-64-3 reaches $(json spirals.json 'round(100 * d["train_accuracy"],
 
 # ---- Fashion-MNIST: one epoch of 784-32-10 ------------------------------------------------
 if [ -r "$FASHION/train-images-idx3-ubyte.gz" ]; then
-    run train 784-32-10 --epochs 1 --test fashion-mnist-test --json -o fashion.safetensors
+    run train 784-32-10 --epochs 1 --threads 1 --test fashion-mnist-test --json -o fashion.safetensors
     cp out.txt fashion.json
     check fashion.json 'd["test_accuracy"] > 0.75' "test accuracy > 75 % after one epoch of 784-32-10"
     check fashion.json 'd["steps"] == 469' "469 steps (60000 samples, batch 128)"
