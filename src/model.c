@@ -4,6 +4,7 @@
 #include "model.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,7 +164,8 @@ static nb_status norm_from_json(nb_norm *norm, const char *text, int64_t feature
         if (strcmp(mode->valuestring, norm_mode_names[i]) == 0)
             kind = i;
     int64_t size = cJSON_IsArray(mean) ? cJSON_GetArraySize(mean) : -1;
-    if (!o || kind < 0 || !cJSON_IsNumber(eps) || !(eps->valuedouble >= 0) || size < 0 ||
+    if (!o || kind < 0 || !cJSON_IsNumber(eps) || !(eps->valuedouble >= 0) ||
+        !(eps->valuedouble <= FLT_MAX) || size < 0 ||
         !cJSON_IsArray(std) || cJSON_GetArraySize(std) != size ||
         (kind == NB_NORM_FEATURE && size != features) || (kind == NB_NORM_GLOBAL && size != 1) ||
         (kind != NB_NORM_NONE && (size < 1 || features % size)))
@@ -176,12 +178,16 @@ static nb_status norm_from_json(nb_norm *norm, const char *text, int64_t feature
         norm->std = malloc((size_t)size * sizeof(float));
         if (!norm->mean || !norm->std)
             s = nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
+        /* Values must fit a float (a larger double converted to float is undefined), and
+         * max(std, eps) must be positive: it divides. */
         for (int64_t i = 0; !s && i < size; i++) {
             const cJSON *a = cJSON_GetArrayItem(mean, (int)i), *b = cJSON_GetArrayItem(std, (int)i);
-            if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || !isfinite(a->valuedouble) ||
-                !isfinite(b->valuedouble) || b->valuedouble < 0)
+            if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || !(fabs(a->valuedouble) <= FLT_MAX) ||
+                !(b->valuedouble >= 0 && b->valuedouble <= FLT_MAX) ||
+                !((float)b->valuedouble > 0 || (float)eps->valuedouble > 0))
                 s = nb_error_set(err, NB_EFORMAT, "%s: 'nabla.norm' entry %lld: expected a finite "
-                                 "mean and a non-negative std", path, (long long)i);
+                                 "mean and a std >= 0 (> 0 when eps is 0), as floats", path,
+                                 (long long)i);
             else {
                 norm->mean[i] = (float)a->valuedouble;
                 norm->std[i] = (float)b->valuedouble;
