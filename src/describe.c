@@ -344,28 +344,34 @@ int nb_is_shorthand(const char *text)
     return layers >= 2 && (*s == 0 || *s == ':');
 }
 
-/* Expands "784-256-10[:act]" into description text. */
-static nb_status expand_shorthand(const char *text, char *out, size_t size, nb_error *err)
+/* Expands "784-256-10[:act]" into description text. Errors name the source and the text. */
+static nb_status expand_shorthand(const char *text, const char *source, char *out, size_t size,
+                                  nb_error *err)
 {
+    char who[512]; /* the CLI passes the shorthand itself as the source: say it once */
+    if (strcmp(source, text) == 0)
+        snprintf(who, sizeof who, "%s", text);
+    else
+        snprintf(who, sizeof who, "%s: '%s'", source, text);
     const char *act = strchr(text, ':');
     const char *fn = "relu";
     if (act) {
         fn = act + 1;
         if (strcmp(fn, "relu") && strcmp(fn, "tanh") && strcmp(fn, "sigmoid"))
             return nb_error_set(err, NB_EFORMAT, "%s: unknown non-linearity '%s' "
-                                "(relu, tanh or sigmoid)", text, fn);
+                                "(relu, tanh or sigmoid)", who, fn);
     }
     int64_t widths[64] = {0};
     int n = 0;
     for (const char *s = text; *s && *s != ':'; n++) {
         char *end;
         if (n == 64)
-            return nb_error_set(err, NB_EFORMAT, "%s: more than 64 layers", text);
+            return nb_error_set(err, NB_EFORMAT, "%s: more than 64 layers", who);
         errno = 0;
         long long v = strtoll(s, &end, 10);
         if (errno || v < 1 || v > (1 << 30))
             return nb_error_set(err, NB_EFORMAT, "%s: layer %d: width out of range (1 to 2^30)",
-                                text, n + 1);
+                                who, n + 1);
         widths[n] = v;
         s = *end == '-' ? end + 1 : end;
     }
@@ -384,7 +390,7 @@ static nb_status expand_shorthand(const char *text, char *out, size_t size, nb_e
         prev = prevbuf;
     }
     if (used >= size)
-        return nb_error_set(err, NB_EFORMAT, "%s: description too long", text);
+        return nb_error_set(err, NB_EFORMAT, "%s: description too long", who);
     return NB_OK;
 }
 
@@ -392,13 +398,15 @@ nb_status nb_describe(nb_graph *g, const char *text, const char *source, int *in
                       int *output, nb_error *err)
 {
     char expanded[8192];
+    if (!source)
+        source = "<model>";
     if (nb_is_shorthand(text)) {
-        nb_status s = expand_shorthand(text, expanded, sizeof expanded, err);
+        nb_status s = expand_shorthand(text, source, expanded, sizeof expanded, err);
         if (s)
             return s;
         text = expanded;
     }
-    parser p = {.source = source ? source : "<model>", .line = 0, .err = err};
+    parser p = {.source = source, .line = 0, .err = err};
     *input = -1;
     *output = -1;
     int explicit_output = 0;
