@@ -13,6 +13,9 @@ static const struct {
     {"predict", cmd_predict, "classes and probabilities for each input"},
     {"info", cmd_info, "modules, shapes, parameters and Jacobian sizes of a model"},
     {"gradcheck", cmd_gradcheck, "check backprop against finite differences"},
+    {"graph", cmd_graph, "the computation graph (or its gradient graph) in Graphviz DOT"},
+    {"plot-regions", cmd_plot_regions, "picture of a 2-input classifier's decision regions"},
+    {"plot-csv", cmd_plot_csv, "line charts of CSV columns (training logs, examples)"},
 };
 
 static void usage(FILE *out)
@@ -20,7 +23,7 @@ static void usage(FILE *out)
     fprintf(out, "Usage: nabla COMMAND [OPTIONS]\n\n"
                  "Neural networks with reverse-mode automatic differentiation.\n\nCommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'nabla COMMAND --help' for a command's options; 'nabla --version'.\n");
 }
 

@@ -1,0 +1,502 @@
+/* nabla graph MODEL: the computation graph in Graphviz DOT, in the lecture's notation.
+ *
+ * Forward (§1): observed inputs are shaded ellipses, parameters boxes, deterministic
+ * functions (modules) rounded boxes labelled with their op and formula, the scalar cost a
+ * red rounded box; every edge carries the shape of the value on it ([N,784]: N samples of 784
+ * features). Drawn bottom-up, inputs at the bottom and the cost on top, as in the lecture.
+ *
+ * Backward (§3, --backward): the gradient graph, the forward graph "reversed". One node per
+ * module: its vector–Jacobian product, the formulas exactly as src/op_*.c computes them;
+ * edges carry gradients dC/dz downwards, from the cost (dC/dC = 1) to the parameters. Where
+ * a value feeds several modules (fan-out, the lecture's Duplicate), an explicit Σ node sums
+ * the incoming gradients: dC/dz = Σ_k dC/ds[k]·∂s[k]/∂z. nabla needs no such node — every
+ * backward accumulates with += — but the picture shows what the += means. Gradients that
+ * training does not compute (an observed input's) are dashed. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static void help(void)
+{
+    printf("Usage: nabla graph MODEL [--backward] [--png FILE | --svg FILE] [-o FILE.dot]\n\n"
+           "Writes the model's computation graph in Graphviz DOT: inputs (shaded ellipses),\n"
+           "parameters (boxes), modules (rounded boxes with their op), the cost, and the shape\n"
+           "on every edge. MODEL is a description file, an MLP shorthand or a model file; the\n"
+           "cross-entropy cost that training appends is shown.\n\n"
+           "Options:\n"
+           "  --backward         the gradient graph instead: each module's vector-Jacobian\n"
+           "                     product, gradients dC/dz flowing from the cost to the\n"
+           "                     parameters, and a Σ node where a value fans out\n"
+           "  --png FILE         render with Graphviz (dot -Tpng) into FILE\n"
+           "  --svg FILE         render with Graphviz (dot -Tsvg) into FILE\n"
+           "  -o, --output FILE  write the DOT text to FILE (default: standard output, unless\n"
+           "                     --png or --svg is given)\n"
+           "  -h, --help         this help\n\n"
+           "Example: nabla graph examples/residual.nb --backward --png residual-backward.png\n");
+}
+
+/* ---- DOT text ------------------------------------------------------------------------------ */
+
+/* A quoted DOT string: " and \ escaped. */
+static void q(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* Text inside an HTML-like label: &, <, > and " escaped. */
+static void h(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+/* A node id: a prefix naming the role and the graph node's name. */
+static void id(FILE *f, const char *prefix, const char *name)
+{
+    char buf[NB_NAME_MAX + 16];
+    snprintf(buf, sizeof buf, "%s%s", prefix, name);
+    q(f, buf);
+}
+
+static int is_loss(nb_op op) { return op == NB_OP_MSE || op == NB_OP_NLL || op == NB_OP_CROSS_ENTROPY; }
+static int is_leaf(nb_op op) { return op == NB_OP_INPUT || op == NB_OP_LABELS || op == NB_OP_PARAM; }
+
+/* The forward formula of a module, in PyTorch's row-major layout (see src/op_*.c). */
+static const char *forward_formula(nb_op op)
+{
+    static const char *const f[NB_OP_COUNT] = {
+        [NB_OP_LINEAR] = "Y = X·Wᵀ + b",
+        [NB_OP_RELU] = "Y = max(X, 0)",
+        [NB_OP_TANH] = "Y = tanh(X)",
+        [NB_OP_SIGMOID] = "Y = 1/(1 + e^−X)",
+        [NB_OP_ADD] = "Y = A + B",
+        [NB_OP_MAX] = "Y = max(A, B)",
+        [NB_OP_MUL] = "Y = A ⊙ B",
+        [NB_OP_SCALE] = "Y = a·X",
+        [NB_OP_SUM] = "y = Σᵢ xᵢ",
+        [NB_OP_MEAN] = "y = (1/D) Σᵢ xᵢ",
+        [NB_OP_SOFTMAX] = "yᵢ = e^xᵢ / Σⱼ e^xⱼ",
+        [NB_OP_LOG_SOFTMAX] = "yᵢ = xᵢ − log Σⱼ e^xⱼ",
+        [NB_OP_DROPOUT] = "Y = X ⊙ mask/(1−p)",
+        [NB_OP_RESHAPE] = "same numbers, new shape",
+        [NB_OP_NEAREST] = "ȳ = argminₖ ‖x − wₖ‖²",
+        [NB_OP_MSE] = "C = 1/N Σₙ ‖yₙ − ȳₙ‖²",
+        [NB_OP_NLL] = "C = −1/N Σₙ logp[n, yₙ]",
+        [NB_OP_CROSS_ENTROPY] = "C = 1/N Σₙ (lse(zₙ) − zₙ[yₙ])",
+    };
+    return op < NB_OP_COUNT && f[op] ? f[op] : "";
+}
+
+/* The vector–Jacobian product of input k of a module (what its backward adds to that input's
+ * gradient), as in the comment blocks of src/op_*.c and src/loss.c. */
+static const char *vjp_formula(nb_op op, int k)
+{
+    static const char *const f[NB_OP_COUNT][3] = {
+        [NB_OP_LINEAR] = {"dX += dY·W", "dW += dYᵀ·X", "db += Σₙ dY[n,:]"},
+        [NB_OP_RELU] = {"dX += dY ⊙ [Y > 0]"},
+        [NB_OP_TANH] = {"dX += dY ⊙ (1 − Y²)"},
+        [NB_OP_SIGMOID] = {"dX += dY ⊙ Y(1 − Y)"},
+        [NB_OP_ADD] = {"dA += dY", "dB += dY"},
+        [NB_OP_MAX] = {"dA += dY where A > B (½ at a tie)", "dB += dY where B > A (½ at a tie)"},
+        [NB_OP_MUL] = {"dA += dY ⊙ B", "dB += dY ⊙ A"},
+        [NB_OP_SCALE] = {"dX += a·dY"},
+        [NB_OP_SUM] = {"dX += dY (to every feature)"},
+        [NB_OP_MEAN] = {"dX += dY / D"},
+        [NB_OP_SOFTMAX] = {"dxᵢ += yᵢ (dyᵢ − Σⱼ dyⱼ yⱼ)"},
+        [NB_OP_LOG_SOFTMAX] = {"dxᵢ += dyᵢ − softmaxᵢ Σⱼ dyⱼ"},
+        [NB_OP_DROPOUT] = {"dX += dY ⊙ mask/(1−p)"},
+        [NB_OP_RESHAPE] = {"dX += reshape(dY)"},
+        [NB_OP_MSE] = {"dȳ += 2(ȳ − y)·dC/N", "dy −= 2(ȳ − y)·dC/N"},
+        [NB_OP_NLL] = {"dlogp[n, yₙ] −= dC/N"},
+        [NB_OP_CROSS_ENTROPY] = {"dz += (softmax(z) − onehot(y))·dC/N"},
+    };
+    return op < NB_OP_COUNT && k < 3 && f[op][k] ? f[op][k] : "";
+}
+
+static void graph_header(FILE *f, const char *model, const char *what, const char *rankdir,
+                         const char *legend)
+{
+    fprintf(f, "digraph ");
+    q(f, model);
+    fprintf(f, " {\n  graph [rankdir=%s, fontname=\"Helvetica\", fontsize=12, labelloc=t, "
+               "nodesep=0.3, ranksep=0.45, label=",
+            rankdir);
+    char label[1024];
+    snprintf(label, sizeof label, "%s of %s\n%s", what, model, legend);
+    q(f, label);
+    fprintf(f, "];\n  node [fontname=\"Helvetica\", fontsize=11];\n"
+               "  edge [fontname=\"Helvetica\", fontsize=9, color=\"#555555\", "
+               "fontcolor=\"#333333\"];\n");
+}
+
+static void forward_dot(FILE *f, nb_model *m, const char *model)
+{
+    nb_graph *g = nb_model_graph(m);
+    int count = nb_graph_node_count(g), out = nb_model_output(m);
+    char shape[64];
+    graph_header(f, model, "forward graph", "BT",
+                 "shaded ellipse: observed input · box: parameter · rounded box: module · red: "
+                 "cost · edges: shapes, N = samples");
+    for (int i = 0; i < count; i++) {
+        nb_op op = nb_node_op(g, i);
+        const char *name = nb_node_name(g, i);
+        fputs("  ", f);
+        id(f, "", name);
+        if (op == NB_OP_INPUT || op == NB_OP_LABELS) {
+            fprintf(f, " [shape=ellipse, style=filled, fillcolor=\"#d0d0d0\", label=<<b>");
+            h(f, name);
+            fprintf(f, "</b><br/><font point-size=\"9\">%s</font>>];\n",
+                    op == NB_OP_INPUT ? "observed input" : "observed labels");
+        } else if (op == NB_OP_PARAM) {
+            fprintf(f, " [shape=box, style=filled, fillcolor=\"#fff6d5\", label=<");
+            h(f, name);
+            fprintf(f, "<br/><font point-size=\"9\">%s</font>>];\n",
+                    nb_node_shape_str(g, i, shape, sizeof shape));
+        } else {
+            int loss = is_loss(op);
+            fprintf(f, " [shape=box, style=\"rounded,filled%s\", fillcolor=\"%s\", label=<<b>",
+                    loss ? ",bold" : "", loss ? "#f4c7c3" : "#dbe8f6");
+            h(f, name);
+            fprintf(f, "</b>%s · ", loss ? " = C (cost)" : i == out ? " = ȳ (output)" : "");
+            h(f, nb_op_name(op));
+            fprintf(f, "<br/><font point-size=\"9\">");
+            h(f, forward_formula(op));
+            fprintf(f, "</font>>];\n");
+        }
+    }
+    for (int i = 0; i < count; i++)
+        for (int k = 0; k < nb_node_input_count(g, i); k++) {
+            int in = nb_node_input(g, i, k);
+            fputs("  ", f);
+            id(f, "", nb_node_name(g, in));
+            fputs(" -> ", f);
+            id(f, "", nb_node_name(g, i));
+            fputs(" [label=", f);
+            q(f, nb_node_shape_str(g, in, shape, sizeof shape));
+            fputs("];\n", f);
+        }
+    fputs("}\n", f);
+}
+
+/* Whether input k of node i carries a gradient back (labels never do). */
+static int carries_grad(nb_graph *g, int i, int k)
+{
+    return nb_node_op(g, nb_node_input(g, i, k)) != NB_OP_LABELS;
+}
+
+static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error *err)
+{
+    nb_graph *g = nb_model_graph(m);
+    int count = nb_graph_node_count(g), root = nb_model_loss(m);
+    if (root < 0)
+        root = nb_model_output(m);
+    /* reached: the nodes whose gradient backprop from root computes (or, for observed inputs,
+     * could compute); consumers: how many gradient contributions each receives */
+    int *reached = calloc((size_t)count, sizeof *reached);
+    int *consumers = calloc((size_t)count, sizeof *consumers);
+    if (!reached || !consumers) {
+        free(reached);
+        free(consumers);
+        return nb_error_set(err, NB_ENOMEM, "out of memory");
+    }
+    reached[root] = 1;
+    for (int i = root; i >= 0; i--) {
+        nb_op op = nb_node_op(g, i);
+        if (!reached[i] || is_leaf(op) || op == NB_OP_NEAREST)
+            continue;
+        for (int k = 0; k < nb_node_input_count(g, i); k++)
+            if (carries_grad(g, i, k)) {
+                reached[nb_node_input(g, i, k)] = 1;
+                consumers[nb_node_input(g, i, k)]++;
+            }
+    }
+    char shape[64], label[256];
+    int root_is_cost = is_loss(nb_node_op(g, root));
+    graph_header(f, model, "gradient graph (backward)", "TB",
+                 "each module's vector–Jacobian product, in reverse topological order · "
+                 "Σ: fan-out, gradients summed (nabla's backward accumulates with +=) · "
+                 "dashed: not computed in training");
+    fprintf(f, "  \"seed:\" [shape=plaintext, label=");
+    q(f, root_is_cost ? "dC/dC = 1" : "dC/dȳ (given)");
+    fprintf(f, "];\n  \"seed:\" -> ");
+    id(f, "vjp:", nb_node_name(g, root));
+    snprintf(label, sizeof label, "dC/d%s %s", nb_node_name(g, root),
+             nb_node_shape_str(g, root, shape, sizeof shape));
+    fprintf(f, " [label=");
+    q(f, label);
+    fprintf(f, "];\n");
+    for (int i = count - 1; i >= 0; i--) {
+        if (!reached[i])
+            continue;
+        nb_op op = nb_node_op(g, i);
+        const char *name = nb_node_name(g, i);
+        int computed = nb_node_requires_grad(g, i) || i == root;
+        const char *dashed = computed ? "" : ", style=dashed, color=\"#999999\", fontcolor=\"#777777\"";
+        if (is_leaf(op)) {
+            /* a gradient's destination: a parameter's (for the optimiser) or an input's */
+            fputs("  ", f);
+            id(f, "grad:", name);
+            if (op == NB_OP_PARAM)
+                fprintf(f, " [shape=box, style=filled, fillcolor=\"#fff6d5\", label=<dC/d");
+            else
+                fprintf(f, " [shape=ellipse%s, label=<dC/d", computed ? "" : ", style=dashed, "
+                        "color=\"#999999\", fontcolor=\"#777777\"");
+            h(f, name);
+            fprintf(f, "<br/><font point-size=\"9\">%s%s</font>>];\n",
+                    nb_node_shape_str(g, i, shape, sizeof shape),
+                    op == NB_OP_PARAM ? " → optimiser" : computed ? "" : " (not needed)");
+        } else {
+            /* the module's VJP, one line per input that receives a gradient */
+            fputs("  ", f);
+            id(f, "vjp:", name);
+            fprintf(f, " [shape=box, style=\"rounded,filled\", fillcolor=\"%s\", label=<<b>",
+                    is_loss(op) ? "#f4c7c3" : "#e3f0da");
+            h(f, name);
+            fprintf(f, "</b> · ");
+            h(f, nb_op_name(op));
+            fprintf(f, " VJP");
+            if (op == NB_OP_NEAREST) {
+                fprintf(f, "<br/><font point-size=\"9\">no gradient: argmin is piecewise "
+                           "constant (backward fails with NB_ENOGRAD)</font>");
+            } else {
+                for (int k = 0; k < nb_node_input_count(g, i); k++) {
+                    if (!carries_grad(g, i, k))
+                        continue;
+                    int in = nb_node_input(g, i, k);
+                    int used = nb_node_requires_grad(g, in);
+                    fprintf(f, "<br/><font point-size=\"9\"%s>", used ? "" : " color=\"#999999\"");
+                    h(f, vjp_formula(op, k));
+                    if (!used) {
+                        fprintf(f, " (skipped: ");
+                        h(f, nb_node_name(g, in));
+                        fprintf(f, " needs no gradient)");
+                    }
+                    fprintf(f, "</font>");
+                }
+            }
+            fprintf(f, ">%s];\n", computed ? "" : ", style=\"rounded,dashed\"");
+        }
+        if (consumers[i] > 1) {
+            /* fan-out: the contributions meet in Σ, which passes dC/dz on */
+            fputs("  ", f);
+            id(f, "sum:", name);
+            fprintf(f, " [shape=circle, fixedsize=true, width=0.45, fontsize=16, label=\"Σ\", "
+                       "style=\"%s\", fillcolor=\"%s\"];\n  ",
+                    computed ? "filled" : "filled,dashed", computed ? "#ffe9a8" : "#f2f2f2");
+            id(f, "sum:", name);
+            fputs(" -> ", f);
+            id(f, is_leaf(op) ? "grad:" : "vjp:", name);
+            snprintf(label, sizeof label, "dC/d%s %s", name,
+                     nb_node_shape_str(g, i, shape, sizeof shape));
+            fputs(" [label=", f);
+            q(f, label);
+            fprintf(f, "%s];\n", dashed);
+        }
+    }
+    /* gradient edges: from each VJP to its inputs' destinations (or their Σ) */
+    for (int i = count - 1; i >= 0; i--) {
+        nb_op op = nb_node_op(g, i);
+        if (!reached[i] || is_leaf(op) || op == NB_OP_NEAREST)
+            continue;
+        for (int k = 0; k < nb_node_input_count(g, i); k++) {
+            if (!carries_grad(g, i, k))
+                continue;
+            int in = nb_node_input(g, i, k);
+            const char *in_name = nb_node_name(g, in);
+            int computed = nb_node_requires_grad(g, in);
+            fputs("  ", f);
+            id(f, "vjp:", nb_node_name(g, i));
+            fputs(" -> ", f);
+            if (consumers[in] > 1) {
+                id(f, "sum:", in_name);
+                snprintf(label, sizeof label, "dC/d%s via %s %s", in_name, nb_node_name(g, i),
+                         nb_node_shape_str(g, in, shape, sizeof shape));
+            } else {
+                id(f, is_leaf(nb_node_op(g, in)) ? "grad:" : "vjp:", in_name);
+                snprintf(label, sizeof label, "dC/d%s %s", in_name,
+                         nb_node_shape_str(g, in, shape, sizeof shape));
+            }
+            fputs(" [label=", f);
+            q(f, label);
+            fprintf(f, "%s];\n", computed ? "" : ", style=dashed, color=\"#999999\", "
+                    "fontcolor=\"#777777\"");
+        }
+    }
+    fputs("}\n", f);
+    free(reached);
+    free(consumers);
+    return NB_OK;
+}
+
+/* ---- rendering with Graphviz --------------------------------------------------------------- */
+
+/* Whether an executable `name` is on PATH. */
+static int on_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/bin:/bin";
+    while (*path) {
+        const char *colon = strchr(path, ':');
+        size_t len = colon ? (size_t)(colon - path) : strlen(path);
+        char file[4096];
+        snprintf(file, sizeof file, "%.*s/%s", (int)(len ? len : 1), len ? path : ".", name);
+        if (access(file, X_OK) == 0)
+            return 1;
+        path += len + (colon != NULL);
+    }
+    return 0;
+}
+
+/* Runs `dot -T<format> -o out` with the DOT text on its standard input. */
+static nb_status render(const char *text, size_t size, const char *format, const char *out,
+                        nb_error *err)
+{
+    if (!on_path("dot"))
+        return nb_error_set(err, NB_ENOTSUP, "Graphviz is not installed ('dot' is not on PATH): "
+                            "install it (apt-get install graphviz) to render --%s, or write the "
+                            "DOT text with -o FILE.dot and render it elsewhere", format);
+    int fd[2];
+    if (pipe(fd) != 0)
+        return nb_error_set(err, NB_EIO, "pipe: %s", strerror(errno));
+    char type[16];
+    snprintf(type, sizeof type, "-T%s", format);
+    char *argv[] = {"dot", type, "-o", (char *)out, NULL};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fd[0], 0);
+    posix_spawn_file_actions_addclose(&actions, fd[0]);
+    posix_spawn_file_actions_addclose(&actions, fd[1]);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "dot", &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fd[0]);
+    if (rc != 0) {
+        close(fd[1]);
+        return nb_error_set(err, NB_EIO, "cannot run dot: %s", strerror(rc));
+    }
+    /* dot may exit early on an error of its own: a closed pipe is then no reason to die */
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    size_t done = 0;
+    while (done < size) {
+        ssize_t n = write(fd[1], text + done, size - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    close(fd[1]);
+    signal(SIGPIPE, old);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return nb_error_set(err, NB_EIO, "waiting for dot: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return nb_error_set(err, NB_EIO, "dot -T%s -o %s failed (%s %d)", format, out,
+                            WIFEXITED(status) ? "exit status" : "signal",
+                            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    if (done < size)
+        return nb_error_set(err, NB_EIO, "dot stopped reading its input");
+    return NB_OK;
+}
+
+int cmd_graph(int argc, char **argv)
+{
+    enum { O_BACKWARD = 256, O_PNG, O_SVG };
+    static const struct option options[] = {
+        {"backward", no_argument, 0, O_BACKWARD}, {"png", required_argument, 0, O_PNG},
+        {"svg", required_argument, 0, O_SVG}, {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *picture = NULL, *format = NULL, *output = NULL;
+    int backward = 0, c;
+    while ((c = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+        switch (c) {
+        case O_BACKWARD: backward = 1; break;
+        case O_PNG:
+        case O_SVG:
+            if (picture)
+                return cli_usage_error("graph", "give one of --png and --svg");
+            picture = optarg;
+            format = c == O_PNG ? "png" : "svg";
+            break;
+        case 'o': output = optarg; break;
+        case 'h': help(); return 0;
+        default: return cli_usage_error("graph", "unknown option");
+        }
+    }
+    if (optind + 1 != argc)
+        return cli_usage_error("graph", "expected one MODEL argument");
+    const char *model = argv[optind];
+    nb_error err = {0};
+    char *text = NULL;
+    size_t size = 0;
+    FILE *mem = NULL;
+    int status = 1;
+    nb_gemm *gemm = nb_gemm_new(NB_GEMM_PORTABLE, 1, &err);
+    nb_model *m = gemm ? cli_open_model(model, 1, gemm, &err) : NULL;
+    if (!m)
+        goto done;
+    if (!(mem = open_memstream(&text, &size))) {
+        nb_error_set(&err, NB_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (backward) {
+        if (backward_dot(mem, m, model, &err))
+            goto done;
+    } else {
+        forward_dot(mem, m, model);
+    }
+    if (fclose(mem) != 0) {
+        mem = NULL;
+        nb_error_set(&err, NB_ENOMEM, "out of memory");
+        goto done;
+    }
+    mem = NULL;
+    if (output || !picture) {
+        FILE *f = output ? fopen(output, "w") : stdout;
+        if (!f) {
+            nb_error_set(&err, NB_EIO, "%s: %s", output, strerror(errno));
+            goto done;
+        }
+        size_t written = fwrite(text, 1, size, f);
+        if ((output ? fclose(f) : fflush(f)) != 0 || written != size) {
+            nb_error_set(&err, NB_EIO, "%s: write error", output ? output : "standard output");
+            goto done;
+        }
+    }
+    if (picture && render(text, size, format, picture, &err))
+        goto done;
+    status = 0;
+done:
+    if (status)
+        cli_fail("graph", &err);
+    if (mem)
+        fclose(mem);
+    free(text);
+    nb_model_free(m);
+    nb_gemm_free(gemm);
+    return status;
+}
