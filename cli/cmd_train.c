@@ -1,5 +1,6 @@
 /* nabla train MODEL: minibatch training with the lecture's practical tricks (§5). */
 #include "cli.h"
+#include "plot.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -48,6 +49,8 @@ static void help(void)
            "  --checkpoint FILE    written atomically after every epoch (default OUTPUT.ckpt)\n"
            "  --resume             continue from the checkpoint as if never stopped\n"
            "  --log FILE           per-epoch CSV log\n"
+           "  --plot FILE.png      training curves: loss and accuracy per epoch, training vs\n"
+           "                       validation (the epochs of this run)\n"
            "  --seed N             seed for initialisation, order and dropout (default 1)\n"
            "  --threads N          threads (default: all cores)\n"
            "  --gemm NAME          auto|onednn|openblas|portable matrix-product backend\n"
@@ -63,6 +66,8 @@ typedef struct run {
     nb_trainer *trainer;
     const char *checkpoint;
     nb_epoch_stats last;
+    const char *plot;     /* --plot: the epochs are kept for the curves */
+    plot_history history;
 } run;
 
 static volatile sig_atomic_t stop_requested;
@@ -91,6 +96,11 @@ static int epoch_end(void *user, const nb_epoch_stats *s)
 {
     run *r = user;
     r->last = *s;
+    nb_error plot_err = {0};
+    if (r->plot && plot_history_add(&r->history, s, &plot_err)) {
+        cli_fail("train", &plot_err);
+        return 1;
+    }
     if (!r->quiet) {
         fprintf(stderr, "epoch %d/%d  loss %.4f  acc %.2f%%", s->epoch, s->epochs, s->train_loss,
                 100 * s->train_accuracy);
@@ -145,7 +155,7 @@ int cmd_train(int argc, char **argv)
         O_BATCH, O_OPTIMIZER, O_LR, O_MOMENTUM, O_NESTEROV, O_DAMPENING, O_BETA1, O_BETA2,
         O_ADAM_EPS, O_WD, O_L2, O_L1, O_CLIP, O_SCHEDULE, O_STEP_SIZE, O_GAMMA, O_MIN_LR,
         O_WARMUP, O_INIT_SCHEME, O_INIT, O_CHECKPOINT, O_RESUME, O_LOG, O_SEED, O_THREADS,
-        O_GEMM, O_JSON
+        O_GEMM, O_JSON, O_PLOT
     };
     static const struct option options[] = {
         {"data", required_argument, 0, O_DATA}, {"val-split", required_argument, 0, O_VAL_SPLIT},
@@ -166,6 +176,7 @@ int cmd_train(int argc, char **argv)
         {"resume", no_argument, 0, O_RESUME}, {"log", required_argument, 0, O_LOG},
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
         {"gemm", required_argument, 0, O_GEMM}, {"json", no_argument, 0, O_JSON},
+        {"plot", required_argument, 0, O_PLOT},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     static const char *const optimizers[] = {[NB_OPT_SGD] = "sgd", [NB_OPT_ADAM] = "adam",
@@ -181,6 +192,7 @@ int cmd_train(int argc, char **argv)
     nb_train_config_default(&cfg);
     const char *data = "fashion-mnist", *val_spec = NULL, *test_spec = NULL, *output = "model.safetensors";
     const char *checkpoint = NULL, *log_path = NULL, *init_file = NULL, *gemm_name = NULL;
+    const char *plot = NULL;
     double val_split = 0, v;
     long long n;
     int norm_mode = NB_NORM_FEATURE, init_scheme = NB_INIT_KAIMING_UNIFORM, resume = 0, json = 0;
@@ -252,6 +264,7 @@ int cmd_train(int argc, char **argv)
         case O_THREADS: if (!cli_int("train", "--threads", optarg, 0, 1024, &n)) return 2; threads = (int)n; break;
         case O_GEMM: gemm_name = optarg; break;
         case O_JSON: json = 1; break;
+        case O_PLOT: plot = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': help(); return 0;
         default: return cli_usage_error("train", "unknown option");
@@ -282,10 +295,12 @@ int cmd_train(int argc, char **argv)
     nb_gemm *gemm = NULL;
     nb_model *m = NULL;
     nb_trainer *t = NULL;
-    run r = {.tty = isatty(2), .quiet = quiet, .checkpoint = checkpoint};
+    run r = {.tty = isatty(2), .quiet = quiet, .checkpoint = checkpoint, .plot = plot};
     const char *classes = NULL, *ignored;
 
     if (!check_writable(output, &err) || !check_writable(checkpoint, &err))
+        goto done;
+    if (plot && (plot_check(&err) || !check_writable(plot, &err)))
         goto done;
     if (!(gemm = cli_gemm(gemm_name, threads, &err)))
         goto done;
@@ -370,6 +385,14 @@ int cmd_train(int argc, char **argv)
     double test_loss = NAN, test_acc = NAN;
     if (test.count && nb_evaluate(m, &test, &test_loss, &test_acc, NULL, &err))
         goto done;
+    if (plot) {
+        char title[512];
+        snprintf(title, sizeof title, "nabla train %s on %s", model_arg, data);
+        if (plot_training_curves(plot, title, &r.history, &err))
+            goto done;
+        if (!quiet)
+            fprintf(stderr, "training curves: %s\n", plot);
+    }
     if (!quiet) {
         fprintf(stderr, "saved %s", output);
         if (test.count)
@@ -407,6 +430,7 @@ done:
         cli_fail("train", &err);
     if (r.log)
         fclose(r.log);
+    plot_history_free(&r.history);
     nb_trainer_free(t);
     nb_model_free(m);
     nb_gemm_free(gemm);
