@@ -333,7 +333,7 @@ static int usable(const axes *a, double x, double y)
     return isfinite(x) && isfinite(y) && (!a->log_y || y > 0);
 }
 
-/* Data ranges of a panel: x exactly, y with a 5 % margin; a flat range is widened. */
+/* Data ranges of a panel: x with a 2 % margin, y 5 %; a flat range is widened. */
 static int panel_range(const plot_panel *p, axes *a)
 {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
@@ -354,8 +354,8 @@ static int panel_range(const plot_panel *p, axes *a)
         double d = a->log_y ? 0.5 : fmax(0.5, fabs(y0) * 0.1);
         y0 -= d, y1 += d;
     }
-    double pad = 0.05 * (y1 - y0);
-    a->x0 = x0, a->x1 = x1, a->y0 = y0 - pad, a->y1 = y1 + pad;
+    double pad = 0.05 * (y1 - y0), xpad = 0.02 * (x1 - x0); /* room for end markers */
+    a->x0 = x0 - xpad, a->x1 = x1 + xpad, a->y0 = y0 - pad, a->y1 = y1 + pad;
     return 1;
 }
 
@@ -501,10 +501,8 @@ nb_status plot_lines(const char *path, const char *title, const plot_panel *pane
 nb_status plot_training_curves(const char *path, const char *title, const plot_history *h,
                                nb_error *err)
 {
-    int n = h->n;
-    if (n < 1)
-        return nb_error_set(err, NB_EINVAL, "%s: no completed epoch to plot", path);
-    double *buf = malloc((size_t)n * 5 * sizeof *buf);
+    int n = h->n; /* 0 (a resumed run that had nothing left to do): empty axes */
+    double *buf = malloc((size_t)(n ? n : 1) * 5 * sizeof *buf);
     if (!buf)
         return nb_error_set(err, NB_ENOMEM, "out of memory for the training curves");
     double *epoch = buf, *tl = buf + n, *ta = buf + 2 * n, *vl = buf + 3 * n, *va = buf + 4 * n;
