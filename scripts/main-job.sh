@@ -6,13 +6,22 @@ nabla=${1:-build/nabla}
 out=${OUT:-out}
 mkdir -p "$out"
 model="$out/fashion-mnist.safetensors"
+# Training curves need a tool built with cairo; without it, train without the picture.
+curves="$out/fashion-mnist-curves.png"; plot=(--plot "$curves")
+printf 'x,y\n0,0\n1,1\n' > "$out/.plot-probe.csv"
+if ! "$nabla" plot-csv "$out/.plot-probe.csv" --x x --y y -o "$out/.plot-probe.png" 2>/dev/null; then
+    echo "note: $nabla was built without cairo: no training curves (install libcairo2-dev, rebuild)"
+    curves="(none: built without cairo)"; plot=()
+fi
+rm -f "$out/.plot-probe.csv" "$out/.plot-probe.png"
 start=$(date +%s.%N)
 "$nabla" train 784-256-128-10 --data fashion-mnist --test fashion-mnist-test \
     --epochs 15 --batch 128 --optimizer sgd --lr 0.05 --momentum 0.9 --schedule cosine \
     --weight-decay 5e-4 --normalize feature --init-scheme kaiming-uniform --seed 1 \
-    -o "$model" --log "$out/fashion-mnist.csv"
+    -o "$model" --log "$out/fashion-mnist.csv" "${plot[@]}"
 end=$(date +%s.%N)
 echo
 "$nabla" eval "$model" --data fashion-mnist-test
-printf '\nmodel: %s\ntraining log: %s\nwall time (train + test): %.1f s\n' "$model" \
-    "$out/fashion-mnist.csv" "$(awk "BEGIN {print $end - $start}")"
+printf '\nmodel: %s\ntraining log: %s\ntraining curves: %s\nwall time (train + test): %.1f s\n' \
+    "$model" "$out/fashion-mnist.csv" "$curves" \
+    "$(awk "BEGIN {print $end - $start}")"
