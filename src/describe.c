@@ -201,6 +201,15 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
         return parse_error(p, op_column, "%s: expected %d argument%s%s, found %d", spec->name,
                            spec->n_pos, spec->n_pos == 1 ? "" : "s",
                            spec->variadic_dims ? " and 1 to 3 dimensions" : "", n_args);
+    /* A per-sample input past 2^32 elements would overflow the graph's size arithmetic
+     * (each dim alone may be 2^30). */
+    if (spec->op == NB_OP_INPUT) {
+        int64_t size = 1;
+        for (int i = 0; i < ndim; i++)
+            size = size > ((int64_t)1 << 32) / dims[i] ? ((int64_t)1 << 32) + 1 : size * dims[i];
+        if (size > ((int64_t)1 << 32))
+            return parse_error(p, op_column, "input: more than 2^32 elements per sample");
+    }
     int id = -1;
     switch (spec->op) {
     case NB_OP_INPUT: id = nb_input(g, name, ndim, dims); break;
