@@ -1,5 +1,5 @@
 # nabla — build, test, install. `make` builds, `make test` tests, `make run` does the main job.
-# Optional dependencies (oneDNN, OpenBLAS, cairo) are detected, not assumed.
+# Optional dependencies (oneDNN, OpenBLAS, cairo, Open MPI) are detected, not assumed.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -23,6 +23,7 @@ probe = $(shell printf '#include <$(1)>\nint main(void){return 0;}\n' | $(CC) -x
 HAVE_ONEDNN   ?= $(call probe,dnnl.h,-ldnnl)
 HAVE_OPENBLAS ?= $(shell pkg-config --exists openblas 2>/dev/null && echo 1)
 HAVE_CAIRO    ?= $(shell pkg-config --exists cairo 2>/dev/null && echo 1)
+HAVE_MPI      ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1)
 
 DEP_CFLAGS := $(shell pkg-config --cflags libcjson zlib 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs libcjson zlib 2>/dev/null || echo -lcjson -lz) -lm -lpthread
@@ -33,6 +34,11 @@ endif
 ifeq ($(HAVE_OPENBLAS),1)
 DEP_CFLAGS += -DNB_HAVE_OPENBLAS $(shell pkg-config --cflags openblas)
 DEP_LIBS   += $(shell pkg-config --libs openblas)
+endif
+# Distributed training (mpirun -np N nabla train): every MPI call is in src/dist.c.
+ifeq ($(HAVE_MPI),1)
+DEP_CFLAGS += -DNB_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+DEP_LIBS   += $(shell pkg-config --libs ompi-c)
 endif
 # Pictures (nabla train --plot, nabla plot-regions) are drawn by the tool, not the library.
 ifeq ($(HAVE_CAIRO),1)

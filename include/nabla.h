@@ -609,6 +609,83 @@ nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err);
 nb_status nb_evaluate(nb_model *m, const nb_dataset *ds, double *loss, double *accuracy,
                       int64_t *confusion, nb_error *err);
 
+/* ------------------------------------------------------------------------------------------
+ * Distributed data-parallel training over MPI (src/dist.c; built when Open MPI is found).
+ *
+ * `mpirun -np N nabla train …` starts N copies; each is a rank r of N. Every rank builds the
+ * same model from the same seed, loads the whole data set and draws the same epoch order.
+ * Each global minibatch of B rows (the batch size) is split into N contiguous shares of
+ * ⌊B/N⌋ or ⌈B/N⌉ rows; rank r gathers and runs only its share of n_r rows. Its loss is the
+ * mean over those rows, so its backward pass is seeded with n_r/B instead of 1:
+ *     ∂L/∂w = 1/B Σ_{p∈B} ∂C_p/∂w = Σ_r (n_r/B) · (1/n_r Σ_{p∈share r} ∂C_p/∂w),
+ * and one in-place all-reduce (sum) of the flat gradient buffer per step gives every rank
+ * the gradient a single process would compute, up to floating-point summation order (each
+ * rank sums its rows, then the all-reduce sums the N partial sums). Every rank then steps
+ * the same optimiser on identical buffers, so the replicas stay equal without exchanging
+ * weights. The library never initialises MPI by itself: the caller creates an nb_dist.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct nb_dist nb_dist;
+
+/* Whether MPI support is compiled in. */
+int nb_dist_available(void);
+/* World size named by an MPI launcher in the environment (Open MPI's mpirun:
+ * OMPI_COMM_WORLD_SIZE; Hydra or srun --mpi=pmi2: PMI_SIZE), or 0 when the process was not
+ * started by one. Needs no MPI: a plain run never initialises it (a singleton MPI_Init
+ * starts Open MPI's runtime and costs far more than loading a small data set). */
+int nb_dist_launched(void);
+
+/* Joins the MPI job (MPI_Init_thread, MPI_THREAD_FUNNELED: only the calling thread talks
+ * MPI; the matrix products' own threads never do). Errors come back as statuses
+ * (MPI_ERRORS_RETURN on a private communicator). NB_ENOTSUP when built without MPI. One per
+ * process; caller owns it. */
+nb_dist *nb_dist_new(nb_error *err);
+/* Leaves the job (MPI_Finalize). Collective: every rank must call it, after the same
+ * sequence of collective calls; a rank that cannot (an error only it saw) calls
+ * nb_dist_abort instead. NULL is a no-op. */
+void nb_dist_free(nb_dist *d);
+/* Ends every rank of the job with `status` (MPI_Abort); does not return. NULL: returns. */
+void nb_dist_abort(nb_dist *d, int status);
+int nb_dist_rank(const nb_dist *d);       /* 0-based; rank 0 writes every file */
+int nb_dist_size(const nb_dist *d);       /* N */
+int nb_dist_local_size(const nb_dist *d); /* ranks on this host (to share its cores) */
+
+/* This rank's contiguous share [*first, *first + *count) of n rows: the first n mod N ranks
+ * take ⌈n/N⌉ rows, the others ⌊n/N⌋. */
+void nb_dist_share(const nb_dist *d, int64_t n, int64_t *first, int64_t *count);
+
+/* One training step's all-reduce: sums g[0..n) over all ranks, in place (one MPI_Allreduce
+ * of the whole flat buffer, split only past 2^31 floats). *loss is this rank's loss; if it is
+ * not finite, g[0] is replaced by NaN before the sum, so every rank sees a non-finite g[0]
+ * afterwards and sets *loss to NaN: all ranks then stop at the same step, without a second
+ * message. Time spent here is counted in nb_dist_stats. */
+nb_status nb_dist_allreduce_grads(nb_dist *d, float *g, size_t n, double *loss, nb_error *err);
+/* Sums v[0..n) over all ranks, in place (epoch statistics). */
+nb_status nb_dist_sum(nb_dist *d, double *v, int n, nb_error *err);
+/* 1 on every rank if flag is non-zero on any (an agreed decision, e.g. to stop). */
+int nb_dist_any(nb_dist *d, int flag);
+/* Checks that w[0..n) is bitwise the same on every rank (a 64-bit hash compared across
+ * ranks): NB_ENUMERIC naming the first rank that differs from rank 0. */
+nb_status nb_dist_check_replicas(nb_dist *d, const float *w, size_t n, nb_error *err);
+/* Gives rank r > 0 a generator derived from rng's state and r (rank 0 keeps rng), so that
+ * the ranks' Dropout masks are independent draws rather than copies. */
+void nb_dist_fork_rng(const nb_dist *d, nb_rng *rng);
+
+/* Communication counters since nb_dist_new: gradient all-reduces, bytes reduced per rank,
+ * and the seconds spent in them (MPI_Wtime around the call: transfer plus waiting for the
+ * slowest rank). */
+typedef struct nb_dist_stats {
+    int64_t allreduces;
+    double bytes;
+    double seconds;
+} nb_dist_stats;
+void nb_dist_get_stats(const nb_dist *d, nb_dist_stats *stats);
+
+/* Makes trainer t train its share of every batch on d (src/train.c). NB_EINVAL if some global
+ * batch — the last one of an epoch included — would leave a rank without rows. d must outlive
+ * t; NULL returns to single-process training. */
+nb_status nb_trainer_set_dist(nb_trainer *t, nb_dist *d, nb_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,7 @@
  *
  * Errors carry "source:line:column". The one-line MLP shorthand "784-256-128-10" expands to
  * x = input(784), fc1 = linear(x, 256), relu1 = relu(fc1), …, fc3 = linear(relu2, 10). */
+#include "describe.h"
 #include "graph.h"
 
 #include <ctype.h>
@@ -36,6 +37,7 @@ typedef struct parser {
     const char *source;
     int line;
     nb_error *err;
+    int64_t max_params; /* parameter floats allowed in the graph; < 0: no limit */
 } parser;
 
 #if defined(__GNUC__)
@@ -201,15 +203,30 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
         return parse_error(p, op_column, "%s: expected %d argument%s%s, found %d", spec->name,
                            spec->n_pos, spec->n_pos == 1 ? "" : "s",
                            spec->variadic_dims ? " and 1 to 3 dimensions" : "", n_args);
-    /* A per-sample input past 2^32 elements would overflow the graph's size arithmetic
-     * (each dim alone may be 2^30). */
+    /* Sizes are checked before the graph allocates: a per-sample input past 2^32 elements
+     * would overflow the graph's size arithmetic (each dim alone may be 2^30), and the
+     * parameters must stay within the budget. */
+    int64_t need = -1; /* parameter floats this statement creates */
     if (spec->op == NB_OP_INPUT) {
         int64_t size = 1;
         for (int i = 0; i < ndim; i++)
             size = size > ((int64_t)1 << 32) / dims[i] ? ((int64_t)1 << 32) + 1 : size * dims[i];
         if (size > ((int64_t)1 << 32))
             return parse_error(p, op_column, "input: more than 2^32 elements per sample");
+    } else if (spec->op == NB_OP_LINEAR || spec->op == NB_OP_NEAREST) {
+        int64_t in = nb_node_size(g, nodes[0]); /* ≤ 2^32, out ≤ 2^30: no overflow */
+        need = ints[1] * in + (spec->op == NB_OP_LINEAR && bias ? ints[1] : 0);
+    } else if (spec->op == NB_OP_PARAM) {
+        need = 1;
+        for (int i = 0; i < ndim; i++)
+            need = need > INT64_MAX / dims[i] ? INT64_MAX : need * dims[i];
     }
+    int64_t have = (int64_t)nb_graph_param_floats(g);
+    if (need > 0 && p->max_params >= 0 && need > p->max_params - have)
+        return parse_error(p, op_column, "%s '%s' needs %lld parameter floats, more than the "
+                           "%lld left of the %lld that the file's tensors hold",
+                           spec->name, name, (long long)need, (long long)(p->max_params - have),
+                           (long long)p->max_params);
     int id = -1;
     switch (spec->op) {
     case NB_OP_INPUT: id = nb_input(g, name, ndim, dims); break;
@@ -406,6 +423,12 @@ static nb_status expand_shorthand(const char *text, const char *source, char *ou
 nb_status nb_describe(nb_graph *g, const char *text, const char *source, int *input,
                       int *output, nb_error *err)
 {
+    return nb_describe_budget(g, text, source, -1, input, output, err);
+}
+
+nb_status nb_describe_budget(nb_graph *g, const char *text, const char *source,
+                             int64_t max_params, int *input, int *output, nb_error *err)
+{
     char expanded[8192];
     if (!source)
         source = "<model>";
@@ -415,7 +438,7 @@ nb_status nb_describe(nb_graph *g, const char *text, const char *source, int *in
             return s;
         text = expanded;
     }
-    parser p = {.source = source, .line = 0, .err = err};
+    parser p = {.source = source, .line = 0, .err = err, .max_params = max_params};
     *input = -1;
     *output = -1;
     int explicit_output = 0;

@@ -1,5 +1,6 @@
 /* A model: the described graph plus what using it on raw data needs (the description itself,
  * the training set's normalisation statistics, class names), and its safetensors file. */
+#include "describe.h"
 #include "graph.h"
 #include "model.h"
 
@@ -25,8 +26,10 @@ static char *dup_string(const char *s)
     return d ? memcpy(d, s, n) : NULL;
 }
 
-nb_model *nb_model_new(const char *description, const char *source, uint64_t seed,
-                       nb_gemm *gemm, nb_error *err)
+/* nb_model_new with the description's parameters limited to max_params floats (< 0: no
+ * limit); nb_model_load passes what the file's tensors hold. */
+static nb_model *model_new(const char *description, const char *source, uint64_t seed,
+                           nb_gemm *gemm, int64_t max_params, nb_error *err)
 {
     nb_model *m = calloc(1, sizeof *m);
     if (!m || !(m->graph = nb_graph_new(seed, gemm)) || !(m->description = dup_string(description))) {
@@ -35,7 +38,7 @@ nb_model *nb_model_new(const char *description, const char *source, uint64_t see
         return NULL;
     }
     nb_graph *g = m->graph;
-    if (nb_describe(g, description, source, &m->input, &m->output, err)) {
+    if (nb_describe_budget(g, description, source, max_params, &m->input, &m->output, err)) {
         nb_model_free(m);
         return NULL;
     }
@@ -61,6 +64,12 @@ nb_model *nb_model_new(const char *description, const char *source, uint64_t see
         return NULL;
     }
     return m;
+}
+
+nb_model *nb_model_new(const char *description, const char *source, uint64_t seed,
+                       nb_gemm *gemm, nb_error *err)
+{
+    return model_new(description, source, seed, gemm, -1, err);
 }
 
 void nb_model_free(nb_model *m)
@@ -312,9 +321,21 @@ nb_model *nb_model_load(const char *path, uint64_t seed, nb_gemm *gemm, nb_error
         nb_safetensors_free(st);
         return NULL;
     }
+    /* Every parameter must be in the file, so the description may create no more parameter
+     * floats than the file's weights hold: a short file cannot make us allocate gigabytes. */
+    int64_t floats = 0;
+    for (int i = 0; i < nb_safetensors_count(st); i++) {
+        const nb_tensor_ref *t = nb_safetensors_at(st, i);
+        int64_t n = strncmp(t->name, "optim.", 6) != 0;
+        for (int d = 0; d < t->ndim; d++) /* an empty tensor may have huge other dims */
+            n = t->dims[d] == 0 ? 0 : n;
+        for (int d = 0; d < t->ndim && n; d++)
+            n *= t->dims[d]; /* the reader checked that the data is in the file */
+        floats += n;
+    }
     char source[600];
     snprintf(source, sizeof source, "%s: nabla.description", path);
-    nb_model *m = nb_model_new(desc, source, seed, gemm, err);
+    nb_model *m = model_new(desc, source, seed, gemm, floats, err);
     nb_status s = m ? NB_OK : (err ? err->code : NB_EFORMAT);
     const char *norm = nb_safetensors_meta(st, "nabla.norm");
     if (!s && norm)

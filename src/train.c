@@ -24,6 +24,7 @@ struct nb_trainer {
     int64_t batch;
     int64_t *order, *scratch;
     float *snapshot;       /* parameters at the start of the epoch, restored on NaN */
+    nb_dist *dist;         /* NULL, or the MPI job whose ranks share every batch (src/dist.c) */
 };
 
 void nb_train_config_default(nb_train_config *cfg)
@@ -98,6 +99,18 @@ void nb_trainer_free(nb_trainer *t)
 }
 
 int nb_trainer_epoch(const nb_trainer *t) { return t->epoch; }
+
+nb_status nb_trainer_set_dist(nb_trainer *t, nb_dist *d, nb_error *err)
+{
+    int64_t N = nb_dist_size(d), last = t->train->count % t->batch;
+    if (d && (t->batch < N || (last > 0 && last < N)))
+        return nb_error_set(err, NB_EINVAL, "every rank needs rows in every batch: %lld samples "
+                            "in batches of %lld leave %lld rows for %lld ranks; choose another "
+                            "--batch", (long long)t->train->count, (long long)t->batch,
+                            (long long)(t->batch < N ? t->batch : last), (long long)N);
+    t->dist = d;
+    return NB_OK;
+}
 
 /* Index of the largest of C scores. */
 static int64_t argmax(const float *z, int64_t C)
@@ -180,14 +193,22 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
                 memcpy(w, t->snapshot, params * sizeof *w);
                 return nb_error_set(err, NB_EINTR, "interrupted in epoch %d", t->epoch + 1);
             }
-            int64_t n = P - first < t->batch ? P - first : t->batch;
-            if (nb_graph_batch(g) != n && (s = nb_graph_prepare(g, n, err)))
+            int64_t n = P - first < t->batch ? P - first : t->batch, lo, nr;
+            nb_dist_share(t->dist, n, &lo, &nr); /* this rank's rows: lo, lo+1, …, lo+nr−1 */
+            if (nb_graph_batch(g) != nr && (s = nb_graph_prepare(g, nr, err)))
                 return s;
-            nb_dataset_gather(ds, t->order + first, n, norm, nb_value(g, in), nb_labels_data(g, y));
+            nb_dataset_gather(ds, t->order + first + lo, nr, norm, nb_value(g, in),
+                              nb_labels_data(g, y));
             nb_graph_zero_grad(g);
             if ((s = nb_graph_forward_to(g, lossn, err)))
                 return s;
             double loss = nb_value(g, lossn)[0];
+            /* With ranks: the seed nr/n makes each rank's gradient its share of the batch mean;
+             * the all-reduce sums them, and a non-finite loss on any rank reaches all. */
+            float seed = (float)nr / (float)n;
+            if ((s = nb_graph_backward(g, lossn, t->dist ? &seed : NULL, err)) ||
+                (s = nb_dist_allreduce_grads(t->dist, dw, params, &loss, err)))
+                return s;
             if (!isfinite(loss)) {
                 memcpy(w, t->snapshot, params * sizeof *w);
                 return nb_error_set(err, NB_ENUMERIC, "epoch %d, step %" PRId64 ": the loss "
@@ -195,21 +216,26 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
                                     "epoch %d. Lower the learning rate or clip gradients.",
                                     t->epoch + 1, t->step + 1, loss, t->epoch);
             }
-            if ((s = nb_graph_backward(g, lossn, NULL, err)))
-                return s;
             lr = nb_schedule_lr(&t->cfg.schedule, t->cfg.optim.lr, t->step);
             nb_optim_step(t->optim, w, dw, (float)lr); /* w ← w − η ∂L/∂w, or Adam's rule */
             t->step++;
             const float *z = nb_value(g, out);
             const int32_t *labels = nb_labels_data(g, y);
-            for (int64_t r = 0; r < n; r++)
+            for (int64_t r = 0; r < nr; r++)
                 correct += argmax(z + r * C, C) == labels[r];
-            loss_sum += loss * (double)n;
+            loss_sum += loss * (double)nr;
             done += n;
             if (cb && cb->progress)
                 cb->progress(cb->user, t->epoch + 1, done, P, loss, now() - start);
         }
         nb_graph_set_training(g, 0);
+        if (t->dist) { /* each rank counted its own rows */
+            double sums[2] = {loss_sum, (double)correct};
+            if ((s = nb_dist_sum(t->dist, sums, 2, err)))
+                return s;
+            loss_sum = sums[0];
+            correct = (int64_t)sums[1];
+        }
         t->epoch++;
         nb_epoch_stats st = {
             .epoch = t->epoch, .epochs = t->cfg.epochs, .step = t->step, .lr = lr,
