@@ -38,8 +38,18 @@ int cmd_gradcheck(int argc, char **argv)
         case 's': if (!cli_int("gradcheck", "--seed", optarg, 0, (long long)1 << 62, &seed)) return 2; break;
         case 'b': if (!cli_int("gradcheck", "--batch", optarg, 1, 4096, &batch)) return 2; break;
         case 'm': if (!cli_int("gradcheck", "--max-elements", optarg, 0, 1LL << 40, &max_elements)) return 2; break;
-        case 'e': if (!cli_float("gradcheck", "--eps", optarg, &eps) || eps <= 0) return 2; break;
-        case 't': if (!cli_float("gradcheck", "--tol", optarg, &tol) || tol <= 0) return 2; break;
+        case 'e':
+            if (!cli_float("gradcheck", "--eps", optarg, &eps))
+                return 2;
+            if (!(eps > 0))
+                return cli_usage_error("gradcheck", "--eps: expected a positive step, got '%s'", optarg);
+            break;
+        case 't':
+            if (!cli_float("gradcheck", "--tol", optarg, &tol))
+                return 2;
+            if (!(tol > 0))
+                return cli_usage_error("gradcheck", "--tol: expected a positive tolerance, got '%s'", optarg);
+            break;
         case 'T': training = 1; break;
         case 'h': help(); return 0;
         default: return cli_usage_error("gradcheck", "unknown option");

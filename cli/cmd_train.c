@@ -365,8 +365,12 @@ int cmd_train(int argc, char **argv)
     nb_status s = nb_trainer_run(t, &cb, &err);
     signal(SIGINT, SIG_DFL);
     if (s == NB_EINTR) {
-        fprintf(stderr, "\nnabla train: interrupted; the checkpoint %s holds epoch %d — continue "
-                "with --resume\n", checkpoint, nb_trainer_epoch(t));
+        /* the trainer stopped between two steps: save exactly that state */
+        if (nb_trainer_save_checkpoint(t, checkpoint, &err))
+            goto done;
+        fprintf(stderr, "\nnabla train: %s; saved the checkpoint %s — continue with --resume\n",
+                err.msg, checkpoint);
+        err.msg[0] = 0;
         status = 130;
         goto done;
     }

@@ -6,6 +6,8 @@
 #include "graph.h"
 #include "model.h"
 
+#include <cjson/cJSON.h>
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,12 +20,19 @@ struct nb_trainer {
     const nb_dataset *train, *val;
     nb_train_config cfg;
     nb_optim *optim;
-    nb_rng rng;            /* data order */
+    nb_rng rng;            /* data order; drawn from at the start of each epoch */
+    nb_rng epoch_rng;      /* rng as it was before the current epoch's order was drawn */
     int epoch;             /* completed epochs */
     int64_t step;
+    /* Progress within the current epoch, so that an interrupted run resumes at the very step
+     * where it stopped: samples done, and the running loss sum and correct count. */
+    int64_t position;
+    double epoch_loss_sum;
+    int64_t epoch_correct;
     int64_t batch;
     int64_t *order, *scratch;
-    float *snapshot;       /* parameters at the start of the epoch, restored on NaN */
+    float *snapshot;       /* the last weights known to give a finite loss (an epoch's start) */
+    int good_epoch;        /* the epoch whose start they are */
     nb_dist *dist;         /* NULL, or the MPI job whose ranks share every batch (src/dist.c) */
 };
 
@@ -182,16 +191,26 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
     float *w = nb_graph_params(g), *dw = nb_graph_param_grads(g);
     size_t params = nb_graph_param_floats(g);
     nb_status s = NB_OK;
+    memcpy(t->snapshot, w, params * sizeof *w); /* until a step proves better ones */
+    t->good_epoch = t->epoch;
     while (t->epoch < t->cfg.epochs) {
-        double start = now(), loss_sum = 0.0, lr = 0.0;
-        int64_t correct = 0, done = 0;
-        memcpy(t->snapshot, w, params * sizeof *w);
+        double start = now(), loss_sum = t->epoch_loss_sum, lr = 0.0;
+        int64_t correct = t->epoch_correct, done = t->position;
+        /* A run resumed in mid-epoch draws the same order again from the same state. */
+        t->epoch_rng = t->rng;
         nb_dataset_order(ds, t->cfg.order, t->batch, &t->rng, t->order, t->scratch);
         nb_graph_set_training(g, 1);
-        for (int64_t first = 0; first < P; first += t->batch) {
+        int64_t done_at_start = t->position;
+        for (int64_t first = t->position; first < P; first += t->batch) {
             if (cb && cb->interrupted && cb->interrupted(cb->user)) {
-                memcpy(w, t->snapshot, params * sizeof *w);
-                return nb_error_set(err, NB_EINTR, "interrupted in epoch %d", t->epoch + 1);
+                /* Stop between two steps: weights, optimiser, step and position agree, so a
+                 * checkpoint written now resumes exactly here. */
+                t->position = first;
+                t->epoch_loss_sum = loss_sum;
+                t->epoch_correct = correct;
+                nb_graph_set_training(g, 0);
+                return nb_error_set(err, NB_EINTR, "interrupted in epoch %d after %lld of %lld "
+                                    "samples", t->epoch + 1, (long long)first, (long long)P);
             }
             int64_t n = P - first < t->batch ? P - first : t->batch, lo, nr;
             nb_dist_share(t->dist, n, &lo, &nr); /* this rank's rows: lo, lo+1, …, lo+nr−1 */
@@ -212,9 +231,14 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             if (!isfinite(loss)) {
                 memcpy(w, t->snapshot, params * sizeof *w);
                 return nb_error_set(err, NB_ENUMERIC, "epoch %d, step %" PRId64 ": the loss "
-                                    "became %g; stopped, keeping the weights from the end of "
-                                    "epoch %d. Lower the learning rate or clip gradients.",
-                                    t->epoch + 1, t->step + 1, loss, t->epoch);
+                                    "became %g; stopped, keeping the last weights whose loss was "
+                                    "finite (epoch %d's start). Lower the learning rate or clip "
+                                    "gradients.", t->epoch + 1, t->step + 1, loss,
+                                    t->good_epoch + 1);
+            }
+            if (first == done_at_start) { /* these weights gave a finite loss: keep them */
+                memcpy(t->snapshot, w, params * sizeof *w);
+                t->good_epoch = t->epoch;
             }
             lr = nb_schedule_lr(&t->cfg.schedule, t->cfg.optim.lr, t->step);
             nb_optim_step(t->optim, w, dw, (float)lr); /* w ← w − η ∂L/∂w, or Adam's rule */
@@ -237,6 +261,9 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             correct = (int64_t)sums[1];
         }
         t->epoch++;
+        t->position = 0;
+        t->epoch_loss_sum = 0.0;
+        t->epoch_correct = 0;
         nb_epoch_stats st = {
             .epoch = t->epoch, .epochs = t->cfg.epochs, .step = t->step, .lr = lr,
             .train_loss = loss_sum / (double)P, .train_accuracy = (double)correct / (double)P,
@@ -256,6 +283,64 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
 
 /* ---- checkpoints -------------------------------------------------------------------------- */
 
+/* The trainer's state as JSON: {"epoch", "step", "position", "loss_sum", "correct",
+ * "optimizer", "optimizer_steps", "rng": [4 hex words], "dropout_rng": [4 hex words]}. In
+ * mid-epoch "rng" is the state the epoch's order was drawn from. Generator words are hex
+ * strings because JSON numbers (doubles) cannot hold 64 bits. */
+static char *checkpoint_state(const nb_trainer *t)
+{
+    const nb_rng *order = t->position ? &t->epoch_rng : &t->rng;
+    const nb_rng *dropout = nb_graph_rng(nb_model_graph(t->model));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", t->epoch);
+    cJSON_AddNumberToObject(o, "step", (double)t->step);
+    cJSON_AddNumberToObject(o, "position", (double)t->position);
+    cJSON_AddNumberToObject(o, "loss_sum", t->epoch_loss_sum);
+    cJSON_AddNumberToObject(o, "correct", (double)t->epoch_correct);
+    cJSON_AddNumberToObject(o, "optimizer", (int)t->cfg.optim.kind);
+    cJSON_AddNumberToObject(o, "optimizer_steps", (double)nb_optim_steps(t->optim));
+    const nb_rng *gens[2] = {order, dropout};
+    const char *names[2] = {"rng", "dropout_rng"};
+    for (int k = 0; k < 2; k++) {
+        cJSON *a = cJSON_AddArrayToObject(o, names[k]);
+        for (int i = 0; a && i < 4; i++) {
+            char hex[17];
+            snprintf(hex, sizeof hex, "%016" PRIx64, gens[k]->s[i]);
+            cJSON_AddItemToArray(a, cJSON_CreateString(hex));
+        }
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+/* A non-negative integer field below 2^53, or -1. */
+static int64_t state_int(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble >= 9007199254740992.0 ||
+        v->valuedouble != floor(v->valuedouble))
+        return -1;
+    return (int64_t)v->valuedouble;
+}
+
+static int state_rng(const cJSON *o, const char *key, nb_rng *out)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 4)
+        return 0;
+    for (int i = 0; i < 4; i++) {
+        const cJSON *h = cJSON_GetArrayItem(a, i);
+        char *end;
+        if (!cJSON_IsString(h) || strlen(h->valuestring) != 16)
+            return 0;
+        out->s[i] = (uint64_t)strtoull(h->valuestring, &end, 16);
+        if (*end)
+            return 0;
+    }
+    return 1;
+}
+
 nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_error *err)
 {
     nb_graph *g = nb_model_graph(t->model);
@@ -268,20 +353,15 @@ nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_e
                                    .dims = {(int64_t)nb_graph_param_floats(g)},
                                    .data = nb_optim_state(t->optim, i)};
     }
-    const nb_rng *dropout = nb_graph_rng(g);
-    char state[512];
-    snprintf(state, sizeof state,
-             "{\"epoch\": %d, \"step\": %" PRId64 ", \"optimizer\": %d, \"optimizer_steps\": %" PRId64
-             ", \"rng\": [\"%016" PRIx64 "\", \"%016" PRIx64 "\", \"%016" PRIx64 "\", \"%016" PRIx64
-             "\"], \"dropout_rng\": [\"%016" PRIx64 "\", \"%016" PRIx64 "\", \"%016" PRIx64
-             "\", \"%016" PRIx64 "\"]}",
-             t->epoch, t->step, (int)t->cfg.optim.kind, nb_optim_steps(t->optim), t->rng.s[0],
-             t->rng.s[1], t->rng.s[2], t->rng.s[3], dropout->s[0], dropout->s[1], dropout->s[2],
-             dropout->s[3]);
+    char *state = checkpoint_state(t);
+    if (!state)
+        return nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
     const char *keys[] = {"nabla.checkpoint"};
     const char *values[] = {state};
-    return nb_model_save_extra(t->model, path, extra, n_state < 8 ? n_state : 8, keys, values, 1,
-                               err);
+    nb_status s = nb_model_save_extra(t->model, path, extra, n_state < 8 ? n_state : 8, keys,
+                                      values, 1, err);
+    free(state);
+    return s;
 }
 
 nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err)
@@ -291,21 +371,26 @@ nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err)
     if (s)
         return s;
     nb_graph *g = nb_model_graph(t->model);
-    const char *state = nb_safetensors_meta(st, "nabla.checkpoint");
-    int epoch = -1, kind = -1;
-    int64_t step = -1, optim_steps = -1;
-    uint64_t r[8];
-    if (!state ||
-        sscanf(state, "{\"epoch\": %d, \"step\": %" SCNd64 ", \"optimizer\": %d, \"optimizer_steps\": %" SCNd64
-               ", \"rng\": [\"%" SCNx64 "\", \"%" SCNx64 "\", \"%" SCNx64 "\", \"%" SCNx64
-               "\"], \"dropout_rng\": [\"%" SCNx64 "\", \"%" SCNx64 "\", \"%" SCNx64 "\", \"%" SCNx64 "\"]}",
-               &epoch, &step, &kind, &optim_steps, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
-               &r[7]) != 12 || epoch < 0 || step < 0 || optim_steps < 0)
+    const char *text = nb_safetensors_meta(st, "nabla.checkpoint");
+    cJSON *state = text ? cJSON_Parse(text) : NULL;
+    const cJSON *loss_sum = cJSON_GetObjectItemCaseSensitive(state, "loss_sum");
+    int64_t epoch = state_int(state, "epoch"), step = state_int(state, "step");
+    int64_t position = state_int(state, "position"), correct = state_int(state, "correct");
+    int64_t kind = state_int(state, "optimizer"), optim_steps = state_int(state, "optimizer_steps");
+    nb_rng order, dropout;
+    if (!state || epoch < 0 || epoch > INT32_MAX || step < 0 || position < 0 ||
+        correct < 0 || kind < 0 || optim_steps < 0 || !cJSON_IsNumber(loss_sum) ||
+        !isfinite(loss_sum->valuedouble) || !state_rng(state, "rng", &order) ||
+        !state_rng(state, "dropout_rng", &dropout))
         s = nb_error_set(err, NB_EFORMAT, "%s: not a nabla checkpoint (__metadata__ "
                          "'nabla.checkpoint' missing or malformed)", path);
+    else if (position >= t->train->count || correct > position)
+        s = nb_error_set(err, NB_EINVAL, "%s: the checkpoint stopped after %lld samples of an "
+                         "epoch; this data set has %lld", path, (long long)position,
+                         (long long)t->train->count);
     else if (kind != (int)t->cfg.optim.kind)
         s = nb_error_set(err, NB_EINVAL, "%s: the checkpoint was written with another optimiser "
-                         "(kind %d, this run uses %d)", path, kind, (int)t->cfg.optim.kind);
+                         "(kind %d, this run uses %d)", path, (int)kind, (int)t->cfg.optim.kind);
     if (!s)
         s = nb_model_take_weights(t->model, st, path, "optim.", err);
     for (int i = 0; !s && i < nb_optim_state_count(t->optim); i++) {
@@ -319,12 +404,16 @@ nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err)
             memcpy(nb_optim_state(t->optim, i), ref->data, nb_graph_param_floats(g) * sizeof(float));
     }
     if (!s) {
-        t->epoch = epoch;
+        t->epoch = (int)epoch;
         t->step = step;
+        t->position = position;
+        t->epoch_loss_sum = loss_sum->valuedouble;
+        t->epoch_correct = correct;
         nb_optim_set_steps(t->optim, optim_steps);
-        memcpy(t->rng.s, r, sizeof t->rng.s);
-        memcpy(nb_graph_rng(g)->s, r + 4, sizeof t->rng.s);
+        t->rng = order;
+        *nb_graph_rng(g) = dropout;
     }
+    cJSON_Delete(state);
     nb_safetensors_free(st);
     return s;
 }
