@@ -22,6 +22,7 @@
 
 #ifdef NB_HAVE_CAIRO
 #include <cairo.h>
+#include <dlfcn.h>
 #endif
 
 /* Tableau 10: distinguishable, and readable by most colour-blind viewers. */
@@ -286,6 +287,21 @@ static void draw_axes(cairo_t *cr, const axes *a, const char *title, const char 
     cairo_restore(cr);
 }
 
+/* cairo finds fonts through fontconfig, which keeps its configuration until FcFini; cairo
+ * never calls that, and nabla does not link fontconfig itself, so it is looked up in the
+ * already loaded library. Without this a leak checker reports fontconfig's memory at exit. */
+static void release_fontconfig(void)
+{
+    void *lib = dlopen("libfontconfig.so.1", RTLD_LAZY);
+    if (!lib)
+        return;
+    void (*fini)(void);
+    *(void **)&fini = dlsym(lib, "FcFini"); /* the POSIX idiom for a function pointer */
+    if (fini)
+        fini();
+    dlclose(lib);
+}
+
 static nb_status finish(cairo_surface_t *surface, cairo_t *cr, const char *path, nb_error *err)
 {
     nb_status s = NB_OK;
@@ -305,6 +321,7 @@ static nb_status finish(cairo_surface_t *surface, cairo_t *cr, const char *path,
     cairo_surface_destroy(surface);
     /* frees cairo's font and pattern caches, so leak checkers see a clean exit */
     cairo_debug_reset_static_data();
+    release_fontconfig();
     return s;
 }
 

@@ -1,0 +1,101 @@
+/* tool_png_probe: reads a PNG with cairo (the decoder nabla's pictures are written with) and
+ * prints what tests/cli_pictures.sh checks.
+ *
+ *   tool_png_probe FILE.png [X Y]...   "WIDTH HEIGHT", then "R G B" (decimal) per pixel (X, Y)
+ *   tool_png_probe --stats FILE.png    "WIDTH HEIGHT COLOURS NONWHITE": the number of distinct
+ *                                      colours and the fraction of pixels that are not white
+ *
+ * Exit status 1 on a file cairo cannot read or a pixel outside the picture, 2 on usage, 3 when
+ * built without cairo. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef NB_HAVE_CAIRO
+#include <cairo.h>
+
+/* The pixel as 0xRRGGBB; premultiplied alpha undone (nabla's pictures are opaque). */
+static uint32_t pixel(cairo_surface_t *s, int x, int y)
+{
+    const unsigned char *data = cairo_image_surface_get_data(s);
+    uint32_t v = *(const uint32_t *)(const void *)(data + (size_t)y * cairo_image_surface_get_stride(s) + 4 * (size_t)x);
+    if (cairo_image_surface_get_format(s) == CAIRO_FORMAT_ARGB32) {
+        uint32_t a = v >> 24, out = 0;
+        if (a == 0)
+            return 0xFFFFFF; /* fully transparent reads as the white page */
+        for (int shift = 16; shift >= 0; shift -= 8)
+            out |= ((v >> shift & 0xFF) * 255 + a / 2) / a << shift;
+        return out;
+    }
+    return v & 0xFFFFFF;
+}
+
+static int compare(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    int stats = argc > 1 && strcmp(argv[1], "--stats") == 0;
+    if (argc < 2 + stats || (!stats && (argc - 2) % 2 != 0)) {
+        fprintf(stderr, "usage: %s FILE.png [X Y]... | --stats FILE.png\n", argv[0]);
+        return 2;
+    }
+    const char *path = argv[1 + stats];
+    cairo_surface_t *s = cairo_image_surface_create_from_png(path);
+    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
+        fprintf(stderr, "%s: %s\n", path, cairo_status_to_string(cairo_surface_status(s)));
+        cairo_surface_destroy(s);
+        return 1;
+    }
+    cairo_surface_flush(s);
+    int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s), status = 0;
+    if (stats) {
+        uint32_t *all = malloc((size_t)w * h * sizeof *all);
+        if (!all) {
+            fprintf(stderr, "out of memory\n");
+            cairo_surface_destroy(s);
+            return 1;
+        }
+        size_t n = 0, nonwhite = 0, distinct = 0;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                all[n] = pixel(s, x, y);
+                nonwhite += all[n++] != 0xFFFFFF;
+            }
+        qsort(all, n, sizeof *all, compare);
+        for (size_t i = 0; i < n; i++)
+            distinct += i == 0 || all[i] != all[i - 1];
+        printf("%d %d %zu %.6f\n", w, h, distinct, n ? (double)nonwhite / (double)n : 0.0);
+        free(all);
+    } else {
+        printf("%d %d\n", w, h);
+        for (int i = 2; i + 1 < argc; i += 2) {
+            int x = atoi(argv[i]), y = atoi(argv[i + 1]);
+            if (x < 0 || y < 0 || x >= w || y >= h) {
+                fprintf(stderr, "%s: pixel (%d, %d) outside the %d×%d picture\n", path, x, y, w, h);
+                status = 1;
+                break;
+            }
+            uint32_t v = pixel(s, x, y);
+            printf("%u %u %u\n", v >> 16 & 0xFF, v >> 8 & 0xFF, v & 0xFF);
+        }
+    }
+    cairo_surface_destroy(s);
+    cairo_debug_reset_static_data();
+    return status;
+}
+
+#else
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr, "%s: built without cairo (install libcairo2-dev and rebuild)\n", argv[0]);
+    return 3;
+}
+
+#endif
