@@ -459,5 +459,10 @@ nb_status nb_describe_budget(nb_graph *g, const char *text, const char *source,
     if (*input < 0)
         return nb_error_set(err, NB_EFORMAT, "%s: the model has no input (add 'x = input(...)')",
                             p.source);
+    /* Labels have no values or gradient to run from; they can only feed a loss. */
+    if (nb_node_op(g, *output) == NB_OP_LABELS)
+        return nb_error_set(err, NB_EFORMAT, "%s: the output '%s' is a labels node, which can "
+                            "only feed a classification loss (add 'output NAME')", p.source,
+                            nb_node_name(g, *output));
     return NB_OK;
 }
