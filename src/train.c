@@ -338,7 +338,9 @@ static int state_rng(const cJSON *o, const char *key, nb_rng *out)
         if (*end)
             return 0;
     }
-    return 1;
+    /* xoshiro256** never leaves the all-zero state: every draw would be 0, and the shuffle's
+     * rejection loop (nb_rng_below) would never end. */
+    return (out->s[0] | out->s[1] | out->s[2] | out->s[3]) != 0;
 }
 
 nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_error *err)
