@@ -82,14 +82,16 @@ def norm(mode, mean, std, features, eps=1e-5):
                       separators=(",", ":"))
 
 
-def checkpoint_meta(epoch, step, optimizer=0, optim_steps=None, rng=None, dropout=None):
+def checkpoint_meta(epoch, step, optimizer=0, optim_steps=None, rng=None, dropout=None,
+                    position=0, loss_sum=0.0, correct=0):
+    """The trainer's state as src/train.c writes it (checkpoint_state)."""
     rng = rng or ["9e3779b97f4a7c15", "bf58476d1ce4e5b9", "94d049bb133111eb", "2545f4914f6cdd1d"]
     dropout = dropout or ["0123456789abcdef", "fedcba9876543210", "0f1e2d3c4b5a6978",
                           "8796a5b4c3d2e1f0"]
-    return ('{"epoch": %d, "step": %d, "optimizer": %d, "optimizer_steps": %d, '
-            '"rng": ["%s", "%s", "%s", "%s"], "dropout_rng": ["%s", "%s", "%s", "%s"]}'
-            % ((epoch, step, optimizer, step if optim_steps is None else optim_steps)
-               + tuple(rng) + tuple(dropout)))
+    return json.dumps({"epoch": epoch, "step": step, "position": position, "loss_sum": loss_sum,
+                       "correct": correct, "optimizer": optimizer,
+                       "optimizer_steps": step if optim_steps is None else optim_steps,
+                       "rng": rng, "dropout_rng": dropout}, separators=(",", ":"))
 
 
 def main():
@@ -222,6 +224,8 @@ output m
     params = 8 * 2 + 8 + 3 * 8 + 3
     for name, meta in [("epoch-0", checkpoint_meta(0, 0)),
                        ("epoch-1", checkpoint_meta(1, 4)),
+                       ("mid-epoch", checkpoint_meta(0, 2, position=32, loss_sum=35.5,
+                                                     correct=12)),
                        ("adam-kind", checkpoint_meta(0, 3, optimizer=1))]:
         write("checkpoint", name, safetensors(
             mlp_tensors([2, 8, 3], rng) + [("optim.state.0", [params], floats(params, rng))], {
