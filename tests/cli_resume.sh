@@ -259,8 +259,10 @@ diverge() {  # name, options
     local msg
     msg=$(finite "$name.safetensors") || fail "--lr 1e30 $*: finite weights in $name.safetensors" "$msg"
     run eval "$name.safetensors" --data spirals:200:3:0.2 --json
-    "$PY" -c 'import json, math, sys; d = json.load(open(sys.argv[1])); sys.exit(not math.isfinite(d["loss"]))' out.txt ||
-        fail "--lr 1e30 $*: the saved model evaluates to a finite loss" "$(cat out.txt)"
+    local loss
+    loss=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["loss"])' out.txt)
+    "$PY" -c "import math, sys; sys.exit(not math.isfinite(float('$loss')))" 2>/dev/null ||
+        fail "--lr 1e30 $*: the saved model evaluates to a finite loss" "nabla eval: loss $loss"
     if [ -e "$name.safetensors.ckpt" ]; then
         msg=$(finite "$name.safetensors.ckpt") || fail "--lr 1e30 $*: finite weights in the checkpoint" "$msg"
     fi
@@ -275,6 +277,14 @@ ok "SIGINT in the first epoch: status 130, checkpoint, --resume ends bit-identic
 # ---- divergence at the last step of an epoch (full batch: every step is the last) ---------
 diverge nan-fullbatch --batch 0
 ok "--lr 1e30 --batch 0: stops with a nan/inf message, finite weights saved"
+
+# The checkpoint of that run holds the weights after the diverging step (finite, but their
+# loss is not). Resuming from it must fail the same way without replacing the good model.
+cp nan-fullbatch.safetensors good.safetensors
+diverge nan-fullbatch --batch 0 --resume
+cmp -s good.safetensors nan-fullbatch.safetensors ||
+    ok "(resuming wrote other weights, which still evaluate to a finite loss)"
+ok "resuming a diverged run stops again and keeps weights with a finite loss"
 
 # ---- an output path that is a directory ---------------------------------------------------
 mkdir outdir
