@@ -253,8 +253,10 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
                 cb->progress(cb->user, t->epoch + 1, done, P, loss, now() - start);
         }
         nb_graph_set_training(g, 0);
-        if (t->dist) { /* each rank counted its own rows */
-            double sums[2] = {loss_sum, (double)correct};
+        if (t->dist) { /* each rank counted its own rows; a resumed epoch's earlier part once */
+            int carried = nb_dist_rank(t->dist) != 0; /* rank 0 keeps it, the others drop it */
+            double sums[2] = {loss_sum - carried * t->epoch_loss_sum,
+                              (double)(correct - carried * t->epoch_correct)};
             if ((s = nb_dist_sum(t->dist, sums, 2, err)))
                 return s;
             loss_sum = sums[0];
