@@ -57,6 +57,17 @@ static void help(void)
            "  --json               print a JSON summary on stdout\n"
            "  -q, --quiet          no progress output\n"
            "  -h, --help           this help\n\n" DATA_HELP);
+    if (nb_dist_available())
+        printf("\nDistributed (MPI): mpirun -np N nabla train MODEL [OPTIONS] runs N processes that\n"
+               "share every batch of --batch rows (each gathers and computes its own contiguous\n"
+               "share; one gradient all-reduce per step) and step the same optimiser; the result\n"
+               "equals one process's up to float summation order. Every rank loads the data (and\n"
+               "--resume's checkpoint): keep them on every host. Rank 0 alone writes the model,\n"
+               "checkpoints, log, plot and output; each rank uses its share of the host's cores.\n"
+               "On several hosts: mpirun --hostfile HOSTS -np N nabla train ...\n");
+    else
+        printf("\nDistributed training (mpirun -np N nabla train) is unavailable: nabla was built\n"
+               "without MPI (install libopenmpi-dev and rebuild).\n");
 }
 
 typedef struct run {
@@ -68,6 +79,10 @@ typedef struct run {
     nb_epoch_stats last;
     const char *plot;     /* --plot: the epochs are kept for the curves */
     plot_history history;
+    nb_dist *dist;        /* under mpirun; only rank 0 prints and writes */
+    nb_model *model;
+    nb_dist_stats comm;   /* at the end of the last epoch */
+    double comm_epoch;    /* all-reduce seconds in the last epoch */
 } run;
 
 static volatile sig_atomic_t stop_requested;
@@ -123,6 +138,32 @@ static int epoch_end(void *user, const nb_epoch_stats *s)
         }
     }
     return 0;
+}
+
+/* Under mpirun every rank ends an epoch here (rank 0 writing, the others quiet): the
+ * replicas must still hold the same weights, and all ranks take rank 0's decision to stop. */
+static int epoch_end_dist(void *user, const nb_epoch_stats *s)
+{
+    run *r = user;
+    int stop = epoch_end(user, s), root = nb_dist_rank(r->dist) == 0;
+    nb_graph *g = nb_model_graph(r->model);
+    nb_error err = {0};
+    if (nb_dist_check_replicas(r->dist, nb_graph_params(g), nb_graph_param_floats(g), &err)) {
+        if (root)
+            cli_fail("train", &err);
+        nb_dist_abort(r->dist, 1);
+    }
+    nb_dist_stats now;
+    nb_dist_get_stats(r->dist, &now);
+    int64_t calls = now.allreduces - r->comm.allreduces;
+    if (!r->quiet)
+        fprintf(stderr, "  %d ranks: %.2fs (%.1f%%) in %lld gradient all-reduces of %.2f MB\n",
+                nb_dist_size(r->dist), now.seconds - r->comm.seconds,
+                100 * (now.seconds - r->comm.seconds) / s->seconds, (long long)calls,
+                calls ? (now.bytes - r->comm.bytes) / (double)calls / 1e6 : 0.0);
+    r->comm_epoch = now.seconds - r->comm.seconds;
+    r->comm = now;
+    return nb_dist_any(r->dist, stop);
 }
 
 /* Reports an unwritable output before any training time is spent. */
@@ -291,14 +332,34 @@ int cmd_train(int argc, char **argv)
     }
     nb_error err = {0};
     int status = 1;
+    /* Under mpirun (and only then: a plain run never initialises MPI), join the job. */
+    nb_dist *dist = NULL;
+    int ranks = nb_dist_launched(), root = 1;
+    char who[64] = "train"; /* "train [rank 3 of 4]" in error messages of ranks other than 0 */
+    int in_step = 0;        /* failed at the same point on every rank: leave MPI normally */
+    if (ranks > 1 || (ranks == 1 && nb_dist_available())) {
+        if (!(dist = nb_dist_new(&err)))
+            return cli_fail("train", &err);
+        if ((root = nb_dist_rank(dist) == 0) == 0) {
+            snprintf(who, sizeof who, "train [rank %d of %d]", nb_dist_rank(dist),
+                     nb_dist_size(dist));
+            quiet = 1; /* rank 0 alone prints and writes: the others open no file */
+            json = 0;
+            log_path = NULL;
+            plot = NULL;
+        }
+        if (!threads)
+            threads = nb_dist_threads(dist);
+    }
     nb_dataset train = {0}, val = {0}, test = {0}, all = {0};
     nb_gemm *gemm = NULL;
     nb_model *m = NULL;
     nb_trainer *t = NULL;
-    run r = {.tty = isatty(2), .quiet = quiet, .checkpoint = checkpoint, .plot = plot};
+    run r = {.tty = isatty(2), .quiet = quiet, .checkpoint = root ? checkpoint : NULL,
+             .plot = plot, .dist = dist};
     const char *classes = NULL, *ignored;
 
-    if (!check_writable(output, &err) || !check_writable(checkpoint, &err))
+    if (root && (!check_writable(output, &err) || !check_writable(checkpoint, &err)))
         goto done;
     if (plot && (plot_check(&err) || !check_writable(plot, &err)))
         goto done;
@@ -335,6 +396,7 @@ int cmd_train(int argc, char **argv)
     if (!(t = nb_trainer_new(m, &train, val.count ? &val : NULL, &cfg, &err)))
         goto done;
     r.trainer = t;
+    r.model = m;
     if (resume) {
         if (access(checkpoint, R_OK) != 0) {
             nb_error_set(&err, NB_EIO, "--resume: %s: %s", checkpoint, strerror(errno));
@@ -344,6 +406,11 @@ int cmd_train(int argc, char **argv)
             goto done;
         if (!quiet)
             fprintf(stderr, "resuming from %s after epoch %d\n", checkpoint, nb_trainer_epoch(t));
+    }
+    if (dist) {
+        if (nb_trainer_set_dist(t, dist, &err))
+            goto done;
+        nb_dist_fork_rng(dist, nb_graph_rng(nb_model_graph(m))); /* Dropout: own masks */
     }
     if (log_path) {
         int exists = resume && access(log_path, F_OK) == 0;
@@ -359,9 +426,18 @@ int cmd_train(int argc, char **argv)
                 model_arg, data, (long long)train.count,
                 (long long)nb_graph_param_floats(nb_model_graph(m)), (long long)(cfg.batch ? cfg.batch : train.count),
                 optimizers[cfg.optim.kind], nb_gemm_name(gemm));
-    signal(SIGINT, on_sigint);
-    nb_train_callbacks cb = {.user = &r, .progress = progress, .epoch_end = epoch_end,
-                             .interrupted = interrupted};
+    if (dist && !quiet)
+        fprintf(stderr, "distributed: %d ranks (%d on this host, %d threads each), each batch "
+                "split into shares of about %lld rows\n", nb_dist_size(dist),
+                nb_dist_local_size(dist), threads,
+                (long long)((cfg.batch ? cfg.batch : train.count) / nb_dist_size(dist)));
+    /* Under mpirun, Ctrl-C makes mpirun end every rank (SIGTERM): the last epoch's checkpoint
+     * stands. One rank alone must not stop between steps, as its peers would wait for it. */
+    if (!dist)
+        signal(SIGINT, on_sigint);
+    nb_train_callbacks cb = {.user = &r, .progress = progress,
+                             .epoch_end = dist ? epoch_end_dist : epoch_end,
+                             .interrupted = dist ? NULL : interrupted};
     nb_status s = nb_trainer_run(t, &cb, &err);
     signal(SIGINT, SIG_DFL);
     if (s == NB_EINTR) {
@@ -377,17 +453,19 @@ int cmd_train(int argc, char **argv)
     if (s == NB_ENUMERIC) {
         /* keep the last good model rather than nothing */
         nb_error save_err = {0};
-        cli_fail("train", &err);
-        if (nb_model_save(m, output, &save_err) == NB_OK)
+        if (root) /* every rank stopped at the same step (the all-reduce carried the NaN) */
+            cli_fail("train", &err);
+        if (root && nb_model_save(m, output, &save_err) == NB_OK)
             fprintf(stderr, "nabla train: saved the last good weights to %s\n", output);
         status = 1;
         err.msg[0] = 0;
+        in_step = 1;
         goto done;
     }
-    if (s || nb_model_save(m, output, &err))
+    if (s || (root && nb_model_save(m, output, &err)))
         goto done;
     double test_loss = NAN, test_acc = NAN;
-    if (test.count && nb_evaluate(m, &test, &test_loss, &test_acc, NULL, &err))
+    if (root && test.count && nb_evaluate(m, &test, &test_loss, &test_acc, NULL, &err))
         goto done;
     if (plot) {
         char title[512];
@@ -423,6 +501,16 @@ int cmd_train(int argc, char **argv)
         cJSON_AddNumberToObject(j, "samples_per_second", r.last.samples_per_second);
         cJSON_AddNumberToObject(j, "seconds_last_epoch", r.last.seconds);
         cJSON_AddStringToObject(j, "gemm", nb_gemm_name(gemm));
+        if (dist) {
+            nb_dist_stats c;
+            nb_dist_get_stats(dist, &c);
+            cJSON_AddNumberToObject(j, "ranks", nb_dist_size(dist));
+            cJSON_AddNumberToObject(j, "threads_per_rank", threads);
+            cJSON_AddNumberToObject(j, "allreduces", (double)c.allreduces);
+            cJSON_AddNumberToObject(j, "allreduce_bytes", c.allreduces ? c.bytes / (double)c.allreduces : 0);
+            cJSON_AddNumberToObject(j, "allreduce_seconds", c.seconds);
+            cJSON_AddNumberToObject(j, "allreduce_seconds_last_epoch", r.comm_epoch);
+        }
         char *text = cJSON_PrintUnformatted(j);
         puts(text ? text : "{}");
         free(text);
@@ -431,7 +519,7 @@ int cmd_train(int argc, char **argv)
     status = 0;
 done:
     if (status == 1 && err.msg[0])
-        cli_fail("train", &err);
+        cli_fail(who, &err);
     if (r.log)
         fclose(r.log);
     plot_history_free(&r.history);
@@ -442,5 +530,8 @@ done:
     nb_dataset_free(&val);
     nb_dataset_free(&test);
     nb_dataset_free(&all);
+    if (dist && status != 0 && !in_step)
+        nb_dist_abort(dist, status); /* a rank that stops alone would leave the others waiting */
+    nb_dist_free(dist);
     return status;
 }

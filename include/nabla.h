@@ -648,7 +648,11 @@ void nb_dist_free(nb_dist *d);
 void nb_dist_abort(nb_dist *d, int status);
 int nb_dist_rank(const nb_dist *d);       /* 0-based; rank 0 writes every file */
 int nb_dist_size(const nb_dist *d);       /* N */
-int nb_dist_local_size(const nb_dist *d); /* ranks on this host (to share its cores) */
+int nb_dist_local_size(const nb_dist *d); /* ranks on this host */
+/* Threads for this rank's matrix products: its share of the host's cores — the cores it is
+ * bound to (mpirun binds each rank to one core when N ≤ 2) and at most online cores / ranks
+ * on the host; at least 1. */
+int nb_dist_threads(const nb_dist *d);
 
 /* This rank's contiguous share [*first, *first + *count) of n rows: the first n mod N ranks
  * take ⌈n/N⌉ rows, the others ⌊n/N⌋. */

@@ -14,11 +14,16 @@
  * order and distributes the result), and nb_dist_check_replicas verifies it.
  *
  * Every MPI call of the library is in this file, behind NB_HAVE_MPI. */
+#ifdef __linux__
+#define _GNU_SOURCE /* sched_getaffinity */
+#include <sched.h>
+#endif
 #include "nabla.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int nb_dist_launched(void)
 {
@@ -31,6 +36,18 @@ int nb_dist_launched(void)
             return (int)n;
     }
     return 0;
+}
+
+int nb_dist_threads(const nb_dist *d)
+{
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = online > 0 ? (int)(online / nb_dist_local_size(d)) : 1;
+#ifdef __linux__
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < threads)
+        threads = CPU_COUNT(&set);
+#endif
+    return threads > 0 ? threads : 1;
 }
 
 /* The first n mod N ranks take one row more: rank r starts at r·q + min(r, n mod N). */
