@@ -62,7 +62,8 @@ if [ ${#stale[@]} -gt 0 ]; then
     echo "fuzz.sh: compiling ${#stale[@]} library sources with $CLANG (address, undefined, fuzzer-no-link)"
     export CLANG CFLAGS SAN OUT
     printf '%s\n' "${stale[@]}" | xargs -P "${FUZZ_JOBS:-$(nproc)}" -I{} sh -c \
-        'o=$OUT/obj/$(basename {} .c).o; $CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c {} -o $o || exit 255'
+        'o=$OUT/obj/$(basename {} .c).o; c="$CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c {} -o $o"
+         $c || { echo "fuzz.sh: retrying {} once" >&2; $c; } || exit 255'
     rm -f "$OUT/libnabla-fuzz.a"
 fi
 if [ ! -f "$OUT/libnabla-fuzz.a" ]; then
