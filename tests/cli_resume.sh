@@ -197,15 +197,16 @@ cd ..
 ok "kill -9 at${kills} (of ${duration}s): checkpoints always loadable, resumed run bit-identical ($leftovers temporary files left by the kills)"
 
 # ---- SIGINT: status 130, a checkpoint, and --resume continues -----------------------------
-I=(2-128-3 --data spirals:100000:3:0.2 --epochs 2 --batch 16 --threads 1)
-run train "${I[@]}" -q -o iref.safetensors --checkpoint iref.ckpt
+# three epochs: after the signal, at least one more epoch of margin before the run would end
+I=(2-128-3 --data spirals:100000:3:0.2 --epochs 3 --batch 16 --threads 1)
+run train "${I[@]}" -q -o iref.safetensors --checkpoint iref.ckpt --log iref.csv
 
 # interrupt_after PATTERN NAME: starts a run, sends SIGINT once stderr matches PATTERN, checks
 # status 130 and the message, then resumes to the end and compares with the reference.
 interrupt_after() {
     local pattern=$1 name=$2 rc=0
-    rm -f "$name.ckpt" "$name.safetensors"
-    "$NABLA" train "${I[@]}" -o "$name.safetensors" --checkpoint "$name.ckpt" >/dev/null 2>"$name.err" &
+    rm -f "$name.ckpt" "$name.safetensors" "$name.csv"
+    "$NABLA" train "${I[@]}" -o "$name.safetensors" --checkpoint "$name.ckpt" --log "$name.csv" >/dev/null 2>"$name.err" &
     local pid=$!
     pids+=("$pid")
     local waited=0
@@ -222,11 +223,15 @@ interrupt_after() {
         fail "SIGINT ($name): exit status 130 and an 'interrupted' message" "exit $rc: $(cat "$name.err")"
     [ -s "$name.ckpt" ] ||
         fail "SIGINT ($name): a checkpoint $name.ckpt written before exiting" "$(cat "$name.err"; ls -l "$name".*)"
-    run train "${I[@]}" -q -o "$name.safetensors" --checkpoint "$name.ckpt" --resume
+    run train "${I[@]}" -q -o "$name.safetensors" --checkpoint "$name.ckpt" --log "$name.csv" --resume
     same iref.safetensors "$name.safetensors" "SIGINT ($name), then --resume: the final model"
+    # the log reads as if the run had never stopped (same steps, rates, losses, accuracies)
+    cmp -s <(cut -d, -f1-5 iref.csv) <(cut -d, -f1-5 "$name.csv") ||
+        fail "SIGINT ($name), then --resume: the log's epoch,step,lr,loss,accuracy as without the stop" \
+            "$(diff <(cut -d, -f1-5 iref.csv) <(cut -d, -f1-5 "$name.csv"))"
 }
-interrupt_after '^epoch 1/2' sigint-epoch2
-ok "SIGINT in the second epoch: status 130, checkpoint, --resume ends bit-identical"
+interrupt_after '^epoch 1/3' sigint-epoch2
+ok "SIGINT in the second epoch: status 130, checkpoint, --resume ends bit-identical with the same log"
 
 # ---- unwritable outputs are reported at once ----------------------------------------------
 # a run of several seconds: an error found only after training would show an epoch line
@@ -272,7 +277,7 @@ ok "--lr 1e30 (minibatches): stops with a nan/inf message, finite weights saved"
 
 # ---- SIGINT before the first checkpoint ---------------------------------------------------
 interrupt_after '^training ' sigint-epoch1
-ok "SIGINT in the first epoch: status 130, checkpoint, --resume ends bit-identical"
+ok "SIGINT in the first epoch: status 130, checkpoint, --resume ends bit-identical with the same log"
 
 # ---- divergence at the last step of an epoch (full batch: every step is the last) ---------
 diverge nan-fullbatch --batch 0
