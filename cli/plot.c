@@ -683,9 +683,11 @@ nb_status plot_regions(const char *path, nb_model *m, const nb_dataset *ds,
         class_name(names, k, name, sizeof name);
         legend_w = fmax(legend_w, text_width(mc, name));
     }
+    char score[64] = "";
     if (labelled) {
-        snprintf(name, sizeof name, "%.1f %% of the points right", 100.0 * (double)correct / (double)labelled);
-        legend_w = fmax(legend_w, text_width(mc, name) - 26);
+        snprintf(score, sizeof score, "%.1f %% of the points right",
+                 100.0 * (double)correct / (double)labelled);
+        legend_w = fmax(legend_w, text_width(mc, score) - 26);
     }
     cairo_destroy(mc);
     cairo_surface_destroy(measure);
@@ -758,8 +760,7 @@ nb_status plot_regions(const char *path, nb_model *m, const nb_dataset *ds,
     if (labelled) {
         font(cr, TICK_FONT, 0);
         set_rgb(cr, 0x444444);
-        snprintf(name, sizeof name, "%.1f %% of the points right", 100.0 * (double)correct / (double)labelled);
-        text(cr, lx, ly + 10, name, 0, 0.5);
+        text(cr, lx, ly + 10, score, 0, 0.5);
     }
     if (opt->title) {
         font(cr, TITLE_FONT, 1);

@@ -19,7 +19,8 @@
 static uint32_t pixel(cairo_surface_t *s, int x, int y)
 {
     const unsigned char *data = cairo_image_surface_get_data(s);
-    uint32_t v = *(const uint32_t *)(const void *)(data + (size_t)y * cairo_image_surface_get_stride(s) + 4 * (size_t)x);
+    size_t at = (size_t)y * (size_t)cairo_image_surface_get_stride(s) + 4 * (size_t)x;
+    uint32_t v = *(const uint32_t *)(const void *)(data + at);
     if (cairo_image_surface_get_format(s) == CAIRO_FORMAT_ARGB32) {
         uint32_t a = v >> 24, out = 0;
         if (a == 0)
