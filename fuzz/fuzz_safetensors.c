@@ -91,6 +91,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int d = 0; d < t->ndim; d++)
             FUZZ_ASSERT(t->dims[d] >= 0, "'%s': dims[%d] = %lld", t->name, d,
                         (long long)t->dims[d]);
+        /* Unused dims are zero, not whatever the allocator left (ASan fills with 0xbe). */
+        for (int d = t->ndim; d < NB_MAX_DIMS; d++)
+            FUZZ_ASSERT(t->dims[d] == 0, "'%s': unused dims[%d] = %lld", t->name, d,
+                        (long long)t->dims[d]);
         int64_t count = elements(t);
         bytes += 4 * count;
         FUZZ_ASSERT(bytes <= (int64_t)size, "tensors hold %lld bytes, the file has %zu",

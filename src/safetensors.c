@@ -391,6 +391,7 @@ static nb_status parse_entry(const char *path, const cJSON *item, int key, uint6
                           "shape is %s; expected an array of non-negative integers",
                           json_kind(shape, kind, sizeof kind));
     e->ndim = 0;
+    memset(e->dims, 0, sizeof e->dims); /* copied whole into nb_tensor_ref.dims */
     for (const cJSON *d = shape->child; d; d = d->next) {
         uint64_t v;
         if (e->ndim == NB_MAX_DIMS)
