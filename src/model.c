@@ -289,11 +289,17 @@ nb_status nb_model_take_weights(nb_model *m, const nb_safetensors *st, const cha
         int same = t->ndim == ndim;
         for (int k = 0; same && k < ndim; k++)
             same = t->dims[k] == dims[k];
-        if (!same)
-            s = nb_error_set(err, NB_ESHAPE, "%s: tensor '%s' has %d dimensions [%lld%s], the "
-                             "model expects %s", path, name, t->ndim, (long long)t->dims[0],
-                             t->ndim > 1 ? ",…" : "", want);
-        else
+        if (!same) {
+            char got[96]; /* the whole shape: 4 dims of at most 16 digits */
+            size_t at = (size_t)snprintf(got, sizeof got, "[");
+            for (int k = 0; k < t->ndim && at < sizeof got; k++)
+                at += (size_t)snprintf(got + at, sizeof got - at, "%s%lld", k ? "," : "",
+                                       (long long)t->dims[k]);
+            if (at < sizeof got)
+                snprintf(got + at, sizeof got - at, "]");
+            s = nb_error_set(err, NB_ESHAPE, "%s: tensor '%s' has shape %s, the model expects %s",
+                             path, name, got, want);
+        } else
             memcpy(nb_value(g, node), t->data, (size_t)nb_node_size(g, node) * sizeof(float));
     }
     /* Every tensor must belong to the model: a stray one means a different architecture. */
