@@ -37,7 +37,7 @@ typedef struct parser {
     const char *source;
     int line;
     nb_error *err;
-    int64_t max_params; /* parameter floats allowed in the graph; < 0: no limit */
+    int64_t file_floats; /* what the model file's tensors hold; < 0: no limit */
 } parser;
 
 #if defined(__GNUC__)
@@ -222,11 +222,11 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
             need = need > INT64_MAX / dims[i] ? INT64_MAX : need * dims[i];
     }
     int64_t have = (int64_t)nb_graph_param_floats(g);
-    if (need > 0 && p->max_params >= 0 && need > p->max_params - have)
-        return parse_error(p, op_column, "%s '%s' needs %lld parameter floats, more than the "
-                           "%lld left of the %lld that the file's tensors hold",
-                           spec->name, name, (long long)need, (long long)(p->max_params - have),
-                           (long long)p->max_params);
+    if (need > 0 && p->file_floats >= 0 &&
+        need > p->file_floats + NB_DESCRIBE_SLACK - have)
+        return parse_error(p, op_column, "%s '%s' needs %lld parameter floats, far more than "
+                           "the %lld that the file's tensors hold", spec->name, name,
+                           (long long)need, (long long)p->file_floats);
     int id = -1;
     switch (spec->op) {
     case NB_OP_INPUT: id = nb_input(g, name, ndim, dims); break;
@@ -427,7 +427,7 @@ nb_status nb_describe(nb_graph *g, const char *text, const char *source, int *in
 }
 
 nb_status nb_describe_budget(nb_graph *g, const char *text, const char *source,
-                             int64_t max_params, int *input, int *output, nb_error *err)
+                             int64_t file_floats, int *input, int *output, nb_error *err)
 {
     char expanded[8192];
     if (!source)
@@ -438,7 +438,7 @@ nb_status nb_describe_budget(nb_graph *g, const char *text, const char *source,
             return s;
         text = expanded;
     }
-    parser p = {.source = source, .line = 0, .err = err, .max_params = max_params};
+    parser p = {.source = source, .line = 0, .err = err, .file_floats = file_floats};
     *input = -1;
     *output = -1;
     int explicit_output = 0;

@@ -4,12 +4,19 @@
 
 #include "nabla.h"
 
-/* nb_describe, refusing (NB_EFORMAT, before allocating) any linear, nearest or param that
- * would bring the graph's parameters past max_params floats; max_params < 0 means no limit.
- * A model file holds its weights, so its description can need no more floats than the file's
- * tensors hold: without the budget a 40-byte file saying "65536-65536" would make the loader
- * allocate 32 GiB before it could see that the weights are missing. */
+/* Parameter floats a model file's description may need beyond what the file's tensors hold.
+ * A missing or misshapen tensor is then still reported by name when the weights are matched
+ * (nb_model_take_weights), while a hostile description cannot make the loader allocate more
+ * than 2 × 64 MiB (parameters and gradients) beyond the size of the file. */
+#define NB_DESCRIBE_SLACK ((int64_t)1 << 24)
+
+/* nb_describe, refusing (NB_EFORMAT, before the graph allocates) any linear, nearest or param
+ * that would bring the graph's parameters past file_floats + NB_DESCRIBE_SLACK floats;
+ * file_floats < 0 means no limit. A model file holds its weights, so its description can need
+ * no more than the file's tensors hold: without the budget a 40-byte file saying
+ * "65536-65536" would make the loader allocate 32 GiB before it could see that the weights
+ * are missing. */
 nb_status nb_describe_budget(nb_graph *g, const char *text, const char *source,
-                             int64_t max_params, int *input, int *output, nb_error *err);
+                             int64_t file_floats, int *input, int *output, nb_error *err);
 
 #endif

@@ -26,10 +26,10 @@ static char *dup_string(const char *s)
     return d ? memcpy(d, s, n) : NULL;
 }
 
-/* nb_model_new with the description's parameters limited to max_params floats (< 0: no
- * limit); nb_model_load passes what the file's tensors hold. */
+/* nb_model_new with the description's parameters limited by what a model file's tensors hold
+ * (nb_describe_budget; file_floats < 0: no limit). */
 static nb_model *model_new(const char *description, const char *source, uint64_t seed,
-                           nb_gemm *gemm, int64_t max_params, nb_error *err)
+                           nb_gemm *gemm, int64_t file_floats, nb_error *err)
 {
     nb_model *m = calloc(1, sizeof *m);
     if (!m || !(m->graph = nb_graph_new(seed, gemm)) || !(m->description = dup_string(description))) {
@@ -38,7 +38,7 @@ static nb_model *model_new(const char *description, const char *source, uint64_t
         return NULL;
     }
     nb_graph *g = m->graph;
-    if (nb_describe_budget(g, description, source, max_params, &m->input, &m->output, err)) {
+    if (nb_describe_budget(g, description, source, file_floats, &m->input, &m->output, err)) {
         nb_model_free(m);
         return NULL;
     }
@@ -327,8 +327,9 @@ nb_model *nb_model_load(const char *path, uint64_t seed, nb_gemm *gemm, nb_error
         nb_safetensors_free(st);
         return NULL;
     }
-    /* Every parameter must be in the file, so the description may create no more parameter
-     * floats than the file's weights hold: a short file cannot make us allocate gigabytes. */
+    /* Every parameter must be in the file, so the description may create hardly more
+     * parameter floats than the file's weights hold: a short file cannot make us allocate
+     * gigabytes. */
     int64_t floats = 0;
     for (int i = 0; i < nb_safetensors_count(st); i++) {
         const nb_tensor_ref *t = nb_safetensors_at(st, i);
