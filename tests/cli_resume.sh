@@ -140,7 +140,12 @@ PATTERN='full\.ckpt.*optimi' expect_error "--resume with another optimiser" \
     train 2-32-3 --data $D --epochs 3 -q --optimizer sgd -o x.safetensors --checkpoint full.ckpt --resume
 PATTERN='full\.ckpt' expect_error "--resume into another architecture" \
     train 2-16-3 --data $D --epochs 3 -q --optimizer adamw -o x.safetensors --checkpoint full.ckpt --resume
-ok "--resume refuses a missing checkpoint, another optimiser and another architecture"
+head -c 2000 full.ckpt > trunc.ckpt
+PATTERN='trunc\.ckpt' expect_error "--resume from a truncated checkpoint" \
+    train 2-32-3 --data $D --epochs 3 -q --optimizer adamw -o x.safetensors --checkpoint trunc.ckpt --resume
+PATTERN='full\.safetensors.*(checkpoint|nabla\.checkpoint)' expect_error "--resume from a model file (no training state)" \
+    train 2-32-3 --data $D --epochs 3 -q --optimizer adamw -o x.safetensors --checkpoint full.safetensors --resume
+ok "--resume refuses a missing, truncated or foreign checkpoint, another optimiser and another architecture"
 
 # ---- SIGKILL at random moments -----------------------------------------------------------
 K=(2-128-3 --data spirals:20000:3:0.2 --epochs 30 --threads 1 -q)
