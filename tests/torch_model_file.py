@@ -10,8 +10,8 @@ torch 1.13 has no safetensors module, so the files are read and written here by 
    inputs with __metadata__ "nabla.norm" (b' = (b - m) / max(s, eps)) and checks that torch's
    classes and softmax probabilities equal `nabla predict --format json` (within 1e-5).
 2. The reverse: a torch model's state_dict, with the metadata nabla needs ("nabla.description"
-   shorthand, "nabla.norm" of mode none), is written as safetensors here, and `nabla predict`
-   must give torch's outputs.
+   shorthand, "nabla.norm" of mode none, then one of mode feature), is written as safetensors
+   here, and `nabla predict` must give torch's outputs.
 
 Run with /usr/bin/python3; the CLI is $NABLA (default $NABLA_BUILD/nabla, NABLA_BUILD
 defaulting to build). Exits non-zero on the first failure.
@@ -126,8 +126,8 @@ def normalise(x, norm):
     if mean.shape != (x.shape[1],) or std.shape != mean.shape:
         fail("nabla.norm arrays", "%d entries" % x.shape[1], "%s and %s" % (mean.shape, std.shape))
     d = np.maximum(std, np.float32(norm["eps"]))
-    inv = np.where(d > 0, np.float32(1) / d, np.float32(1)).astype(np.float32)
-    return ((x.astype(np.float32) - mean) * inv).astype(np.float32)
+    d = np.where(d > 0, d, np.float32(1)).astype(np.float32)  # eps = 0 and s = 0: unscaled
+    return ((x.astype(np.float32) - mean) / d).astype(np.float32)
 
 
 def torch_predict(model, x):
@@ -262,6 +262,18 @@ def main():
                  set(probs.argmax(axis=1)))
         compare("torch 2-24-12-3 -> nabla predict", probs,
                 run("predict", path, "--data", "csv:%s:label" % csv, "--format", "json"))
+
+        # a normalisation written here is applied by nabla: b' = (b - m) / max(s, eps)
+        norm = {"mode": "feature", "eps": 1e-5, "features": 2, "mean": [0.125, -0.25],
+                "std": [0.5, 2.0]}
+        path_norm = os.path.join(tmp, "from_torch_norm.safetensors")
+        write_safetensors(path_norm, state, {
+            "nabla.description": "-".join(str(w) for w in widths),
+            "nabla.norm": json.dumps(norm),
+        })
+        compare("torch 2-24-12-3 with a feature normalisation -> nabla predict",
+                torch_predict(net, normalise(xs, norm)),
+                run("predict", path_norm, "--data", "csv:%s:label" % csv, "--format", "json"))
 
         # the CSV output agrees with the JSON one
         out = run("predict", path, "--data", "csv:%s:label" % csv, "--limit", "7")
