@@ -155,7 +155,7 @@ duration=$("$PY" -c "print(round(max(0.2, $(now) - $start), 2))")
 mkdir kill
 cd kill
 kills=""
-for i in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
     resume=()
     [ -e k.ckpt ] && resume=(--resume)
     "$NABLA" train "${K[@]}" -o k.safetensors --checkpoint k.ckpt "${resume[@]}" >/dev/null 2>run.err &
