@@ -117,7 +117,7 @@ while IFS= read -r opts; do
     # shellcheck disable=SC2086 # word splitting of the option list is intended
     run train 2-32-3 --data "$SPIRALS" --epochs 8 --json --log "opt$n.csv" -o "opt$n.safetensors" $opts
     check out.txt 'math.isfinite(d["train_loss"]) and d["train_loss"] < 1.2 and d["epochs"] == 8' \
-        "a finite loss below chance level's 1.1 or so with $opts"
+        "a finite loss (below 1.2; chance level is ln 3 ≈ 1.1) with $opts"
     "$PY" - "opt$n.csv" <<'EOF' || fail "$opts: a finite loss on every row of the log" "$(cat "opt$n.csv")"
 import csv, math, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
