@@ -229,6 +229,7 @@ interrupt_after() {
     [ -s "$name.ckpt" ] ||
         fail "SIGINT ($name): a checkpoint $name.ckpt written before exiting" "$(cat "$name.err"; ls -l "$name".*)"
     run train "${I[@]}" -q -o "$name.safetensors" --checkpoint "$name.ckpt" --log "$name.csv" --resume
+    where=$(grep -o 'interrupted in epoch [0-9]* after [0-9]* of [0-9]* samples' "$name.err" || true)
     same iref.safetensors "$name.safetensors" "SIGINT ($name), then --resume: the final model"
     # the log reads as if the run had never stopped (same steps, rates, losses, accuracies)
     cmp -s <(cut -d, -f1-5 iref.csv) <(cut -d, -f1-5 "$name.csv") ||
@@ -236,7 +237,7 @@ interrupt_after() {
             "$(diff <(cut -d, -f1-5 iref.csv) <(cut -d, -f1-5 "$name.csv"))"
 }
 interrupt_after '^epoch 1/3' sigint-epoch2
-ok "SIGINT in the second epoch: status 130, checkpoint, --resume ends bit-identical with the same log"
+ok "SIGINT after the first epoch ($where): status 130, checkpoint, --resume ends bit-identical with the same log"
 
 # ---- unwritable outputs are reported at once ----------------------------------------------
 # a run of several seconds: an error found only after training would show an epoch line
@@ -280,9 +281,9 @@ diverge() {  # name, options
 diverge nan-minibatch
 ok "--lr 1e30 (minibatches): stops with a nan/inf message, finite weights saved"
 
-# ---- SIGINT before the first checkpoint ---------------------------------------------------
+# ---- SIGINT before the first epoch's checkpoint ---------------------------------------------------
 interrupt_after '^training ' sigint-epoch1
-ok "SIGINT in the first epoch: status 130, checkpoint, --resume ends bit-identical with the same log"
+ok "SIGINT right after the start ($where): status 130, checkpoint, --resume ends bit-identical with the same log"
 
 # ---- divergence at the last step of an epoch (full batch: every step is the last) ---------
 diverge nan-fullbatch --batch 0
