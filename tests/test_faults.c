@@ -402,6 +402,26 @@ static void test_labels_out_of_range(void)
     nb_dataset_free(&ds);
 }
 
+/* A description far beyond a hand-written one: its names are found by linear search, so it
+ * is refused at a node count that still parses in well under a second. */
+static void test_huge_description(void)
+{
+    printf("huge descriptions:\n");
+    enum { STATEMENTS = 20000 };
+    char *text = malloc(STATEMENTS * 24 + 32);
+    if (!text)
+        return;
+    size_t at = (size_t)sprintf(text, "x = input(2)\n");
+    for (int i = 0; i < STATEMENTS; i++)
+        at += (size_t)sprintf(text + at, "a%d = relu(x)\n", i);
+    nb_error err = {0};
+    nb_model *m = nb_model_new(text, "huge.nb", 1, NULL, &err);
+    CHECK(m == NULL);
+    CHECK_ERR(err.code, NB_EFORMAT, &err, "huge.nb:16385:1", "more than 16384 nodes");
+    nb_model_free(m);
+    free(text);
+}
+
 static void remove_dir(void)
 {
     DIR *d = opendir(dir);
@@ -425,6 +445,7 @@ int main(void)
     test_full_disk();
     test_mismatched_tensors();
     test_labels_out_of_range();
+    test_huge_description();
     remove_dir();
     return check_finish("test_faults");
 }
