@@ -42,7 +42,7 @@ static int parse_common(const char *cmd, int argc, char **argv, common *o, void 
     };
     int c;
     long long n;
-    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (c) {
         case 'd': o->data = optarg; break;
         case 'j': o->json = 1; break;
@@ -52,11 +52,17 @@ static int parse_common(const char *cmd, int argc, char **argv, common *o, void 
             *format_csv = strcmp(optarg, "csv") == 0;
             o->json = !*format_csv;
             break;
-        case 'n': if (!cli_int(cmd, "--limit", optarg, 0, 1LL << 40, &o->limit)) return 2; break;
+        case 'n':
+            if (!format_csv)
+                return cli_usage_error(cmd, "--limit: eval always uses the whole data set");
+            if (!cli_int(cmd, "--limit", optarg, 0, 1LL << 40, &o->limit))
+                return 2;
+            break;
         case 't': if (!cli_int(cmd, "--threads", optarg, 0, 1024, &n)) return 2; o->threads = (int)n; break;
         case 'g': o->gemm = optarg; break;
         case 'h': help(); return -1;
-        default: return cli_usage_error(cmd, "unknown option");
+        case ':': return cli_usage_error(cmd, "option '%s' requires an argument", argv[optind - 1]);
+        default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind + 1 != argc)

@@ -19,6 +19,8 @@ static void help(void)
            "  --tol F         largest accepted relative error (default 1e-2)\n"
            "  --max-elements N  check at most N elements per tensor (default 2000)\n"
            "  --training      run Dropout in training mode (its mask is held fixed)\n"
+           "  --threads N     threads for matrix products (default 1)\n"
+           "  --gemm NAME     auto|onednn|openblas|portable (default auto, or NABLA_GEMM)\n"
            "  -h, --help      this help\n");
 }
 
@@ -28,12 +30,14 @@ int cmd_gradcheck(int argc, char **argv)
         {"seed", required_argument, 0, 's'}, {"batch", required_argument, 0, 'b'},
         {"eps", required_argument, 0, 'e'},  {"tol", required_argument, 0, 't'},
         {"max-elements", required_argument, 0, 'm'}, {"training", no_argument, 0, 'T'},
+        {"gemm", required_argument, 0, 'g'}, {"threads", required_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},       {0, 0, 0, 0},
     };
-    long long seed = 1, batch = 3, max_elements = 2000;
+    long long seed = 1, batch = 3, max_elements = 2000, threads = 1;
+    const char *gemm_name = NULL;
     double eps = 1e-2, tol = 1e-2;
     int training = 0, c;
-    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (c) {
         case 's': if (!cli_int("gradcheck", "--seed", optarg, 0, (long long)1 << 62, &seed)) return 2; break;
         case 'b': if (!cli_int("gradcheck", "--batch", optarg, 1, 4096, &batch)) return 2; break;
@@ -51,8 +55,11 @@ int cmd_gradcheck(int argc, char **argv)
                 return cli_usage_error("gradcheck", "--tol: expected a positive tolerance, got '%s'", optarg);
             break;
         case 'T': training = 1; break;
+        case 'g': gemm_name = optarg; break;
+        case 'j': if (!cli_int("gradcheck", "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 'h': help(); return 0;
-        default: return cli_usage_error("gradcheck", "unknown option");
+        case ':': return cli_usage_error("gradcheck", "option '%s' requires an argument", argv[optind - 1]);
+        default: return cli_usage_error("gradcheck", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind + 1 != argc)
@@ -62,11 +69,13 @@ int cmd_gradcheck(int argc, char **argv)
     char *text = NULL;
     if (cli_read_model_text(arg, &text, &err))
         return cli_fail("gradcheck", &err);
-    nb_graph *g = nb_graph_new((uint64_t)seed, NULL);
+    nb_gemm *gemm = cli_gemm(gemm_name, (int)threads, &err);
+    nb_graph *g = gemm ? nb_graph_new((uint64_t)seed, gemm) : NULL;
     int in, out;
     if (!g || nb_describe(g, text, arg, &in, &out, &err)) {
         free(text);
         nb_graph_free(g);
+        nb_gemm_free(gemm);
         return cli_fail("gradcheck", &err);
     }
     free(text);
@@ -75,6 +84,7 @@ int cmd_gradcheck(int argc, char **argv)
             nb_node_set_requires_grad(g, i, 1);
     if (nb_graph_prepare(g, batch, &err)) {
         nb_graph_free(g);
+        nb_gemm_free(gemm);
         return cli_fail("gradcheck", &err);
     }
     /* random parameters (Xavier-scaled) and inputs; labels within the class count of the
@@ -109,6 +119,7 @@ int cmd_gradcheck(int argc, char **argv)
             nb_error_set(&err, NB_ENOMEM, "out of memory");
         free(res);
         nb_graph_free(g);
+        nb_gemm_free(gemm);
         return cli_fail("gradcheck", &err);
     }
     printf("%-24s %-16s %9s %8s %12s %13s %13s\n", "tensor", "shape", "checked", "at kink",
@@ -126,5 +137,6 @@ int cmd_gradcheck(int argc, char **argv)
     printf("%s: %d tensors, tolerance %.1e: %s\n", arg, count, tol, bad ? "FAILED" : "ok");
     free(res);
     nb_graph_free(g);
+    nb_gemm_free(gemm);
     return bad ? 1 : 0;
 }

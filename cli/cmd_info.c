@@ -23,15 +23,17 @@ int cmd_info(int argc, char **argv)
         {"batch", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     long long batch = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         if (c == 'b') {
             if (!cli_int("info", "--batch", optarg, 1, 1 << 24, &batch))
                 return 2;
         } else if (c == 'h') {
             help();
             return 0;
+        } else if (c == ':') {
+            return cli_usage_error("info", "option '%s' requires an argument", argv[optind - 1]);
         } else {
-            return cli_usage_error("info", "unknown option");
+            return cli_usage_error("info", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind + 1 != argc)

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -169,6 +170,11 @@ static int epoch_end_dist(void *user, const nb_epoch_stats *s)
 /* Reports an unwritable output before any training time is spent. */
 static int check_writable(const char *path, nb_error *err)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        nb_error_set(err, NB_EIO, "%s: is a directory; expected a file path", path);
+        return 0;
+    }
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.probe.XXXXXX", path);
     int fd = mkstemp(tmp);
@@ -179,6 +185,14 @@ static int check_writable(const char *path, nb_error *err)
     close(fd);
     unlink(tmp);
     return 1;
+}
+
+/* "--lr" for the option named "lr", for messages. */
+static const char *options_dashed(const char *name)
+{
+    static char buf[64];
+    snprintf(buf, sizeof buf, "--%s", name);
+    return buf;
 }
 
 static int parse_choice(const char *text, const char *const *names, int n)
@@ -241,11 +255,12 @@ int cmd_train(int argc, char **argv)
     cfg.schedule.gamma = 0.1f;
 #define FLOAT_OPT(field)                                                                      \
     do {                                                                                      \
-        if (!cli_float("train", options[optind_opt].name, optarg, &v)) return 2;              \
+        if (!cli_float("train", options_dashed(options[optind_opt].name), optarg, &v))       \
+            return 2;                                                                         \
         field = (float)v;                                                                     \
     } while (0)
     int optind_opt = 0;
-    while ((c = getopt_long(argc, argv, "o:qh", options, &optind_opt)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:qh", options, &optind_opt)) != -1) {
         switch (c) {
         case O_DATA: data = optarg; break;
         case O_VAL: val_spec = optarg; break;
@@ -308,7 +323,8 @@ int cmd_train(int argc, char **argv)
         case O_PLOT: plot = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': help(); return 0;
-        default: return cli_usage_error("train", "unknown option");
+        case ':': return cli_usage_error("train", "option '%s' requires an argument", argv[optind - 1]);
+        default: return cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind + 1 != argc)
@@ -451,12 +467,18 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     if (s == NB_ENUMERIC) {
-        /* keep the last good model rather than nothing */
+        /* keep the last good model rather than nothing — but never overwrite a file with
+         * weights no step has shown to give a finite loss */
         nb_error save_err = {0};
-        if (root) /* every rank stopped at the same step (the all-reduce carried the NaN) */
+        if (root) { /* every rank stopped at the same step (the all-reduce carried the NaN) */
             cli_fail("train", &err);
-        if (root && nb_model_save(m, output, &save_err) == NB_OK)
-            fprintf(stderr, "nabla train: saved the last good weights to %s\n", output);
+            if (!nb_trainer_weights_proven(t))
+                fprintf(stderr, "nabla train: %s left as it was\n", output);
+            else if (nb_model_save(m, output, &save_err) == NB_OK)
+                fprintf(stderr, "nabla train: saved the last good weights to %s\n", output);
+            else
+                cli_fail("train", &save_err);
+        }
         status = 1;
         err.msg[0] = 0;
         in_step = 1;
@@ -486,11 +508,13 @@ int cmd_train(int argc, char **argv)
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "model", output);
         cJSON_AddStringToObject(j, "data", data);
-        cJSON_AddNumberToObject(j, "epochs", r.last.epoch);
-        cJSON_AddNumberToObject(j, "steps", (double)r.last.step);
-        cJSON_AddNumberToObject(j, "train_loss", r.last.train_loss);
-        cJSON_AddNumberToObject(j, "train_accuracy", r.last.train_accuracy);
-        if (!isnan(r.last.val_loss)) {
+        cJSON_AddNumberToObject(j, "epochs", nb_trainer_epoch(t));
+        if (r.last.epoch > 0) { /* figures of the last epoch this run trained */
+            cJSON_AddNumberToObject(j, "steps", (double)r.last.step);
+            cJSON_AddNumberToObject(j, "train_loss", r.last.train_loss);
+            cJSON_AddNumberToObject(j, "train_accuracy", r.last.train_accuracy);
+        }
+        if (r.last.epoch > 0 && !isnan(r.last.val_loss)) {
             cJSON_AddNumberToObject(j, "val_loss", r.last.val_loss);
             cJSON_AddNumberToObject(j, "val_accuracy", r.last.val_accuracy);
         }
@@ -498,8 +522,10 @@ int cmd_train(int argc, char **argv)
             cJSON_AddNumberToObject(j, "test_loss", test_loss);
             cJSON_AddNumberToObject(j, "test_accuracy", test_acc);
         }
-        cJSON_AddNumberToObject(j, "samples_per_second", r.last.samples_per_second);
-        cJSON_AddNumberToObject(j, "seconds_last_epoch", r.last.seconds);
+        if (r.last.epoch > 0) {
+            cJSON_AddNumberToObject(j, "samples_per_second", r.last.samples_per_second);
+            cJSON_AddNumberToObject(j, "seconds_last_epoch", r.last.seconds);
+        }
         cJSON_AddStringToObject(j, "gemm", nb_gemm_name(gemm));
         if (dist) {
             nb_dist_stats c;

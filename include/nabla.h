@@ -599,6 +599,9 @@ void nb_trainer_free(nb_trainer *t);
  * holds the weights from the end of the last good epoch. */
 nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *err);
 int nb_trainer_epoch(const nb_trainer *t); /* completed epochs */
+/* Whether a step of the last nb_trainer_run computed a finite loss with the weights the model
+ * now holds (after NB_ENUMERIC: whether they are worth saving). */
+int nb_trainer_weights_proven(const nb_trainer *t);
 /* Checkpoints: weights, optimiser state, epoch, step and generator states, written
  * atomically. Resuming requires the same model and optimiser kind. */
 nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_error *err);

@@ -706,9 +706,11 @@ nb_status nb_safetensors_read(const char *path, nb_safetensors **out, nb_error *
         goto done;
     }
     if (n > HEADER_LIMIT) {
+        /* a text file read as safetensors lands here: say what it probably is not */
         status = nb_error_set(err, NB_EFORMAT,
                               "%s: header size (bytes 0-7) is %llu, more than the %u-byte "
-                              "limit",
+                              "limit: not a safetensors file (they start with a small "
+                              "little-endian header length, then '{')",
                               path, (unsigned long long)n, HEADER_LIMIT);
         goto done;
     }

@@ -33,6 +33,7 @@ struct nb_trainer {
     int64_t *order, *scratch;
     float *snapshot;       /* the last weights known to give a finite loss (an epoch's start) */
     int good_epoch;        /* the epoch whose start they are */
+    int proven;            /* whether a step of this run computed a finite loss with them */
     nb_dist *dist;         /* NULL, or the MPI job whose ranks share every batch (src/dist.c) */
 };
 
@@ -108,6 +109,7 @@ void nb_trainer_free(nb_trainer *t)
 }
 
 int nb_trainer_epoch(const nb_trainer *t) { return t->epoch; }
+int nb_trainer_weights_proven(const nb_trainer *t) { return t->proven; }
 
 nb_status nb_trainer_set_dist(nb_trainer *t, nb_dist *d, nb_error *err)
 {
@@ -191,8 +193,9 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
     float *w = nb_graph_params(g), *dw = nb_graph_param_grads(g);
     size_t params = nb_graph_param_floats(g);
     nb_status s = NB_OK;
-    memcpy(t->snapshot, w, params * sizeof *w); /* until a step proves better ones */
+    memcpy(t->snapshot, w, params * sizeof *w); /* until a step proves them or better ones */
     t->good_epoch = t->epoch;
+    t->proven = 0;
     while (t->epoch < t->cfg.epochs) {
         double start = now(), loss_sum = t->epoch_loss_sum, lr = 0.0;
         int64_t correct = t->epoch_correct, done = t->position;
@@ -230,6 +233,12 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
                 return s;
             if (!isfinite(loss)) {
                 memcpy(w, t->snapshot, params * sizeof *w);
+                if (!t->proven)
+                    return nb_error_set(err, NB_ENUMERIC, "epoch %d, step %" PRId64 ": the loss "
+                                        "became %g before any step of this run had a finite "
+                                        "loss; no weights are known to be good. Lower the "
+                                        "learning rate or clip gradients.", t->epoch + 1,
+                                        t->step + 1, loss);
                 return nb_error_set(err, NB_ENUMERIC, "epoch %d, step %" PRId64 ": the loss "
                                     "became %g; stopped, keeping the last weights whose loss was "
                                     "finite (epoch %d's start). Lower the learning rate or clip "
@@ -239,6 +248,7 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             if (first == done_at_start) { /* these weights gave a finite loss: keep them */
                 memcpy(t->snapshot, w, params * sizeof *w);
                 t->good_epoch = t->epoch;
+                t->proven = 1;
             }
             lr = nb_schedule_lr(&t->cfg.schedule, t->cfg.optim.lr, t->step);
             nb_optim_step(t->optim, w, dw, (float)lr); /* w ← w − η ∂L/∂w, or Adam's rule */
@@ -314,6 +324,13 @@ static char *checkpoint_state(const nb_trainer *t)
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;
+}
+
+static const char *optimizer_name(int64_t kind)
+{
+    static const char *const names[] = {[NB_OPT_SGD] = "sgd", [NB_OPT_ADAM] = "adam",
+                                        [NB_OPT_ADAMW] = "adamw"};
+    return kind >= 0 && kind < (int64_t)(sizeof names / sizeof names[0]) ? names[kind] : "unknown";
 }
 
 /* A non-negative integer field below 2^53, or -1. */
@@ -394,7 +411,8 @@ nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err)
                          (long long)t->train->count);
     else if (kind != (int)t->cfg.optim.kind)
         s = nb_error_set(err, NB_EINVAL, "%s: the checkpoint was written with another optimiser "
-                         "(kind %d, this run uses %d)", path, (int)kind, (int)t->cfg.optim.kind);
+                         "(%s; this run uses %s)", path, optimizer_name(kind),
+                         optimizer_name(t->cfg.optim.kind));
     if (!s)
         s = nb_model_take_weights(t->model, st, path, "optim.", err);
     for (int i = 0; !s && i < nb_optim_state_count(t->optim); i++) {
