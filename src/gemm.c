@@ -7,9 +7,13 @@
  * A backend that is not compiled in has no constructor in the table. NB_GEMM_AUTO takes the
  * first of `preference` that is built in and starts.
  *
- * The thread budget belongs to nabla: `threads` (0 = one per online core) is passed to the
- * backend, which caps its own library's pool to it on every call, and the oneDNN backend also
- * caps OpenBLAS to one thread so that two pools never spin on the same cores.
+ * The thread budget belongs to nabla: a context owns one pool of `threads` threads (0 = one
+ * per online core; gemm_pool.c) and one single-threaded backend context per thread. A product
+ * large enough to pay for the hand-over is cut into one block of C per thread, along its
+ * longer side (rows of C when M ≥ N, else columns), and each thread runs its block through its
+ * own backend context. The backends cap their libraries' own pools to one thread (oneDNN's
+ * OpenMP, OpenBLAS), so only nabla's threads ever run: two pools never spin on the same cores,
+ * and the graph's element-wise passes and the optimiser share the same threads.
  *
  * Degenerate products are settled here, identically for every backend: nothing to do when
  * M or N is 0; when K = 0 or alpha = 0 the product vanishes and C = beta · C (C = 0 without
@@ -17,7 +21,7 @@
  * sizes, leading dimensions shorter than a row or NULL pointers is ignored and C is left
  * untouched.
  */
-#include "nabla.h"
+#include "gemm_pool.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +82,14 @@ static const nb_gemm_backend preference[] = {NB_GEMM_ONEDNN, NB_GEMM_OPENBLAS, N
 struct nb_gemm {
     nb_gemm_backend backend;
     const backend_impl *impl;
-    void *ctx; /* owned, freed by impl->destroy */
+    int threads;
+    nb_pool *pool;
+    void **ctx; /* one per thread, owned, freed by impl->destroy */
 };
+
+/* A product is split across threads only above this many flops (2·M·N·K): handing a block to
+ * another thread costs about a microsecond. */
+#define SPLIT_MIN_FLOPS 1.0e6
 
 /* ---- names and availability --------------------------------------------------------------- */
 
@@ -144,18 +154,26 @@ const char *nb_gemm_name(const nb_gemm *gemm)
 static nb_gemm *gemm_start(nb_gemm_backend backend, int threads, nb_error *err)
 {
     const backend_impl *impl = &backends[backend];
-    nb_gemm *gemm = malloc(sizeof *gemm);
-    if (!gemm) {
-        nb_error_set(err, NB_ENOMEM, "gemm: out of memory");
-        return NULL;
-    }
-    gemm->ctx = impl->create(threads, err);
-    if (!gemm->ctx) {
+    nb_gemm *gemm = calloc(1, sizeof *gemm);
+    if (!gemm || !(gemm->ctx = calloc((size_t)threads, sizeof *gemm->ctx))) {
         free(gemm);
+        nb_error_set(err, NB_ENOMEM, "gemm: out of memory");
         return NULL;
     }
     gemm->backend = backend;
     gemm->impl = impl;
+    gemm->threads = threads;
+    for (int t = 0; t < threads; t++) {
+        if (!(gemm->ctx[t] = impl->create(1, err))) {
+            nb_gemm_free(gemm);
+            return NULL;
+        }
+    }
+    if (threads > 1 && !(gemm->pool = nb_pool_new(threads))) {
+        nb_error_set(err, NB_ENOMEM, "gemm: cannot start %d threads", threads);
+        nb_gemm_free(gemm);
+        return NULL;
+    }
     return gemm;
 }
 
@@ -194,11 +212,108 @@ void nb_gemm_free(nb_gemm *gemm)
 {
     if (!gemm)
         return;
-    gemm->impl->destroy(gemm->ctx);
+    nb_pool_free(gemm->pool);
+    for (int t = 0; t < gemm->threads; t++)
+        if (gemm->ctx[t])
+            gemm->impl->destroy(gemm->ctx[t]);
+    free(gemm->ctx);
     free(gemm);
 }
 
 /* ---- the product -------------------------------------------------------------------------- */
+
+typedef struct product {
+    int transA, transB, M, N, K;
+    float alpha;
+    const float *A;
+    int lda;
+    const float *B;
+    int ldb;
+    float beta;
+    float *C;
+    int ldc;
+    const float *bias; /* nb_gemm_linear's output pass */
+    float *relu;
+    int split_rows;    /* blocks of rows of C (else of columns) */
+    int tasks;
+    nb_gemm *gemm;
+} product;
+
+/* c[j] += b[j], and y[j] = max(c[j], 0): the output pass of Linear and ReLU, without branches
+ * so that they vectorise. */
+static void add_bias(float *restrict c, const float *restrict b, int n)
+{
+    for (int j = 0; j < n; j++)
+        c[j] += b[j];
+}
+
+static void relu_copy(float *restrict y, const float *restrict c, int n)
+{
+    for (int j = 0; j < n; j++)
+        y[j] = c[j] > 0.0f ? c[j] : 0.0f;
+}
+
+/* An M × N block of the product, on thread `thread`'s backend context. */
+static void gemm_ctx_run(const product *p, int thread, int M, int N, const float *A,
+                         const float *B, float *C)
+{
+    p->gemm->impl->run(p->gemm->ctx[thread], p->transA, p->transB, M, N, p->K, p->alpha, A,
+                       p->lda, B, p->ldb, p->beta, C, p->ldc);
+}
+
+static void run_block(void *arg, int task, int thread);
+
+/* Cuts the product into one block per thread along the longer side of C, when it is large
+ * enough and each block keeps at least one full tile (16 rows or 32 columns). */
+static void run_split(nb_gemm *gemm, product *p)
+{
+    double flops = 2.0 * p->M * (double)p->N * p->K;
+    int threads = gemm->threads;
+    p->gemm = gemm;
+    p->split_rows = p->M >= p->N;
+    int64_t extent = p->split_rows ? p->M : p->N, align = p->split_rows ? 16 : 32;
+    int tasks = (int)((extent + align - 1) / align);
+    if (tasks > threads)
+        tasks = threads;
+    if (flops < SPLIT_MIN_FLOPS || nb_pool_current_thread() != 0)
+        tasks = 1;
+    p->tasks = tasks;
+    if (tasks == 1) {
+        p->split_rows = 1;
+        run_block(p, 0, nb_pool_current_thread());
+        return;
+    }
+    nb_pool_run(gemm->pool, tasks, run_block, p);
+}
+
+/* Block `task` of the product: rows [i0, i1) or columns [j0, j1) of C, then the output pass
+ * over that block while it is in this thread's cache. */
+static void run_block(void *arg, int task, int thread)
+{
+    const product *p = arg;
+    int64_t first, last;
+    nb_task_range(p->split_rows ? p->M : p->N, p->tasks, task, p->split_rows ? 16 : 32, &first,
+                  &last);
+    if (first >= last)
+        return;
+    int i0 = p->split_rows ? (int)first : 0, i1 = p->split_rows ? (int)last : p->M;
+    int j0 = p->split_rows ? 0 : (int)first, j1 = p->split_rows ? p->N : (int)last;
+    /* op(A) rows i0.. start at row i0 of A, or at column i0 when A is stored transposed;
+     * op(B) columns j0.. at column j0 of B, or at row j0 when B is stored transposed */
+    const float *A = p->A + (p->transA ? (size_t)i0 : (size_t)i0 * p->lda);
+    const float *B = p->B + (p->transB ? (size_t)j0 * p->ldb : (size_t)j0);
+    float *C = p->C + (size_t)i0 * p->ldc + j0;
+    gemm_ctx_run(p, thread, i1 - i0, j1 - j0, A, B, C);
+    if (p->bias || p->relu) {
+        for (int i = i0; i < i1; i++) {
+            float *restrict c = p->C + (size_t)i * p->ldc;
+            if (p->bias)
+                add_bias(c + j0, p->bias + j0, j1 - j0);
+            if (p->relu)
+                relu_copy(p->relu + (size_t)i * p->ldc + j0, c + j0, j1 - j0);
+        }
+    }
+}
 
 /* C = beta · C over M × N; beta = 0 stores zeros without reading C. */
 static void scale_c(int M, int N, float beta, float *C, int ldc)
@@ -231,6 +346,29 @@ void nb_gemm_run(nb_gemm *gemm, int transA, int transB, int M, int N, int K, flo
     }
     if (!A || !B || lda < a_row || lda < 1 || ldb < b_row || ldb < 1)
         return;
-    gemm->impl->run(gemm->ctx, transA != 0, transB != 0, M, N, K, alpha, A, lda, B, ldb, beta,
-                    C, ldc);
+    product p = {.transA = transA != 0, .transB = transB != 0, .M = M, .N = N, .K = K,
+                 .alpha = alpha, .A = A, .lda = lda, .B = B, .ldb = ldb, .beta = beta, .C = C,
+                 .ldc = ldc};
+    run_split(gemm, &p);
+}
+
+void nb_gemm_linear(nb_gemm *gemm, int M, int N, int K, const float *A, int lda,
+                    const float *B, int ldb, const float *bias, float *C, int ldc, float *relu)
+{
+    product p = {.transA = 0, .transB = 1, .M = M, .N = N, .K = K, .alpha = 1.0f, .A = A,
+                 .lda = lda, .B = B, .ldb = ldb, .beta = 0.0f, .C = C, .ldc = ldc,
+                 .bias = bias, .relu = relu};
+    if (!gemm || M <= 0 || N <= 0 || K <= 0 || !A || !B || !C)
+        return;
+    run_split(gemm, &p);
+}
+
+int nb_gemm_threads(const nb_gemm *gemm)
+{
+    return gemm ? gemm->threads : 1;
+}
+
+void nb_gemm_parallel(nb_gemm *gemm, int tasks, nb_task_fn *fn, void *arg)
+{
+    nb_pool_run(gemm ? gemm->pool : NULL, tasks, fn, arg);
 }
