@@ -67,6 +67,7 @@ void nb_graph_free(nb_graph *g)
     free(g->arena);
     free(g->label_arena);
     free(g->mark);
+    free(g->first_user);
     free(g);
 }
 
@@ -320,6 +321,33 @@ int32_t *nb_labels_data(nb_graph *g, int node)
 
 /* ---- memory plan ------------------------------------------------------------------------- */
 
+/* Linear followed by ReLU, when the ReLU is the Linear's only consumer: the Linear's forward
+ * writes both outputs in one pass over its product while it is in cache (op_linear.c), and
+ * the ReLU's forward has nothing left to do. Both outputs are still stored, so every node's
+ * value is what it would be without the fusion; backward is unchanged. Only the library's own
+ * modules are fused (a test may have swapped in another definition). */
+static void plan_fusion(nb_graph *g)
+{
+    for (int i = 0; i < g->count; i++) {
+        g->nodes[i].consumers = 0;
+        g->nodes[i].relu_out = -1;
+        g->nodes[i].fused = 0;
+    }
+    for (int i = 0; i < g->count; i++)
+        for (int k = 0; k < g->nodes[i].n_inputs; k++)
+            g->nodes[g->nodes[i].inputs[k]].consumers++;
+    for (int i = 0; i < g->count; i++) {
+        nb_node *r = &g->nodes[i];
+        if (r->op != NB_OP_RELU || r->def != &nb_op_relu_def)
+            continue;
+        nb_node *lin = nb_in(g, r, 0);
+        if (lin->op == NB_OP_LINEAR && lin->def == &nb_op_linear_def && lin->consumers == 1) {
+            lin->relu_out = i;
+            r->fused = 1;
+        }
+    }
+}
+
 nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
 {
     if (g->error.code)
@@ -377,11 +405,16 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
     }
     if (g->count + 1 > g->mark_capacity) {
         char *mark = realloc(g->mark, (size_t)g->count + 1);
-        if (!mark)
+        if (mark)
+            g->mark = mark;
+        int *first = realloc(g->first_user, ((size_t)g->count + 1) * sizeof *first);
+        if (first)
+            g->first_user = first;
+        if (!mark || !first)
             return nb_error_set(err, NB_ENOMEM, "out of memory");
-        g->mark = mark;
         g->mark_capacity = g->count + 1;
     }
+    plan_fusion(g);
     for (int i = 0; i < g->count; i++) {
         nb_node *n = &g->nodes[i];
         if (n->op == NB_OP_PARAM) {
@@ -436,7 +469,7 @@ nb_status nb_graph_forward_to(nb_graph *g, int target, nb_error *err)
     mark_ancestors(g, target);
     for (int i = 0; i <= target; i++) {
         nb_node *n = &g->nodes[i];
-        if (g->mark[i] && !is_leaf(n->op))
+        if (g->mark[i] && !is_leaf(n->op) && !n->fused)
             n->def->forward(g, n, g->batch);
     }
     return NB_OK;
@@ -448,12 +481,20 @@ nb_status nb_graph_forward(nb_graph *g, nb_error *err)
         return nb_error_set(err, NB_EINVAL, "the graph is empty");
     nb_status s = check_prepared(g, 0, err);
     for (int i = 0; !s && i < g->count; i++)
-        if (!is_leaf(g->nodes[i].op))
+        if (!is_leaf(g->nodes[i].op) && !g->nodes[i].fused)
             g->nodes[i].def->forward(g, &g->nodes[i], g->batch);
     return s;
 }
 
-nb_status nb_graph_backward(nb_graph *g, int root, const float *seed, nb_error *err)
+/* Gradients are not zeroed before the pass where that can be avoided: a node whose gradient
+ * is first contributed to by a module that can overwrite (nb_op_def.writes_fresh; backward
+ * runs in reverse order, so that is its highest-numbered consumer that backward visits) is
+ * marked fresh instead, and that module writes rather than adds; later contributions add as
+ * usual. Other gradients are zeroed first. Parameters are handled so only when params_fresh
+ * (a training step); otherwise their gradients accumulate across calls. A gradient that is
+ * still fresh at the end received nothing and is zeroed then. */
+static nb_status backward(nb_graph *g, int root, const float *seed, int params_fresh,
+                          nb_error *err)
 {
     nb_status s = check_prepared(g, root, err);
     if (s)
@@ -466,12 +507,27 @@ nb_status nb_graph_backward(nb_graph *g, int root, const float *seed, nb_error *
             return nb_error_set(err, NB_ENOGRAD, "%s '%s' has no gradient: %s", def->name,
                                 n->name, def->no_grad_reason);
     }
+    for (int i = 0; i <= root; i++)
+        g->first_user[i] = -1;
     for (int i = 0; i <= root; i++) {
         nb_node *n = &g->nodes[i];
-        if (g->mark[i] && n->requires_grad && n->op != NB_OP_PARAM)
+        if (g->mark[i] && !is_leaf(n->op) && n->requires_grad)
+            for (int k = 0; k < n->n_inputs; k++)
+                g->first_user[n->inputs[k]] = i; /* the last one wins: backward's first */
+    }
+    for (int i = 0; i < root; i++) {
+        nb_node *n = &g->nodes[i];
+        n->grad_fresh = 0;
+        if (!g->mark[i] || !n->requires_grad || (n->op == NB_OP_PARAM && !params_fresh))
+            continue;
+        int first = g->first_user[i];
+        if (first >= 0 && g->nodes[first].def->writes_fresh)
+            n->grad_fresh = 1;
+        else
             memset(n->grad, 0, (size_t)(n->batched ? g->batch : 1) * (size_t)n->size * sizeof(float));
     }
     nb_node *r = &g->nodes[root];
+    r->grad_fresh = 0;
     size_t root_floats = (size_t)(r->batched ? g->batch : 1) * (size_t)r->size;
     if (seed)
         memcpy(r->grad, seed, root_floats * sizeof *seed);
@@ -483,7 +539,30 @@ nb_status nb_graph_backward(nb_graph *g, int root, const float *seed, nb_error *
         if (g->mark[i] && !is_leaf(n->op) && n->requires_grad)
             n->def->backward(g, n, g->batch);
     }
+    for (int i = 0; i < root; i++) {
+        nb_node *n = &g->nodes[i];
+        if (n->grad_fresh) {
+            memset(n->grad, 0, (size_t)(n->batched ? g->batch : 1) * (size_t)n->size * sizeof(float));
+            n->grad_fresh = 0;
+        }
+    }
+    if (params_fresh) /* parameters the root does not depend on */
+        for (int p = 0; p < g->param_count; p++) {
+            nb_node *n = &g->nodes[g->param_nodes[p]];
+            if (g->param_nodes[p] > root || !g->mark[g->param_nodes[p]])
+                memset(n->grad, 0, (size_t)n->size * sizeof(float));
+        }
     return NB_OK;
+}
+
+nb_status nb_graph_backward(nb_graph *g, int root, const float *seed, nb_error *err)
+{
+    return backward(g, root, seed, 0, err);
+}
+
+nb_status nb_graph_backward_step(nb_graph *g, int root, const float *seed, nb_error *err)
+{
+    return backward(g, root, seed, 1, err);
 }
 
 void nb_graph_zero_grad(nb_graph *g)

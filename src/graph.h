@@ -25,6 +25,14 @@ typedef struct nb_node {
     int64_t aux_size;          /* scratch floats per sample (Dropout's mask, …) */
     float *value, *grad, *aux;
     int32_t *labels;
+    /* set by nb_graph_prepare */
+    int consumers;             /* nodes that take this one as an input */
+    int relu_out;              /* Linear: the ReLU node whose output its forward also writes
+                                  (its only consumer), else -1 */
+    int fused;                 /* ReLU: computed by its input Linear's forward */
+    /* during backward: the gradient holds stale data and its first contribution must
+     * overwrite it rather than add to it (see nb_graph_backward in graph.c) */
+    int grad_fresh;
 } nb_node;
 
 struct nb_graph {
@@ -43,6 +51,7 @@ struct nb_graph {
     size_t label_floats;
     int64_t batch;             /* 0: not prepared since the last change */
     char *mark;                /* per-node scratch for backward's reachability */
+    int *first_user;           /* per-node scratch: the consumer whose backward runs first */
     int mark_capacity;
     nb_rng rng;
     int training;
@@ -62,7 +71,19 @@ typedef struct nb_op_def {
      * has no gradient, and `no_grad_reason` says why. */
     void (*backward)(nb_graph *g, nb_node *n, int64_t batch);
     const char *no_grad_reason;
+    /* The backward honours grad_fresh on its inputs: where it is set, the first contribution
+     * is written (=, or beta = 0) and the flag cleared, instead of added to a zeroed buffer. */
+    int writes_fresh;
 } nb_op_def;
+
+/* Accumulates into dst (n floats) or, when *fresh is set, overwrites it and clears *fresh: the
+ * two ways a backward contributes to a gradient (see nb_op_def.writes_fresh). */
+static inline float nb_grad_beta(int *fresh)
+{
+    float beta = *fresh ? 0.0f : 1.0f;
+    *fresh = 0;
+    return beta;
+}
 
 extern const nb_op_def *const nb_op_table[NB_OP_COUNT];
 
@@ -78,6 +99,16 @@ extern const nb_op_def nb_op_input_def, nb_op_labels_def, nb_op_param_def, nb_op
  * Returns the handle or -1 (and records the sticky error). */
 int nb_graph_add(nb_graph *g, const char *name, nb_op op, const int *inputs, int n_inputs,
                  int ndim, const int64_t *dims, float fparam, int iparam);
+
+/* Backpropagation for a training step: as nb_graph_zero_grad followed by nb_graph_backward(g,
+ * root, seed, err), but nothing is zeroed beforehand. Every gradient's first contribution
+ * (parameters' included) overwrites it; a gradient that receives none is zeroed afterwards.
+ * Saves a pass over all parameter gradients and every activation gradient per step. */
+nb_status nb_graph_backward_step(nb_graph *g, int root, const float *seed, nb_error *err);
+
+/* The optimiser step split across the threads of gemm's pool: the same element-wise rules on
+ * blocks of the parameters, so the result is bit-identical to nb_optim_step. */
+void nb_optim_step_parallel(nb_optim *opt, float *w, float *g, float lr, nb_gemm *gemm);
 
 static inline nb_node *nb_in(nb_graph *g, const nb_node *n, int i)
 {

@@ -13,10 +13,12 @@
  *                  dz_n,j += (softmax(z_n)_j − [j = y_n])·dL/N
  *                  Fused because the gradient then needs no exp of a log-probability and no
  *                  pass over a separate log-softmax output; max-subtraction keeps it exact for
- *                  logits of any magnitude.
+ *                  logits of any magnitude. One exp per logit: e_j = exp(z_j − m) ≤ 1 is kept
+ *                  and divided by Σ_j e_j (summed in double) to give the softmax.
  *
  * A label outside [0, C) makes the loss NaN, which the trainer reports; loaders check labels
  * against the model's class count before training starts. */
+#include "gemm_pool.h"
 #include "graph.h"
 
 #include <math.h>
@@ -100,25 +102,58 @@ static void nll_backward(nb_graph *g, nb_node *n, int64_t N)
             x->grad[r * C + y[r]] += d;
 }
 
-static void cross_entropy_forward(nb_graph *g, nb_node *n, int64_t N)
+/* Rows are dealt to the gemm context's threads in blocks of CE_ROWS; each block's loss is
+ * summed in double on its own, and the blocks' sums are then added in block order, so the
+ * result does not depend on the thread count. */
+enum { CE_ROWS = 64, CE_MAX_BLOCKS = 1024 };
+
+typedef struct ce_job {
+    nb_node *n;
+    const nb_node *x;
+    const int32_t *y;
+    int64_t N, C;
+    double *partial; /* per block */
+    int blocks;
+} ce_job;
+
+static void ce_forward_rows(void *arg, int task, int thread)
 {
-    const nb_node *x = nb_in(g, n, 0);
-    const int32_t *y = nb_in(g, n, 1)->labels;
-    int64_t C = x->size;
+    (void)thread;
+    const ce_job *job = arg;
+    int64_t C = job->C, first, last;
+    nb_task_range(job->N, job->blocks, task, CE_ROWS, &first, &last);
     double s = 0.0;
-    for (int64_t r = 0; r < N; r++) {
-        const float *z = x->value + r * C;
+    for (int64_t r = first; r < last; r++) {
+        const float *z = job->x->value + r * C;
+        float *p = job->n->aux + r * C; /* softmax(z_n), kept for backward */
         float m = z[0];
         for (int64_t j = 1; j < C; j++)
             m = z[j] > m ? z[j] : m;
         double e = 0.0;
+        for (int64_t j = 0; j < C; j++) {
+            p[j] = expf(z[j] - m); /* ≤ 1: no overflow whatever the logits */
+            e += p[j];
+        }
+        float inv = (float)(1.0 / e);
         for (int64_t j = 0; j < C; j++)
-            e += exp((double)(z[j] - m));
-        float *p = n->aux + r * C; /* softmax(z_n), kept for backward */
-        for (int64_t j = 0; j < C; j++)
-            p[j] = (float)(exp((double)(z[j] - m)) / e);
-        s += (y[r] >= 0 && y[r] < C) ? (double)m + log(e) - z[y[r]] : NAN;
+            p[j] *= inv;
+        int32_t label = job->y[r];
+        s += (label >= 0 && label < C) ? (double)m + log(e) - z[label] : NAN;
     }
+    job->partial[task] = s;
+}
+
+static void cross_entropy_forward(nb_graph *g, nb_node *n, int64_t N)
+{
+    double partial[CE_MAX_BLOCKS];
+    ce_job job = {.n = n, .x = nb_in(g, n, 0), .y = nb_in(g, n, 1)->labels, .N = N,
+                  .C = nb_in(g, n, 0)->size, .partial = partial};
+    int64_t blocks = (N + CE_ROWS - 1) / CE_ROWS;
+    job.blocks = (int)(blocks < CE_MAX_BLOCKS ? blocks : CE_MAX_BLOCKS);
+    nb_gemm_parallel(g->gemm, job.blocks, ce_forward_rows, &job);
+    double s = 0.0;
+    for (int b = 0; b < job.blocks; b++)
+        s += partial[b];
     n->value[0] = (float)(s / (double)N);
 }
 
@@ -128,11 +163,16 @@ static void cross_entropy_backward(nb_graph *g, nb_node *n, int64_t N)
     const int32_t *y = nb_in(g, n, 1)->labels;
     int64_t C = x->size;
     float d = n->grad[0] / (float)N;
+    int write = nb_grad_beta(&x->grad_fresh) == 0.0f;
     for (int64_t r = 0; r < N; r++) {
-        const float *p = n->aux + r * C;
-        float *dz = x->grad + r * C;
-        for (int64_t j = 0; j < C; j++)
-            dz[j] += d * (p[j] - (j == y[r] ? 1.0f : 0.0f));
+        const float *restrict p = n->aux + r * C;
+        float *restrict dz = x->grad + r * C;
+        if (write)
+            for (int64_t j = 0; j < C; j++)
+                dz[j] = d * (p[j] - (j == y[r] ? 1.0f : 0.0f));
+        else
+            for (int64_t j = 0; j < C; j++)
+                dz[j] += d * (p[j] - (j == y[r] ? 1.0f : 0.0f));
     }
 }
 
@@ -143,7 +183,8 @@ const nb_op_def nb_op_nll_def = {.name = "nll", .n_inputs = 2, .shape = classifi
 const nb_op_def nb_op_cross_entropy_def = {.name = "cross_entropy", .n_inputs = 2,
                                            .shape = classification_shape,
                                            .forward = cross_entropy_forward,
-                                           .backward = cross_entropy_backward};
+                                           .backward = cross_entropy_backward,
+                                           .writes_fresh = 1};
 
 int nb_mse(nb_graph *g, const char *name, int prediction, int target, nb_reduction reduction)
 {

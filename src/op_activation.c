@@ -17,7 +17,10 @@ static int64_t count(const nb_node *n, int64_t N) { return (n->batched ? N : 1) 
  *        dx += dy if y > 0 else 0. At the kink x = 0 we take the derivative 0, as PyTorch does;
  *        ReLU is scale-equivariant, which is why it is the default (§5.1). */
 /* Written without branches (select, not if) so the compiler vectorises them: the signs of
- * activations are random, and a branch per element would be mispredicted half the time. */
+ * activations are random, and a branch per element would be mispredicted half the time.
+ * Behind a Linear whose only consumer it is, the forward is done by the Linear's output pass
+ * (graph.c fuses them) and relu_forward is not called. Each backward here writes dx instead of
+ * adding to it when the graph marked dx fresh (graph.c). */
 static void relu_forward(nb_graph *g, nb_node *n, int64_t N)
 {
     const float *restrict x = nb_in(g, n, 0)->value;
@@ -28,8 +31,14 @@ static void relu_forward(nb_graph *g, nb_node *n, int64_t N)
 
 static void relu_backward(nb_graph *g, nb_node *n, int64_t N)
 {
-    float *restrict dx = nb_in(g, n, 0)->grad;
+    nb_node *x = nb_in(g, n, 0);
+    float *restrict dx = x->grad;
     const float *restrict y = n->value, *restrict dy = n->grad;
+    if (nb_grad_beta(&x->grad_fresh) == 0.0f) {
+        for (int64_t i = 0, e = count(n, N); i < e; i++)
+            dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        return;
+    }
     for (int64_t i = 0, e = count(n, N); i < e; i++) {
         float d = dy[i];
         dx[i] += y[i] > 0.0f ? d : 0.0f;
@@ -78,7 +87,8 @@ static void sigmoid_backward(nb_graph *g, nb_node *n, int64_t N)
 }
 
 const nb_op_def nb_op_relu_def = {.name = "relu", .n_inputs = 1, .shape = same_shape,
-                                  .forward = relu_forward, .backward = relu_backward};
+                                  .forward = relu_forward, .backward = relu_backward,
+                                  .writes_fresh = 1};
 const nb_op_def nb_op_tanh_def = {.name = "tanh", .n_inputs = 1, .shape = same_shape,
                                   .forward = tanh_forward, .backward = tanh_backward};
 const nb_op_def nb_op_sigmoid_def = {.name = "sigmoid", .n_inputs = 1, .shape = same_shape,

@@ -6,7 +6,14 @@
  *             db += Σ_n dY[n,:]
  *
  * All three products go through the gemm backend; backward accumulates (beta = 1) so that
- * fan-out and gradient accumulation across calls need nothing extra. */
+ * fan-out and gradient accumulation across calls need nothing extra — except where the graph
+ * marked a gradient fresh (graph.c): the product then writes it (beta = 0), which spares
+ * zeroing it first.
+ *
+ * Forward adds the bias in the product's output pass, block by block on the thread that
+ * computed the block; when the graph fused a ReLU behind this Linear (its only consumer,
+ * graph.c), the same pass also writes the ReLU's output r = max(Y, 0). */
+#include "gemm_pool.h"
 #include "graph.h"
 
 #include <stdio.h>
@@ -37,13 +44,9 @@ static void linear_forward(nb_graph *g, nb_node *n, int64_t N)
     const nb_node *x = nb_in(g, n, 0), *w = nb_in(g, n, 1);
     int in = (int)x->dims[0], out = (int)n->dims[0];
     float *Y = n->value;                                   /* (N,out) */
-    nb_gemm_run(g->gemm, 0, 1, (int)N, out, in, 1.0f, x->value, in, w->value, in, 0.0f, Y, out);
-    if (n->n_inputs == 3) {
-        const float *b = nb_in(g, n, 2)->value;            /* (out) */
-        for (int64_t r = 0; r < N; r++)
-            for (int j = 0; j < out; j++)
-                Y[r * out + j] += b[j];
-    }
+    const float *b = n->n_inputs == 3 ? nb_in(g, n, 2)->value : NULL; /* (out) */
+    float *R = n->relu_out >= 0 ? g->nodes[n->relu_out].value : NULL; /* (N,out) */
+    nb_gemm_linear(g->gemm, (int)N, out, in, x->value, in, w->value, in, b, Y, out, R);
 }
 
 static void linear_backward(nb_graph *g, nb_node *n, int64_t N)
@@ -52,14 +55,22 @@ static void linear_backward(nb_graph *g, nb_node *n, int64_t N)
     int in = (int)x->dims[0], out = (int)n->dims[0];
     const float *dY = n->grad;                             /* (N,out) */
     if (x->requires_grad)                                  /* dX += dY W */
-        nb_gemm_run(g->gemm, 0, 0, (int)N, in, out, 1.0f, dY, out, w->value, in, 1.0f, x->grad, in);
+        nb_gemm_run(g->gemm, 0, 0, (int)N, in, out, 1.0f, dY, out, w->value, in,
+                    nb_grad_beta(&x->grad_fresh), x->grad, in);
     if (w->requires_grad)                                  /* dW += dYᵀ X */
-        nb_gemm_run(g->gemm, 1, 0, out, in, (int)N, 1.0f, dY, out, x->value, in, 1.0f, w->grad, in);
+        nb_gemm_run(g->gemm, 1, 0, out, in, (int)N, 1.0f, dY, out, x->value, in,
+                    nb_grad_beta(&w->grad_fresh), w->grad, in);
     if (n->n_inputs == 3 && nb_in(g, n, 2)->requires_grad) {
-        float *db = nb_in(g, n, 2)->grad;                  /* db += Σ_n dY[n,:] */
-        for (int64_t r = 0; r < N; r++)
+        nb_node *bias = nb_in(g, n, 2);
+        float *restrict db = bias->grad;                   /* db += Σ_n dY[n,:] */
+        if (nb_grad_beta(&bias->grad_fresh) == 0.0f)
             for (int j = 0; j < out; j++)
-                db[j] += dY[r * out + j];
+                db[j] = 0.0f;
+        for (int64_t r = 0; r < N; r++) {
+            const float *restrict dy = dY + r * out;
+            for (int j = 0; j < out; j++)
+                db[j] += dy[j];
+        }
     }
 }
 
@@ -69,6 +80,7 @@ const nb_op_def nb_op_linear_def = {
     .shape = linear_shape,
     .forward = linear_forward,
     .backward = linear_backward,
+    .writes_fresh = 1,
 };
 
 int nb_linear(nb_graph *g, const char *name, int x, int64_t out_features, int bias)
