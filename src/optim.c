@@ -24,7 +24,8 @@
  * The step allocates nothing: all state lives in one block made by nb_optim_new.
  */
 #include "decimal.h"
-#include "nabla.h"
+#include "gemm_pool.h"
+#include "graph.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -245,24 +246,23 @@ static void adam_step(size_t n, float *restrict w, const float *restrict g, floa
     }
 }
 
-void nb_optim_step(nb_optim *opt, float *w, float *g, float lr)
+/* The element-wise part of a step on parameters [i0, i1): L1, weight decay and the rule —
+ * everything but clipping, which needs the whole gradient. opt->steps already counts this
+ * step; first says whether it is the first. */
+static void step_range(nb_optim *opt, float *w, float *g, float lr, int first, size_t i0,
+                       size_t i1)
 {
-    if (!opt || opt->n == 0 || !w || !g)
-        return;
     const nb_optim_config *c = &opt->cfg;
-    size_t n = opt->n;
-    int first = opt->steps == 0;
-    opt->steps++;
-
-    if (c->clip_norm > 0.0f)
-        clip_by_norm(n, g, c->clip_norm);
+    size_t n = i1 - i0;
+    w += i0;
+    g += i0;
     if (c->l1 != 0.0f)
         add_l1(n, g, w, c->l1);
 
     if (c->kind == NB_OPT_SGD) {
         if (c->weight_decay != 0.0f)
             add_weight_decay(n, g, w, c->weight_decay);
-        sgd_step(n, w, g, opt->nstate ? opt->state : NULL, first, c->momentum,
+        sgd_step(n, w, g, opt->nstate ? opt->state + i0 : NULL, first, c->momentum,
                  (float)(1.0 - opt->dampening), c->nesterov, -lr);
         return;
     }
@@ -284,6 +284,58 @@ void nb_optim_step(nb_optim *opt, float *w, float *g, float lr)
     double bc1 = 1.0 - pow(opt->beta1, t);
     double bc2 = 1.0 - pow(opt->beta2, t);
     double step_size = nb_widen_decimal(lr) / bc1;
-    adam_step(n, w, g, opt->state, opt->state + n, c->beta1, (float)(1.0 - opt->beta1), c->beta2,
-              (float)(1.0 - opt->beta2), (float)sqrt(bc2), c->eps, (float)-step_size);
+    adam_step(n, w, g, opt->state + i0, opt->state + opt->n + i0, c->beta1,
+              (float)(1.0 - opt->beta1), c->beta2, (float)(1.0 - opt->beta2), (float)sqrt(bc2),
+              c->eps, (float)-step_size);
+}
+
+/* Counts the step and clips; returns whether it is the first step. */
+static int step_begin(nb_optim *opt, float *g)
+{
+    int first = opt->steps == 0;
+    opt->steps++;
+    if (opt->cfg.clip_norm > 0.0f)
+        clip_by_norm(opt->n, g, opt->cfg.clip_norm);
+    return first;
+}
+
+void nb_optim_step(nb_optim *opt, float *w, float *g, float lr)
+{
+    if (!opt || opt->n == 0 || !w || !g)
+        return;
+    int first = step_begin(opt, g);
+    step_range(opt, w, g, lr, first, 0, opt->n);
+}
+
+/* ---- the step on several threads --------------------------------------------------------- */
+
+/* Blocks of at least this many parameters per task (a multiple of 16: whole cache lines). */
+enum { STEP_BLOCK = 16384 };
+
+typedef struct step_job {
+    nb_optim *opt;
+    float *w, *g;
+    float lr;
+    int first, tasks;
+} step_job;
+
+static void step_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    const step_job *job = arg;
+    int64_t i0, i1;
+    nb_task_range((int64_t)job->opt->n, job->tasks, task, 16, &i0, &i1);
+    if (i0 < i1)
+        step_range(job->opt, job->w, job->g, job->lr, job->first, (size_t)i0, (size_t)i1);
+}
+
+void nb_optim_step_parallel(nb_optim *opt, float *w, float *g, float lr, nb_gemm *gemm)
+{
+    if (!opt || opt->n == 0 || !w || !g)
+        return;
+    step_job job = {.opt = opt, .w = w, .g = g, .lr = lr, .first = step_begin(opt, g)};
+    size_t tasks = (opt->n + STEP_BLOCK - 1) / STEP_BLOCK;
+    size_t threads = (size_t)nb_gemm_threads(gemm);
+    job.tasks = (int)(tasks < threads ? tasks : threads);
+    nb_gemm_parallel(gemm, job.tasks, step_task, &job);
 }
