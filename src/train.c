@@ -3,6 +3,7 @@
  *     w ← w − η ∂L(B, w)/∂w,        L(B, w) = 1/|B| Σ_{p∈B} C(y[p], G(x[p], w)),
  * with |B| = 1 giving stochastic gradient descent and |B| = P full-batch descent. The order of
  * the samples is drawn anew every epoch (§5.4) from the trainer's own generator. */
+#include "gemm_pool.h"
 #include "graph.h"
 #include "model.h"
 
@@ -123,6 +124,37 @@ nb_status nb_trainer_set_dist(nb_trainer *t, nb_dist *d, nb_error *err)
     return NB_OK;
 }
 
+/* nb_dataset_gather on the graph's threads, each gathering a block of the samples. */
+typedef struct gather_job {
+    const nb_dataset *ds;
+    const int64_t *idx;
+    int64_t n;
+    const nb_norm *norm;
+    float *x;
+    int32_t *y;
+    int tasks;
+} gather_job;
+
+static void gather_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    const gather_job *j = arg;
+    int64_t first, last;
+    nb_task_range(j->n, j->tasks, task, 8, &first, &last);
+    if (first < last)
+        nb_dataset_gather(j->ds, j->idx + first, last - first, j->norm,
+                          j->x + first * j->ds->features, j->y ? j->y + first : NULL);
+}
+
+static void gather(nb_graph *g, const nb_dataset *ds, const int64_t *idx, int64_t n,
+                   const nb_norm *norm, float *x, int32_t *y)
+{
+    gather_job job = {.ds = ds, .idx = idx, .n = n, .norm = norm, .x = x, .y = y};
+    int64_t tasks = n * ds->features / 16384 + 1; /* ~16 k features per task at least */
+    job.tasks = (int)(tasks < nb_gemm_threads(g->gemm) ? tasks : nb_gemm_threads(g->gemm));
+    nb_gemm_parallel(g->gemm, job.tasks, gather_task, &job);
+}
+
 /* Index of the largest of C scores. */
 static int64_t argmax(const float *z, int64_t C)
 {
@@ -161,7 +193,7 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *ds, double *loss, double *a
             break;
         for (int64_t i = 0; i < n; i++)
             rows[i] = start + i;
-        nb_dataset_gather(ds, rows, n, norm, nb_value(g, in), nb_labels_data(g, y));
+        gather(g, ds, rows, n, norm, nb_value(g, in), nb_labels_data(g, y));
         if ((s = nb_graph_forward_to(g, lossn, err)))
             break;
         total += (double)nb_value(g, lossn)[0] * (double)n;
@@ -219,16 +251,16 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             nb_dist_share(t->dist, n, &lo, &nr); /* this rank's rows: lo, lo+1, …, lo+nr−1 */
             if (nb_graph_batch(g) != nr && (s = nb_graph_prepare(g, nr, err)))
                 return s;
-            nb_dataset_gather(ds, t->order + first + lo, nr, norm, nb_value(g, in),
-                              nb_labels_data(g, y));
-            nb_graph_zero_grad(g);
+            gather(g, ds, t->order + first + lo, nr, norm, nb_value(g, in), nb_labels_data(g, y));
             if ((s = nb_graph_forward_to(g, lossn, err)))
                 return s;
             double loss = nb_value(g, lossn)[0];
             /* With ranks: the seed nr/n makes each rank's gradient its share of the batch mean;
              * the all-reduce sums them, and a non-finite loss on any rank reaches all. */
             float seed = (float)nr / (float)n;
-            if ((s = nb_graph_backward(g, lossn, t->dist ? &seed : NULL, err)) ||
+            /* ∂L/∂w written afresh: no zero_grad, the first contribution to each gradient
+             * overwrites it (graph.c) */
+            if ((s = nb_graph_backward_step(g, lossn, t->dist ? &seed : NULL, err)) ||
                 (s = nb_dist_allreduce_grads(t->dist, dw, params, &loss, err)))
                 return s;
             if (!isfinite(loss)) {
@@ -251,7 +283,8 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
                 t->proven = 1;
             }
             lr = nb_schedule_lr(&t->cfg.schedule, t->cfg.optim.lr, t->step);
-            nb_optim_step(t->optim, w, dw, (float)lr); /* w ← w − η ∂L/∂w, or Adam's rule */
+            /* w ← w − η ∂L/∂w, or Adam's rule, on the graph's threads */
+            nb_optim_step_parallel(t->optim, w, dw, (float)lr, g->gemm);
             t->step++;
             const float *z = nb_value(g, out);
             const int32_t *labels = nb_labels_data(g, y);
