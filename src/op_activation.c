@@ -35,8 +35,10 @@ static void relu_backward(nb_graph *g, nb_node *n, int64_t N)
     float *restrict dx = x->grad;
     const float *restrict y = n->value, *restrict dy = n->grad;
     if (nb_grad_beta(&x->grad_fresh) == 0.0f) {
-        for (int64_t i = 0, e = count(n, N); i < e; i++)
-            dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0, e = count(n, N); i < e; i++) {
+            float d = dy[i]; /* loaded unconditionally: a select, not a branch */
+            dx[i] = y[i] > 0.0f ? d : 0.0f;
+        }
         return;
     }
     for (int64_t i = 0, e = count(n, N); i < e; i++) {
