@@ -396,6 +396,22 @@ static void scale_f32(float *restrict out, const float *restrict b, const float 
         out[k] = (b[k] - m[k]) * inv[k];
 }
 
+/* Samples are gathered in random order from a set larger than the caches, so each row starts
+ * with a miss to memory; asking for the row PREFETCH_AHEAD samples ahead overlaps those
+ * misses with the conversion of the current one. */
+#define PREFETCH_AHEAD 4
+
+static void prefetch(const void *p, size_t bytes)
+{
+#if defined(__GNUC__)
+    for (size_t k = 0; k < bytes; k += 64)
+        __builtin_prefetch((const char *)p + k);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
 static void convert_u8(float *restrict out, const uint8_t *restrict b, int64_t w)
 {
     int64_t k = 0;
@@ -420,6 +436,10 @@ void nb_dataset_gather(const nb_dataset *ds, const int64_t *idx, int64_t n,
     if (!norm || norm->mode == NB_NORM_NONE || norm->size < 1) {
         for (int64_t i = 0; i < n; i++) {
             assert(idx[i] >= 0 && idx[i] < ds->count);
+            if (i + PREFETCH_AHEAD < n)
+                prefetch(ds->dtype == NB_U8 ? (const void *)(ds->u8 + (size_t)(idx[i + PREFETCH_AHEAD] * F))
+                                            : (const void *)(ds->f32 + (size_t)(idx[i + PREFETCH_AHEAD] * F)),
+                         sample_bytes(ds));
             if (ds->dtype == NB_U8)
                 convert_u8(x + (size_t)(i * F), ds->u8 + (size_t)(idx[i] * F), F);
             else
@@ -432,14 +452,24 @@ void nb_dataset_gather(const nb_dataset *ds, const int64_t *idx, int64_t n,
     float m[GATHER_CHUNK], inv[GATHER_CHUNK];
     for (int64_t f0 = 0; f0 < F; f0 += GATHER_CHUNK) {
         const int64_t w = F - f0 < GATHER_CHUNK ? F - f0 : GATHER_CHUNK;
-        for (int64_t k = 0; k < w; k++) {
-            int64_t s = (f0 + k) / B;
+        for (int64_t k = 0; k < w;) { /* slot by slot: one division per slot, not per feature */
+            int64_t s = (f0 + k) / B, end = (s + 1) * B - f0 < w ? (s + 1) * B - f0 : w;
             float d = norm->std[s] > norm->eps ? norm->std[s] : norm->eps;
-            m[k] = norm->mean[s];
-            inv[k] = d > 0 ? 1.0f / d : 1.0f;
+            float mean = norm->mean[s], scale = d > 0 ? 1.0f / d : 1.0f;
+            for (; k < end; k++) {
+                m[k] = mean;
+                inv[k] = scale;
+            }
         }
         for (int64_t i = 0; i < n; i++) {
             assert(idx[i] >= 0 && idx[i] < ds->count);
+            if (i + PREFETCH_AHEAD < n) {
+                size_t ahead = (size_t)(idx[i + PREFETCH_AHEAD] * F + f0);
+                if (ds->dtype == NB_U8)
+                    prefetch(ds->u8 + ahead, (size_t)w);
+                else
+                    prefetch(ds->f32 + ahead, (size_t)w * sizeof(float));
+            }
             if (ds->dtype == NB_U8)
                 scale_u8(x + (size_t)(i * F + f0), ds->u8 + (size_t)(idx[i] * F + f0), m, inv, w);
             else
