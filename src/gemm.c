@@ -87,6 +87,16 @@ struct nb_gemm {
     void **ctx; /* one per thread, owned, freed by impl->destroy */
 };
 
+/* Products of op(A) = A and op(B) = Bᵀ with at most this many rows (Linear on a few samples)
+ * are dot products of contiguous rows, for every backend (gemm_portable.c, nb_gemm_dots):
+ * the backends would pack the whole weight matrix on every call. */
+#define DOTS_MAX_ROWS 4
+/* Those are split across threads above this many flops. */
+#define DOTS_SPLIT_MIN_FLOPS 2.0e5
+
+void nb_gemm_dots(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                  float beta, float *C, int ldc);
+
 /* A product is split across threads only above this many flops (2·M·N·K): handing a block to
  * another thread costs about a microsecond. */
 #define SPLIT_MIN_FLOPS 1.0e6
@@ -236,6 +246,7 @@ typedef struct product {
     float *relu;
     int split_rows;    /* blocks of rows of C (else of columns) */
     int tasks;
+    int dots;          /* computed as dot products (few rows) */
     nb_gemm *gemm;
 } product;
 
@@ -270,12 +281,13 @@ static void run_split(nb_gemm *gemm, product *p)
     double flops = 2.0 * p->M * (double)p->N * p->K;
     int threads = gemm->threads;
     p->gemm = gemm;
-    p->split_rows = p->M >= p->N;
+    p->dots = !p->transA && p->transB && p->alpha == 1.0f && p->M <= DOTS_MAX_ROWS;
+    p->split_rows = p->M >= p->N && !p->dots;
     int64_t extent = p->split_rows ? p->M : p->N, align = p->split_rows ? 16 : 32;
     int tasks = (int)((extent + align - 1) / align);
     if (tasks > threads)
         tasks = threads;
-    if (flops < SPLIT_MIN_FLOPS || nb_pool_current_thread() != 0)
+    if (flops < (p->dots ? DOTS_SPLIT_MIN_FLOPS : SPLIT_MIN_FLOPS) || nb_pool_current_thread() != 0)
         tasks = 1;
     p->tasks = tasks;
     if (tasks == 1) {
@@ -303,7 +315,10 @@ static void run_block(void *arg, int task, int thread)
     const float *A = p->A + (p->transA ? (size_t)i0 : (size_t)i0 * p->lda);
     const float *B = p->B + (p->transB ? (size_t)j0 * p->ldb : (size_t)j0);
     float *C = p->C + (size_t)i0 * p->ldc + j0;
-    gemm_ctx_run(p, thread, i1 - i0, j1 - j0, A, B, C);
+    if (p->dots)
+        nb_gemm_dots(i1 - i0, j1 - j0, p->K, A, p->lda, B, p->ldb, p->beta, C, p->ldc);
+    else
+        gemm_ctx_run(p, thread, i1 - i0, j1 - j0, A, B, C);
     if (p->bias || p->relu) {
         for (int i = i0; i < i1; i++) {
             float *restrict c = p->C + (size_t)i * p->ldc;

@@ -43,6 +43,8 @@
 void *nb_gemm_portable_new(int threads, nb_error *err);
 void *nb_gemm_portable_new_isa(const char *isa, nb_error *err);
 void nb_gemm_portable_free(void *ctx);
+void nb_gemm_dots(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                  float beta, float *C, int ldc);
 void nb_gemm_portable_run(void *ctx, int transA, int transB, int M, int N, int K, float alpha,
                           const float *A, int lda, const float *B, int ldb, float beta,
                           float *C, int ldc);
@@ -321,6 +323,99 @@ static void kernel_plain(int kc, const float *Ap, const float *Bp, float *C, int
     }
 }
 #endif
+
+/* ---- few rows: dot products ---------------------------------------------------------------- */
+
+/* C[i, j] = Σ_k A[i, k]·B[j, k] + beta·C[i, j] for a few rows i (op(A) = A, op(B) = Bᵀ, both
+ * stored with k contiguous: Linear's forward Y = X Wᵀ on a few samples). One sample at a time
+ * is a matrix–vector product: each weight is used once, so packing W (what the blocked product
+ * and the libraries do) would cost more than the product itself. Instead each output is a dot
+ * product of two contiguous rows, eight outputs at a time so that one load of A serves eight
+ * multiply-adds. */
+#if HAVE_X86_KERNELS
+__attribute__((target("avx512f"))) static void dots_avx512(int M, int N, int K, const float *A,
+                                                           int lda, const float *B, int ldb,
+                                                           float beta, float *C, int ldc)
+{
+    const __mmask16 tail = (__mmask16)((1u << (K % 16)) - 1);
+    const int k16 = K / 16 * 16;
+    for (int i = 0; i < M; i++) {
+        const float *a = A + (size_t)i * lda;
+        float *c = C + (size_t)i * ldc;
+        int j = 0;
+        for (; j + 8 <= N; j += 8) {
+            __m512 s[8];
+            const float *b = B + (size_t)j * ldb;
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++)
+                s[q] = _mm512_setzero_ps();
+            for (int k = 0; k < k16; k += 16) {
+                __m512 x = _mm512_loadu_ps(a + k);
+#pragma GCC unroll 8
+                for (int q = 0; q < 8; q++)
+                    s[q] = _mm512_fmadd_ps(_mm512_loadu_ps(b + (size_t)q * ldb + k), x, s[q]);
+            }
+            if (tail) {
+                __m512 x = _mm512_maskz_loadu_ps(tail, a + k16);
+#pragma GCC unroll 8
+                for (int q = 0; q < 8; q++)
+                    s[q] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, b + (size_t)q * ldb + k16),
+                                           x, s[q]);
+            }
+            for (int q = 0; q < 8; q++) {
+                float r = _mm512_reduce_add_ps(s[q]);
+                c[j + q] = beta != 0.0f ? r + beta * c[j + q] : r;
+            }
+        }
+        for (; j < N; j++) {
+            const float *b = B + (size_t)j * ldb;
+            __m512 s0 = _mm512_setzero_ps();
+            for (int k = 0; k < k16; k += 16)
+                s0 = _mm512_fmadd_ps(_mm512_loadu_ps(b + k), _mm512_loadu_ps(a + k), s0);
+            if (tail)
+                s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, b + k16),
+                                     _mm512_maskz_loadu_ps(tail, a + k16), s0);
+            float r = _mm512_reduce_add_ps(s0);
+            c[j] = beta != 0.0f ? r + beta * c[j] : r;
+        }
+    }
+}
+#endif
+
+static void dots_plain(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++) {
+        const float *a = A + (size_t)i * lda;
+        for (int j = 0; j < N; j++) {
+            const float *b = B + (size_t)j * ldb;
+            float acc[8] = {0};
+            int k = 0;
+            for (; k + 8 <= K; k += 8)
+                for (int v = 0; v < 8; v++)
+                    acc[v] += a[k + v] * b[k + v];
+            float r = 0.0f;
+            for (; k < K; k++)
+                r += a[k] * b[k];
+            for (int v = 0; v < 8; v++)
+                r += acc[v];
+            float *c = C + (size_t)i * ldc + j;
+            *c = beta != 0.0f ? r + beta * *c : r;
+        }
+    }
+}
+
+void nb_gemm_dots(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                  float beta, float *C, int ldc)
+{
+#if HAVE_X86_KERNELS
+    if (have_avx512()) {
+        dots_avx512(M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    dots_plain(M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
 
 /* ---- packing ------------------------------------------------------------------------------ */
 
