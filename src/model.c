@@ -59,7 +59,9 @@ static nb_model *model_new(const char *description, const char *source, uint64_t
     } else {
         m->loss = m->output;
     }
-    if (nb_graph_error(g, err)) {
+    nb_error gerr;
+    if (nb_graph_error(g, &gerr)) { /* the appended loss does not fit: say which model */
+        nb_error_set(err, gerr.code, "%s: %s", source ? source : "<model>", gerr.msg);
         nb_model_free(m);
         return NULL;
     }
