@@ -1,5 +1,6 @@
 /* Point-wise non-linearities z = h(s) (LECTURE.md §3, §4): backward is dC/ds = dC/dz · h'(s).
  * Each derivative is written in terms of the output where that is cheaper and exact. */
+#include "gemm_pool.h"
 #include "graph.h"
 
 #include <math.h>
@@ -29,22 +30,43 @@ static void relu_forward(nb_graph *g, nb_node *n, int64_t N)
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-static void relu_backward(nb_graph *g, nb_node *n, int64_t N)
+typedef struct relu_job {
+    float *dx;
+    const float *y, *dy;
+    int64_t count;
+    int write, tasks;
+} relu_job;
+
+static void relu_backward_block(void *arg, int task, int thread)
 {
-    nb_node *x = nb_in(g, n, 0);
-    float *restrict dx = x->grad;
-    const float *restrict y = n->value, *restrict dy = n->grad;
-    if (nb_grad_beta(&x->grad_fresh) == 0.0f) {
-        for (int64_t i = 0, e = count(n, N); i < e; i++) {
+    (void)thread;
+    const relu_job *j = arg;
+    int64_t first, last;
+    nb_task_range(j->count, j->tasks, task, 64, &first, &last);
+    float *restrict dx = j->dx;
+    const float *restrict y = j->y, *restrict dy = j->dy;
+    if (j->write) {
+        for (int64_t i = first; i < last; i++) {
             float d = dy[i]; /* loaded unconditionally: a select, not a branch */
             dx[i] = y[i] > 0.0f ? d : 0.0f;
         }
         return;
     }
-    for (int64_t i = 0, e = count(n, N); i < e; i++) {
+    for (int64_t i = first; i < last; i++) {
         float d = dy[i];
         dx[i] += y[i] > 0.0f ? d : 0.0f;
     }
+}
+
+/* Large batches are split across the gemm context's threads (blocks of ≥ 64 k elements). */
+static void relu_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    nb_node *x = nb_in(g, n, 0);
+    relu_job job = {.dx = x->grad, .y = n->value, .dy = n->grad, .count = count(n, N),
+                    .write = nb_grad_beta(&x->grad_fresh) == 0.0f};
+    int64_t tasks = job.count / 65536 + 1, threads = nb_gemm_threads(g->gemm);
+    job.tasks = (int)(tasks < threads ? tasks : threads);
+    nb_gemm_parallel(g->gemm, job.tasks, relu_backward_block, &job);
 }
 
 /* tanh   y = tanh(x);   dx += dy · (1 − y²). Saturates for |x| ≫ 1: vanishing gradients. */
