@@ -158,8 +158,9 @@ static int epoch_end_dist(void *user, const nb_epoch_stats *s)
     nb_dist_get_stats(r->dist, &now);
     int64_t calls = now.allreduces - r->comm.allreduces;
     if (!r->quiet)
-        fprintf(stderr, "  %d ranks: %.2fs (%.1f%%) in %lld gradient all-reduces of %.2f MB\n",
-                nb_dist_size(r->dist), now.seconds - r->comm.seconds,
+        fprintf(stderr, "  %d rank%s: %.2fs (%.1f%%) in %lld gradient all-reduces of %.2f MB\n",
+                nb_dist_size(r->dist), nb_dist_size(r->dist) > 1 ? "s" : "",
+                now.seconds - r->comm.seconds,
                 100 * (now.seconds - r->comm.seconds) / s->seconds, (long long)calls,
                 calls ? (now.bytes - r->comm.bytes) / (double)calls / 1e6 : 0.0);
     r->comm_epoch = now.seconds - r->comm.seconds;
