@@ -110,8 +110,11 @@ test-c: all
 run: deps all
 	@scripts/main-job.sh $(NABLA)
 
+# nabla against PyTorch (bench/bench.py; a few minutes). BENCH_ARGS, e.g. "--quick" or
+# "--priority rt" (every measured process at real-time priority, on a shared machine).
+BENCH_ARGS ?=
 bench: deps all
-	@$(PYTHON) bench/bench.py --nabla $(BUILD)/bench/bench_mlp
+	@$(PYTHON) bench/bench.py --nabla $(BUILD)/bench/bench_mlp $(BENCH_ARGS)
 
 # libFuzzer harnesses (fuzz/*.c, built with clang): FUZZ_SECONDS per loader.
 FUZZ_SECONDS ?= 60

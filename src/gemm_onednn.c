@@ -25,6 +25,19 @@
  * to the environment: OMP_NUM_THREADS. OpenBLAS, when linked, is capped to one thread so its
  * pool does not compete with oneDNN's.
  *
+ * gemm.c creates one context per thread of nabla's pool, each with threads = 1: oneDNN then
+ * never starts an OpenMP team (no OpenMP thread spins beside nabla's), and the pool runs the
+ * blocks of a product on its threads, one context each.
+ *
+ * Allocations: dnnl_primitive_execute builds an argument map (a std::unordered_map inside its
+ * execution context) on every call — 5 mallocs per product with three arguments, one more per
+ * extra argument (measured with a counting malloc; a user-managed scratchpad is one more
+ * argument, so it makes it 6, not 0). oneDNN 2.6's C API has no execution path without that
+ * map. dnnl_sgemm allocates nothing per call but is slower than a cached matmul primitive
+ * (issue 7: 290 vs 344 GFLOP/s on 128×256×784), and a malloc/free pair costs ~50 ns against
+ * 10–500 µs per product here, so the primitives stay; tests/test_alloc.c reports, rather than
+ * asserts, oneDNN's count.
+ *
  * A context is not safe to use from two threads at once.
  */
 #ifdef NB_HAVE_ONEDNN
