@@ -640,7 +640,8 @@ int nb_dist_launched(void);
 
 /* Joins the MPI job (MPI_Init_thread, MPI_THREAD_FUNNELED: only the calling thread talks
  * MPI; the matrix products' own threads never do). Errors come back as statuses
- * (MPI_ERRORS_RETURN on a private communicator). NB_ENOTSUP when built without MPI. One per
+ * (MPI_ERRORS_RETURN on a private communicator); a failure after MPI_Init, when the other
+ * ranks may already be waiting, aborts the job. NB_ENOTSUP when built without MPI. One per
  * process; caller owns it. */
 nb_dist *nb_dist_new(nb_error *err);
 /* Leaves the job (MPI_Finalize). Collective: every rank must call it, after the same
