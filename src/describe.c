@@ -20,6 +20,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +94,8 @@ static int parse_float(const char *text, float *out)
     char *end;
     errno = 0;
     double v = strtod(text, &end);
-    if (errno || *end || end == text || v != v)
+    /* strtod takes "inf" and "nan", and 1e39 becomes inf as a float */
+    if (errno || *end || end == text || !(fabs(v) <= FLT_MAX))
         return 0;
     *out = (float)v;
     return 1;
@@ -187,7 +190,7 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
                     return parse_error(p, a->column, "%s: expected a positive integer, found '%s'",
                                        spec->name, a->text);
             } else if (!parse_float(a->text, &floats[n_pos])) {
-                return parse_error(p, a->column, "%s: expected a number, found '%s'", spec->name,
+                return parse_error(p, a->column, "%s: expected a finite number, found '%s'", spec->name,
                                    a->text);
             }
             n_pos++;
