@@ -406,7 +406,7 @@ static void test_labels_out_of_range(void)
  * is refused at a node count that still parses in well under a second. */
 static void test_huge_description(void)
 {
-    printf("huge descriptions:\n");
+    printf("huge descriptions, numbers beyond a float:\n");
     enum { STATEMENTS = 20000 };
     char *text = malloc(STATEMENTS * 24 + 32);
     if (!text)
@@ -420,6 +420,17 @@ static void test_huge_description(void)
     CHECK_ERR(err.code, NB_EFORMAT, &err, "huge.nb:16385:1", "more than 16384 nodes");
     nb_model_free(m);
     free(text);
+
+    /* Numbers that are not finite floats. */
+    const char *bad[] = {"x = input(2)\ny = scale(x, inf)\n", "x = input(2)\ny = scale(x, 1e39)\n",
+                         "x = input(2)\ny = scale(x, -nan)\n", "x = input(2)\ny = dropout(x, nan)\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&err, 0, sizeof err);
+        m = nb_model_new(bad[i], "num.nb", 1, NULL, &err);
+        CHECK_MSG(m == NULL, "accepted: %s", bad[i]);
+        CHECK_ERR(err.code, NB_EFORMAT, &err, "num.nb:2:", "expected a finite number");
+        nb_model_free(m);
+    }
 }
 
 static void remove_dir(void)
