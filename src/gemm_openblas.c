@@ -3,7 +3,8 @@
  * OpenBLAS keeps one process-wide thread pool. openblas_set_num_threads(threads) is applied
  * when the context is created and re-applied before a call whenever something else (another
  * context, the oneDNN backend, the program itself) changed it, so the count this context was
- * made with is the count its products run with.
+ * made with is the count its products run with. gemm.c makes one context per thread of
+ * nabla's pool with threads = 1, and splits products across the pool itself.
  */
 #ifdef NB_HAVE_OPENBLAS
 

@@ -23,7 +23,9 @@
  * compiler vectorises. Intrinsics rather than `a * b + c` because -std=c11 implies
  * -ffp-contract=off: the compiler would not fuse the multiply-add.
  *
- * Single-threaded: the threads argument of nb_gemm_new is accepted and ignored.
+ * A context is single-threaded (its threads argument is accepted and ignored): gemm.c runs one
+ * context per thread of nabla's pool, each on its own block of C. nb_gemm_dots, the few-rows
+ * product, keeps no state and is called by gemm.c for every backend.
  */
 #include "nabla.h"
 
