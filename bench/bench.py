@@ -297,9 +297,11 @@ def main():
                 if name == "nabla":
                     r = b.nabla("train", batch=batch, epochs=epochs, seed=1)
                 else:
-                    # torch.set_num_threads(cores) is only shown for reference, and it is slow:
-                    # one epoch per run
-                    r = b.torch("train", tt, batch, epochs=epochs if tt == 1 else 1)
+                    # torch.set_num_threads(cores) is only shown for reference, and it can be
+                    # very slow (its OpenMP threads and OpenBLAS's fight): one epoch of the first
+                    # 15,000 samples per run
+                    r = (b.torch("train", tt, batch, epochs=epochs) if tt == 1 else
+                         b.torch("train", tt, batch, epochs=1, samples=15000))
                 train.setdefault((name, batch), []).append(r)
                 print(f"  round {rnd + 1}: train {name:7s} batch {batch:4d}: {fmt_rate(best_rate(r))}/s, "
                       f"test accuracy {100 * r['test_accuracy']:.2f} %", flush=True)
@@ -335,7 +337,7 @@ def main():
     print(f"PyTorch {torch_version}: 'best' = torch.set_num_threads(1) with OpenBLAS on {T} threads; "
           f"'t{T}' = torch.set_num_threads({T})")
     print(f"MLP 784-256-128-10, SGD lr 0.1 momentum 0.9, Fashion-MNIST 60,000 samples, {epochs} epoch(s) "
-          f"per run (PyTorch t{T}: 1), best epoch of {rounds} alternating run(s) each; test accuracy "
+          f"per run (PyTorch t{T}: 1 epoch of 15,000), best epoch of {rounds} alternating run(s) each; test accuracy "
           f"after the {epochs} epoch(s), from the same initial parameters and batches")
     print()
     hdr = (f"{'batch':>5} | {'nabla':>8} | {'PyTorch best':>12} | {'ratio':>5} | {f'PyTorch t{T}':>11} | "
