@@ -1,0 +1,63 @@
+/* Internal: what the safetensors reader and writer share (see safetensors_read.c for the
+ * format). Not part of the public API. */
+#ifndef NB_SAFETENSORS_H
+#define NB_SAFETENSORS_H
+
+#include "nabla.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HEADER_LIMIT 100000000u /* bytes; the reference implementation's MAX_HEADER_SIZE */
+#define NAME_LIMIT 256          /* bytes in a tensor name; real checkpoints stay below 128 */
+#define DATA_ALIGN 64           /* each tensor's floats start on a cache line */
+#define EXACT_LIMIT 9007199254740992.0 /* 2^53: larger JSON numbers are inexact as doubles */
+/* JSON values and keys in a header. cJSON spends about 80 bytes on each, so a 100 MB header of
+ * "0,0,0,..." would cost 4 GB and many seconds; this caps it near 160 MB. A tensor entry
+ * takes about 14 tokens, so the cap still allows some 140,000 tensors per file. */
+#define TOKEN_LIMIT 2000000
+#define META_KEY "__metadata__"
+
+/* A name made safe for a message: control bytes shown as '?', cut (at a UTF-8 boundary)
+ * after 60 bytes. */
+typedef struct shown {
+    char s[72];
+} shown;
+
+typedef struct name_ref {
+    const char *name;
+    int index;
+} name_ref;
+
+int st_host_is_little(void);
+
+void st_swap_floats(void *p, size_t n);
+
+uint64_t st_load_le64(const unsigned char b[8]);
+
+void st_store_le64(unsigned char b[8], uint64_t v);
+
+/* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0. Rejects overlong
+ * forms, surrogates (U+D800..U+DFFF) and code points above U+10FFFF (RFC 3629). */
+size_t st_utf8_seq(const unsigned char *s, size_t n);
+
+int st_utf8_valid(const char *s);
+
+shown st_show(const char *name);
+
+void st_dims_str(const int64_t *dims, int ndim, char *buf, size_t size);
+
+/* What a JSON value is, for "expected X, found Y" messages. */
+const char *st_json_kind(const cJSON *item, char *buf, size_t size);
+
+/* An exact integer in [0, 2^53) — the only numbers a safetensors header holds. */
+int st_json_uint(const cJSON *item, uint64_t *out);
+
+/* qsort order of name_refs: by name, then index. */
+int st_name_ref_cmp(const void *pa, const void *pb);
+
+/* Sorts refs by name; returns the position of the first of two equal names, or -1. */
+int st_sort_find_duplicate(name_ref *refs, int n);
+
+#endif
