@@ -270,6 +270,42 @@ int nb_graph_param_count(const nb_graph *g);
 int nb_graph_param_node(const nb_graph *g, int i);
 
 /* ------------------------------------------------------------------------------------------
+ * Mixed precision (src/bf16.c). In NB_PRECISION_BF16 the three matrix products of every
+ * Linear layer — Y = X Wᵀ, dX = dY W, dW = dYᵀ X — take bfloat16 operands (8-bit
+ * significand, unit roundoff u = 2^−8) through oneDNN's bf16 matmul, accumulate in fp32 and
+ * write fp32. Everything else stays fp32: the master weights, their gradients, the optimiser
+ * state, bias, activations, losses. Activations and gradients are rounded to bf16 per
+ * product; the weights are rounded (and laid out as the kernel wants) once per change into
+ * a bf16 shadow copy. fp32 is the default.
+ *
+ * The shadow follows a generation counter of the parameters: nb_graph_params, nb_value of a
+ * parameter, nb_graph_init_params, loading weights and the trainer's optimiser steps all
+ * count as changes. Code that keeps a parameter pointer and writes through it later calls
+ * nb_graph_params_changed before the next forward pass.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef enum nb_precision { NB_PRECISION_FP32 = 0, NB_PRECISION_BF16 } nb_precision;
+
+/* "fp32" or "bf16". Static string. */
+const char *nb_precision_name(nb_precision p);
+/* NB_OK when this build and machine run bf16 products: nabla built with oneDNN, a CPU with
+ * AVX512-BF16 or AMX-BF16 (with the kernel's permission to use AMX tiles), oneDNN agreeing,
+ * and NABLA_DISABLE_BF16 not set. Otherwise NB_ENOTSUP with the reason in err. */
+nb_status nb_bf16_supported(nb_error *err);
+/* Switches the graph's Linear products to precision p; NB_ENOTSUP (and nothing changes) when
+ * p is bf16 and nb_bf16_supported fails. Any time, before or after nb_graph_prepare. */
+nb_status nb_graph_set_precision(nb_graph *g, nb_precision p, nb_error *err);
+nb_precision nb_graph_precision(const nb_graph *g);
+/* Declares that the parameters were written (invalidates the bf16 shadow). */
+void nb_graph_params_changed(nb_graph *g);
+/* What ran the bf16 products: for each kind (fwd, dX, dW) the oneDNN implementations of its
+ * primitives so far (dnnl_query_impl_info_str, '+'-joined), the weights' layout and the CPU
+ * feature, e.g. "fwd brg:avx512_core_bf16, dX brg:avx512_core_bf16, dW
+ * brg:avx512_core_bf16+gemm:jit; weights plain bf16; CPU AVX512-BF16"; "fp32" in fp32 mode.
+ * Written into buf; returns buf. */
+char *nb_graph_kernels(const nb_graph *g, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------------------------
  * Gradient check: backprop against central finite differences (LECTURE.md §3).
  *
  * With a random upstream gradient r (drawn from `seed`), the checked loss is L = Σ r ⊙ out
@@ -279,7 +315,10 @@ int nb_graph_param_node(const nb_graph *g, int i);
  * is compared with backprop's value; the error is |a − n| / max(|a|, |n|, floor). Elements
  * whose perturbation crosses a kink (a ReLU input changes sign, a Max changes winner) are
  * skipped and counted: the derivative is not defined between the two points. The graph must be prepared and its inputs
- * and labels filled; Dropout's draw is held fixed across the perturbed forwards.
+ * and labels filled; Dropout's draw is held fixed across the perturbed forwards. A graph in
+ * bf16 precision backpropagates in bf16 while the finite differences run in fp32: the errors
+ * then measure bf16's rounding (about 2^−8 relative per operand; see nabla gradcheck's
+ * --precision for the tolerance that implies).
  * ---------------------------------------------------------------------------------------- */
 
 typedef struct nb_gradcheck_tensor {

@@ -45,6 +45,27 @@ static uint64_t branches(nb_graph *g, int output)
     return h;
 }
 
+/* The branch each ReLU, Max and nearest-neighbour element takes (as branches() hashes them)
+ * into d (NULL: only counted); returns how many there are. */
+static size_t decisions(nb_graph *g, int output, uint8_t *d)
+{
+    size_t count = 0;
+    for (int i = 0; i <= output; i++) {
+        nb_node *n = &g->nodes[i];
+        if (!g->mark[i] || (n->op != NB_OP_RELU && n->op != NB_OP_MAX && n->op != NB_OP_NEAREST))
+            continue;
+        int64_t e = (n->batched ? g->batch : 1) * n->size;
+        for (int64_t k = 0; d && k < e; k++) {
+            const float *a = nb_in(g, n, 0)->value, *b = n->op == NB_OP_MAX ? nb_in(g, n, 1)->value : NULL;
+            d[count + (size_t)k] = n->op == NB_OP_RELU ? a[k] > 0.0f
+                                 : n->op == NB_OP_MAX  ? (uint8_t)((a[k] > b[k]) + 2 * (a[k] == b[k]))
+                                                       : (uint8_t)n->value[k];
+        }
+        count += (size_t)e;
+    }
+    return count;
+}
+
 /* The central difference quotient (L(θ+ε) − L(θ−ε)) / 2ε at *x; *kink is set when either
  * perturbation changed a branch. */
 static double numeric(nb_graph *g, int output, const float *r, size_t n, const nb_rng *rng,
@@ -110,8 +131,61 @@ nb_status nb_gradcheck(nb_graph *g, int output, const nb_gradcheck_options *opt,
         return nb_error_set(err, NB_ENOMEM, "gradcheck: out of memory");
     }
     memcpy(checked, g->mark, (size_t)output + 1);
+    /* In bf16 precision backprop above ran with bf16 products; the finite differences below
+     * run in fp32, so that the check measures backprop's rounding against the derivative of
+     * the exact function (a difference quotient of bf16 forwards would be noise: each
+     * forward errs by ~u·|L| with u = 2^-8, divided by 2ε). */
+    nb_precision precision = g->precision;
+    int bf16 = precision == NB_PRECISION_BF16;
+    size_t n_dec = bf16 ? decisions(g, output, NULL) : 0, flips = 0;
+    uint8_t *dec = bf16 ? malloc(2 * n_dec + 1) : NULL;
+    int64_t largest = 0;
+    for (int i = 0; i <= output; i++) {
+        nb_node *t = &g->nodes[i];
+        int64_t size = (t->batched ? g->batch : 1) * t->size;
+        if ((t->op == NB_OP_PARAM || t->op == NB_OP_INPUT) && t->requires_grad && checked[i])
+            largest = size > largest ? size : largest;
+    }
+    double *nums = malloc((size_t)(largest ? largest : 1) * sizeof *nums);
+    char *kinks = malloc((size_t)(largest ? largest : 1));
+    if ((bf16 && !dec) || !nums || !kinks) {
+        free(dec);
+        free(nums);
+        free(kinks);
+        free(checked);
+        free(analytic);
+        free(r);
+        return nb_error_set(err, NB_ENOMEM, "gradcheck: out of memory");
+    }
+    if (bf16) {
+        decisions(g, output, dec); /* of the bf16 forward pass that backprop differentiated */
+        nb_graph_set_precision(g, NB_PRECISION_FP32, NULL);
+    }
     loss(g, output, r, n, &rng);
     uint64_t at_rest = branches(g, output);
+    if (bf16) {
+        decisions(g, output, dec + n_dec);
+        for (size_t k = 0; k < n_dec; k++)
+            flips += dec[k] != dec[n_dec + k];
+    }
+    free(dec);
+    if (flips) {
+        /* a ReLU or Max input within bf16's rounding of its kink: the bf16 forward took the
+         * other branch, so backprop differentiated another piece of the function than the
+         * finite differences see — a kink of the whole check, not of one element */
+        s = nb_error_set(err, NB_ENUMERIC, "gradcheck: bf16 rounding moves %zu of %zu ReLU/Max "
+                         "inputs across their kink; draw inputs further from the kinks", flips,
+                         n_dec);
+        nb_graph_set_precision(g, precision, NULL);
+        g->rng = rng;
+        nb_graph_forward_to(g, output, NULL);
+        free(nums);
+        free(kinks);
+        free(checked);
+        free(analytic);
+        free(r);
+        return s;
+    }
     size_t at = 0;
     for (int i = 0; i <= output; i++) {
         nb_node *t = &g->nodes[i];
@@ -123,12 +197,21 @@ nb_status nb_gradcheck(nb_graph *g, int output, const nb_gradcheck_options *opt,
         int64_t stride = 1;
         if (o.max_elements > 0 && size > o.max_elements)
             stride = (size + o.max_elements - 1) / o.max_elements;
+        /* bf16: errors are normwise, relative to the tensor's largest gradient element (the
+         * floor rises to it): an element that is a small sum of large terms keeps the absolute
+         * rounding error of those terms, so its own relative error says nothing */
+        double floor = o.floor;
         for (int64_t k = 0; k < size; k += stride) {
-            double a = analytic[at + (size_t)k];
             int kink;
-            double num = numeric(g, output, r, n, &rng, &t->value[k], o.eps, at_rest, &kink);
-            double e = fabs(a - num) / fmax(fmax(fabs(a), fabs(num)), o.floor);
-            if (kink) { /* the derivative is not defined within ±ε: nothing to compare */
+            nums[k] = numeric(g, output, r, n, &rng, &t->value[k], o.eps, at_rest, &kink);
+            kinks[k] = (char)kink;
+            if (bf16 && !kink)
+                floor = fmax(floor, fabs(nums[k]));
+        }
+        for (int64_t k = 0; k < size; k += stride) {
+            double a = analytic[at + (size_t)k], num = nums[k];
+            double e = fabs(a - num) / fmax(fmax(fabs(a), fabs(num)), floor);
+            if (kinks[k]) { /* the derivative is not defined within ±ε: nothing to compare */
                 res.skipped++;
                 continue;
             }
@@ -145,7 +228,11 @@ nb_status nb_gradcheck(nb_graph *g, int output, const nb_gradcheck_options *opt,
             results[(*count)++] = res;
     }
     g->rng = rng;
+    if (bf16)
+        nb_graph_set_precision(g, precision, NULL); /* worked before: cannot fail now */
     nb_graph_forward_to(g, output, NULL);
+    free(nums);
+    free(kinks);
     free(checked);
     free(analytic);
     free(r);

@@ -6,6 +6,7 @@
  * never forming a Jacobian: each module implements its vector–Jacobian product. Because
  * every product accumulates (+=), a node feeding several modules (the lecture's Duplicate,
  * n-way fan-out) receives the sum of their gradients without a module of its own. */
+#include "bf16.h"
 #include "graph.h"
 
 #include <stdarg.h>
@@ -51,6 +52,7 @@ nb_graph *nb_graph_new(uint64_t seed, nb_gemm *gemm)
         return NULL;
     nb_rng_seed(&g->rng, seed);
     g->gemm = gemm;
+    g->param_generation = 1;
     return g;
 }
 
@@ -58,6 +60,7 @@ void nb_graph_free(nb_graph *g)
 {
     if (!g)
         return;
+    nb_bf16_state_free(g->bf16); /* before the gemm context whose threads it used */
     if (g->owns_gemm)
         nb_gemm_free(g->gemm);
     free(g->nodes);
@@ -288,7 +291,12 @@ void nb_node_set_requires_grad(nb_graph *g, int node, int flag)
 }
 
 size_t nb_graph_param_floats(const nb_graph *g) { return g->param_floats; }
-float *nb_graph_params(nb_graph *g) { return g->params; }
+/* A writable pointer to the parameters counts as a change (bf16.c remakes the shadow). */
+float *nb_graph_params(nb_graph *g)
+{
+    g->param_generation++;
+    return g->params;
+}
 float *nb_graph_param_grads(nb_graph *g) { return g->param_grads; }
 int nb_graph_param_count(const nb_graph *g) { return g->param_count; }
 int nb_graph_param_node(const nb_graph *g, int i) { return g->param_nodes[i]; }
@@ -301,8 +309,10 @@ int64_t nb_graph_batch(const nb_graph *g) { return g->batch; }
 float *nb_value(nb_graph *g, int node)
 {
     nb_node *n = &g->nodes[node];
-    if (n->op == NB_OP_PARAM)
+    if (n->op == NB_OP_PARAM) {
+        g->param_generation++; /* as nb_graph_params */
         return g->params + n->param_offset;
+    }
     return g->batch ? n->value : NULL;
 }
 
@@ -432,6 +442,13 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
     memset(g->arena, 0, floats * sizeof *g->arena);
     if (labels)
         memset(g->label_arena, 0, labels * sizeof *g->label_arena);
+    if (g->precision == NB_PRECISION_BF16) {
+        nb_status s = nb_bf16_prepare(g, batch, err);
+        if (s) {
+            g->batch = 0; /* the plan above no longer matches the old batch */
+            return s;
+        }
+    }
     g->batch = batch;
     return NB_OK;
 }

@@ -57,6 +57,11 @@ struct nb_graph {
     int training;
     nb_gemm *gemm;
     int owns_gemm;
+    /* mixed precision (bf16.c): Linear's products in bf16 when precision is NB_PRECISION_BF16;
+     * the bf16 shadow of the weights is remade when param_generation moved on */
+    nb_precision precision;
+    uint64_t param_generation;
+    struct nb_bf16_state *bf16;
 };
 
 /* One entry of the module table: the shape rule, the forward and the vector–Jacobian

@@ -66,6 +66,7 @@ void nb_graph_init_params(nb_graph *g, nb_init_kind kind, nb_rng *rng)
             fill_uniform(w, p->size, (float)sqrt(6.0 / (in + out)), rng);
         }
     }
+    nb_graph_params_changed(g);
 }
 
 int nb_init_parse(const char *name)

@@ -12,7 +12,11 @@
  *
  * Forward adds the bias in the product's output pass, block by block on the thread that
  * computed the block; when the graph fused a ReLU behind this Linear (its only consumer,
- * graph.c), the same pass also writes the ReLU's output r = max(Y, 0). */
+ * graph.c), the same pass also writes the ReLU's output r = max(Y, 0).
+ *
+ * In bf16 precision (nb_graph_set_precision) the three products take bf16 operands instead:
+ * bf16.c, which does the same output pass; the bias gradient stays here, in fp32. */
+#include "bf16.h"
 #include "gemm_pool.h"
 #include "graph.h"
 
@@ -46,6 +50,8 @@ static void linear_forward(nb_graph *g, nb_node *n, int64_t N)
     float *Y = n->value;                                   /* (N,out) */
     const float *b = n->n_inputs == 3 ? nb_in(g, n, 2)->value : NULL; /* (out) */
     float *R = n->relu_out >= 0 ? g->nodes[n->relu_out].value : NULL; /* (N,out) */
+    if (g->precision == NB_PRECISION_BF16 && nb_bf16_linear_forward(g, n, N))
+        return;
     nb_gemm_linear(g->gemm, (int)N, out, in, x->value, in, w->value, in, b, Y, out, R);
 }
 
@@ -54,10 +60,11 @@ static void linear_backward(nb_graph *g, nb_node *n, int64_t N)
     nb_node *x = nb_in(g, n, 0), *w = nb_in(g, n, 1);
     int in = (int)x->dims[0], out = (int)n->dims[0];
     const float *dY = n->grad;                             /* (N,out) */
-    if (x->requires_grad)                                  /* dX += dY W */
+    int bf16 = g->precision == NB_PRECISION_BF16 && nb_bf16_linear_backward(g, n, N);
+    if (x->requires_grad && !bf16)                         /* dX += dY W */
         nb_gemm_run(g->gemm, 0, 0, (int)N, in, out, 1.0f, dY, out, w->value, in,
                     nb_grad_beta(&x->grad_fresh), x->grad, in);
-    if (w->requires_grad)                                  /* dW += dYᵀ X */
+    if (w->requires_grad && !bf16)                         /* dW += dYᵀ X */
         nb_gemm_run(g->gemm, 1, 0, out, in, (int)N, 1.0f, dY, out, x->value, in,
                     nb_grad_beta(&w->grad_fresh), w->grad, in);
     if (n->n_inputs == 3 && nb_in(g, n, 2)->requires_grad) {

@@ -265,6 +265,7 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
                 return s;
             if (!isfinite(loss)) {
                 memcpy(w, t->snapshot, params * sizeof *w);
+                nb_graph_params_changed(g);
                 if (!t->proven)
                     return nb_error_set(err, NB_ENUMERIC, "epoch %d, step %" PRId64 ": the loss "
                                         "became %g before any step of this run had a finite "
@@ -285,6 +286,7 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             lr = nb_schedule_lr(&t->cfg.schedule, t->cfg.optim.lr, t->step);
             /* w ← w − η ∂L/∂w, or Adam's rule, on the graph's threads */
             nb_optim_step_parallel(t->optim, w, dw, (float)lr, g->gemm);
+            nb_graph_params_changed(g); /* bf16: the next forward remakes the weights' shadow */
             t->step++;
             const float *z = nb_value(g, out);
             const int32_t *labels = nb_labels_data(g, y);
