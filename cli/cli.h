@@ -44,6 +44,20 @@ int cli_float(const char *cmd, const char *opt, const char *text, double *out);
 /* The gemm backend for --threads / --gemm (or NABLA_GEMM from the environment). */
 nb_gemm *cli_gemm(const char *backend, int threads, nb_error *err);
 
+/* --precision: fp32, bf16 (refused where unavailable) or bf16-or-fp32 (bf16 where available,
+ * else fp32, saying so on stderr). */
+typedef enum cli_precision { CLI_FP32 = 0, CLI_BF16, CLI_BF16_OR_FP32 } cli_precision;
+/* -1 if text names none of them. */
+int cli_precision_parse(const char *text);
+/* Puts g in the precision chosen; *used receives the one it runs in (may be NULL). */
+nb_status cli_set_precision(const char *cmd, nb_graph *g, int choice, nb_precision *used,
+                            nb_error *err);
+#define PRECISION_HELP                                                                         \
+    "  --precision P        fp32 (default) | bf16: Linear's matrix products with bfloat16\n"    \
+    "                       operands, fp32 accumulation, fp32 everything else (needs oneDNN\n"  \
+    "                       and a CPU with AVX512-BF16 or AMX; refused otherwise) |\n"           \
+    "                       bf16-or-fp32: bf16 where available, else fp32 with a note\n"
+
 int cmd_gradcheck(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

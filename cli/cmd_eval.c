@@ -27,7 +27,7 @@ static const char *class_name(const char *names, int64_t i, char *buf, size_t si
 
 typedef struct common {
     const char *model, *data, *gemm;
-    int threads, json;
+    int threads, json, precision;
     long long limit;
 } common;
 
@@ -38,6 +38,7 @@ static int parse_common(const char *cmd, int argc, char **argv, common *o, void 
         {"data", required_argument, 0, 'd'}, {"json", no_argument, 0, 'j'},
         {"format", required_argument, 0, 'f'}, {"limit", required_argument, 0, 'n'},
         {"threads", required_argument, 0, 't'}, {"gemm", required_argument, 0, 'g'},
+        {"precision", required_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -60,6 +61,10 @@ static int parse_common(const char *cmd, int argc, char **argv, common *o, void 
             break;
         case 't': if (!cli_int(cmd, "--threads", optarg, 0, 1024, &n)) return 2; o->threads = (int)n; break;
         case 'g': o->gemm = optarg; break;
+        case 'p':
+            if ((o->precision = cli_precision_parse(optarg)) < 0)
+                return cli_usage_error(cmd, "--precision: expected fp32, bf16 or bf16-or-fp32");
+            break;
         case 'h': help(); return -1;
         case ':': return cli_usage_error(cmd, "option '%s' requires an argument", argv[optind - 1]);
         default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
@@ -79,7 +84,7 @@ static void eval_help(void)
            "Options:\n"
            "  --data SPEC     data set (default fashion-mnist-test)\n"
            "  --json          print JSON instead of text\n"
-           "  --threads N, --gemm NAME   as for train\n"
+           "  --threads N, --gemm NAME, --precision P   as for train\n"
            "  -h, --help      this help\n\n" DATA_HELP);
 }
 
@@ -94,6 +99,10 @@ int cmd_eval(int argc, char **argv)
     const char *ignored;
     nb_gemm *gemm = cli_gemm(o.gemm, o.threads, &err);
     nb_model *m = gemm ? nb_model_load(o.model, 1, gemm, &err) : NULL;
+    if (m && cli_set_precision("eval", nb_model_graph(m), o.precision, NULL, &err)) {
+        nb_model_free(m);
+        m = NULL;
+    }
     int64_t C = m ? nb_model_classes(m) : 0;
     int64_t *confusion = m ? calloc((size_t)(C * C), sizeof *confusion) : NULL;
     double loss, acc;
@@ -172,7 +181,7 @@ static void predict_help(void)
            "  --data SPEC     inputs (default fashion-mnist-test); labels, if any, are ignored\n"
            "  --format F      csv (default) or json\n"
            "  --limit N       only the first N inputs\n"
-           "  --threads N, --gemm NAME   as for train\n"
+           "  --threads N, --gemm NAME, --precision P   as for train\n"
            "  -h, --help      this help\n\n" DATA_HELP);
 }
 
@@ -188,6 +197,10 @@ int cmd_predict(int argc, char **argv)
     const char *ignored;
     nb_gemm *gemm = cli_gemm(o.gemm, o.threads, &err);
     nb_model *m = gemm ? nb_model_load(o.model, 1, gemm, &err) : NULL;
+    if (m && cli_set_precision("predict", nb_model_graph(m), o.precision, NULL, &err)) {
+        nb_model_free(m);
+        m = NULL;
+    }
     float *probs = NULL;
     int32_t *cls = NULL;
     int status = 1;

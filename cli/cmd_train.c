@@ -55,6 +55,7 @@ static void help(void)
            "  --seed N             seed for initialisation, order and dropout (default 1)\n"
            "  --threads N          threads (default: all cores)\n"
            "  --gemm NAME          auto|onednn|openblas|portable matrix-product backend\n"
+           PRECISION_HELP
            "  --json               print a JSON summary on stdout\n"
            "  -q, --quiet          no progress output\n"
            "  -h, --help           this help\n\n" DATA_HELP);
@@ -211,7 +212,7 @@ int cmd_train(int argc, char **argv)
         O_BATCH, O_OPTIMIZER, O_LR, O_MOMENTUM, O_NESTEROV, O_DAMPENING, O_BETA1, O_BETA2,
         O_ADAM_EPS, O_WD, O_L2, O_L1, O_CLIP, O_SCHEDULE, O_STEP_SIZE, O_GAMMA, O_MIN_LR,
         O_WARMUP, O_INIT_SCHEME, O_INIT, O_CHECKPOINT, O_RESUME, O_LOG, O_SEED, O_THREADS,
-        O_GEMM, O_JSON, O_PLOT
+        O_GEMM, O_JSON, O_PLOT, O_PRECISION
     };
     static const struct option options[] = {
         {"data", required_argument, 0, O_DATA}, {"val-split", required_argument, 0, O_VAL_SPLIT},
@@ -232,7 +233,7 @@ int cmd_train(int argc, char **argv)
         {"resume", no_argument, 0, O_RESUME}, {"log", required_argument, 0, O_LOG},
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
         {"gemm", required_argument, 0, O_GEMM}, {"json", no_argument, 0, O_JSON},
-        {"plot", required_argument, 0, O_PLOT},
+        {"plot", required_argument, 0, O_PLOT}, {"precision", required_argument, 0, O_PRECISION},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     static const char *const optimizers[] = {[NB_OPT_SGD] = "sgd", [NB_OPT_ADAM] = "adam",
@@ -252,7 +253,8 @@ int cmd_train(int argc, char **argv)
     double val_split = 0, v;
     long long n;
     int norm_mode = NB_NORM_FEATURE, init_scheme = NB_INIT_KAIMING_UNIFORM, resume = 0, json = 0;
-    int quiet = 0, threads = 0, lr_given = 0, wd_given = 0, c;
+    int quiet = 0, threads = 0, lr_given = 0, wd_given = 0, precision = CLI_FP32, c;
+    nb_precision used = NB_PRECISION_FP32;
     cfg.schedule.gamma = 0.1f;
 #define FLOAT_OPT(field)                                                                      \
     do {                                                                                      \
@@ -322,6 +324,10 @@ int cmd_train(int argc, char **argv)
         case O_GEMM: gemm_name = optarg; break;
         case O_JSON: json = 1; break;
         case O_PLOT: plot = optarg; break;
+        case O_PRECISION:
+            if ((precision = cli_precision_parse(optarg)) < 0)
+                return cli_usage_error("train", "--precision: expected fp32, bf16 or bf16-or-fp32");
+            break;
         case 'q': quiet = 1; break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("train", "option '%s' requires an argument", argv[optind - 1]);
@@ -410,6 +416,8 @@ int cmd_train(int argc, char **argv)
     }
     if (init_file && nb_model_load_weights(m, init_file, &err))
         goto done;
+    if (cli_set_precision(who, nb_model_graph(m), precision, &used, &err))
+        goto done;
     if (!(t = nb_trainer_new(m, &train, val.count ? &val : NULL, &cfg, &err)))
         goto done;
     r.trainer = t;
@@ -439,10 +447,11 @@ int cmd_train(int argc, char **argv)
             fprintf(r.log, "epoch,step,lr,train_loss,train_accuracy,val_loss,val_accuracy,seconds,samples_per_second\n");
     }
     if (!quiet)
-        fprintf(stderr, "training %s on %s: %lld samples, %lld parameters, batch %lld, %s, gemm %s\n",
+        fprintf(stderr, "training %s on %s: %lld samples, %lld parameters, batch %lld, %s, gemm %s%s\n",
                 model_arg, data, (long long)train.count,
                 (long long)nb_graph_param_floats(nb_model_graph(m)), (long long)(cfg.batch ? cfg.batch : train.count),
-                optimizers[cfg.optim.kind], nb_gemm_name(gemm));
+                optimizers[cfg.optim.kind], nb_gemm_name(gemm),
+                used == NB_PRECISION_BF16 ? ", precision bf16" : "");
     if (dist && !quiet)
         fprintf(stderr, "distributed: %d ranks (%d on this host, %d threads each), each batch "
                 "split into shares of about %lld rows\n", nb_dist_size(dist),
@@ -528,6 +537,12 @@ int cmd_train(int argc, char **argv)
             cJSON_AddNumberToObject(j, "seconds_last_epoch", r.last.seconds);
         }
         cJSON_AddStringToObject(j, "gemm", nb_gemm_name(gemm));
+        cJSON_AddStringToObject(j, "precision", nb_precision_name(used));
+        if (used == NB_PRECISION_BF16) {
+            char kernels[512];
+            cJSON_AddStringToObject(j, "kernels", nb_graph_kernels(nb_model_graph(m), kernels,
+                                                                   sizeof kernels));
+        }
         if (dist) {
             nb_dist_stats c;
             nb_dist_get_stats(dist, &c);

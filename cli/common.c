@@ -183,3 +183,35 @@ nb_gemm *cli_gemm(const char *backend, int threads, nb_error *err)
     }
     return nb_gemm_new((nb_gemm_backend)kind, threads, err);
 }
+
+int cli_precision_parse(const char *text)
+{
+    static const char *const names[] = {[CLI_FP32] = "fp32", [CLI_BF16] = "bf16",
+                                        [CLI_BF16_OR_FP32] = "bf16-or-fp32"};
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (strcmp(text, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+nb_status cli_set_precision(const char *cmd, nb_graph *g, int choice, nb_precision *used,
+                            nb_error *err)
+{
+    nb_precision want = choice == CLI_FP32 ? NB_PRECISION_FP32 : NB_PRECISION_BF16;
+    nb_error why = {0};
+    nb_status s = nb_graph_set_precision(g, want, &why);
+    if (s == NB_ENOTSUP && choice == CLI_BF16_OR_FP32) {
+        fprintf(stderr, "nabla %s: %s; running in fp32 (--precision bf16-or-fp32)\n", cmd,
+                why.msg);
+        s = nb_graph_set_precision(g, NB_PRECISION_FP32, &why);
+    } else if (s == NB_ENOTSUP) {
+        s = nb_error_set(err, s, "--precision bf16: %s (--precision bf16-or-fp32 falls back to "
+                         "fp32)", why.msg);
+        return s;
+    }
+    if (s && err)
+        *err = why;
+    if (used)
+        *used = nb_graph_precision(g);
+    return s;
+}
