@@ -22,7 +22,8 @@
  *
  * options: --data DIR  --hidden H1,H2,…  --batch N  --epochs E  --samples S (first S training
  * samples)  --threads T (0: one per core)  --gemm NAME  --seed S  --lr LR  --momentum M
- * --repeats R  --init-out FILE  --order-out FILE
+ * --repeats R  --init-out FILE  --order-out FILE  --precision fp32|bf16 (Linear's products;
+ * the JSON then names the oneDNN kernels that ran: "kernels")
  */
 #include "nabla.h"
 
@@ -37,7 +38,7 @@
 #define MAX_LAYERS 8
 
 typedef struct options {
-    const char *data, *gemm, *mode, *init_out, *order_out;
+    const char *data, *gemm, *mode, *init_out, *order_out, *precision;
     int hidden[MAX_LAYERS], n_hidden;
     int64_t batch, samples;
     int epochs, threads, repeats;
@@ -94,6 +95,7 @@ static void usage(void)
     fprintf(stderr, "usage: bench_mlp [--data DIR] [--hidden H1,H2] [--batch N] [--epochs E] "
                     "[--samples S] [--threads T] [--gemm NAME] [--seed S] [--lr LR] "
                     "[--momentum M] [--repeats R] [--init-out FILE] [--order-out FILE] "
+                    "[--precision fp32|bf16] "
                     "train|infer|latency|gemm|prepare\n");
     exit(2);
 }
@@ -136,6 +138,8 @@ static void parse(options *o, int argc, char **argv)
             o->init_out = v;
         else if (!strcmp(a, "--order-out"))
             o->order_out = v;
+        else if (!strcmp(a, "--precision"))
+            o->precision = v;
         else if (!strcmp(a, "--hidden")) {
             o->n_hidden = 0;
             for (const char *p = v; *p && o->n_hidden < MAX_LAYERS; p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
@@ -182,7 +186,24 @@ static nb_model *make_model(const options *o, nb_gemm *gemm, const nb_dataset *t
     if (nb_norm_fit(&norm, train, NB_NORM_GLOBAL, 1e-5f, &err))
         die("normalisation", &err);
     nb_model_set_norm(m, &norm);
+    if (o->precision && strcmp(o->precision, "fp32") != 0) {
+        if (strcmp(o->precision, "bf16") != 0) {
+            fprintf(stderr, "bench_mlp: --precision: expected fp32 or bf16\n");
+            exit(2);
+        }
+        if (nb_graph_set_precision(nb_model_graph(m), NB_PRECISION_BF16, &err))
+            die("precision", &err);
+    }
     return m;
+}
+
+/* ", \"precision\": …, \"kernels\": …" of the model's graph (after a run). */
+static void print_precision(nb_model *m)
+{
+    char kernels[512];
+    nb_graph *g = nb_model_graph(m);
+    printf(", \"precision\": \"%s\", \"kernels\": \"%s\"",
+           nb_precision_name(nb_graph_precision(g)), nb_graph_kernels(g, kernels, sizeof kernels));
 }
 
 static void train_config(const options *o, nb_train_config *cfg)
@@ -254,6 +275,7 @@ static void run_train(const options *o, nb_gemm *gemm)
     printf("{\"mode\": \"train\", \"batch\": %lld, \"epochs\": %d, ", (long long)cfg.batch,
            o->epochs);
     print_common(o, gemm, trained);
+    print_precision(m);
     printf(", \"status\": \"%s\", \"seconds_total\": %.6f, \"epoch_seconds\": [",
            nb_status_name(s), total);
     for (int i = 0; i < seen.count; i++)
@@ -324,6 +346,7 @@ static void run_infer(const options *o, nb_gemm *gemm, int latency)
     printf("{\"mode\": \"%s\", \"batch\": %lld, ", latency ? "latency" : "infer",
            (long long)batch);
     print_common(o, gemm, samples);
+    print_precision(m);
     printf(", \"median_seconds\": %.9f, \"samples_per_second\": %.1f, \"latency_us\": %.3f, "
            "\"peak_rss_kb\": %ld}\n",
            t, (double)samples / t, t * 1e6 / (double)samples, peak_rss_kb());
