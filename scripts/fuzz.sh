@@ -64,10 +64,17 @@ if [ ${#stale[@]} -gt 0 ]; then
     printf '%s\n' "${stale[@]}" | xargs -P "${FUZZ_JOBS:-$(nproc)}" -I{} sh -c \
         'o=$OUT/obj/$(basename {} .c).o; c="$CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c {} -o $o"
          $c || { echo "fuzz.sh: retrying {} once" >&2; $c; } || exit 255'
-    rm -f "$OUT/libnabla-fuzz.a"
 fi
-if [ ! -f "$OUT/libnabla-fuzz.a" ]; then
-    ar rcs "$OUT/libnabla-fuzz.a" "$OUT"/obj/*.o
+# The archive holds exactly the current sources' objects (not those of removed files); it is
+# replaced only when that changes anything, so the harnesses relink only then.
+objs=()
+for src in src/*.c; do objs+=("$OUT/obj/$(basename "${src%.c}").o"); done
+rm -f "$OUT/libnabla-fuzz.a.new"
+ar rcs "$OUT/libnabla-fuzz.a.new" "${objs[@]}"
+if [ ${#stale[@]} -gt 0 ] || ! cmp -s "$OUT/libnabla-fuzz.a.new" "$OUT/libnabla-fuzz.a"; then
+    mv "$OUT/libnabla-fuzz.a.new" "$OUT/libnabla-fuzz.a"
+else
+    rm -f "$OUT/libnabla-fuzz.a.new"
 fi
 for h in "${HARNESSES[@]}"; do
     bin=$OUT/fuzz_$h
