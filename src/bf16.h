@@ -43,6 +43,10 @@ void nb_bf16_convert(const float *src, nb_bf16 *dst, size_t n);
 /* Whether a CPU feature this path needs is present: a statement of what is missing, or NULL.
  * Honours NABLA_DISABLE_BF16. Static string. */
 const char *nb_bf16_missing(void);
+/* The bf16 hardware found, e.g. "AVX512-BF16" (after nb_bf16_missing). Static string. */
+const char *nb_bf16_hardware(void);
+
+/* The rest is bf16_linear.c. */
 
 /* The graph's bf16 state: oneDNN engine, per-thread streams and primitive caches, the bf16
  * shadows of the weights and bf16 copies of Linear inputs and output gradients. */
