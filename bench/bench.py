@@ -239,6 +239,7 @@ def bf16_section(b, rounds, epochs):
         print(f"bf16 mixed precision: unavailable here ({b.failure})")
         return
     train, infer = {}, {}
+    rounds = max(rounds, 3)  # a ratio of two single runs on a busy machine says little
     for rnd in range(rounds):
         for batch in (128, 1024):
             for k in range(2):
