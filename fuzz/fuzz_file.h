@@ -109,6 +109,28 @@ static inline void fuzz_file_write_gz(fuzz_file *f, const void *data, size_t siz
         fuzz_die("gzclose");
 }
 
+/* A directory for a write round trip (the writers need a real directory for their temporary
+ * file and the rename), made under /dev/shm (or /tmp) for each trip and removed after it, so
+ * that a crash anywhere else leaves nothing behind. Returns the path of `file` in it. */
+static char fuzz_out_dir[64], fuzz_out_path[128];
+
+static inline const char *fuzz_out_begin(const char *file)
+{
+    struct stat sb;
+    snprintf(fuzz_out_dir, sizeof fuzz_out_dir, "%s/nabla-fuzz-XXXXXX",
+             stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp");
+    if (!mkdtemp(fuzz_out_dir))
+        fuzz_die("mkdtemp");
+    snprintf(fuzz_out_path, sizeof fuzz_out_path, "%s/%s", fuzz_out_dir, file);
+    return fuzz_out_path;
+}
+
+static inline void fuzz_out_end(void)
+{
+    unlink(fuzz_out_path);
+    rmdir(fuzz_out_dir);
+}
+
 /* A NUL-terminated copy of the input, for the text loaders. Caller frees. */
 static inline char *fuzz_strndup(const uint8_t *data, size_t size)
 {

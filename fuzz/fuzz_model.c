@@ -4,7 +4,7 @@
  * A model that loads must be usable: its normalisation fits its input and never divides by
  * zero, it predicts on two all-zero samples when its activations are small, and it survives a
  * round trip (nb_model_save, nb_model_load: same description, same weights). The round trip
- * writes under /dev/shm (or /tmp) in a directory made once per process and removed at exit. */
+ * writes under /dev/shm (or /tmp), in a directory made and removed around it. */
 #include "fuzz_file.h"
 #include "nabla.h"
 
@@ -13,14 +13,6 @@
 #define RUN_LIMIT ((int64_t)1 << 18)
 
 static nb_gemm *gemm;
-static char out_dir[64], out_path[96];
-
-static void remove_out_dir(void)
-{
-    unlink(out_path);
-    rmdir(out_dir);
-}
-
 static void check_norm(const nb_model *m)
 {
     const nb_norm *norm = nb_model_norm(m);
@@ -64,15 +56,7 @@ static void predict(nb_model *m)
 
 static void round_trip(nb_model *m)
 {
-    if (!out_dir[0]) {
-        struct stat sb;
-        snprintf(out_dir, sizeof out_dir, "%s/nabla-fuzz-XXXXXX",
-                 stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp");
-        if (!mkdtemp(out_dir))
-            fuzz_die("mkdtemp");
-        snprintf(out_path, sizeof out_path, "%s/m.safetensors", out_dir);
-        atexit(remove_out_dir);
-    }
+    const char *out_path = fuzz_out_begin("m.safetensors");
     nb_error err = {0};
     nb_status s = nb_model_save(m, out_path, &err);
     FUZZ_ASSERT(s == NB_OK, "a model that loads cannot be saved: %s", err.msg);
@@ -89,6 +73,7 @@ static void round_trip(nb_model *m)
     const char *ca = nb_model_classes_text(m), *cb = nb_model_classes_text(back);
     FUZZ_ASSERT((!ca && !cb) || (ca && cb && strcmp(ca, cb) == 0), "class names changed");
     nb_model_free(back);
+    fuzz_out_end();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

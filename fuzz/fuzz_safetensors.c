@@ -2,21 +2,12 @@
  *
  * A file that loads must be consistent (every tensor found by its name, shapes matching the
  * element counts, finite data), and must survive a round trip: nb_safetensors_write of its
- * tensors, read back, gives the same names, shapes and bits. The round trip writes into a
- * directory under /dev/shm (or /tmp), made once per process and removed at exit, since the
- * writer needs a real directory for its temporary file and rename. */
+ * tensors, read back, gives the same names, shapes and bits. The round trip writes under
+ * /dev/shm (or /tmp), in a directory made and removed around it (fuzz_out_begin). */
 #include "fuzz_file.h"
 #include "nabla.h"
 
 #include <math.h>
-
-static char out_dir[64], out_path[96];
-
-static void remove_out_dir(void)
-{
-    unlink(out_path);
-    rmdir(out_dir);
-}
 
 static int64_t elements(const nb_tensor_ref *t)
 {
@@ -28,15 +19,7 @@ static int64_t elements(const nb_tensor_ref *t)
 
 static void round_trip(const nb_safetensors *st)
 {
-    if (!out_dir[0]) {
-        struct stat sb;
-        snprintf(out_dir, sizeof out_dir, "%s/nabla-fuzz-XXXXXX",
-                 stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp");
-        if (!mkdtemp(out_dir))
-            fuzz_die("mkdtemp");
-        snprintf(out_path, sizeof out_path, "%s/t.safetensors", out_dir);
-        atexit(remove_out_dir);
-    }
+    const char *out_path = fuzz_out_begin("t.safetensors");
     int n = nb_safetensors_count(st);
     nb_tensor_ref *ts = calloc((size_t)n + 1, sizeof *ts);
     if (!ts)
@@ -62,6 +45,7 @@ static void round_trip(const nb_safetensors *st)
                     "tensor '%s' changed its values", a->name);
     }
     nb_safetensors_free(back);
+    fuzz_out_end();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
