@@ -318,7 +318,10 @@ char *nb_graph_kernels(const nb_graph *g, char *buf, size_t size);
  * and labels filled; Dropout's draw is held fixed across the perturbed forwards. A graph in
  * bf16 precision backpropagates in bf16 while the finite differences run in fp32: the errors
  * then measure bf16's rounding (about 2^−8 relative per operand; see nabla gradcheck's
- * --precision for the tolerance that implies).
+ * --precision for the tolerance that implies), normwise: relative to the largest gradient of
+ * each tensor (the floor rises to it). When bf16's rounding alone puts a ReLU or Max input
+ * on the other side of its kink, the two sides differentiate different functions: the check
+ * then returns NB_ENUMERIC, and the caller draws other inputs.
  * ---------------------------------------------------------------------------------------- */
 
 typedef struct nb_gradcheck_tensor {
