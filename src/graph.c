@@ -196,10 +196,16 @@ int nb_input(nb_graph *g, const char *name, int ndim, const int64_t *dims)
         return -1;
     if (ndim < 1 || ndim > NB_MAX_DIMS - 1)
         return fail(g, NB_ESHAPE, "input '%s': %d dimensions per sample, expected 1 to 3", name, ndim);
-    for (int i = 0; i < ndim; i++)
+    int64_t size = 1;
+    for (int i = 0; i < ndim; i++) {
         if (dims[i] < 1 || dims[i] > ((int64_t)1 << 30))
             return fail(g, NB_ESHAPE, "input '%s': dimension %d is %lld, expected 1 to 2^30", name, i,
                         (long long)dims[i]);
+        size *= dims[i]; /* at most 2^30 · 2^30 before the check below stops it */
+        if (size > ((int64_t)1 << 30))
+            return fail(g, NB_ESHAPE, "input '%s': %lld or more features per sample, expected at "
+                        "most 2^30", name, (long long)size);
+    }
     return nb_graph_add(g, name, NB_OP_INPUT, NULL, 0, ndim, dims, 0, 0);
 }
 
@@ -516,6 +522,9 @@ static nb_status backward(nb_graph *g, int root, const float *seed, int params_f
     nb_status s = check_prepared(g, root, err);
     if (s)
         return s;
+    if (g->nodes[root].op == NB_OP_LABELS)
+        return nb_error_set(err, NB_EINVAL, "backward from '%s': class labels are integers and "
+                            "have no gradient", g->nodes[root].name);
     mark_ancestors(g, root);
     for (int i = 0; i <= root; i++) {
         nb_node *n = &g->nodes[i];

@@ -247,8 +247,28 @@ static void dropout_modes(void)
     nb_graph_free(g);
 }
 
+/* Inputs too large per sample and backward from labels are refused, not crashed on. */
+static void refusals(void)
+{
+    nb_error err = {0};
+    nb_graph *g = nb_graph_new(1, NULL);
+    int64_t huge[3] = {1 << 30, 1 << 30, 1 << 30};
+    CHECK(nb_input(g, "x", 3, huge) < 0);
+    nb_graph_error(g, &err);
+    CHECK_MSG(strstr(err.msg, "2^30") != NULL, "%s", err.msg);
+    nb_graph_free(g);
+
+    g = nb_graph_new(1, NULL);
+    int y = nb_labels(g, "y");
+    CHECK_OK(nb_graph_prepare(g, 2, &err), &err);
+    CHECK(nb_graph_backward(g, y, NULL, &err) == NB_EINVAL);
+    CHECK_MSG(strstr(err.msg, "labels") != NULL, "%s", err.msg);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
+    refusals();
     linear_by_hand();
     softmax_by_hand();
     fan_out_sums();
