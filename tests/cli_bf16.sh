@@ -10,25 +10,10 @@
 # $NABLA_BUILD/nabla, NABLA_BUILD defaulting to build). Exits non-zero on the first failure.
 set -euo pipefail
 
-NABLA=${NABLA:-${NABLA_BUILD:-build}/nabla}
-case $NABLA in /*) ;; *) NABLA=$PWD/$NABLA ;; esac
-PY=/usr/bin/python3
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-ROOT=$PWD
+. "$(dirname "$0")/lib_cli.sh"
 SPIRALS=spirals:200:3:0.2
 
-scratch=${TMPDIR:-/tmp}
-if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then scratch=/dev/shm; fi
-tmp=$(mktemp -d "$scratch/nabla-cli-bf16.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-fail() {  # what was expected, then optionally the actual output
-    printf 'FAIL: %s\n' "$1" >&2
-    if [ $# -gt 1 ]; then printf '%s\n' "--- actual:" "$2" | sed 's/^/  /' >&2; fi
-    exit 1
-}
-ok() { printf 'ok: %s\n' "$1"; }
+cli_enter_scratch bf16
 
 # `nabla ARGS...` with its exit status in $rc, stdout in out.txt, stderr in err.txt.
 run_rc() {

@@ -10,36 +10,13 @@
 # $NABLA_BUILD/tests/tool_png_probe. Exits non-zero on the first failure.
 set -euo pipefail
 
-NABLA=${NABLA:-${NABLA_BUILD:-build}/nabla}
-case $NABLA in /*) ;; *) NABLA=$PWD/$NABLA ;; esac
+. "$(dirname "$0")/lib_cli.sh"
 BUILD=${NABLA_BUILD:-$(dirname "$NABLA")}
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 PROBE=$BUILD/tests/tool_png_probe
-ROOT=$PWD
 
 # every training epoch fsyncs a checkpoint: a RAM disk keeps that cheap
-scratch=${TMPDIR:-/tmp}
-if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then scratch=/dev/shm; fi
-tmp=$(mktemp -d "$scratch/nabla-cli-pictures.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-fail() {  # what was expected, then optionally the actual output
-    printf 'FAIL: %s\n' "$1" >&2
-    if [ $# -gt 1 ]; then printf '%s\n' "--- actual:" "$2" | sed 's/^/  /' >&2; fi
-    exit 1
-}
-ok() { printf 'ok: %s\n' "$1"; }
-
-# Fails unless `nabla ARGS...` exits 0 without a sanitizer report; stdout in out.txt,
-# stderr in err.txt.
-run() {
-    local rc=0
-    "$NABLA" "$@" >out.txt 2>err.txt || rc=$?
-    if [ "$rc" -ne 0 ] || grep -qE 'Sanitizer|runtime error:' err.txt; then
-        fail "nabla $* to succeed (exit status $rc)" "$(cat out.txt err.txt | tail -n 30)"
-    fi
-}
+cli_enter_scratch pictures
 
 # Fails unless `nabla ARGS...` exits with status $1 and its stderr matches $2 (grep -E).
 refuse() {

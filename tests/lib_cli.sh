@@ -1,0 +1,36 @@
+# Shared by the CLI test scripts (sourced by tests/cli_*.sh, not run): which nabla to test, a scratch
+# directory, and the fail/ok/run helpers. Scripts run from the repository root.
+
+NABLA=${NABLA:-${NABLA_BUILD:-build}/nabla}
+case $NABLA in /*) ;; *) NABLA=$PWD/$NABLA ;; esac
+PY=/usr/bin/python3
+ROOT=$PWD
+# On a busy machine, OpenMP threads that spin while waiting make small runs ~40x slower.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+
+# cli_enter_scratch NAME: cd into a fresh directory removed on exit. Every epoch fsyncs a
+# checkpoint, so a RAM disk keeps that cheap.
+cli_enter_scratch() {
+    local scratch=${TMPDIR:-/tmp}
+    if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then scratch=/dev/shm; fi
+    tmp=$(mktemp -d "$scratch/nabla-$1.XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+    cd "$tmp"
+}
+
+fail() {  # what was expected, then optionally the actual output
+    printf 'FAIL: %s\n' "$1" >&2
+    if [ $# -gt 1 ]; then printf '%s\n' "--- actual:" "$2" | sed 's/^/  /' >&2; fi
+    exit 1
+}
+ok() { printf 'ok: %s\n' "$1"; }
+
+# Fails unless `nabla ARGS...` exits 0 without a sanitizer report; stdout in out.txt,
+# stderr in err.txt.
+run() {
+    local rc=0
+    "$NABLA" "$@" >out.txt 2>err.txt || rc=$?
+    if [ "$rc" -ne 0 ] || grep -qE 'Sanitizer|runtime error:' err.txt; then
+        fail "nabla $* to succeed (exit status $rc)" "$(cat out.txt err.txt | tail -n 30)"
+    fi
+}
