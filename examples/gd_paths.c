@@ -30,16 +30,14 @@
  * (the tool is $NABLA, else ../nabla next to this program's directory, else nabla on PATH).
  * Exit status 1 unless, after the first pass, SGD's loss is below half of full-batch GD's. */
 #include "nabla.h"
+#include "plot_tool.h"
 
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
 
 #define PER_CLASS 1000
 #define CLASSES 3
@@ -105,26 +103,6 @@ static nb_status run(const nb_dataset *ds, int64_t batch, nb_gemm *gemm, record 
     return s;
 }
 
-/* Runs `nabla plot-csv args…`; returns its exit status (127 if it could not run). */
-static int run_tool(const char *self, char **args)
-{
-    char path[4096];
-    const char *tool = getenv("NABLA"), *slash = strrchr(self, '/');
-    if (!tool && slash) {
-        snprintf(path, sizeof path, "%.*s/../nabla", (int)(slash - self), self);
-        tool = access(path, X_OK) == 0 ? path : NULL;
-    }
-    args[0] = (char *)(tool ? tool : "nabla");
-    pid_t pid;
-    int status;
-    if (posix_spawnp(&pid, args[0], NULL, NULL, args, environ) != 0) {
-        fprintf(stderr, "gd_paths: cannot run %s (set NABLA to the tool's path)\n", args[0]);
-        return 127;
-    }
-    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
-        return 127;
-    return WEXITSTATUS(status);
-}
 
 int main(int argc, char **argv)
 {

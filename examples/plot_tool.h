@@ -1,0 +1,37 @@
+/* Shared by the examples that draw: they stay library-only and hand their CSV to the tool,
+ * `nabla plot-csv`, which draws with cairo. */
+#ifndef NB_EXAMPLES_PLOT_TOOL_H
+#define NB_EXAMPLES_PLOT_TOOL_H
+
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Runs the nabla tool with args (args[0] is filled in: $NABLA, else ../nabla next to this
+ * program's directory, else nabla on PATH); returns its exit status (127 if it could not run). */
+static int run_tool(const char *self, char **args)
+{
+    char path[4096];
+    const char *tool = getenv("NABLA"), *slash = strrchr(self, '/');
+    if (!tool && slash) {
+        snprintf(path, sizeof path, "%.*s/../nabla", (int)(slash - self), self);
+        tool = access(path, X_OK) == 0 ? path : NULL;
+    }
+    args[0] = (char *)(tool ? tool : "nabla");
+    pid_t pid;
+    int status;
+    if (posix_spawnp(&pid, args[0], NULL, NULL, args, environ) != 0) {
+        fprintf(stderr, "%s: cannot run %s (set NABLA to the tool's path)\n", self, args[0]);
+        return 127;
+    }
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+        return 127;
+    return WEXITSTATUS(status);
+}
+
+#endif
