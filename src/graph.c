@@ -445,7 +445,8 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
         }
     }
     /* Fresh inputs hold zeros rather than garbage until the caller fills them. */
-    memset(g->arena, 0, floats * sizeof *g->arena);
+    if (floats) /* a graph of labels alone has no float arena at all */
+        memset(g->arena, 0, floats * sizeof *g->arena);
     if (labels)
         memset(g->label_arena, 0, labels * sizeof *g->label_arena);
     if (g->precision == NB_PRECISION_BF16) {
