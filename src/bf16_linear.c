@@ -34,12 +34,12 @@
  */
 #include "bf16.h"
 #include "gemm_pool.h"
+#include "openmp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef NB_HAVE_ONEDNN
-#include <dlfcn.h>
 #include <dnnl.h>
 
 /* ---- the oneDNN side ---------------------------------------------------------------------- */
@@ -118,39 +118,12 @@ struct nb_bf16_state {
     size_t arena_elems;
     int layouts_used;    /* 1: plain, 2: blocked */
     int policy;          /* NABLA_BF16_WEIGHTS: 0 auto, 1 plain, 2 blocked */
-    void *omp_lib;
-    void (*omp_set_num_threads)(int);
-    int (*omp_get_max_threads)(void);
+    nb_openmp omp;       /* oneDNN's OpenMP, capped to one thread per pool thread */
 };
-
-_Static_assert(sizeof(void *) == sizeof(void (*)(int)), "dlsym results fit function pointers");
-
-/* oneDNN 2.6 on Debian runs on OpenMP: cap each pool thread's team to itself, as
- * gemm_onednn.c does (see there). */
-static void find_openmp(nb_bf16_state *st)
-{
-    static const char *const places[] = {NULL, "libgomp.so.1"};
-    if (dnnl_version()->cpu_runtime != DNNL_RUNTIME_OMP)
-        return;
-    for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
-        void *lib = dlopen(places[i], RTLD_LAZY);
-        if (!lib)
-            continue;
-        void *set = dlsym(lib, "omp_set_num_threads"), *get = dlsym(lib, "omp_get_max_threads");
-        if (set && get) {
-            memcpy(&st->omp_set_num_threads, &set, sizeof set);
-            memcpy(&st->omp_get_max_threads, &get, sizeof get);
-            st->omp_lib = lib;
-            return;
-        }
-        dlclose(lib);
-    }
-}
 
 static void cap_threads(const nb_bf16_state *st)
 {
-    if (st->omp_set_num_threads && st->omp_get_max_threads() != 1)
-        st->omp_set_num_threads(1);
+    nb_openmp_cap(&st->omp, 1);
 }
 
 static void prim_clear(prim *e)
@@ -199,8 +172,7 @@ void nb_bf16_state_free(nb_bf16_state *st)
             shadow_clear(&st->lins[i].shadows[k]);
     if (st->engine)
         dnnl_engine_destroy(st->engine);
-    if (st->omp_lib)
-        dlclose(st->omp_lib);
+    nb_openmp_close(&st->omp);
     free(st->ctx);
     free(st->lins);
     free(st->arena);
@@ -222,7 +194,7 @@ static nb_bf16_state *state_new(nb_error *err)
     }
     const char *policy = getenv("NABLA_BF16_WEIGHTS");
     st->policy = policy && !strcmp(policy, "plain") ? 1 : policy && !strcmp(policy, "blocked") ? 2 : 0;
-    find_openmp(st);
+    nb_openmp_find(&st->omp);
     return st;
 }
 

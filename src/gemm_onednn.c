@@ -43,6 +43,7 @@
 #ifdef NB_HAVE_ONEDNN
 
 #include "nabla.h"
+#include "openmp.h"
 
 #include <dlfcn.h>
 #include <dnnl.h>
@@ -92,9 +93,7 @@ typedef struct onednn {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     int threads;
-    void *omp_lib; /* dlopen handle the OpenMP functions came from, or NULL */
-    void (*omp_set_num_threads)(int);
-    int (*omp_get_max_threads)(void);
+    nb_openmp omp;
     entry *slots;  /* CACHE_SLOTS */
     int count;
     void *fallback; /* portable context */
@@ -106,9 +105,10 @@ _Static_assert(sizeof(void *) == sizeof(void (*)(int)), "dlsym results fit funct
 
 /* Looks the OpenMP entry points up in the global scope (where libdnnl's libgomp is when the
  * program links -ldnnl), else in libgomp itself (when nabla was loaded with RTLD_LOCAL). */
-static void find_openmp(onednn *o)
+void nb_openmp_find(nb_openmp *omp)
 {
     static const char *const places[] = {NULL, "libgomp.so.1"};
+    memset(omp, 0, sizeof *omp);
     if (dnnl_version()->cpu_runtime != DNNL_RUNTIME_OMP)
         return;
     for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
@@ -120,19 +120,31 @@ static void find_openmp(onednn *o)
         if (set && get) {
             /* ISO C has no object-to-function pointer conversion; POSIX guarantees that
              * dlsym's pointers are representable, so copy the bits. */
-            memcpy(&o->omp_set_num_threads, &set, sizeof set);
-            memcpy(&o->omp_get_max_threads, &get, sizeof get);
-            o->omp_lib = lib;
+            memcpy(&omp->set_num_threads, &set, sizeof set);
+            memcpy(&omp->get_max_threads, &get, sizeof get);
+            omp->lib = lib;
             return;
         }
         dlclose(lib);
     }
 }
 
+void nb_openmp_cap(const nb_openmp *omp, int threads)
+{
+    if (omp->set_num_threads && omp->get_max_threads() != threads)
+        omp->set_num_threads(threads);
+}
+
+void nb_openmp_close(nb_openmp *omp)
+{
+    if (omp->lib)
+        dlclose(omp->lib);
+    memset(omp, 0, sizeof *omp);
+}
+
 static void cap_threads(const onednn *o)
 {
-    if (o->omp_set_num_threads && o->omp_get_max_threads() != o->threads)
-        o->omp_set_num_threads(o->threads);
+    nb_openmp_cap(&o->omp, o->threads);
 #ifdef NB_HAVE_OPENBLAS
     if (openblas_get_num_threads() != 1)
         openblas_set_num_threads(1);
@@ -316,7 +328,7 @@ void *nb_gemm_onednn_new(int threads, nb_error *err)
         nb_error_set(err, NB_ENOTSUP, "gemm (onednn): no stream (dnnl status %d)", (int)s);
         goto fail;
     }
-    find_openmp(o);
+    nb_openmp_find(&o->omp);
     cap_threads(o);
     return o;
 fail:
@@ -337,8 +349,7 @@ void nb_gemm_onednn_free(void *ctx)
         dnnl_stream_destroy(o->stream);
     if (o->engine)
         dnnl_engine_destroy(o->engine);
-    if (o->omp_lib)
-        dlclose(o->omp_lib);
+    nb_openmp_close(&o->omp);
     nb_gemm_portable_free(o->fallback);
     free(o);
 }
