@@ -76,6 +76,19 @@ static int parse_common(const char *cmd, int argc, char **argv, common *o, void 
     return 0;
 }
 
+/* The gemm backend and the trained model for eval and predict, in the requested precision.
+ * *gemm is set even when the model fails (the caller frees both). */
+static nb_model *open_model(const char *cmd, const common *o, nb_gemm **gemm, nb_error *err)
+{
+    *gemm = cli_gemm(o->gemm, o->threads, err);
+    nb_model *m = *gemm ? nb_model_load(o->model, 1, *gemm, err) : NULL;
+    if (m && cli_set_precision(cmd, nb_model_graph(m), o->precision, NULL, err)) {
+        nb_model_free(m);
+        m = NULL;
+    }
+    return m;
+}
+
 static void eval_help(void)
 {
     printf("Usage: nabla eval MODEL.safetensors [OPTIONS]\n\n"
@@ -97,12 +110,8 @@ int cmd_eval(int argc, char **argv)
     nb_error err = {0};
     nb_dataset ds = {0};
     const char *ignored;
-    nb_gemm *gemm = cli_gemm(o.gemm, o.threads, &err);
-    nb_model *m = gemm ? nb_model_load(o.model, 1, gemm, &err) : NULL;
-    if (m && cli_set_precision("eval", nb_model_graph(m), o.precision, NULL, &err)) {
-        nb_model_free(m);
-        m = NULL;
-    }
+    nb_gemm *gemm = NULL;
+    nb_model *m = open_model("eval", &o, &gemm, &err);
     int64_t C = m ? nb_model_classes(m) : 0;
     int64_t *confusion = m ? calloc((size_t)(C * C), sizeof *confusion) : NULL;
     double loss, acc;
@@ -195,12 +204,8 @@ int cmd_predict(int argc, char **argv)
     nb_error err = {0};
     nb_dataset ds = {0};
     const char *ignored;
-    nb_gemm *gemm = cli_gemm(o.gemm, o.threads, &err);
-    nb_model *m = gemm ? nb_model_load(o.model, 1, gemm, &err) : NULL;
-    if (m && cli_set_precision("predict", nb_model_graph(m), o.precision, NULL, &err)) {
-        nb_model_free(m);
-        m = NULL;
-    }
+    nb_gemm *gemm = NULL;
+    nb_model *m = open_model("predict", &o, &gemm, &err);
     float *probs = NULL;
     int32_t *cls = NULL;
     int status = 1;
