@@ -88,7 +88,7 @@ $(BUILD)/tests/%: tests/%.c tests/check.h $(STATIC)
 $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) $(LDFLAGS)
-$(BUILD)/bench/%: bench/%.c $(STATIC)
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) $(LDFLAGS)
 

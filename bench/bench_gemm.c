@@ -10,6 +10,7 @@
  * Not part of `make test`. With 2 threads every backend runs on nabla's pool (gemm.c splits
  * each product into one block per thread, each thread with its own backend context).
  */
+#include "bench_util.h"
 #include "nabla.h"
 
 #include <stdio.h>
@@ -31,18 +32,6 @@ typedef struct row {
     product p[MAX_PRODUCTS];
 } row;
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Operands for one product, stored as the product reads them. */
 typedef struct operands {

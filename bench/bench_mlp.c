@@ -25,6 +25,7 @@
  * --repeats R  --init-out FILE  --order-out FILE  --precision fp32|bf16 (Linear's products;
  * the JSON then names the oneDNN kernels that ran: "kernels")
  */
+#include "bench_util.h"
 #include "nabla.h"
 
 #include <math.h>
@@ -46,18 +47,6 @@ typedef struct options {
     float lr, momentum;
 } options;
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static double median(double *v, int n)
 {

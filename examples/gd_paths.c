@@ -127,15 +127,8 @@ int main(int argc, char **argv)
 
     FILE *files[2] = {stdout, NULL};
     char csv[4096];
-    if (png) {
-        size_t len = strlen(png);
-        int ext = len > 4 && strcmp(png + len - 4, ".png") == 0;
-        snprintf(csv, sizeof csv, "%.*s.csv", (int)(ext ? len - 4 : len), png);
-        if (!(files[1] = fopen(csv, "w"))) {
-            perror(csv);
-            goto done;
-        }
-    }
+    if (png && !(files[1] = open_csv_beside(png, csv, sizeof csv)))
+        goto done;
     for (int f = 0; f < 2 && files[f]; f++) {
         fprintf(files[f], "samples,gd,sgd,minibatch,gd_accuracy,sgd_accuracy,minibatch_accuracy\n");
         for (int e = 0; e <= PASSES; e++)

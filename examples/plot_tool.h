@@ -34,4 +34,17 @@ static int run_tool(const char *self, char **args)
     return WEXITSTATUS(status);
 }
 
+/* With --png FILE.png, the CSV goes to FILE.csv as well: opens it (csv receives its name)
+ * and returns the stream, or NULL with a message. */
+static FILE *open_csv_beside(const char *png, char *csv, size_t size)
+{
+    size_t len = strlen(png);
+    int ext = len > 4 && strcmp(png + len - 4, ".png") == 0;
+    snprintf(csv, size, "%.*s.csv", (int)(ext ? len - 4 : len), png);
+    FILE *f = fopen(csv, "w");
+    if (!f)
+        perror(csv);
+    return f;
+}
+
 #endif

@@ -49,13 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 label ? label : "(none)");
     for (int64_t i = 0; i < ds.count * ds.features; i++)
         FUZZ_ASSERT(isfinite(ds.f32[i]), "value %lld is %g", (long long)i, ds.f32[i]);
-    int32_t largest = -1;
-    for (int64_t i = 0; ds.labels && i < ds.count; i++) {
-        FUZZ_ASSERT(ds.labels[i] >= 0 && ds.labels[i] < ds.classes, "label %d of %d classes",
-                    ds.labels[i], ds.classes);
-        largest = ds.labels[i] > largest ? ds.labels[i] : largest;
-    }
-    FUZZ_ASSERT(ds.classes == largest + 1, "classes %d, largest label %d", ds.classes, largest);
+    fuzz_check_labels(&ds);
 
     /* Per-feature statistics and one normalised sample, as training would compute them. */
     nb_norm norm;

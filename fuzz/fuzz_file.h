@@ -24,6 +24,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include "nabla.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -154,5 +156,17 @@ static inline char *fuzz_strndup(const uint8_t *data, size_t size)
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Labels of a loaded data set lie in [0, classes) and classes is 1 + the largest. */
+static inline void fuzz_check_labels(const nb_dataset *ds)
+{
+    int32_t largest = -1;
+    for (int64_t i = 0; ds->labels && i < ds->count; i++) {
+        FUZZ_ASSERT(ds->labels[i] >= 0 && ds->labels[i] < ds->classes, "label %d of %d classes",
+                    ds->labels[i], ds->classes);
+        largest = ds->labels[i] > largest ? ds->labels[i] : largest;
+    }
+    FUZZ_ASSERT(ds->classes == largest + 1, "classes %d, largest label %d", ds->classes, largest);
+}
 
 #endif

@@ -76,13 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(features == ds.features, "features %lld, dims give %lld",
                 (long long)ds.features, (long long)features);
     FUZZ_ASSERT(!with_labels == !ds.labels, "labels %p", (void *)ds.labels);
-    int32_t largest = -1;
-    for (int64_t i = 0; ds.labels && i < ds.count; i++) {
-        FUZZ_ASSERT(ds.labels[i] >= 0 && ds.labels[i] < ds.classes, "label %d of %d classes",
-                    ds.labels[i], ds.classes);
-        largest = ds.labels[i] > largest ? ds.labels[i] : largest;
-    }
-    FUZZ_ASSERT(ds.classes == largest + 1, "classes %d, largest label %d", ds.classes, largest);
+    fuzz_check_labels(&ds);
 
     /* What a training run does next: statistics, then a normalised sample. Every element is
      * read, so a buffer shorter than count × features would show. */

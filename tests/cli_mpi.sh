@@ -16,9 +16,7 @@
 # $NABLA_BUILD/nabla, NABLA_BUILD defaulting to build). Exits non-zero on the first failure.
 set -euo pipefail
 
-NABLA=${NABLA:-${NABLA_BUILD:-build}/nabla}
-case $NABLA in /*) ;; *) NABLA=$PWD/$NABLA ;; esac
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib_cli.sh"
 
 [ -x "$NABLA" ] || { echo "FAIL: an executable CLI at $NABLA (run make)" >&2; exit 1; }
 if ! command -v mpirun >/dev/null 2>&1; then
@@ -35,31 +33,15 @@ fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMPI_MCA_mpi_yield_when_idle=1
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # Under AddressSanitizer, ranks skip the leak check: Open MPI keeps allocations until exit in
 # components it has unloaded by then (not suppressible by name). Plain runs keep the check.
 MPIRUN=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" mpirun)
 [ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
 MPIRUN+=(--oversubscribe)
 
-scratch=${TMPDIR:-/tmp}
-if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then scratch=/dev/shm; fi
-tmp=$(mktemp -d "$scratch/nabla-cli-mpi.XXXXXX")
 bg=""
-cleanup() {
-    [ -n "$bg" ] && kill -9 "$bg" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-cd "$tmp"
-
-fail() {  # what was expected, then optionally the actual output
-    printf 'FAIL: %s\n' "$1" >&2
-    if [ $# -gt 1 ]; then printf '%s\n' "--- actual:" "$2" | sed 's/^/  /' >&2; fi
-    exit 1
-}
-ok() { printf 'ok: %s\n' "$1"; }
-sanitizer_clean() { ! grep -qE 'Sanitizer|runtime error:' "$1"; }
+kill_background() { if [ -n "$bg" ]; then kill -9 "$bg" 2>/dev/null || true; fi; }
+cli_enter_scratch mpi kill_background
 
 # Every rank but 0 starts in rank<r>/, so a file it wrote under a relative name would show
 # there; pid.<r> records each rank's process id (for the kill test).

@@ -13,42 +13,13 @@
 # $NABLA_BUILD/nabla, NABLA_BUILD defaulting to build). Exits non-zero on the first failure.
 set -euo pipefail
 
-NABLA=${NABLA:-${NABLA_BUILD:-build}/nabla}
-case $NABLA in /*) ;; *) NABLA=$PWD/$NABLA ;; esac
-PY=/usr/bin/python3
-# On a busy machine, OpenMP threads that spin while waiting make small runs ~40x slower.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-
-# every epoch fsyncs a checkpoint: a RAM disk keeps that cheap
-scratch=${TMPDIR:-/tmp}
-if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then scratch=/dev/shm; fi
-tmp=$(mktemp -d "$scratch/nabla-cli-resume.XXXXXX")
+. "$(dirname "$0")/lib_cli.sh"
 pids=()
-cleanup() {
+kill_runs() {
     local p
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
-cd "$tmp"
-
-fail() {  # what was expected, then optionally the actual output
-    printf 'FAIL: %s\n' "$1" >&2
-    if [ $# -gt 1 ]; then printf '%s\n' "--- actual:" "$2" | sed 's/^/  /' >&2; fi
-    exit 1
-}
-ok() { printf 'ok: %s\n' "$1"; }
-
-sanitizer_clean() { ! grep -qE 'Sanitizer|runtime error:' "$1"; }
-
-# Fails unless `nabla ARGS...` exits 0 without a sanitizer report; output in out.txt, err.txt.
-run() {
-    local rc=0
-    "$NABLA" "$@" >out.txt 2>err.txt || rc=$?
-    if [ "$rc" -ne 0 ] || ! sanitizer_clean err.txt; then
-        fail "nabla $* to succeed (exit status $rc)" "$(cat out.txt err.txt | tail -n 30)"
-    fi
-}
+cli_enter_scratch resume kill_runs
 
 same() {  # file file what
     cmp -s "$1" "$2" || fail "$3: $1 and $2 bit-identical" "$(cmp "$1" "$2" 2>&1)"

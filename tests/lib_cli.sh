@@ -8,13 +8,15 @@ ROOT=$PWD
 # On a busy machine, OpenMP threads that spin while waiting make small runs ~40x slower.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
-# cli_enter_scratch NAME: cd into a fresh directory removed on exit. Every epoch fsyncs a
-# checkpoint, so a RAM disk keeps that cheap.
+# cli_enter_scratch NAME [HOOK]: cd into a fresh directory removed on exit, after running the
+# function HOOK if given (e.g. to kill background runs). Every epoch fsyncs a checkpoint, so
+# a RAM disk keeps that cheap.
 cli_enter_scratch() {
     local scratch=${TMPDIR:-/tmp}
     if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then scratch=/dev/shm; fi
     tmp=$(mktemp -d "$scratch/nabla-$1.XXXXXX")
-    trap 'rm -rf "$tmp"' EXIT
+    cli_exit_hook=${2:-}
+    trap 'if [ -n "$cli_exit_hook" ]; then "$cli_exit_hook" || true; fi; rm -rf "$tmp"' EXIT
     cd "$tmp"
 }
 
@@ -25,12 +27,14 @@ fail() {  # what was expected, then optionally the actual output
 }
 ok() { printf 'ok: %s\n' "$1"; }
 
+sanitizer_clean() { ! grep -qE 'Sanitizer|runtime error:' "$1"; }
+
 # Fails unless `nabla ARGS...` exits 0 without a sanitizer report; stdout in out.txt,
 # stderr in err.txt.
 run() {
     local rc=0
     "$NABLA" "$@" >out.txt 2>err.txt || rc=$?
-    if [ "$rc" -ne 0 ] || grep -qE 'Sanitizer|runtime error:' err.txt; then
+    if [ "$rc" -ne 0 ] || ! sanitizer_clean err.txt; then
         fail "nabla $* to succeed (exit status $rc)" "$(cat out.txt err.txt | tail -n 30)"
     fi
 }
