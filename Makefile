@@ -35,7 +35,7 @@ ifeq ($(HAVE_OPENBLAS),1)
 DEP_CFLAGS += -DNB_HAVE_OPENBLAS $(shell pkg-config --cflags openblas)
 DEP_LIBS   += $(shell pkg-config --libs openblas)
 endif
-# Distributed training (mpirun -np N nabla train): every MPI call is in src/dist.c.
+# Distributed training (mpirun -np N nabla train): every MPI call is in src/dist/dist.c.
 ifeq ($(HAVE_MPI),1)
 DEP_CFLAGS += -DNB_HAVE_MPI $(shell pkg-config --cflags ompi-c)
 DEP_LIBS   += $(shell pkg-config --libs ompi-c)
@@ -48,7 +48,7 @@ endif
 CFLAGS += $(DEP_CFLAGS)
 
 # ---- sources -------------------------------------------------------------------------------
-LIB_SRC   := $(sort $(wildcard src/*.c))
+LIB_SRC   := $(sort $(wildcard src/*/*.c))
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 CLI_SRC   := $(sort $(wildcard cli/*.c))
 CLI_OBJ   := $(CLI_SRC:cli/%.c=$(BUILD)/cli/%.o)
@@ -69,7 +69,7 @@ NABLA  := $(BUILD)/nabla
 .PHONY: all deps test test-c test-asan run bench fuzz install clean
 all: $(STATIC) $(SHARED) $(NABLA) $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 
-$(BUILD)/obj/%.o: src/%.c include/nabla.h $(wildcard src/*.h) Makefile
+$(BUILD)/obj/%.o: src/%.c include/nabla.h $(wildcard src/*/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/cli/%.o: cli/%.c include/nabla.h $(wildcard cli/*.h)

@@ -6,7 +6,7 @@
  * features). Drawn bottom-up, inputs at the bottom and the cost on top, as in the lecture.
  *
  * Backward (§3, --backward): the gradient graph, the forward graph "reversed". One node per
- * module: its vector–Jacobian product, the formulas exactly as src/op_*.c computes them;
+ * module: its vector–Jacobian product, the formulas exactly as src/ops/op_*.c computes them;
  * edges carry gradients dC/dz downwards, from the cost (dC/dC = 1) to the parameters. Where
  * a value feeds several modules (fan-out, the lecture's Duplicate), an explicit Σ node sums
  * the incoming gradients: dC/dz = Σ_k dC/ds[k]·∂s[k]/∂z. nabla needs no such node — every
@@ -83,7 +83,7 @@ static void id(FILE *f, const char *prefix, const char *name)
 static int is_loss(nb_op op) { return op == NB_OP_MSE || op == NB_OP_NLL || op == NB_OP_CROSS_ENTROPY; }
 static int is_leaf(nb_op op) { return op == NB_OP_INPUT || op == NB_OP_LABELS || op == NB_OP_PARAM; }
 
-/* The forward formula of a module, in PyTorch's row-major layout (see src/op_*.c). */
+/* The forward formula of a module, in PyTorch's row-major layout (see src/ops/op_*.c). */
 static const char *forward_formula(nb_op op)
 {
     static const char *const f[NB_OP_COUNT] = {
@@ -110,7 +110,7 @@ static const char *forward_formula(nb_op op)
 }
 
 /* The vector–Jacobian product of input k of a module (what its backward adds to that input's
- * gradient), as in the comment blocks of src/op_*.c and src/loss.c. */
+ * gradient), as in the comment blocks of src/ops/op_*.c and src/loss/loss.c. */
 static const char *vjp_formula(nb_op op, int k)
 {
     static const char *const f[NB_OP_COUNT][3] = {

@@ -1,4 +1,4 @@
-/* libFuzzer harness for nb_trainer_resume (src/train.c): the input is a checkpoint — a model
+/* libFuzzer harness for nb_trainer_resume (src/train/train.c): the input is a checkpoint — a model
  * file whose __metadata__ also holds "nabla.checkpoint" (epoch, step, optimiser kind and step
  * count, the two generators' states) and whose tensors include "optim.state.<i>".
  *

@@ -1,4 +1,4 @@
-/* libFuzzer harness for nb_csv_load (src/data_csv.c).
+/* libFuzzer harness for nb_csv_load (src/data/data_csv.c).
  *
  * Byte 0 picks the label column (its value mod 5): none, "label", "0", "1" or "y" — a name or
  * a 0-based index, both of which the loader resolves against the header. The remaining bytes

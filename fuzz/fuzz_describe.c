@@ -1,4 +1,4 @@
-/* libFuzzer harness for the text model description (src/describe.c): the input as text (an
+/* libFuzzer harness for the text model description (src/model/describe.c): the input as text (an
  * MLP shorthand or statements) through the parser, then nb_model_new on the same text, which
  * appends the labels and loss nodes a classifier trains with.
  *
@@ -14,7 +14,7 @@
  * forward and backward actually touch. The text needs no file: nb_describe takes a string,
  * and the model files that carry descriptions are fuzzed by fuzz_model. */
 #include "fuzz_file.h"
-#include "describe.h"
+#include "model/describe.h"
 #include "nabla.h"
 
 #define RUN_LIMIT ((int64_t)1 << 18)

@@ -1,4 +1,4 @@
-/* libFuzzer harness for nb_idx_load (src/data_idx.c): an images file and a labels file.
+/* libFuzzer harness for nb_idx_load (src/data/data_idx.c): an images file and a labels file.
  *
  * One input makes both files:
  *     bytes 0-1   little-endian split point s: the images file gets the next s bytes (or

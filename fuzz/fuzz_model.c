@@ -1,4 +1,4 @@
-/* libFuzzer harness for nb_model_load (src/model.c): the input is a model file — safetensors
+/* libFuzzer harness for nb_model_load (src/model/model.c): the input is a model file — safetensors
  * whose __metadata__ carries "nabla.description", "nabla.norm" and "nabla.classes".
  *
  * A model that loads must be usable: its normalisation fits its input and never divides by

@@ -1,4 +1,4 @@
-/* libFuzzer harness for nb_safetensors_read (src/safetensors_read.c). The input is the file.
+/* libFuzzer harness for nb_safetensors_read (src/formats/safetensors_read.c). The input is the file.
  *
  * A file that loads must be consistent (every tensor found by its name, shapes matching the
  * element counts, finite data), and must survive a round trip: nb_safetensors_write of its

@@ -270,7 +270,7 @@ int nb_graph_param_count(const nb_graph *g);
 int nb_graph_param_node(const nb_graph *g, int i);
 
 /* ------------------------------------------------------------------------------------------
- * Mixed precision (src/bf16.c). In NB_PRECISION_BF16 the three matrix products of every
+ * Mixed precision (src/backend/bf16.c). In NB_PRECISION_BF16 the three matrix products of every
  * Linear layer — Y = X Wᵀ, dX = dY W, dW = dYᵀ X — take bfloat16 operands (8-bit
  * significand, unit roundoff u = 2^−8) through oneDNN's bf16 matmul, accumulate in fp32 and
  * write fp32. Everything else stays fp32: the master weights, their gradients, the optimiser
@@ -655,7 +655,7 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *ds, double *loss, double *a
                       int64_t *confusion, nb_error *err);
 
 /* ------------------------------------------------------------------------------------------
- * Distributed data-parallel training over MPI (src/dist.c; built when Open MPI is found).
+ * Distributed data-parallel training over MPI (src/dist/dist.c; built when Open MPI is found).
  *
  * `mpirun -np N nabla train …` starts N copies; each is a rank r of N. Every rank builds the
  * same model from the same seed, loads the whole data set and draws the same epoch order.
@@ -731,7 +731,7 @@ typedef struct nb_dist_stats {
 } nb_dist_stats;
 void nb_dist_get_stats(const nb_dist *d, nb_dist_stats *stats);
 
-/* Makes trainer t train its share of every batch on d (src/train.c). NB_EINVAL if some global
+/* Makes trainer t train its share of every batch on d (src/train/train.c). NB_EINVAL if some global
  * batch — the last one of an epoch included — would leave a rank without rows. d must outlive
  * t; NULL returns to single-process training. */
 nb_status nb_trainer_set_dist(nb_trainer *t, nb_dist *d, nb_error *err);

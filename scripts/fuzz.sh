@@ -50,9 +50,9 @@ CFLAGS="-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Iinclude -Isrc 
 mkdir -p "$OUT/obj" "$OUT/logs"
 
 # Objects are rebuilt when their source, a header or this script is newer.
-newest_dep=$(ls -t include/nabla.h src/*.h "$0" | head -n 1)
+newest_dep=$(ls -t include/nabla.h src/*/*.h "$0" | head -n 1)
 stale=()
-for src in src/*.c; do
+for src in src/*/*.c; do
     obj=$OUT/obj/$(basename "${src%.c}").o
     if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$newest_dep" -nt "$obj" ]; then
         stale+=("$src")
@@ -68,7 +68,7 @@ fi
 # The archive holds exactly the current sources' objects (not those of removed files); it is
 # replaced only when that changes anything, so the harnesses relink only then.
 objs=()
-for src in src/*.c; do objs+=("$OUT/obj/$(basename "${src%.c}").o"); done
+for src in src/*/*.c; do objs+=("$OUT/obj/$(basename "${src%.c}").o"); done
 rm -f "$OUT/libnabla-fuzz.a.new"
 ar rcs "$OUT/libnabla-fuzz.a.new" "${objs[@]}"
 if [ ${#stale[@]} -gt 0 ] || ! cmp -s "$OUT/libnabla-fuzz.a.new" "$OUT/libnabla-fuzz.a"; then

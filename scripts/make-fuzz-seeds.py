@@ -84,7 +84,7 @@ def norm(mode, mean, std, features, eps=1e-5):
 
 def checkpoint_meta(epoch, step, optimizer=0, optim_steps=None, rng=None, dropout=None,
                     position=0, loss_sum=0.0, correct=0):
-    """The trainer's state as src/train.c writes it (checkpoint_state)."""
+    """The trainer's state as src/train/train.c writes it (checkpoint_state)."""
     rng = rng or ["9e3779b97f4a7c15", "bf58476d1ce4e5b9", "94d049bb133111eb", "2545f4914f6cdd1d"]
     dropout = dropout or ["0123456789abcdef", "fedcba9876543210", "0f1e2d3c4b5a6978",
                           "8796a5b4c3d2e1f0"]

@@ -1,4 +1,4 @@
-/* bf16 mixed precision (src/bf16.c, issue 8):
+/* bf16 mixed precision (src/backend/bf16.c, issue 8):
  *   - conversion: round to nearest even in every corner (ties both ways, subnormals, the
  *     overflow to inf, inf, NaN kept NaN), every bf16 value round-trips, the vectorised
  *     conversion equals the scalar one bit for bit;
@@ -15,9 +15,9 @@
  *   - the refusal path: NABLA_DISABLE_BF16=1 makes nb_bf16_supported and
  *     nb_graph_set_precision refuse with NB_ENOTSUP and a message, leaving the graph in fp32.
  * On a machine without bf16 support only the conversion and refusal checks run. */
-#include "bf16.h"
+#include "backend/bf16.h"
 #include "check.h"
-#include "gemm_pool.h"
+#include "backend/gemm_pool.h"
 #include "nabla.h"
 
 #include <float.h>

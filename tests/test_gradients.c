@@ -1,7 +1,7 @@
 /* Every module and loss against central finite differences (random upstream gradient, inputs
  * kept away from kinks and ties), and proof that a deliberately wrong backward is caught. */
 #include "check.h"
-#include "graph.h"
+#include "core/graph.h"
 #include "nabla.h"
 
 #include <string.h>

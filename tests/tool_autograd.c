@@ -3,7 +3,7 @@
  *
  *     tool_autograd MODEL DATA_DIR OUT_DIR
  *
- * MODEL is a description file (the text format of src/describe.c). DATA_DIR holds raw
+ * MODEL is a description file (the text format of src/model/describe.c). DATA_DIR holds raw
  * little-endian arrays, row-major, no header (what numpy's ndarray.tofile writes):
  *
  *     <input>.bin        float32 [N, per-sample dims] for every input node

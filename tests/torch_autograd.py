@@ -10,7 +10,7 @@ everything is finite; the table shows the largest absolute and relative differen
 (relative = |a − b| / max(|b|, ATOL)). Exit status 1 on any mismatch, missing tensor,
 non-finite value or tool failure.
 
-Conventions matched by hand (see src/loss.c): nabla's MSE mean is 1/N Σ_p ‖y_p − ȳ_p‖², i.e.
+Conventions matched by hand (see src/loss/loss.c): nabla's MSE mean is 1/N Σ_p ‖y_p − ȳ_p‖², i.e.
 mse_loss(reduction='sum') / N, not torch's mean over N·D; the classification losses average
 over the batch like torch's default reduction='mean'. Dropout is in evaluation mode (the
 tool never switches training on), where it is the identity.

@@ -1,0 +1,599 @@
+/* The graph: named nodes in creation (= topological) order, memory planned once per batch
+ * size, forward in order, backpropagation in reverse order (LECTURE.md §3).
+ *
+ * Backprop computes, for every module z_{k+1} = f_k(z_k, w_k) that the root depends on,
+ *   ∂c/∂z_k += ∂c/∂z_{k+1} · ∂f_k/∂z_k   and   ∂c/∂w_k += ∂c/∂z_{k+1} · ∂f_k/∂w_k,
+ * never forming a Jacobian: each module implements its vector–Jacobian product. Because
+ * every product accumulates (+=), a node feeding several modules (the lecture's Duplicate,
+ * n-way fan-out) receives the sum of their gradients without a module of its own. */
+#include "backend/bf16.h"
+#include "core/graph.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const nb_op_def *const nb_op_table[NB_OP_COUNT] = {
+    [NB_OP_INPUT] = &nb_op_input_def,
+    [NB_OP_LABELS] = &nb_op_labels_def,
+    [NB_OP_PARAM] = &nb_op_param_def,
+    [NB_OP_LINEAR] = &nb_op_linear_def,
+    [NB_OP_RELU] = &nb_op_relu_def,
+    [NB_OP_TANH] = &nb_op_tanh_def,
+    [NB_OP_SIGMOID] = &nb_op_sigmoid_def,
+    [NB_OP_ADD] = &nb_op_add_def,
+    [NB_OP_MAX] = &nb_op_max_def,
+    [NB_OP_MUL] = &nb_op_mul_def,
+    [NB_OP_SCALE] = &nb_op_scale_def,
+    [NB_OP_SUM] = &nb_op_sum_def,
+    [NB_OP_MEAN] = &nb_op_mean_def,
+    [NB_OP_SOFTMAX] = &nb_op_softmax_def,
+    [NB_OP_LOG_SOFTMAX] = &nb_op_log_softmax_def,
+    [NB_OP_DROPOUT] = &nb_op_dropout_def,
+    [NB_OP_RESHAPE] = &nb_op_reshape_def,
+    [NB_OP_NEAREST] = &nb_op_nearest_def,
+    [NB_OP_MSE] = &nb_op_mse_def,
+    [NB_OP_NLL] = &nb_op_nll_def,
+    [NB_OP_CROSS_ENTROPY] = &nb_op_cross_entropy_def,
+};
+
+const char *nb_op_name(nb_op op)
+{
+    return (unsigned)op < NB_OP_COUNT ? nb_op_table[op]->name : "?";
+}
+
+static int is_leaf(nb_op op) { return op == NB_OP_INPUT || op == NB_OP_LABELS || op == NB_OP_PARAM; }
+
+nb_graph *nb_graph_new(uint64_t seed, nb_gemm *gemm)
+{
+    nb_graph *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    nb_rng_seed(&g->rng, seed);
+    g->gemm = gemm;
+    g->param_generation = 1;
+    return g;
+}
+
+void nb_graph_free(nb_graph *g)
+{
+    if (!g)
+        return;
+    nb_bf16_state_free(g->bf16); /* before the gemm context whose threads it used */
+    if (g->owns_gemm)
+        nb_gemm_free(g->gemm);
+    free(g->nodes);
+    free(g->params);
+    free(g->param_grads);
+    free(g->param_nodes);
+    free(g->arena);
+    free(g->label_arena);
+    free(g->mark);
+    free(g->first_user);
+    free(g);
+}
+
+nb_status nb_graph_error(const nb_graph *g, nb_error *err)
+{
+    if (g->error.code && err)
+        *err = g->error;
+    return g->error.code;
+}
+
+/* ---- shapes ------------------------------------------------------------------------------ */
+
+char *nb_shape_format(const nb_node *n, char *buf, size_t size)
+{
+    size_t used = (size_t)snprintf(buf, size, "[%s", n->batched ? "N" : "");
+    for (int i = 0; i < n->ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", (i || n->batched) ? "," : "",
+                                 (long long)n->dims[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+nb_status nb_shape_mismatch(nb_error *err, const nb_node *n, const nb_node *a,
+                            const nb_node *b, const char *why)
+{
+    char sa[64], sb[64];
+    return nb_error_set(err, NB_ESHAPE, "%s '%s': %s: '%s' is %s but '%s' is %s",
+                        nb_op_table[n->op]->name, n->name, why, a->name,
+                        nb_shape_format(a, sa, sizeof sa), b->name,
+                        nb_shape_format(b, sb, sizeof sb));
+}
+
+void nb_shape_copy(nb_node *dst, const nb_node *src)
+{
+    dst->ndim = src->ndim;
+    memcpy(dst->dims, src->dims, sizeof dst->dims);
+    dst->batched = src->batched;
+}
+
+static int64_t shape_size(const nb_node *n)
+{
+    int64_t s = 1;
+    for (int i = 0; i < n->ndim; i++)
+        s *= n->dims[i];
+    return s;
+}
+
+/* ---- building ---------------------------------------------------------------------------- */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int fail(nb_graph *g, nb_status code, const char *fmt, ...)
+{
+    if (!g->error.code) {
+        va_list ap;
+        va_start(ap, fmt);
+        g->error.code = code;
+        vsnprintf(g->error.msg, sizeof g->error.msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int nb_graph_add(nb_graph *g, const char *name, nb_op op, const int *inputs, int n_inputs,
+                 int ndim, const int64_t *dims, float fparam, int iparam)
+{
+    if (!g || g->error.code)
+        return -1;
+    const nb_op_def *def = nb_op_table[op];
+    if (!name || !*name || strlen(name) >= NB_NAME_MAX)
+        return fail(g, NB_EINVAL, "%s: node name '%s' must have 1 to 63 characters", def->name,
+                    name ? name : "(null)");
+    if (n_inputs < 0 || n_inputs > NB_MAX_INPUTS || ndim < 0 || ndim > NB_MAX_DIMS)
+        return fail(g, NB_EINVAL, "%s '%s': invalid arguments", def->name, name);
+    if (nb_graph_find(g, name) >= 0)
+        return fail(g, NB_EINVAL, "%s '%s': a node of that name already exists", def->name, name);
+    for (int i = 0; i < n_inputs; i++)
+        if (inputs[i] < 0 || inputs[i] >= g->count)
+            return fail(g, NB_EINVAL, "%s '%s': an input is not a node of this graph", def->name,
+                        name);
+    if (g->count == g->capacity) {
+        int cap = g->capacity ? 2 * g->capacity : 16;
+        nb_node *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes)
+            return fail(g, NB_ENOMEM, "%s '%s': out of memory", def->name, name);
+        g->nodes = nodes;
+        g->capacity = cap;
+    }
+    nb_node *n = &g->nodes[g->count];
+    memset(n, 0, sizeof *n);
+    strcpy(n->name, name);
+    n->op = op;
+    n->def = def;
+    n->n_inputs = n_inputs;
+    if (n_inputs)
+        memcpy(n->inputs, inputs, (size_t)n_inputs * sizeof *inputs);
+    n->fparam = fparam;
+    n->iparam = iparam;
+    n->ndim = ndim;
+    if (ndim > 0)
+        memcpy(n->dims, dims, (size_t)ndim * sizeof *dims);
+    for (int i = 0; i < n_inputs; i++) {
+        if (g->nodes[inputs[i]].op == NB_OP_LABELS && op != NB_OP_NLL && op != NB_OP_CROSS_ENTROPY)
+            return fail(g, NB_ESHAPE, "%s '%s': class labels can only feed a classification loss",
+                        def->name, name);
+        n->requires_grad |= g->nodes[inputs[i]].requires_grad;
+    }
+    nb_error err = {0};
+    if (def->shape(g, n, &err) != NB_OK) {
+        g->error = err;
+        return -1;
+    }
+    n->size = shape_size(n);
+    g->batch = 0; /* the memory plan no longer covers every node */
+    return g->count++;
+}
+
+int nb_input(nb_graph *g, const char *name, int ndim, const int64_t *dims)
+{
+    if (!g || g->error.code)
+        return -1;
+    if (ndim < 1 || ndim > NB_MAX_DIMS - 1)
+        return fail(g, NB_ESHAPE, "input '%s': %d dimensions per sample, expected 1 to 3", name, ndim);
+    int64_t size = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 1 || dims[i] > ((int64_t)1 << 30))
+            return fail(g, NB_ESHAPE, "input '%s': dimension %d is %lld, expected 1 to 2^30", name, i,
+                        (long long)dims[i]);
+        size *= dims[i]; /* at most 2^30 · 2^30 before the check below stops it */
+        if (size > ((int64_t)1 << 30))
+            return fail(g, NB_ESHAPE, "input '%s': %lld or more features per sample, expected at "
+                        "most 2^30", name, (long long)size);
+    }
+    return nb_graph_add(g, name, NB_OP_INPUT, NULL, 0, ndim, dims, 0, 0);
+}
+
+int nb_labels(nb_graph *g, const char *name)
+{
+    return nb_graph_add(g, name, NB_OP_LABELS, NULL, 0, 0, NULL, 0, 0);
+}
+
+int nb_param(nb_graph *g, const char *name, int ndim, const int64_t *dims)
+{
+    if (!g || g->error.code)
+        return -1;
+    if (ndim < 1 || ndim > NB_MAX_DIMS)
+        return fail(g, NB_ESHAPE, "parameter '%s': %d dimensions, expected 1 to 4", name, ndim);
+    int64_t size = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 1 || dims[i] > ((int64_t)1 << 30) || size > ((int64_t)1 << 32) / dims[i])
+            return fail(g, NB_ESHAPE, "parameter '%s': size out of range (max 2^32 elements)", name);
+        size *= dims[i];
+    }
+    if (g->param_floats + (size_t)size > g->param_capacity) {
+        size_t cap = g->param_capacity ? g->param_capacity : 1024;
+        while (cap < g->param_floats + (size_t)size)
+            cap *= 2;
+        float *p = realloc(g->params, cap * sizeof *p);
+        if (!p)
+            return fail(g, NB_ENOMEM, "parameter '%s': out of memory", name);
+        g->params = p;
+        float *d = realloc(g->param_grads, cap * sizeof *d);
+        if (!d)
+            return fail(g, NB_ENOMEM, "parameter '%s': out of memory", name);
+        g->param_grads = d;
+        g->param_capacity = cap;
+    }
+    int *pn = realloc(g->param_nodes, (size_t)(g->param_count + 1) * sizeof *pn);
+    if (!pn)
+        return fail(g, NB_ENOMEM, "parameter '%s': out of memory", name);
+    g->param_nodes = pn;
+    int id = nb_graph_add(g, name, NB_OP_PARAM, NULL, 0, ndim, dims, 0, 0);
+    if (id < 0)
+        return -1;
+    nb_node *n = &g->nodes[id];
+    n->requires_grad = 1;
+    n->param_offset = g->param_floats;
+    memset(g->params + g->param_floats, 0, (size_t)size * sizeof(float));
+    memset(g->param_grads + g->param_floats, 0, (size_t)size * sizeof(float));
+    g->param_floats += (size_t)size;
+    g->param_nodes[g->param_count++] = id;
+    return id;
+}
+
+/* ---- introspection ----------------------------------------------------------------------- */
+
+int nb_graph_find(const nb_graph *g, const char *name)
+{
+    for (int i = 0; i < g->count; i++)
+        if (strcmp(g->nodes[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int nb_graph_node_count(const nb_graph *g) { return g->count; }
+const char *nb_node_name(const nb_graph *g, int node) { return g->nodes[node].name; }
+nb_op nb_node_op(const nb_graph *g, int node) { return g->nodes[node].op; }
+int nb_node_input_count(const nb_graph *g, int node) { return g->nodes[node].n_inputs; }
+int nb_node_input(const nb_graph *g, int node, int i) { return g->nodes[node].inputs[i]; }
+int nb_node_is_batched(const nb_graph *g, int node) { return g->nodes[node].batched; }
+int64_t nb_node_size(const nb_graph *g, int node) { return g->nodes[node].size; }
+int nb_node_requires_grad(const nb_graph *g, int node) { return g->nodes[node].requires_grad; }
+
+int nb_node_shape(const nb_graph *g, int node, int64_t dims[NB_MAX_DIMS])
+{
+    const nb_node *n = &g->nodes[node];
+    memcpy(dims, n->dims, sizeof n->dims);
+    return n->ndim;
+}
+
+char *nb_node_shape_str(const nb_graph *g, int node, char *buf, size_t size)
+{
+    return nb_shape_format(&g->nodes[node], buf, size);
+}
+
+void nb_node_set_requires_grad(nb_graph *g, int node, int flag)
+{
+    if (g->nodes[node].op == NB_OP_INPUT) {
+        g->nodes[node].requires_grad = flag != 0;
+        g->batch = 0;
+    }
+}
+
+size_t nb_graph_param_floats(const nb_graph *g) { return g->param_floats; }
+/* A writable pointer to the parameters counts as a change (bf16.c remakes the shadow). */
+float *nb_graph_params(nb_graph *g)
+{
+    g->param_generation++;
+    return g->params;
+}
+float *nb_graph_param_grads(nb_graph *g) { return g->param_grads; }
+int nb_graph_param_count(const nb_graph *g) { return g->param_count; }
+int nb_graph_param_node(const nb_graph *g, int i) { return g->param_nodes[i]; }
+
+void nb_graph_set_training(nb_graph *g, int training) { g->training = training != 0; }
+int nb_graph_training(const nb_graph *g) { return g->training; }
+nb_rng *nb_graph_rng(nb_graph *g) { return &g->rng; }
+int64_t nb_graph_batch(const nb_graph *g) { return g->batch; }
+
+float *nb_value(nb_graph *g, int node)
+{
+    nb_node *n = &g->nodes[node];
+    if (n->op == NB_OP_PARAM) {
+        g->param_generation++; /* as nb_graph_params */
+        return g->params + n->param_offset;
+    }
+    return g->batch ? n->value : NULL;
+}
+
+float *nb_grad(nb_graph *g, int node)
+{
+    nb_node *n = &g->nodes[node];
+    if (n->op == NB_OP_PARAM)
+        return g->param_grads + n->param_offset;
+    return g->batch ? n->grad : NULL;
+}
+
+int32_t *nb_labels_data(nb_graph *g, int node)
+{
+    return g->batch ? g->nodes[node].labels : NULL;
+}
+
+/* ---- memory plan ------------------------------------------------------------------------- */
+
+/* Linear followed by ReLU, when the ReLU is the Linear's only consumer: the Linear's forward
+ * writes both outputs in one pass over its product while it is in cache (op_linear.c), and
+ * the ReLU's forward has nothing left to do. Both outputs are still stored, so every node's
+ * value is what it would be without the fusion; backward is unchanged. Only the library's own
+ * modules are fused (a test may have swapped in another definition). */
+static void plan_fusion(nb_graph *g)
+{
+    for (int i = 0; i < g->count; i++) {
+        g->nodes[i].consumers = 0;
+        g->nodes[i].relu_out = -1;
+        g->nodes[i].fused = 0;
+    }
+    for (int i = 0; i < g->count; i++)
+        for (int k = 0; k < g->nodes[i].n_inputs; k++)
+            g->nodes[g->nodes[i].inputs[k]].consumers++;
+    for (int i = 0; i < g->count; i++) {
+        nb_node *r = &g->nodes[i];
+        if (r->op != NB_OP_RELU || r->def != &nb_op_relu_def)
+            continue;
+        nb_node *lin = nb_in(g, r, 0);
+        if (lin->op == NB_OP_LINEAR && lin->def == &nb_op_linear_def && lin->consumers == 1) {
+            lin->relu_out = i;
+            r->fused = 1;
+        }
+    }
+}
+
+nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
+{
+    if (g->error.code)
+        return nb_graph_error(g, err);
+    if (batch < 1 || batch > ((int64_t)1 << 24))
+        return nb_error_set(err, NB_EINVAL, "batch size %lld out of range (1 to 2^24)",
+                            (long long)batch);
+    if (!g->gemm) {
+        g->gemm = nb_gemm_new(NB_GEMM_AUTO, 0, err);
+        if (!g->gemm)
+            return err ? err->code : NB_ENOMEM;
+        g->owns_gemm = 1;
+    }
+    /* requires_grad flows forward from parameters and from inputs that ask for it */
+    for (int i = 0; i < g->count; i++) {
+        nb_node *n = &g->nodes[i];
+        if (is_leaf(n->op))
+            continue;
+        n->requires_grad = 0;
+        for (int k = 0; k < n->n_inputs; k++)
+            n->requires_grad |= nb_in(g, n, k)->requires_grad;
+    }
+    size_t floats = 0, labels = 0;
+    for (int i = 0; i < g->count; i++) {
+        nb_node *n = &g->nodes[i];
+        size_t rows = n->batched ? (size_t)batch : 1;
+        if (n->op == NB_OP_PARAM)
+            continue;
+        if (n->op == NB_OP_LABELS) {
+            n->value_offset = labels;
+            labels += (size_t)batch;
+            continue;
+        }
+        n->value_offset = floats;
+        floats += rows * (size_t)n->size;
+        n->grad_offset = floats;
+        floats += rows * (size_t)n->size;
+        n->aux_offset = floats;
+        floats += (size_t)batch * (size_t)n->aux_size; /* scratch is per sample */
+    }
+    if (floats > g->arena_floats) {
+        float *a = realloc(g->arena, floats * sizeof *a);
+        if (!a)
+            return nb_error_set(err, NB_ENOMEM, "out of memory planning %zu MB of activations",
+                                floats * sizeof *a >> 20);
+        g->arena = a;
+        g->arena_floats = floats;
+    }
+    if (labels > g->label_floats) {
+        int32_t *l = realloc(g->label_arena, labels * sizeof *l);
+        if (!l)
+            return nb_error_set(err, NB_ENOMEM, "out of memory for labels");
+        g->label_arena = l;
+        g->label_floats = labels;
+    }
+    if (g->count + 1 > g->mark_capacity) {
+        char *mark = realloc(g->mark, (size_t)g->count + 1);
+        if (mark)
+            g->mark = mark;
+        int *first = realloc(g->first_user, ((size_t)g->count + 1) * sizeof *first);
+        if (first)
+            g->first_user = first;
+        if (!mark || !first)
+            return nb_error_set(err, NB_ENOMEM, "out of memory");
+        g->mark_capacity = g->count + 1;
+    }
+    plan_fusion(g);
+    for (int i = 0; i < g->count; i++) {
+        nb_node *n = &g->nodes[i];
+        if (n->op == NB_OP_PARAM) {
+            n->value = g->params + n->param_offset;
+            n->grad = g->param_grads + n->param_offset;
+        } else if (n->op == NB_OP_LABELS) {
+            n->labels = g->label_arena + n->value_offset;
+        } else {
+            n->value = g->arena + n->value_offset;
+            n->grad = g->arena + n->grad_offset;
+            n->aux = g->arena + n->aux_offset;
+        }
+    }
+    /* Fresh inputs hold zeros rather than garbage until the caller fills them. */
+    if (floats) /* a graph of labels alone has no float arena at all */
+        memset(g->arena, 0, floats * sizeof *g->arena);
+    if (labels)
+        memset(g->label_arena, 0, labels * sizeof *g->label_arena);
+    if (g->precision == NB_PRECISION_BF16) {
+        nb_status s = nb_bf16_prepare(g, batch, err);
+        if (s) {
+            g->batch = 0; /* the plan above no longer matches the old batch */
+            return s;
+        }
+    }
+    g->batch = batch;
+    return NB_OK;
+}
+
+/* ---- forward and backward ---------------------------------------------------------------- */
+
+/* mark[i] = 1 for `root` and every node it depends on. Inputs precede their users, so one
+ * walk downwards from root suffices. */
+static void mark_ancestors(nb_graph *g, int root)
+{
+    memset(g->mark, 0, (size_t)g->count);
+    g->mark[root] = 1;
+    for (int i = root; i >= 0; i--)
+        if (g->mark[i])
+            for (int k = 0; k < g->nodes[i].n_inputs; k++)
+                g->mark[g->nodes[i].inputs[k]] = 1;
+}
+
+static nb_status check_prepared(nb_graph *g, int node, nb_error *err)
+{
+    if (g->error.code)
+        return nb_graph_error(g, err);
+    if (!g->batch)
+        return nb_error_set(err, NB_EINVAL, "call nb_graph_prepare after building the graph");
+    if (node < 0 || node >= g->count)
+        return nb_error_set(err, NB_EINVAL, "node %d is not in the graph", node);
+    return NB_OK;
+}
+
+nb_status nb_graph_forward_to(nb_graph *g, int target, nb_error *err)
+{
+    nb_status s = check_prepared(g, target, err);
+    if (s)
+        return s;
+    mark_ancestors(g, target);
+    for (int i = 0; i <= target; i++) {
+        nb_node *n = &g->nodes[i];
+        if (g->mark[i] && !is_leaf(n->op) && !n->fused)
+            n->def->forward(g, n, g->batch);
+    }
+    return NB_OK;
+}
+
+nb_status nb_graph_forward(nb_graph *g, nb_error *err)
+{
+    if (g->count == 0)
+        return nb_error_set(err, NB_EINVAL, "the graph is empty");
+    nb_status s = check_prepared(g, 0, err);
+    for (int i = 0; !s && i < g->count; i++)
+        if (!is_leaf(g->nodes[i].op) && !g->nodes[i].fused)
+            g->nodes[i].def->forward(g, &g->nodes[i], g->batch);
+    return s;
+}
+
+/* Gradients are not zeroed before the pass where that can be avoided: a node whose gradient
+ * is first contributed to by a module that can overwrite (nb_op_def.writes_fresh; backward
+ * runs in reverse order, so that is its highest-numbered consumer that backward visits) is
+ * marked fresh instead, and that module writes rather than adds; later contributions add as
+ * usual. Other gradients are zeroed first. Parameters are handled so only when params_fresh
+ * (a training step); otherwise their gradients accumulate across calls. A gradient that is
+ * still fresh at the end received nothing and is zeroed then. */
+static nb_status backward(nb_graph *g, int root, const float *seed, int params_fresh,
+                          nb_error *err)
+{
+    nb_status s = check_prepared(g, root, err);
+    if (s)
+        return s;
+    if (g->nodes[root].op == NB_OP_LABELS)
+        return nb_error_set(err, NB_EINVAL, "backward from '%s': class labels are integers and "
+                            "have no gradient", g->nodes[root].name);
+    mark_ancestors(g, root);
+    for (int i = 0; i <= root; i++) {
+        nb_node *n = &g->nodes[i];
+        const nb_op_def *def = n->def;
+        if (g->mark[i] && !is_leaf(n->op) && n->requires_grad && !def->backward)
+            return nb_error_set(err, NB_ENOGRAD, "%s '%s' has no gradient: %s", def->name,
+                                n->name, def->no_grad_reason);
+    }
+    for (int i = 0; i <= root; i++)
+        g->first_user[i] = -1;
+    for (int i = 0; i <= root; i++) {
+        nb_node *n = &g->nodes[i];
+        if (g->mark[i] && !is_leaf(n->op) && n->requires_grad)
+            for (int k = 0; k < n->n_inputs; k++)
+                g->first_user[n->inputs[k]] = i; /* the last one wins: backward's first */
+    }
+    for (int i = 0; i < root; i++) {
+        nb_node *n = &g->nodes[i];
+        n->grad_fresh = 0;
+        if (!g->mark[i] || !n->requires_grad || (n->op == NB_OP_PARAM && !params_fresh))
+            continue;
+        int first = g->first_user[i];
+        if (first >= 0 && g->nodes[first].def->writes_fresh)
+            n->grad_fresh = 1;
+        else
+            memset(n->grad, 0, (size_t)(n->batched ? g->batch : 1) * (size_t)n->size * sizeof(float));
+    }
+    nb_node *r = &g->nodes[root];
+    r->grad_fresh = 0;
+    size_t root_floats = (size_t)(r->batched ? g->batch : 1) * (size_t)r->size;
+    if (seed)
+        memcpy(r->grad, seed, root_floats * sizeof *seed);
+    else
+        for (size_t k = 0; k < root_floats; k++)
+            r->grad[k] = 1.0f;
+    for (int i = root; i >= 0; i--) {
+        nb_node *n = &g->nodes[i];
+        if (g->mark[i] && !is_leaf(n->op) && n->requires_grad)
+            n->def->backward(g, n, g->batch);
+    }
+    for (int i = 0; i < root; i++) {
+        nb_node *n = &g->nodes[i];
+        if (n->grad_fresh) {
+            memset(n->grad, 0, (size_t)(n->batched ? g->batch : 1) * (size_t)n->size * sizeof(float));
+            n->grad_fresh = 0;
+        }
+    }
+    if (params_fresh) /* parameters the root does not depend on */
+        for (int p = 0; p < g->param_count; p++) {
+            nb_node *n = &g->nodes[g->param_nodes[p]];
+            if (g->param_nodes[p] > root || !g->mark[g->param_nodes[p]])
+                memset(n->grad, 0, (size_t)n->size * sizeof(float));
+        }
+    return NB_OK;
+}
+
+nb_status nb_graph_backward(nb_graph *g, int root, const float *seed, nb_error *err)
+{
+    return backward(g, root, seed, 0, err);
+}
+
+nb_status nb_graph_backward_step(nb_graph *g, int root, const float *seed, nb_error *err)
+{
+    return backward(g, root, seed, 1, err);
+}
+
+void nb_graph_zero_grad(nb_graph *g)
+{
+    if (g->param_floats)
+        memset(g->param_grads, 0, g->param_floats * sizeof *g->param_grads);
+}

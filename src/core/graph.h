@@ -1,0 +1,129 @@
+/* Internal: the graph's node records and the module table. Not part of the public API. */
+#ifndef NB_GRAPH_H
+#define NB_GRAPH_H
+
+#include "nabla.h"
+
+#define NB_MAX_INPUTS 3
+
+typedef struct nb_node {
+    char name[NB_NAME_MAX];
+    nb_op op;
+    const struct nb_op_def *def; /* nb_op_table[op]; a test may swap in a broken one */
+    int n_inputs;
+    int inputs[NB_MAX_INPUTS];
+    int ndim;
+    int64_t dims[NB_MAX_DIMS]; /* per sample when batched */
+    int batched;
+    int64_t size;              /* elements per sample (batched) or in all */
+    int requires_grad;
+    float fparam;              /* Scale: factor; Dropout: p */
+    int iparam;                /* Linear: has bias; MSE: reduction */
+    /* storage, resolved by nb_graph_prepare */
+    size_t param_offset;       /* parameters: offset into the flat buffers */
+    size_t value_offset, grad_offset, aux_offset; /* activations: offsets into the arena */
+    int64_t aux_size;          /* scratch floats per sample (Dropout's mask, …) */
+    float *value, *grad, *aux;
+    int32_t *labels;
+    /* set by nb_graph_prepare */
+    int consumers;             /* nodes that take this one as an input */
+    int relu_out;              /* Linear: the ReLU node whose output its forward also writes
+                                  (its only consumer), else -1 */
+    int fused;                 /* ReLU: computed by its input Linear's forward */
+    /* during backward: the gradient holds stale data and its first contribution must
+     * overwrite it rather than add to it (see nb_graph_backward in graph.c) */
+    int grad_fresh;
+} nb_node;
+
+struct nb_graph {
+    nb_node *nodes;
+    int count, capacity;
+    nb_error error;            /* sticky building error */
+    /* parameters: one flat buffer of values, one of gradients (same layout) */
+    float *params, *param_grads;
+    size_t param_floats, param_capacity;
+    int *param_nodes;
+    int param_count;
+    /* activations for the prepared batch */
+    float *arena;
+    size_t arena_floats;
+    int32_t *label_arena;
+    size_t label_floats;
+    int64_t batch;             /* 0: not prepared since the last change */
+    char *mark;                /* per-node scratch for backward's reachability */
+    int *first_user;           /* per-node scratch: the consumer whose backward runs first */
+    int mark_capacity;
+    nb_rng rng;
+    int training;
+    nb_gemm *gemm;
+    int owns_gemm;
+    /* mixed precision (bf16.c): Linear's products in bf16 when precision is NB_PRECISION_BF16;
+     * the bf16 shadow of the weights is remade when param_generation moved on */
+    nb_precision precision;
+    uint64_t param_generation;
+    struct nb_bf16_state *bf16;
+};
+
+/* One entry of the module table: the shape rule, the forward and the vector–Jacobian
+ * product, side by side in the module's own file. */
+typedef struct nb_op_def {
+    const char *name;
+    int n_inputs;
+    /* Checks the inputs and sets n's shape; may set aux_size. */
+    nb_status (*shape)(nb_graph *g, nb_node *n, nb_error *err);
+    void (*forward)(nb_graph *g, nb_node *n, int64_t batch);
+    /* Accumulates (+=) into the gradients of n's inputs that require them. NULL: the module
+     * has no gradient, and `no_grad_reason` says why. */
+    void (*backward)(nb_graph *g, nb_node *n, int64_t batch);
+    const char *no_grad_reason;
+    /* The backward honours grad_fresh on its inputs: where it is set, the first contribution
+     * is written (=, or beta = 0) and the flag cleared, instead of added to a zeroed buffer. */
+    int writes_fresh;
+} nb_op_def;
+
+/* Accumulates into dst (n floats) or, when *fresh is set, overwrites it and clears *fresh: the
+ * two ways a backward contributes to a gradient (see nb_op_def.writes_fresh). */
+static inline float nb_grad_beta(int *fresh)
+{
+    float beta = *fresh ? 0.0f : 1.0f;
+    *fresh = 0;
+    return beta;
+}
+
+extern const nb_op_def *const nb_op_table[NB_OP_COUNT];
+
+/* The module definitions, one per file under src/ops/op_*.c. */
+extern const nb_op_def nb_op_input_def, nb_op_labels_def, nb_op_param_def, nb_op_linear_def,
+    nb_op_relu_def, nb_op_tanh_def, nb_op_sigmoid_def, nb_op_add_def, nb_op_max_def,
+    nb_op_mul_def, nb_op_scale_def, nb_op_sum_def, nb_op_mean_def, nb_op_softmax_def,
+    nb_op_log_softmax_def, nb_op_dropout_def, nb_op_reshape_def, nb_op_nearest_def,
+    nb_op_mse_def, nb_op_nll_def, nb_op_cross_entropy_def;
+
+/* Adds a node of kind op with the given inputs, preset dims (read by the shape rules of
+ * leaves and Reshape; others compute their own) and module parameters; runs the shape rule.
+ * Returns the handle or -1 (and records the sticky error). */
+int nb_graph_add(nb_graph *g, const char *name, nb_op op, const int *inputs, int n_inputs,
+                 int ndim, const int64_t *dims, float fparam, int iparam);
+
+/* Backpropagation for a training step: as nb_graph_zero_grad followed by nb_graph_backward(g,
+ * root, seed, err), but nothing is zeroed beforehand. Every gradient's first contribution
+ * (parameters' included) overwrites it; a gradient that receives none is zeroed afterwards.
+ * Saves a pass over all parameter gradients and every activation gradient per step. */
+nb_status nb_graph_backward_step(nb_graph *g, int root, const float *seed, nb_error *err);
+
+/* The optimiser step split across the threads of gemm's pool: the same element-wise rules on
+ * blocks of the parameters, so the result is bit-identical to nb_optim_step. */
+void nb_optim_step_parallel(nb_optim *opt, float *w, float *g, float lr, nb_gemm *gemm);
+
+static inline nb_node *nb_in(nb_graph *g, const nb_node *n, int i)
+{
+    return &g->nodes[n->inputs[i]];
+}
+
+/* Shape-rule helpers: format a shape, and report a mismatch between two nodes. */
+char *nb_shape_format(const nb_node *n, char *buf, size_t size);
+nb_status nb_shape_mismatch(nb_error *err, const nb_node *n, const nb_node *a,
+                            const nb_node *b, const char *why);
+void nb_shape_copy(nb_node *dst, const nb_node *src);
+
+#endif

@@ -1,0 +1,653 @@
+/* Safetensors model files, following https://github.com/huggingface/safetensors:
+ *
+ *     bytes [0, 8)        N, the header size: unsigned 64-bit little-endian
+ *     bytes [8, 8+N)      a UTF-8 JSON object, padded with spaces so that 8+N is a multiple
+ *                         of 8 (the reference writer does this; readers must accept either)
+ *                           {"__metadata__": {"format": "pt"},
+ *                            "fc1.weight": {"dtype": "F32", "shape": [64, 784],
+ *                                           "data_offsets": [0, 200704]}, ...}
+ *     bytes [8+N, EOF)    the data buffer. Each tensor is row-major little-endian at
+ *                         [begin, end) relative to the buffer's start; together the tensors
+ *                         cover the buffer exactly, with no overlaps and no holes.
+ *
+ * Only F32 is supported. The reader treats the file as hostile: every size is checked against
+ * the file's size (fstat) before anything is allocated, the header is checked byte by byte
+ * (UTF-8, control bytes, \u0000, number syntax) before cJSON parses it, because cJSON lets
+ * those through, and every message names the file and the field or byte at fault. */
+#include "formats/safetensors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct nb_safetensors {
+    int count;
+    nb_tensor_ref *tensors; /* in file order (ascending data offsets) */
+    int *by_name;           /* indices into tensors, sorted by name, for find */
+    int meta_count;
+    const char **meta_keys; /* sorted by key */
+    const char **meta_values;
+    char *strings;          /* every name, key and value, NUL-terminated */
+    float *data;            /* all tensors, each at a DATA_ALIGN boundary */
+};
+
+/* ---- reading --------------------------------------------------------------------------- */
+
+/* The parsed header entry of one tensor. The name points into the cJSON tree. */
+typedef struct entry {
+    const char *name;
+    int key;       /* position among the header's keys (1-based), for messages */
+    int ndim;
+    int64_t dims[NB_MAX_DIMS];
+    int64_t elems;
+    uint64_t begin, end;
+} entry;
+
+static int entry_offset_cmp(const void *pa, const void *pb)
+{
+    const entry *a = pa, *b = pb;
+    if (a->begin != b->begin)
+        return a->begin < b->begin ? -1 : 1;
+    if (a->end != b->end)
+        return a->end < b->end ? -1 : 1;
+    return (a->key > b->key) - (a->key < b->key);
+}
+
+/* Checks what cJSON would let through: UTF-8 well-formedness, raw control bytes, \u0000
+ * (cJSON would silently cut the string there, so "a\u0000b" and "a" would collide), and
+ * number syntax (cJSON takes whatever strtod takes: "01", "1.", "1e3"). A safetensors header
+ * holds only non-negative integers, so fractions and exponents are rejected here; a minus
+ * sign is left to the field checks, which can name the field. Counts tokens against
+ * TOKEN_LIMIT before cJSON allocates anything. */
+static nb_status scan_header(const char *path, const unsigned char *h, size_t n, nb_error *err)
+{
+    int in_string = 0;
+    size_t i = 0, tokens = 0;
+    while (i < n) {
+        unsigned char c = h[i], lower = c | 0x20;
+        /* A token starts at a string's quote, a number, a bracket or a literal's first
+         * letter (true, false, null). */
+        if (!in_string &&
+            (c == '"' || c == '-' || (c >= '0' && c <= '9') || c == '{' || c == '[' ||
+             (lower >= 'a' && lower <= 'z' && (i == 0 || !((h[i - 1] | 0x20) >= 'a' &&
+                                                          (h[i - 1] | 0x20) <= 'z')))) &&
+            ++tokens > TOKEN_LIMIT)
+            return nb_error_set(err, NB_EFORMAT,
+                                "%s: header byte %zu (file offset %zu): more than %d JSON "
+                                "tokens; nabla's limit (about 140000 tensors) keeps hostile "
+                                "headers from exhausting memory",
+                                path, i, i + 8, TOKEN_LIMIT);
+        if (c >= 0x80) {
+            size_t len = st_utf8_seq(h + i, n - i);
+            if (!len)
+                return nb_error_set(err, NB_EFORMAT,
+                                    "%s: header byte %zu (file offset %zu): invalid UTF-8 "
+                                    "(byte 0x%02x); the header must be UTF-8 JSON",
+                                    path, i, i + 8, c);
+            i += len;
+        } else if (in_string) {
+            if (c == '"')
+                in_string = 0;
+            else if (c == '\\') {
+                if (i + 5 < n && h[i + 1] == 'u' && memcmp(h + i + 2, "0000", 4) == 0)
+                    return nb_error_set(err, NB_EFORMAT,
+                                        "%s: header byte %zu (file offset %zu): \\u0000 in a "
+                                        "string; names and metadata cannot contain NUL",
+                                        path, i, i + 8);
+                i++; /* skip the escaped character */
+            } else if (c < 0x20)
+                return nb_error_set(err, NB_EFORMAT,
+                                    "%s: header byte %zu (file offset %zu): raw control byte "
+                                    "0x%02x in a string; JSON requires it escaped",
+                                    path, i, i + 8, c);
+            i++;
+        } else if (c == '"') {
+            in_string = 1;
+            i++;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t start = i, p = i;
+            while (i < n && h[i] && strchr("0123456789+-.eE", h[i]))
+                i++;
+            if (p < i && h[p] == '-')
+                p++;
+            const char *why = NULL;
+            if (p == i || h[p] < '0' || h[p] > '9')
+                why = "is not a JSON number";
+            else if (h[p] == '0' && p + 1 < i && h[p + 1] >= '0' && h[p + 1] <= '9')
+                why = "has a leading zero, which JSON forbids";
+            else {
+                while (p < i && h[p] >= '0' && h[p] <= '9')
+                    p++;
+                if (p < i)
+                    why = "is not an integer; a safetensors header holds only integers "
+                          "(shape, data_offsets)";
+            }
+            if (why) {
+                int shown_len = (int)(i - start < 24 ? i - start : 24);
+                return nb_error_set(err, NB_EFORMAT,
+                                    "%s: header byte %zu (file offset %zu): number '%.*s' %s",
+                                    path, start, start + 8, shown_len,
+                                    (const char *)h + start, why);
+            }
+        } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            return nb_error_set(err, NB_EFORMAT,
+                                "%s: header byte %zu (file offset %zu): control byte 0x%02x "
+                                "outside a string; expected JSON",
+                                path, i, i + 8, c);
+        } else
+            i++;
+    }
+    return NB_OK;
+}
+
+/* An NB_EFORMAT error "path: tensor 'name': <fmt>". */
+static nb_status bad_tensor(nb_error *err, const char *path, const char *name, const char *fmt,
+                            ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static nb_status bad_tensor(nb_error *err, const char *path, const char *name, const char *fmt,
+                            ...)
+{
+    char rest[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rest, sizeof rest, fmt, ap);
+    va_end(ap);
+    return nb_error_set(err, NB_EFORMAT, "%s: tensor '%s': %s", path, st_show(name).s, rest);
+}
+
+/* Validates one tensor entry: {"dtype": "F32", "shape": [...], "data_offsets": [b, e]}. */
+static nb_status parse_entry(const char *path, const cJSON *item, int key, uint64_t data_size,
+                             entry *e, nb_error *err)
+{
+    const char *name = item->string;
+    char kind[96], dims[128];
+    size_t len = strlen(name);
+    if (len == 0)
+        return nb_error_set(err, NB_EFORMAT, "%s: header key #%d: empty tensor name", path,
+                            key);
+    if (len > NAME_LIMIT)
+        return bad_tensor(err, path, name, "name is %zu bytes, longer than the %d-byte limit",
+                          len, NAME_LIMIT);
+    if (!cJSON_IsObject(item))
+        return bad_tensor(err, path, name,
+                          "entry is %s; expected an object with dtype, shape and data_offsets",
+                          st_json_kind(item, kind, sizeof kind));
+
+    const cJSON *dtype = NULL, *shape = NULL, *offsets = NULL;
+    for (const cJSON *f = item->child; f; f = f->next) {
+        const cJSON **slot = strcmp(f->string, "dtype") == 0          ? &dtype
+                             : strcmp(f->string, "shape") == 0        ? &shape
+                             : strcmp(f->string, "data_offsets") == 0 ? &offsets
+                                                                       : NULL;
+        if (!slot)
+            return bad_tensor(err, path, name,
+                              "unexpected field '%s'; expected only dtype, shape and "
+                              "data_offsets",
+                              st_show(f->string).s);
+        if (*slot)
+            return bad_tensor(err, path, name, "duplicate field '%s'", f->string);
+        *slot = f;
+    }
+    const char *missing = !dtype ? "dtype" : !shape ? "shape" : !offsets ? "data_offsets" : NULL;
+    if (missing)
+        return bad_tensor(err, path, name, "missing field '%s'", missing);
+
+    if (!cJSON_IsString(dtype))
+        return bad_tensor(err, path, name, "dtype is %s; expected the string \"F32\"",
+                          st_json_kind(dtype, kind, sizeof kind));
+    if (strcmp(dtype->valuestring, "F32") != 0)
+        return bad_tensor(err, path, name,
+                          "dtype: expected F32, found %s (nabla reads only float32 tensors)",
+                          st_show(dtype->valuestring).s);
+
+    if (!cJSON_IsArray(shape))
+        return bad_tensor(err, path, name,
+                          "shape is %s; expected an array of non-negative integers",
+                          st_json_kind(shape, kind, sizeof kind));
+    e->ndim = 0;
+    memset(e->dims, 0, sizeof e->dims); /* copied whole into nb_tensor_ref.dims */
+    for (const cJSON *d = shape->child; d; d = d->next) {
+        uint64_t v;
+        if (e->ndim == NB_MAX_DIMS)
+            return bad_tensor(err, path, name,
+                              "shape has more than %d dims; nabla supports at most %d",
+                              NB_MAX_DIMS, NB_MAX_DIMS);
+        if (!st_json_uint(d, &v))
+            return bad_tensor(err, path, name,
+                              "shape[%d] is %s; expected a non-negative integer", e->ndim,
+                              st_json_kind(d, kind, sizeof kind));
+        e->dims[e->ndim++] = (int64_t)v;
+    }
+    st_dims_str(e->dims, e->ndim, dims, sizeof dims);
+    /* Elements, kept below INT64_MAX / 4 so that the byte count fits too. A zero dim makes
+     * the tensor empty whatever the others are. */
+    e->elems = 1;
+    for (int i = 0; i < e->ndim; i++)
+        if (e->dims[i] == 0)
+            e->elems = 0;
+    for (int i = 0; i < e->ndim && e->elems; i++) {
+        if (e->elems > INT64_MAX / 4 / e->dims[i])
+            return bad_tensor(err, path, name, "shape %s: element count overflows 64 bits",
+                              dims);
+        e->elems *= e->dims[i];
+    }
+
+    const cJSON *b = cJSON_IsArray(offsets) ? offsets->child : NULL;
+    const cJSON *end = b ? b->next : NULL;
+    if (!b || !end || end->next || !st_json_uint(b, &e->begin) || !st_json_uint(end, &e->end))
+        return bad_tensor(err, path, name,
+                          "data_offsets is %s; expected two non-negative integers [begin, end]",
+                          cJSON_IsArray(offsets) ? "not a pair of integers"
+                                                 : st_json_kind(offsets, kind, sizeof kind));
+    unsigned long long lo = e->begin, hi = e->end;
+    if (lo > hi)
+        return bad_tensor(err, path, name, "data_offsets [%llu, %llu]: begin is after end", lo,
+                          hi);
+    if (hi - lo != 4 * (uint64_t)e->elems)
+        return bad_tensor(err, path, name,
+                          "data_offsets [%llu, %llu] hold %llu bytes, shape %s needs %llu", lo,
+                          hi, hi - lo, dims, 4 * (unsigned long long)e->elems);
+    if (hi > data_size)
+        return bad_tensor(err, path, name,
+                          "data_offsets [%llu, %llu] extend past the end of the %llu-byte data "
+                          "buffer",
+                          lo, hi, (unsigned long long)data_size);
+    e->name = name;
+    e->key = key;
+    return NB_OK;
+}
+
+/* The spec requires the tensors to cover the data buffer exactly: sorted by offset, each
+ * begins where the previous one ended, and the last ends at the buffer's end. */
+static nb_status check_layout(const char *path, entry *es, int n, uint64_t data_start,
+                              uint64_t data_size, nb_error *err)
+{
+    if (n > 1)
+        qsort(es, (size_t)n, sizeof *es, entry_offset_cmp);
+    unsigned long long pos = 0, at = data_start;
+    for (int i = 0; i < n; i++) {
+        unsigned long long lo = es[i].begin, hi = es[i].end;
+        if (lo < pos)
+            return bad_tensor(err, path, es[i].name,
+                              "data_offsets [%llu, %llu] overlap tensor '%s' [%llu, %llu]", lo,
+                              hi, st_show(es[i - 1].name).s, (unsigned long long)es[i - 1].begin,
+                              (unsigned long long)es[i - 1].end);
+        if (lo > pos)
+            return nb_error_set(err, NB_EFORMAT,
+                                "%s: data bytes [%llu, %llu) (file offsets [%llu, %llu)) "
+                                "belong to no tensor (a hole before tensor '%s'); the "
+                                "tensors must cover the data buffer",
+                                path, pos, lo, at + pos, at + lo, st_show(es[i].name).s);
+        pos = hi;
+    }
+    if (pos != data_size)
+        return nb_error_set(err, NB_EFORMAT,
+                            "%s: the data buffer has %llu bytes but the tensors cover only "
+                            "%llu (%llu unused bytes at the end)",
+                            path, (unsigned long long)data_size, pos,
+                            (unsigned long long)data_size - pos);
+    return NB_OK;
+}
+
+/* Builds *out from the validated entries (in file order) and metadata, then reads and checks
+ * the data, which starts at the stream's current position. */
+static nb_status load(const char *path, FILE *f, uint64_t data_start, const entry *es, int n,
+                      const name_ref *meta, const cJSON *const *meta_items, int meta_n,
+                      nb_safetensors **out, nb_error *err)
+{
+    nb_safetensors *st = calloc(1, sizeof *st);
+    if (!st)
+        return nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
+    size_t text = 0, data = 0;
+    for (int i = 0; i < n; i++) {
+        text += strlen(es[i].name) + 1;
+        data += ((size_t)es[i].elems * 4 + DATA_ALIGN - 1) / DATA_ALIGN * DATA_ALIGN;
+    }
+    for (int i = 0; i < meta_n; i++)
+        text += strlen(meta[i].name) + strlen(meta_items[meta[i].index]->valuestring) + 2;
+    st->count = n;
+    st->meta_count = meta_n;
+    st->tensors = calloc((size_t)n + 1, sizeof *st->tensors);
+    st->by_name = calloc((size_t)n + 1, sizeof *st->by_name);
+    st->meta_keys = calloc((size_t)meta_n + 1, sizeof *st->meta_keys);
+    st->meta_values = calloc((size_t)meta_n + 1, sizeof *st->meta_values);
+    st->strings = malloc(text + 1);
+    st->data = aligned_alloc(DATA_ALIGN, data ? data : DATA_ALIGN);
+    if (!st->tensors || !st->by_name || !st->meta_keys || !st->meta_values || !st->strings ||
+        !st->data) {
+        nb_safetensors_free(st);
+        return nb_error_set(err, NB_ENOMEM, "%s: out of memory for %zu bytes of tensors", path,
+                            data);
+    }
+
+    char *s = st->strings;
+    for (int i = 0; i < meta_n; i++) { /* meta is sorted by key */
+        const char *v = meta_items[meta[i].index]->valuestring;
+        size_t kl = strlen(meta[i].name) + 1, vl = strlen(v) + 1;
+        st->meta_keys[i] = memcpy(s, meta[i].name, kl);
+        st->meta_values[i] = memcpy(s + kl, v, vl);
+        s += kl + vl;
+    }
+    float *p = st->data;
+    name_ref *refs = malloc(((size_t)n + 1) * sizeof *refs);
+    if (!refs) {
+        nb_safetensors_free(st);
+        return nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
+    }
+    for (int i = 0; i < n; i++) {
+        nb_tensor_ref *t = &st->tensors[i];
+        size_t len = strlen(es[i].name) + 1;
+        t->name = memcpy(s, es[i].name, len);
+        s += len;
+        t->ndim = es[i].ndim;
+        memcpy(t->dims, es[i].dims, sizeof t->dims);
+        t->data = p;
+        p += ((size_t)es[i].elems * 4 + DATA_ALIGN - 1) / DATA_ALIGN * DATA_ALIGN / 4;
+        refs[i] = (name_ref){t->name, i};
+    }
+    qsort(refs, (size_t)n, sizeof *refs, st_name_ref_cmp);
+    for (int i = 0; i < n; i++)
+        st->by_name[i] = refs[i].index;
+    free(refs);
+
+    /* The tensors cover the buffer contiguously in this order, so one sequential pass reads
+     * them all. */
+    for (int i = 0; i < n; i++) {
+        nb_tensor_ref *t = &st->tensors[i];
+        size_t count = (size_t)es[i].elems;
+        if (fread(t->data, 4, count, f) != count) {
+            int e = errno, eof = feof(f);
+            nb_safetensors_free(st);
+            return nb_error_set(err, NB_EIO,
+                                "%s: tensor '%s': reading %zu bytes at file offset %llu "
+                                "failed: %s",
+                                path, st_show(es[i].name).s, count * 4,
+                                (unsigned long long)(data_start + es[i].begin),
+                                eof ? "the file ended early (truncated while reading?)"
+                                    : strerror(e));
+        }
+        if (!st_host_is_little())
+            st_swap_floats(t->data, count);
+        for (size_t k = 0; k < count; k++) {
+            if (isfinite(t->data[k]))
+                continue;
+            /* Name the element by its flat and its multi-dimensional index. */
+            int64_t idx[NB_MAX_DIMS], rest = (int64_t)k;
+            char where[128];
+            for (int d = t->ndim - 1; d >= 0; d--) {
+                idx[d] = rest % t->dims[d];
+                rest /= t->dims[d];
+            }
+            st_dims_str(idx, t->ndim, where, sizeof where);
+            float v = t->data[k];
+            nb_status code = nb_error_set(
+                err, NB_ENUMERIC,
+                "%s: tensor '%s': element %zu %s (file offset %llu) is %s; expected finite "
+                "values",
+                path, st_show(es[i].name).s, k, where,
+                (unsigned long long)(data_start + es[i].begin + 4 * k),
+                isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+            nb_safetensors_free(st);
+            return code;
+        }
+    }
+    *out = st;
+    return NB_OK;
+}
+
+/* Validates the parsed header and loads the tensors. */
+static nb_status read_header(const char *path, FILE *f, const cJSON *root, uint64_t data_start,
+                             uint64_t data_size, nb_safetensors **out, nb_error *err)
+{
+    int n = 0, meta_n = 0, keys = 0;
+    const cJSON *meta_obj = NULL;
+    for (const cJSON *it = root->child; it; it = it->next, keys++) {
+        if (strcmp(it->string, META_KEY) != 0)
+            n++;
+        else if (meta_obj)
+            return nb_error_set(err, NB_EFORMAT,
+                                "%s: header key #%d: duplicate '" META_KEY "'", path, keys + 1);
+        else
+            meta_obj = it;
+    }
+
+    char kind[96];
+    if (meta_obj) {
+        if (!cJSON_IsObject(meta_obj))
+            return nb_error_set(err, NB_EFORMAT,
+                                "%s: " META_KEY " is %s; expected an object of strings", path,
+                                st_json_kind(meta_obj, kind, sizeof kind));
+        for (const cJSON *m = meta_obj->child; m; m = m->next, meta_n++)
+            if (!cJSON_IsString(m))
+                return nb_error_set(err, NB_EFORMAT,
+                                    "%s: " META_KEY " '%s' is %s; expected a string", path,
+                                    st_show(m->string).s, st_json_kind(m, kind, sizeof kind));
+    }
+
+    entry *es = malloc(((size_t)n + 1) * sizeof *es);
+    name_ref *refs = malloc(((size_t)n + 1) * sizeof *refs);
+    name_ref *meta = malloc(((size_t)meta_n + 1) * sizeof *meta);
+    const cJSON **meta_items = malloc(((size_t)meta_n + 1) * sizeof *meta_items);
+    nb_status status = NB_OK;
+    if (!es || !refs || !meta || !meta_items) {
+        status = nb_error_set(err, NB_ENOMEM, "%s: out of memory for %d header entries", path,
+                              n + meta_n);
+        goto done;
+    }
+
+    int i = 0, key = 1;
+    for (const cJSON *it = root->child; it; it = it->next, key++) {
+        if (it == meta_obj)
+            continue;
+        if ((status = parse_entry(path, it, key, data_size, &es[i], err)))
+            goto done;
+        refs[i] = (name_ref){es[i].name, key};
+        i++;
+    }
+    int dup = st_sort_find_duplicate(refs, n);
+    if (dup >= 0) {
+        status = nb_error_set(err, NB_EFORMAT,
+                              "%s: duplicate tensor name '%s' (header keys #%d and #%d); "
+                              "names must be unique",
+                              path, st_show(refs[dup].name).s, refs[dup].index,
+                              refs[dup + 1].index);
+        goto done;
+    }
+    i = 0;
+    if (meta_obj)
+        for (const cJSON *m = meta_obj->child; m; m = m->next, i++) {
+            meta[i] = (name_ref){m->string, i};
+            meta_items[i] = m;
+        }
+    dup = st_sort_find_duplicate(meta, meta_n);
+    if (dup >= 0) {
+        status = nb_error_set(err, NB_EFORMAT, "%s: " META_KEY ": duplicate key '%s'", path,
+                              st_show(meta[dup].name).s);
+        goto done;
+    }
+    if ((status = check_layout(path, es, n, data_start, data_size, err)))
+        goto done;
+    status = load(path, f, data_start, es, n, meta, meta_items, meta_n, out, err);
+done:
+    free(es);
+    free(refs);
+    free(meta);
+    free(meta_items);
+    return status;
+}
+
+nb_status nb_safetensors_read(const char *path, nb_safetensors **out, nb_error *err)
+{
+    if (!path || !out)
+        return nb_error_set(err, NB_EINVAL, "nb_safetensors_read: path and out are required");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return nb_error_set(err, NB_EIO, "%s: cannot open: %s", path, strerror(errno));
+
+    nb_status status = NB_OK;
+    unsigned char *header = NULL;
+    cJSON *root = NULL;
+    struct stat sb;
+    unsigned char size_field[8];
+    if (fstat(fileno(f), &sb) != 0) {
+        status = nb_error_set(err, NB_EIO, "%s: cannot stat: %s", path, strerror(errno));
+        goto done;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        status = nb_error_set(err, NB_EIO, "%s: not a regular file", path);
+        goto done;
+    }
+    uint64_t file_size = (uint64_t)sb.st_size;
+    if (file_size < 8) {
+        status = nb_error_set(err, NB_EFORMAT,
+                              "%s: file is %llu bytes, shorter than the 8-byte header size "
+                              "field",
+                              path, (unsigned long long)file_size);
+        goto done;
+    }
+    if (fread(size_field, 1, 8, f) != 8) {
+        status = nb_error_set(err, NB_EIO, "%s: cannot read the header size (bytes 0-7): %s",
+                              path, ferror(f) ? strerror(errno) : "the file ended early");
+        goto done;
+    }
+    uint64_t n = st_load_le64(size_field);
+    if (n == 0) {
+        status = nb_error_set(err, NB_EFORMAT,
+                              "%s: header size (bytes 0-7) is 0; expected a JSON object of at "
+                              "least 2 bytes",
+                              path);
+        goto done;
+    }
+    if (n > HEADER_LIMIT) {
+        /* a text file read as safetensors lands here: say what it probably is not */
+        status = nb_error_set(err, NB_EFORMAT,
+                              "%s: header size (bytes 0-7) is %llu, more than the %u-byte "
+                              "limit: not a safetensors file (they start with a small "
+                              "little-endian header length, then '{')",
+                              path, (unsigned long long)n, HEADER_LIMIT);
+        goto done;
+    }
+    if (n > file_size - 8) {
+        status = nb_error_set(err, NB_EFORMAT,
+                              "%s: header size (bytes 0-7) is %llu but only %llu bytes follow "
+                              "in the file; expected the header to fit",
+                              path, (unsigned long long)n, (unsigned long long)(file_size - 8));
+        goto done;
+    }
+    header = malloc((size_t)n + 1);
+    if (!header) {
+        status = nb_error_set(err, NB_ENOMEM, "%s: out of memory for a %llu-byte header", path,
+                              (unsigned long long)n);
+        goto done;
+    }
+    if (fread(header, 1, (size_t)n, f) != (size_t)n) {
+        status = nb_error_set(err, NB_EIO, "%s: cannot read the %llu-byte header: %s", path,
+                              (unsigned long long)n,
+                              ferror(f) ? strerror(errno) : "the file ended early");
+        goto done;
+    }
+    header[n] = '\0';
+    if ((status = scan_header(path, header, (size_t)n, err)))
+        goto done;
+
+    const char *end = NULL;
+    root = cJSON_ParseWithLengthOpts((const char *)header, (size_t)n, &end, 0);
+    if (!root) {
+        size_t at = end ? (size_t)(end - (const char *)header) : 0;
+        status = nb_error_set(err, NB_EFORMAT,
+                              "%s: header is not valid JSON (error at header byte %zu, file "
+                              "offset %zu)",
+                              path, at, at + 8);
+        goto done;
+    }
+    /* After the object, only padding (the reference writes spaces; JSON allows any
+     * whitespace). */
+    for (const char *p = end; p < (const char *)header + n; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            size_t at = (size_t)(p - (const char *)header);
+            status = nb_error_set(err, NB_EFORMAT,
+                                  "%s: header byte %zu (file offset %zu): trailing data after "
+                                  "the JSON object; expected only space padding",
+                                  path, at, at + 8);
+            goto done;
+        }
+    if (!cJSON_IsObject(root)) {
+        char kind[96];
+        status = nb_error_set(err, NB_EFORMAT,
+                              "%s: header is %s; expected a JSON object of tensors", path,
+                              st_json_kind(root, kind, sizeof kind));
+        goto done;
+    }
+    status = read_header(path, f, root, 8 + n, file_size - 8 - n, out, err);
+done:
+    cJSON_Delete(root);
+    free(header);
+    fclose(f); /* read-only: nothing to lose if closing fails */
+    return status;
+}
+
+void nb_safetensors_free(nb_safetensors *st)
+{
+    if (!st)
+        return;
+    free(st->tensors);
+    free(st->by_name);
+    free(st->meta_keys);
+    free(st->meta_values);
+    free(st->strings);
+    free(st->data);
+    free(st);
+}
+
+int nb_safetensors_count(const nb_safetensors *st) { return st ? st->count : 0; }
+
+const nb_tensor_ref *nb_safetensors_at(const nb_safetensors *st, int i)
+{
+    return st && i >= 0 && i < st->count ? &st->tensors[i] : NULL;
+}
+
+const nb_tensor_ref *nb_safetensors_find(const nb_safetensors *st, const char *name)
+{
+    if (!st || !name)
+        return NULL;
+    int lo = 0, hi = st->count; /* binary search over the name-sorted index */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        int c = strcmp(st->tensors[st->by_name[mid]].name, name);
+        if (c == 0)
+            return &st->tensors[st->by_name[mid]];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const char *nb_safetensors_meta(const nb_safetensors *st, const char *key)
+{
+    if (!st || !key)
+        return NULL;
+    int lo = 0, hi = st->meta_count;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        int c = strcmp(st->meta_keys[mid], key);
+        if (c == 0)
+            return st->meta_values[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}

@@ -1,0 +1,123 @@
+/* Point-wise non-linearities z = h(s) (LECTURE.md §3, §4): backward is dC/ds = dC/dz · h'(s).
+ * Each derivative is written in terms of the output where that is cheaper and exact. */
+#include "backend/gemm_pool.h"
+#include "core/graph.h"
+
+#include <math.h>
+
+static nb_status same_shape(nb_graph *g, nb_node *n, nb_error *err)
+{
+    (void)err;
+    nb_shape_copy(n, nb_in(g, n, 0));
+    return NB_OK;
+}
+
+static int64_t count(const nb_node *n, int64_t N) { return (n->batched ? N : 1) * n->size; }
+
+/* ReLU   y = max(x, 0)
+ *        dx += dy if y > 0 else 0. At the kink x = 0 we take the derivative 0, as PyTorch does;
+ *        ReLU is scale-equivariant, which is why it is the default (§5.1). */
+/* Written without branches (select, not if) so the compiler vectorises them: the signs of
+ * activations are random, and a branch per element would be mispredicted half the time.
+ * Behind a Linear whose only consumer it is, the forward is done by the Linear's output pass
+ * (graph.c fuses them) and relu_forward is not called. Each backward here writes dx instead of
+ * adding to it when the graph marked dx fresh (graph.c). */
+static void relu_forward(nb_graph *g, nb_node *n, int64_t N)
+{
+    const float *restrict x = nb_in(g, n, 0)->value;
+    float *restrict y = n->value;
+    for (int64_t i = 0, e = count(n, N); i < e; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+typedef struct relu_job {
+    float *dx;
+    const float *y, *dy;
+    int64_t count;
+    int write, tasks;
+} relu_job;
+
+static void relu_backward_block(void *arg, int task, int thread)
+{
+    (void)thread;
+    const relu_job *j = arg;
+    int64_t first, last;
+    nb_task_range(j->count, j->tasks, task, 64, &first, &last);
+    float *restrict dx = j->dx;
+    const float *restrict y = j->y, *restrict dy = j->dy;
+    if (j->write) {
+        for (int64_t i = first; i < last; i++) {
+            float d = dy[i]; /* loaded unconditionally: a select, not a branch */
+            dx[i] = y[i] > 0.0f ? d : 0.0f;
+        }
+        return;
+    }
+    for (int64_t i = first; i < last; i++) {
+        float d = dy[i];
+        dx[i] += y[i] > 0.0f ? d : 0.0f;
+    }
+}
+
+/* Large batches are split across the gemm context's threads (blocks of ≥ 64 k elements). */
+static void relu_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    nb_node *x = nb_in(g, n, 0);
+    relu_job job = {.dx = x->grad, .y = n->value, .dy = n->grad, .count = count(n, N),
+                    .write = nb_grad_beta(&x->grad_fresh) == 0.0f};
+    int64_t tasks = job.count / 65536 + 1, threads = nb_gemm_threads(g->gemm);
+    job.tasks = (int)(tasks < threads ? tasks : threads);
+    nb_gemm_parallel(g->gemm, job.tasks, relu_backward_block, &job);
+}
+
+/* tanh   y = tanh(x);   dx += dy · (1 − y²). Saturates for |x| ≫ 1: vanishing gradients. */
+static void tanh_forward(nb_graph *g, nb_node *n, int64_t N)
+{
+    const float *x = nb_in(g, n, 0)->value;
+    float *y = n->value;
+    for (int64_t i = 0, e = count(n, N); i < e; i++)
+        y[i] = tanhf(x[i]);
+}
+
+static void tanh_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    float *dx = nb_in(g, n, 0)->grad;
+    const float *y = n->value, *dy = n->grad;
+    for (int64_t i = 0, e = count(n, N); i < e; i++)
+        dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+}
+
+/* sigmoid   y = 1/(1 + e^−x);   dx += dy · y(1 − y). Evaluated as e^x/(1 + e^x) for x < 0 so
+ * that e^−x cannot overflow. The sigmoid is the one-value softmax and saturates (§4). */
+static void sigmoid_forward(nb_graph *g, nb_node *n, int64_t N)
+{
+    const float *x = nb_in(g, n, 0)->value;
+    float *y = n->value;
+    for (int64_t i = 0, e = count(n, N); i < e; i++) {
+        if (x[i] >= 0.0f) {
+            y[i] = 1.0f / (1.0f + expf(-x[i]));
+        } else {
+            float t = expf(x[i]);
+            y[i] = t / (1.0f + t);
+        }
+    }
+}
+
+static void sigmoid_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    float *dx = nb_in(g, n, 0)->grad;
+    const float *y = n->value, *dy = n->grad;
+    for (int64_t i = 0, e = count(n, N); i < e; i++)
+        dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+}
+
+const nb_op_def nb_op_relu_def = {.name = "relu", .n_inputs = 1, .shape = same_shape,
+                                  .forward = relu_forward, .backward = relu_backward,
+                                  .writes_fresh = 1};
+const nb_op_def nb_op_tanh_def = {.name = "tanh", .n_inputs = 1, .shape = same_shape,
+                                  .forward = tanh_forward, .backward = tanh_backward};
+const nb_op_def nb_op_sigmoid_def = {.name = "sigmoid", .n_inputs = 1, .shape = same_shape,
+                                     .forward = sigmoid_forward, .backward = sigmoid_backward};
+
+int nb_relu(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_RELU, &x, 1, 0, NULL, 0, 0); }
+int nb_tanh(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_TANH, &x, 1, 0, NULL, 0, 0); }
+int nb_sigmoid(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_SIGMOID, &x, 1, 0, NULL, 0, 0); }

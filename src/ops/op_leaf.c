@@ -1,0 +1,23 @@
+/* Leaves of the graph: observed inputs, class labels and parameters (LECTURE.md §1: "observed
+ * inputs" and the parameters w that frameworks keep implicit inside modules). Leaves compute
+ * nothing; their storage is filled by the caller (inputs, labels) or the optimiser
+ * (parameters). Their dims are set by the builder functions in graph.c. */
+#include "core/graph.h"
+
+static nb_status batched_shape(nb_graph *g, nb_node *n, nb_error *err)
+{
+    (void)g, (void)err;
+    n->batched = 1;
+    return NB_OK;
+}
+
+static nb_status param_shape(nb_graph *g, nb_node *n, nb_error *err)
+{
+    (void)g, (void)err;
+    n->batched = 0;
+    return NB_OK;
+}
+
+const nb_op_def nb_op_input_def = {.name = "input", .shape = batched_shape};
+const nb_op_def nb_op_labels_def = {.name = "labels", .shape = batched_shape};
+const nb_op_def nb_op_param_def = {.name = "param", .shape = param_shape};

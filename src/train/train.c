@@ -1,0 +1,476 @@
+/* Minibatch training (LECTURE.md §2): every step averages the gradient of the loss over a
+ * batch of samples and moves the parameters against it,
+ *     w ← w − η ∂L(B, w)/∂w,        L(B, w) = 1/|B| Σ_{p∈B} C(y[p], G(x[p], w)),
+ * with |B| = 1 giving stochastic gradient descent and |B| = P full-batch descent. The order of
+ * the samples is drawn anew every epoch (§5.4) from the trainer's own generator. */
+#include "backend/gemm_pool.h"
+#include "core/graph.h"
+#include "model/model.h"
+
+#include <cjson/cJSON.h>
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct nb_trainer {
+    nb_model *model;
+    const nb_dataset *train, *val;
+    nb_train_config cfg;
+    nb_optim *optim;
+    nb_rng rng;            /* data order; drawn from at the start of each epoch */
+    nb_rng epoch_rng;      /* rng as it was before the current epoch's order was drawn */
+    int epoch;             /* completed epochs */
+    int64_t step;
+    /* Progress within the current epoch, so that an interrupted run resumes at the very step
+     * where it stopped: samples done, and the running loss sum and correct count. */
+    int64_t position;
+    double epoch_loss_sum;
+    int64_t epoch_correct;
+    int64_t batch;
+    int64_t *order, *scratch;
+    float *snapshot;       /* the last weights known to give a finite loss (an epoch's start) */
+    int good_epoch;        /* the epoch whose start they are */
+    int proven;            /* whether a step of this run computed a finite loss with them */
+    nb_dist *dist;         /* NULL, or the MPI job whose ranks share every batch (src/dist/dist.c) */
+};
+
+void nb_train_config_default(nb_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    nb_optim_config_default(&cfg->optim);
+    cfg->optim.lr = 0.1f;
+    cfg->optim.momentum = 0.9f;
+    cfg->epochs = 10;
+    cfg->batch = 128;
+    cfg->order = NB_ORDER_SHUFFLE;
+    cfg->seed = 1;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_dataset *val,
+                           const nb_train_config *cfg, nb_error *err)
+{
+    if (nb_model_check_data(m, train, "training data", err) ||
+        (val && nb_model_check_data(m, val, "validation data", err)))
+        return NULL;
+    if (nb_model_labels(m) < 0 || !train->labels) {
+        nb_error_set(err, NB_EINVAL, "training needs labelled data and a model whose output "
+                     "holds class scores");
+        return NULL;
+    }
+    if (cfg->epochs < 0 || cfg->batch < 0) {
+        nb_error_set(err, NB_EINVAL, "epochs and batch size must not be negative");
+        return NULL;
+    }
+    nb_trainer *t = calloc(1, sizeof *t);
+    nb_graph *g = nb_model_graph(m);
+    size_t params = nb_graph_param_floats(g);
+    if (!t || !(t->order = malloc((size_t)train->count * sizeof *t->order)) ||
+        !(t->scratch = malloc((size_t)train->count * sizeof *t->scratch)) ||
+        !(t->snapshot = malloc((params ? params : 1) * sizeof *t->snapshot))) {
+        nb_trainer_free(t);
+        nb_error_set(err, NB_ENOMEM, "out of memory for the trainer");
+        return NULL;
+    }
+    t->model = m;
+    t->train = train;
+    t->val = val;
+    t->cfg = *cfg;
+    t->batch = cfg->batch < 1 || cfg->batch > train->count ? train->count : cfg->batch;
+    if (t->cfg.schedule.kind == NB_SCHED_COSINE && t->cfg.schedule.total <= 0) /* anneal over the run */
+        t->cfg.schedule.total = (int64_t)cfg->epochs * ((train->count + t->batch - 1) / t->batch);
+    nb_rng_seed(&t->rng, cfg->seed);
+    if (!(t->optim = nb_optim_new(&cfg->optim, params, err)) ||
+        nb_graph_prepare(g, t->batch, err)) {
+        nb_trainer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void nb_trainer_free(nb_trainer *t)
+{
+    if (!t)
+        return;
+    nb_optim_free(t->optim);
+    free(t->order);
+    free(t->scratch);
+    free(t->snapshot);
+    free(t);
+}
+
+int nb_trainer_epoch(const nb_trainer *t) { return t->epoch; }
+int nb_trainer_weights_proven(const nb_trainer *t) { return t->proven; }
+
+nb_status nb_trainer_set_dist(nb_trainer *t, nb_dist *d, nb_error *err)
+{
+    int64_t N = nb_dist_size(d), last = t->train->count % t->batch;
+    if (d && (t->batch < N || (last > 0 && last < N)))
+        return nb_error_set(err, NB_EINVAL, "every rank needs rows in every batch: %lld samples "
+                            "in batches of %lld leave %lld rows for %lld ranks; choose another "
+                            "--batch", (long long)t->train->count, (long long)t->batch,
+                            (long long)(t->batch < N ? t->batch : last), (long long)N);
+    t->dist = d;
+    return NB_OK;
+}
+
+/* nb_dataset_gather on the graph's threads, each gathering a block of the samples. */
+typedef struct gather_job {
+    const nb_dataset *ds;
+    const int64_t *idx;
+    int64_t n;
+    const nb_norm *norm;
+    float *x;
+    int32_t *y;
+    int tasks;
+} gather_job;
+
+static void gather_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    const gather_job *j = arg;
+    int64_t first, last;
+    nb_task_range(j->n, j->tasks, task, 8, &first, &last);
+    if (first < last)
+        nb_dataset_gather(j->ds, j->idx + first, last - first, j->norm,
+                          j->x + first * j->ds->features, j->y ? j->y + first : NULL);
+}
+
+static void gather(nb_graph *g, const nb_dataset *ds, const int64_t *idx, int64_t n,
+                   const nb_norm *norm, float *x, int32_t *y)
+{
+    gather_job job = {.ds = ds, .idx = idx, .n = n, .norm = norm, .x = x, .y = y};
+    int64_t tasks = n * ds->features / 16384 + 1; /* ~16 k features per task at least */
+    job.tasks = (int)(tasks < nb_gemm_threads(g->gemm) ? tasks : nb_gemm_threads(g->gemm));
+    nb_gemm_parallel(g->gemm, job.tasks, gather_task, &job);
+}
+
+/* Index of the largest of C scores. */
+static int64_t argmax(const float *z, int64_t C)
+{
+    int64_t best = 0;
+    for (int64_t j = 1; j < C; j++)
+        best = z[j] > z[best] ? j : best;
+    return best;
+}
+
+nb_status nb_evaluate(nb_model *m, const nb_dataset *ds, double *loss, double *accuracy,
+                      int64_t *confusion, nb_error *err)
+{
+    nb_graph *g = nb_model_graph(m);
+    int in = nb_model_input(m), out = nb_model_output(m), y = nb_model_labels(m);
+    int lossn = nb_model_loss(m);
+    nb_status s = nb_model_check_data(m, ds, "evaluation data", err);
+    if (!s && (y < 0 || !ds->labels))
+        s = nb_error_set(err, NB_EINVAL, "evaluation needs labels and a classifier");
+    if (s)
+        return s;
+    const nb_norm *norm = nb_model_norm(m)->mode ? nb_model_norm(m) : NULL;
+    int64_t C = nb_model_classes(m), batch = nb_graph_batch(g), correct = 0;
+    if (batch < 1)
+        batch = 256;
+    int64_t rows[256];
+    if (batch > 256)
+        batch = 256;
+    if (confusion)
+        memset(confusion, 0, (size_t)(C * C) * sizeof *confusion);
+    int was_training = nb_graph_training(g);
+    nb_graph_set_training(g, 0);
+    double total = 0.0;
+    for (int64_t start = 0; start < ds->count; start += batch) {
+        int64_t n = ds->count - start < batch ? ds->count - start : batch;
+        if (nb_graph_batch(g) != n && (s = nb_graph_prepare(g, n, err)))
+            break;
+        for (int64_t i = 0; i < n; i++)
+            rows[i] = start + i;
+        gather(g, ds, rows, n, norm, nb_value(g, in), nb_labels_data(g, y));
+        if ((s = nb_graph_forward_to(g, lossn, err)))
+            break;
+        total += (double)nb_value(g, lossn)[0] * (double)n;
+        const float *z = nb_value(g, out);
+        for (int64_t r = 0; r < n; r++) {
+            int64_t p = argmax(z + r * C, C), truth = ds->labels[start + r];
+            correct += p == truth;
+            if (confusion)
+                confusion[truth * C + p]++;
+        }
+    }
+    nb_graph_set_training(g, was_training);
+    if (loss)
+        *loss = total / (double)ds->count;
+    if (accuracy)
+        *accuracy = (double)correct / (double)ds->count;
+    return s;
+}
+
+nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *err)
+{
+    nb_model *m = t->model;
+    nb_graph *g = nb_model_graph(m);
+    int in = nb_model_input(m), out = nb_model_output(m), y = nb_model_labels(m);
+    int lossn = nb_model_loss(m);
+    const nb_norm *norm = nb_model_norm(m)->mode ? nb_model_norm(m) : NULL;
+    const nb_dataset *ds = t->train;
+    int64_t C = nb_model_classes(m), P = ds->count;
+    float *w = nb_graph_params(g), *dw = nb_graph_param_grads(g);
+    size_t params = nb_graph_param_floats(g);
+    nb_status s = NB_OK;
+    memcpy(t->snapshot, w, params * sizeof *w); /* until a step proves them or better ones */
+    t->good_epoch = t->epoch;
+    t->proven = 0;
+    while (t->epoch < t->cfg.epochs) {
+        double start = now(), loss_sum = t->epoch_loss_sum, lr = 0.0;
+        int64_t correct = t->epoch_correct, done = t->position;
+        /* A run resumed in mid-epoch draws the same order again from the same state. */
+        t->epoch_rng = t->rng;
+        nb_dataset_order(ds, t->cfg.order, t->batch, &t->rng, t->order, t->scratch);
+        nb_graph_set_training(g, 1);
+        int64_t done_at_start = t->position;
+        for (int64_t first = t->position; first < P; first += t->batch) {
+            if (cb && cb->interrupted && cb->interrupted(cb->user)) {
+                /* Stop between two steps: weights, optimiser, step and position agree, so a
+                 * checkpoint written now resumes exactly here. */
+                t->position = first;
+                t->epoch_loss_sum = loss_sum;
+                t->epoch_correct = correct;
+                nb_graph_set_training(g, 0);
+                return nb_error_set(err, NB_EINTR, "interrupted in epoch %d after %lld of %lld "
+                                    "samples", t->epoch + 1, (long long)first, (long long)P);
+            }
+            int64_t n = P - first < t->batch ? P - first : t->batch, lo, nr;
+            nb_dist_share(t->dist, n, &lo, &nr); /* this rank's rows: lo, lo+1, …, lo+nr−1 */
+            if (nb_graph_batch(g) != nr && (s = nb_graph_prepare(g, nr, err)))
+                return s;
+            gather(g, ds, t->order + first + lo, nr, norm, nb_value(g, in), nb_labels_data(g, y));
+            if ((s = nb_graph_forward_to(g, lossn, err)))
+                return s;
+            double loss = nb_value(g, lossn)[0];
+            /* With ranks: the seed nr/n makes each rank's gradient its share of the batch mean;
+             * the all-reduce sums them, and a non-finite loss on any rank reaches all. */
+            float seed = (float)nr / (float)n;
+            /* ∂L/∂w written afresh: no zero_grad, the first contribution to each gradient
+             * overwrites it (graph.c) */
+            if ((s = nb_graph_backward_step(g, lossn, t->dist ? &seed : NULL, err)) ||
+                (s = nb_dist_allreduce_grads(t->dist, dw, params, &loss, err)))
+                return s;
+            if (!isfinite(loss)) {
+                memcpy(w, t->snapshot, params * sizeof *w);
+                nb_graph_params_changed(g);
+                if (!t->proven)
+                    return nb_error_set(err, NB_ENUMERIC, "epoch %d, step %" PRId64 ": the loss "
+                                        "became %g before any step of this run had a finite "
+                                        "loss; no weights are known to be good. Lower the "
+                                        "learning rate or clip gradients.", t->epoch + 1,
+                                        t->step + 1, loss);
+                return nb_error_set(err, NB_ENUMERIC, "epoch %d, step %" PRId64 ": the loss "
+                                    "became %g; stopped, keeping the last weights whose loss was "
+                                    "finite (epoch %d's start). Lower the learning rate or clip "
+                                    "gradients.", t->epoch + 1, t->step + 1, loss,
+                                    t->good_epoch + 1);
+            }
+            if (first == done_at_start) { /* these weights gave a finite loss: keep them */
+                memcpy(t->snapshot, w, params * sizeof *w);
+                t->good_epoch = t->epoch;
+                t->proven = 1;
+            }
+            lr = nb_schedule_lr(&t->cfg.schedule, t->cfg.optim.lr, t->step);
+            /* w ← w − η ∂L/∂w, or Adam's rule, on the graph's threads */
+            nb_optim_step_parallel(t->optim, w, dw, (float)lr, g->gemm);
+            nb_graph_params_changed(g); /* bf16: the next forward remakes the weights' shadow */
+            t->step++;
+            const float *z = nb_value(g, out);
+            const int32_t *labels = nb_labels_data(g, y);
+            for (int64_t r = 0; r < nr; r++)
+                correct += argmax(z + r * C, C) == labels[r];
+            loss_sum += loss * (double)nr;
+            done += n;
+            if (cb && cb->progress)
+                cb->progress(cb->user, t->epoch + 1, done, P, loss, now() - start);
+        }
+        nb_graph_set_training(g, 0);
+        if (t->dist) { /* each rank counted its own rows; a resumed epoch's earlier part once */
+            int carried = nb_dist_rank(t->dist) != 0; /* rank 0 keeps it, the others drop it */
+            double sums[2] = {loss_sum - carried * t->epoch_loss_sum,
+                              (double)(correct - carried * t->epoch_correct)};
+            if ((s = nb_dist_sum(t->dist, sums, 2, err)))
+                return s;
+            loss_sum = sums[0];
+            correct = (int64_t)sums[1];
+        }
+        t->epoch++;
+        t->position = 0;
+        t->epoch_loss_sum = 0.0;
+        t->epoch_correct = 0;
+        nb_epoch_stats st = {
+            .epoch = t->epoch, .epochs = t->cfg.epochs, .step = t->step, .lr = lr,
+            .train_loss = loss_sum / (double)P, .train_accuracy = (double)correct / (double)P,
+            .val_loss = NAN, .val_accuracy = NAN,
+        };
+        st.seconds = now() - start;
+        st.samples_per_second = (double)P / st.seconds;
+        if (t->val && (s = nb_evaluate(m, t->val, &st.val_loss, &st.val_accuracy, NULL, err)))
+            return s;
+        if (nb_graph_batch(g) != t->batch && (s = nb_graph_prepare(g, t->batch, err)))
+            return s;
+        if (cb && cb->epoch_end && cb->epoch_end(cb->user, &st))
+            break;
+    }
+    return NB_OK;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------------- */
+
+/* The trainer's state as JSON: {"epoch", "step", "position", "loss_sum", "correct",
+ * "optimizer", "optimizer_steps", "rng": [4 hex words], "dropout_rng": [4 hex words]}. In
+ * mid-epoch "rng" is the state the epoch's order was drawn from. Generator words are hex
+ * strings because JSON numbers (doubles) cannot hold 64 bits. */
+static char *checkpoint_state(const nb_trainer *t)
+{
+    const nb_rng *order = t->position ? &t->epoch_rng : &t->rng;
+    const nb_rng *dropout = nb_graph_rng(nb_model_graph(t->model));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", t->epoch);
+    cJSON_AddNumberToObject(o, "step", (double)t->step);
+    cJSON_AddNumberToObject(o, "position", (double)t->position);
+    cJSON_AddNumberToObject(o, "loss_sum", t->epoch_loss_sum);
+    cJSON_AddNumberToObject(o, "correct", (double)t->epoch_correct);
+    cJSON_AddNumberToObject(o, "optimizer", (int)t->cfg.optim.kind);
+    cJSON_AddNumberToObject(o, "optimizer_steps", (double)nb_optim_steps(t->optim));
+    const nb_rng *gens[2] = {order, dropout};
+    const char *names[2] = {"rng", "dropout_rng"};
+    for (int k = 0; k < 2; k++) {
+        cJSON *a = cJSON_AddArrayToObject(o, names[k]);
+        for (int i = 0; a && i < 4; i++) {
+            char hex[17];
+            snprintf(hex, sizeof hex, "%016" PRIx64, gens[k]->s[i]);
+            cJSON_AddItemToArray(a, cJSON_CreateString(hex));
+        }
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static const char *optimizer_name(int64_t kind)
+{
+    static const char *const names[] = {[NB_OPT_SGD] = "sgd", [NB_OPT_ADAM] = "adam",
+                                        [NB_OPT_ADAMW] = "adamw"};
+    return kind >= 0 && kind < (int64_t)(sizeof names / sizeof names[0]) ? names[kind] : "unknown";
+}
+
+/* A non-negative integer field below 2^53, or -1. */
+static int64_t state_int(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble >= 9007199254740992.0 ||
+        v->valuedouble != floor(v->valuedouble))
+        return -1;
+    return (int64_t)v->valuedouble;
+}
+
+static int state_rng(const cJSON *o, const char *key, nb_rng *out)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 4)
+        return 0;
+    for (int i = 0; i < 4; i++) {
+        const cJSON *h = cJSON_GetArrayItem(a, i);
+        char *end;
+        if (!cJSON_IsString(h) || strlen(h->valuestring) != 16)
+            return 0;
+        out->s[i] = (uint64_t)strtoull(h->valuestring, &end, 16);
+        if (*end)
+            return 0;
+    }
+    /* xoshiro256** never leaves the all-zero state: every draw would be 0, and the shuffle's
+     * rejection loop (nb_rng_below) would never end. */
+    return (out->s[0] | out->s[1] | out->s[2] | out->s[3]) != 0;
+}
+
+nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_error *err)
+{
+    nb_graph *g = nb_model_graph(t->model);
+    int n_state = nb_optim_state_count(t->optim);
+    nb_tensor_ref extra[8];
+    char names[8][32];
+    for (int i = 0; i < n_state && i < 8; i++) {
+        snprintf(names[i], sizeof names[i], "optim.state.%d", i);
+        extra[i] = (nb_tensor_ref){.name = names[i], .ndim = 1,
+                                   .dims = {(int64_t)nb_graph_param_floats(g)},
+                                   .data = nb_optim_state(t->optim, i)};
+    }
+    char *state = checkpoint_state(t);
+    if (!state)
+        return nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
+    const char *keys[] = {"nabla.checkpoint"};
+    const char *values[] = {state};
+    nb_status s = nb_model_save_extra(t->model, path, extra, n_state < 8 ? n_state : 8, keys,
+                                      values, 1, err);
+    free(state);
+    return s;
+}
+
+nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err)
+{
+    nb_safetensors *st;
+    nb_status s = nb_safetensors_read(path, &st, err);
+    if (s)
+        return s;
+    nb_graph *g = nb_model_graph(t->model);
+    const char *text = nb_safetensors_meta(st, "nabla.checkpoint");
+    cJSON *state = text ? cJSON_Parse(text) : NULL;
+    const cJSON *loss_sum = cJSON_GetObjectItemCaseSensitive(state, "loss_sum");
+    int64_t epoch = state_int(state, "epoch"), step = state_int(state, "step");
+    int64_t position = state_int(state, "position"), correct = state_int(state, "correct");
+    int64_t kind = state_int(state, "optimizer"), optim_steps = state_int(state, "optimizer_steps");
+    nb_rng order, dropout;
+    if (!state || epoch < 0 || epoch > INT32_MAX || step < 0 || position < 0 ||
+        correct < 0 || kind < 0 || optim_steps < 0 || !cJSON_IsNumber(loss_sum) ||
+        !isfinite(loss_sum->valuedouble) || !state_rng(state, "rng", &order) ||
+        !state_rng(state, "dropout_rng", &dropout))
+        s = nb_error_set(err, NB_EFORMAT, "%s: not a nabla checkpoint (__metadata__ "
+                         "'nabla.checkpoint' missing or malformed)", path);
+    else if (position >= t->train->count || correct > position)
+        s = nb_error_set(err, NB_EINVAL, "%s: the checkpoint stopped after %lld samples of an "
+                         "epoch; this data set has %lld", path, (long long)position,
+                         (long long)t->train->count);
+    else if (kind != (int)t->cfg.optim.kind)
+        s = nb_error_set(err, NB_EINVAL, "%s: the checkpoint was written with another optimiser "
+                         "(%s; this run uses %s)", path, optimizer_name(kind),
+                         optimizer_name(t->cfg.optim.kind));
+    if (!s)
+        s = nb_model_take_weights(t->model, st, path, "optim.", err);
+    for (int i = 0; !s && i < nb_optim_state_count(t->optim); i++) {
+        char name[32];
+        snprintf(name, sizeof name, "optim.state.%d", i);
+        const nb_tensor_ref *ref = nb_safetensors_find(st, name);
+        if (!ref || ref->ndim != 1 || ref->dims[0] != (int64_t)nb_graph_param_floats(g))
+            s = nb_error_set(err, NB_EFORMAT, "%s: tensor '%s' missing or of the wrong size",
+                             path, name);
+        else
+            memcpy(nb_optim_state(t->optim, i), ref->data, nb_graph_param_floats(g) * sizeof(float));
+    }
+    if (!s) {
+        t->epoch = (int)epoch;
+        t->step = step;
+        t->position = position;
+        t->epoch_loss_sum = loss_sum->valuedouble;
+        t->epoch_correct = correct;
+        nb_optim_set_steps(t->optim, optim_steps);
+        t->rng = order;
+        *nb_graph_rng(g) = dropout;
+    }
+    cJSON_Delete(state);
+    nb_safetensors_free(st);
+    return s;
+}
