@@ -1,4 +1,4 @@
-/* nabla plot-regions: the decision regions of a trained 2-input classifier (LECTURE.md §6:
+/* nabla plot-regions: the decision regions of a trained 2-input classifier (docs/lecture.md §6:
  * "plotting the decision regions shows it"), and nabla plot-csv: line charts of any CSV
  * columns (training logs, the examples' saturation and GD-vs-SGD numbers). Drawing is in
  * plot.c. */

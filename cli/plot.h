@@ -1,6 +1,6 @@
 /* Pictures drawn by the tool with cairo, written as PNG by cairo_surface_write_to_png:
  * line charts (training curves, any CSV), and the decision regions of a 2-input classifier
- * (LECTURE.md §6). The library draws nothing; this is the tool's business.
+ * (docs/lecture.md §6). The library draws nothing; this is the tool's business.
  *
  * Built without cairo (no -DNB_HAVE_CAIRO), every entry point returns NB_ENOTSUP with the
  * message PLOT_UNAVAILABLE. */

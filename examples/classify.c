@@ -1,6 +1,6 @@
 /* classify — nabla embedded in a program: load a trained model, classify images.
  *
- * LECTURE.md §6, "train, then infer": the model file holds the description, the weights and
+ * docs/lecture.md §6, "train, then infer": the model file holds the description, the weights and
  * the training set's normalisation, so inference is nb_model_load + nb_model_predict, which
  * runs the net in evaluation mode (dropout off) and returns the class scores as softmax
  * probabilities and the arg-max class.

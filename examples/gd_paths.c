@@ -1,4 +1,4 @@
-/* gd_paths — full-batch gradient descent vs SGD vs minibatch SGD (LECTURE.md §2), on the
+/* gd_paths — full-batch gradient descent vs SGD vs minibatch SGD (docs/lecture.md §2), on the
  * practicum's spirals (§6), the x-axis counting the work done: samples processed.
  *
  *   full batch   w ← w − η ∂L(S, w)/∂w            one step per pass over all P samples

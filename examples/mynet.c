@@ -1,4 +1,4 @@
-/* mynet — the lecture's reference example (LECTURE.md §7), from its description file.
+/* mynet — the lecture's reference example (docs/lecture.md §7), from its description file.
  *
  * PyTorch's mynet(d0, 60, 40, 10): flatten a 3×10×20 image (d0 = 600), then
  * Linear(d0,60) → ReLU → Linear(60,40) → ReLU → Linear(40,10). examples/mynet.nb says the same

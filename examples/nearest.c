@@ -1,4 +1,4 @@
-/* nearest — the nearest-neighbour model of LECTURE.md §1, a parametrised model without a
+/* nearest — the nearest-neighbour model of docs/lecture.md §1, a parametrised model without a
  * useful gradient.
  *
  *     ȳ = G(x, W) = argmin_k ‖x − w_k‖²       over the rows w_k of a matrix W [K, D]

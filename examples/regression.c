@@ -1,4 +1,4 @@
-/* regression — linear regression with the MSE cost (LECTURE.md §1) trained by gradient
+/* regression — linear regression with the MSE cost (docs/lecture.md §1) trained by gradient
  * descent, and the three descents of §2 side by side.
  *
  * Model and cost (§1): ȳ = G(x, w) = Σ_i w_i x_i + b, C(y, ȳ) = ‖y − ȳ‖², averaged over a set
@@ -245,8 +245,8 @@ int main(int argc, char **argv)
            recovered ? "recovered" : "NOT RECOVERED");
 
     /* 2. The §2 comparison. */
-    printf("LECTURE.md section 2: same start (w = 0), eta %.2f, %d passes = %d samples seen each; loss on "
-           "all %d samples after every step%s%s\n", (double)eta, EPOCHS, EPOCHS * P, P,
+    printf("Three descents (docs/lecture.md §2): same start (w = 0), eta %.2f, %d passes = %d "
+           "samples seen each; loss on all %d samples after every step%s%s\n", (double)eta, EPOCHS, EPOCHS * P, P,
            log_path ? ", logged to " : "", log_path ? log_path : "");
     printf("%-18s %6s %14s %11s %16s %14s\n", "method", "steps", "loss @1 pass", "final loss",
            "noise: mean|dL|", "passes uphill");

@@ -1,4 +1,4 @@
-/* saturation — the lecture's picture of sigmoid saturation (LECTURE.md §4, §5.1, §5.2).
+/* saturation — the lecture's picture of sigmoid saturation (docs/lecture.md §4, §5.1, §5.2).
  *
  * The sigmoid σ(s) = 1/(1 + e^−s) is the one-value softmax, and it saturates: for |s| ≫ 0 its
  * output is flat and its derivative σ′(s) = σ(s)(1 − σ(s)) ≈ e^−|s| vanishes (4.5e-5 at

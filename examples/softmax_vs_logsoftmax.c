@@ -1,5 +1,5 @@
 /* softmax_vs_logsoftmax — why cross-entropy is computed on log-softmax, never on softmax
- * probabilities (LECTURE.md §4, §5.2).
+ * probabilities (docs/lecture.md §4, §5.2).
  *
  * Part 1. Three logits z = a·(1, 0, −1) whose true class is 2, the one the model rates lowest
  * (a confidently wrong prediction, exactly when a useful gradient matters most), for growing

@@ -1,4 +1,4 @@
-/* spirals — the practicum of LECTURE.md §6: three interleaved 2-D spirals, one class each.
+/* spirals — the practicum of docs/lecture.md §6: three interleaved 2-D spirals, one class each.
  *
  * A linear model (MLP shorthand "2-3": one Linear, no hidden layer) can only cut the plane
  * into three convex regions, so it stays near chance (1/3); a net with one hidden layer of

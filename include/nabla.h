@@ -7,7 +7,7 @@
  *   rng         a seeded generator owned by the caller (no global state)
  *   graph       a DAG of named nodes: inputs, parameters, modules and losses;
  *               forward in topological order, backward (vector–Jacobian products)
- *               in reverse order — LECTURE.md §3
+ *               in reverse order — docs/lecture.md §3
  *   modules     Linear, ReLU, tanh, sigmoid, Add, Max, Mul, Scale, Sum/Mean, Softmax,
  *               LogSoftmax, Dropout, Flatten/Reshape, nearest neighbour — §4
  *   losses      MSE, NLL, cross-entropy — §1, §5.2
@@ -306,7 +306,7 @@ void nb_graph_params_changed(nb_graph *g);
 char *nb_graph_kernels(const nb_graph *g, char *buf, size_t size);
 
 /* ------------------------------------------------------------------------------------------
- * Gradient check: backprop against central finite differences (LECTURE.md §3).
+ * Gradient check: backprop against central finite differences (docs/lecture.md §3).
  *
  * With a random upstream gradient r (drawn from `seed`), the checked loss is L = Σ r ⊙ out
  * (an all-ones r would hide transposition bugs and make softmax's gradient vanish). For every

@@ -126,7 +126,7 @@ fi
 probe() { "$PROBE" "$@" 2>probe.err || fail "tool_png_probe $*" "$(cat probe.err)"; }
 
 # ---- train --plot: the training curves -------------------------------------------------------
-# 2-64-3 on the three spirals, past 90 % (LECTURE.md §6)
+# 2-64-3 on the three spirals, past 90 % (docs/lecture.md §6)
 run train 2-64-3 --data spirals --optimizer adam --lr 0.01 --batch 32 --epochs 60 \
     --val-split 0.2 --seed 3 --json -q -o spirals.safetensors --plot curves.png
 acc=$(grep -o '"train_accuracy": *[0-9.]*' out.txt | grep -o '[0-9.]*$')

@@ -1,4 +1,4 @@
-/* The engine on cases small enough to compute by hand (LECTURE.md §3, §4), graph building
+/* The engine on cases small enough to compute by hand (docs/lecture.md §3, §4), graph building
  * errors, batch-size changes, the nearest-neighbour model and numerically hard losses. */
 #include "check.h"
 #include "nabla.h"

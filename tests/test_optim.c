@@ -1,4 +1,4 @@
-/* Optimisers and schedules: hand-computed steps of every rule (LECTURE §2, §5.6, §5.7),
+/* Optimisers and schedules: hand-computed steps of every rule (docs/lecture.md §2, §5.6, §5.7),
  * first-step semantics of momentum, decay coupled and decoupled, L1, clipping, the order
  * in which they apply, checkpoint resumption, and the schedules at chosen steps.
  * (Bitwise agreement with torch.optim over many steps is tests/torch_optim.py's job.) */

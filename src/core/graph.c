@@ -1,5 +1,5 @@
 /* The graph: named nodes in creation (= topological) order, memory planned once per batch
- * size, forward in order, backpropagation in reverse order (LECTURE.md §3).
+ * size, forward in order, backpropagation in reverse order (docs/lecture.md §3).
  *
  * Backprop computes, for every module z_{k+1} = f_k(z_k, w_k) that the root depends on,
  *   ∂c/∂z_k += ∂c/∂z_{k+1} · ∂f_k/∂z_k   and   ∂c/∂w_k += ∂c/∂z_{k+1} · ∂f_k/∂w_k,

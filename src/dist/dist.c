@@ -1,5 +1,5 @@
 /* Distributed data-parallel training over MPI: the synchronous scheme of PyTorch's
- * DistributedDataParallel and Horovod (LECTURE.md §2: a minibatch's gradient is an average
+ * DistributedDataParallel and Horovod (docs/lecture.md §2: a minibatch's gradient is an average
  * over its samples, so the samples can be spread over machines and the averages combined).
  *
  * With N ranks and a global batch of B rows, rank r computes on its own n_r rows

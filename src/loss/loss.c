@@ -1,5 +1,5 @@
 /* Losses: scalar costs C(y, ȳ) averaged over the batch, L(S, w) = 1/P Σ_p C(y[p], G(x[p], w))
- * (LECTURE.md §1). Each is a node with a single-element, unbatched output; its upstream
+ * (docs/lecture.md §1). Each is a node with a single-element, unbatched output; its upstream
  * gradient dL (normally 1) is read from n->grad[0].
  *
  *   MSE            per-sample cost ‖y_p − ȳ_p‖² (the lecture's linear-regression cost)

@@ -1,4 +1,4 @@
-/* Parameter initialisation scaled to the fan-in (LECTURE.md §5.8), drawn from the caller's
+/* Parameter initialisation scaled to the fan-in (docs/lecture.md §5.8), drawn from the caller's
  * generator so that a seed fixes the run. For a weight [out, in], fan_in = in and
  * fan_out = out; biases of modules with a weight are initialised with that weight's fan-in.
  *

@@ -1,4 +1,5 @@
-/* Point-wise non-linearities z = h(s) (LECTURE.md §3, §4): backward is dC/ds = dC/dz · h'(s).
+/* Point-wise non-linearities z = h(s) (docs/lecture.md §3, §4):
+ * backward is dC/ds = dC/dz · h'(s).
  * Each derivative is written in terms of the output where that is cheaper and exact. */
 #include "backend/gemm_pool.h"
 #include "core/graph.h"

@@ -1,4 +1,4 @@
-/* Dropout (LECTURE.md §4, §5.9), "inverted": in training each element is kept with
+/* Dropout (docs/lecture.md §4, §5.9), "inverted": in training each element is kept with
  * probability 1 − p and scaled by 1/(1 − p), so the expected output equals the input and
  * evaluation needs no rescaling.
  *

@@ -1,4 +1,4 @@
-/* Element-wise modules of two inputs of the same shape, and Scale (LECTURE.md §4).
+/* Element-wise modules of two inputs of the same shape, and Scale (docs/lecture.md §4).
  *
  *   Add    Y = A + B            dA += dY,           dB += dY
  *   Max    Y = max(A, B)        dA += dY if A > B,  dB += dY if B > A;

@@ -1,4 +1,4 @@
-/* Leaves of the graph: observed inputs, class labels and parameters (LECTURE.md §1: "observed
+/* Leaves of the graph: observed inputs, class labels and parameters (docs/lecture.md §1: "observed
  * inputs" and the parameters w that frameworks keep implicit inside modules). Leaves compute
  * nothing; their storage is filled by the caller (inputs, labels) or the optimiser
  * (parameters). Their dims are set by the builder functions in graph.c. */

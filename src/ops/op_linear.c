@@ -1,4 +1,4 @@
-/* Linear (LECTURE.md §4), with PyTorch's layout: W is [out, in], rows of X are samples.
+/* Linear (docs/lecture.md §4), with PyTorch's layout: W is [out, in], rows of X are samples.
  *
  *   forward   Y = X Wᵀ + b                      X (N,in)  W (out,in)  b (out)  Y (N,out)
  *   backward  dX += dY W                        (the lecture's dC/dX = Wᵀ·dC/dY, row-major)

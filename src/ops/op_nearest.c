@@ -1,4 +1,4 @@
-/* The nearest-neighbour model of LECTURE.md §1, a parametrised model with a discrete output:
+/* The nearest-neighbour model of docs/lecture.md §1, a parametrised model with a discrete output:
  *
  *   ȳ_n = argmin_k ‖x_n − w_k‖²       x (N,D), W (K,D) with rows w_k, ȳ (N,1) as a float index
  *

@@ -1,4 +1,4 @@
-/* Softmax and LogSoftmax over the last dimension (LECTURE.md §4).
+/* Softmax and LogSoftmax over the last dimension (docs/lecture.md §4).
  *
  *   Softmax     y_i = exp(x_i − m) / Σ_j exp(x_j − m),  m = max_j x_j
  *               Jacobian y_i(δ_ij − y_j), so  dx_i += y_i (dy_i − Σ_j dy_j y_j)

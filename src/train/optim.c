@@ -1,4 +1,4 @@
-/* Optimisers — LECTURE.md §2 (gradient descent), §5.3 (minibatch SGD), §5.6 (Adam),
+/* Optimisers — docs/lecture.md §2 (gradient descent), §5.3 (minibatch SGD), §5.6 (Adam),
  * §5.7 (L2 weight decay, L1 lasso), plus gradient-norm clipping.
  *
  * Every rule is torch.optim's single-tensor ("for-loop", foreach=False) implementation of
@@ -181,7 +181,8 @@ static void clip_by_norm(size_t n, float *restrict g, float max_norm)
             g[i] *= coef;
 }
 
-/* L1 (lasso, LECTURE §5.7): the cost C + λ Σ|w_i| has the subgradient ∂C/∂w + λ·sign(w),
+/* L1 (lasso, docs/lecture.md §5.7): the cost C + λ Σ|w_i| has the subgradient
+ * ∂C/∂w + λ·sign(w),
  * sign(0) = 0, so g ← g + λ·sign(w). Not in torch (the usual recipe adds λ·sign(w) to .grad
  * before step(), which is what this is). A plain subgradient step makes a useless weight
  * oscillate within about η·λ of 0 rather than land on exactly 0. */

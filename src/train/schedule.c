@@ -1,4 +1,4 @@
-/* Learning-rate schedules (LECTURE §5.6: "a schedule that lowers the learning rate as
+/* Learning-rate schedules (docs/lecture.md §5.6: "a schedule that lowers the learning rate as
  * training goes on"). Closed forms of torch.optim.lr_scheduler's StepLR, ExponentialLR and
  * CosineAnnealingLR, with an optional linear warm-up in front.
  *

@@ -1,4 +1,4 @@
-/* Minibatch training (LECTURE.md §2): every step averages the gradient of the loss over a
+/* Minibatch training (docs/lecture.md §2): every step averages the gradient of the loss over a
  * batch of samples and moves the parameters against it,
  *     w ← w − η ∂L(B, w)/∂w,        L(B, w) = 1/|B| Σ_{p∈B} C(y[p], G(x[p], w)),
  * with |B| = 1 giving stochastic gradient descent and |B| = P full-batch descent. The order of
