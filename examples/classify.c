@@ -10,6 +10,7 @@
  *
  * The labels file is found by replacing "images-idx3" with "labels-idx1" in the file name
  * (Fashion-MNIST's convention); without one, no accuracy is reported. */
+#include "example.h"
 #include "nabla.h"
 
 #include <stdio.h>
@@ -33,6 +34,9 @@ static const char *class_name(const char *list, int k, char *buf, size_t size)
 
 int main(int argc, char **argv)
 {
+    if (example_help(argc, argv, "classify", "MODEL.safetensors [IDX-IMAGES-FILE [N]]",
+                     "Loads a model file written by `nabla train` (description, weights and the training set's\nnormalisation) and classifies the first N images (default 10) of an IDX file (default\nFashion-MNIST's test images): one line per image with the class, its probability and, when a\nlabels file lies beside the images, the true class and the accuracy. nabla embedded in a\nsmall C program (docs/lecture.md section 6: train, then infer).\n"))
+        return 0;
     if (argc < 2 || argc > 4) {
         fprintf(stderr, "usage: %s MODEL.safetensors [IDX-IMAGES-FILE [N]]\n", argv[0]);
         return 2;

@@ -106,6 +106,9 @@ static nb_status run(const nb_dataset *ds, int64_t batch, nb_gemm *gemm, record 
 
 int main(int argc, char **argv)
 {
+    if (example_help(argc, argv, "gd_paths", "[--png FILE.png]",
+                     "Trains a small ReLU net on the spirals three ways from the same start — full-batch gradient\ndescent, SGD and minibatch SGD — and prints the loss and accuracy on all points after every\npass as CSV (x-axis: samples processed). With --png the CSV goes to FILE.csv instead of\nstandard output and the nabla tool draws it to FILE.png. docs/lecture.md section 2.\n"))
+        return 0;
     const char *png = NULL;
     if (argc == 3 && strcmp(argv[1], "--png") == 0) {
         png = argv[2];
@@ -125,19 +128,17 @@ int main(int argc, char **argv)
         if (run(&ds, methods[k].batch, gemm, &paths[k], &err))
             goto fail;
 
-    FILE *files[2] = {stdout, NULL};
+    FILE *table = stdout;
     char csv[4096];
-    if (png && !(files[1] = open_csv_beside(png, csv, sizeof csv)))
+    if (png && !(table = open_csv_beside(png, csv, sizeof csv)))
         goto done;
-    for (int f = 0; f < 2 && files[f]; f++) {
-        fprintf(files[f], "samples,gd,sgd,minibatch,gd_accuracy,sgd_accuracy,minibatch_accuracy\n");
-        for (int e = 0; e <= PASSES; e++)
-            fprintf(files[f], "%lld,%.6g,%.6g,%.6g,%.2f,%.2f,%.2f\n", (long long)e * ds.count,
-                    paths[0].loss[e], paths[1].loss[e], paths[2].loss[e],
-                    100 * paths[0].accuracy[e], 100 * paths[1].accuracy[e],
-                    100 * paths[2].accuracy[e]);
-    }
-    if (files[1] && fclose(files[1]) != 0) {
+    fprintf(table, "samples,gd,sgd,minibatch,gd_accuracy,sgd_accuracy,minibatch_accuracy\n");
+    for (int e = 0; e <= PASSES; e++)
+        fprintf(table, "%lld,%.6g,%.6g,%.6g,%.2f,%.2f,%.2f\n", (long long)e * ds.count,
+                paths[0].loss[e], paths[1].loss[e], paths[2].loss[e],
+                100 * paths[0].accuracy[e], 100 * paths[1].accuracy[e],
+                100 * paths[2].accuracy[e]);
+    if (png && fclose(table) != 0) {
         perror(csv);
         goto done;
     }

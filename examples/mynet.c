@@ -10,7 +10,11 @@
  * (w ← w − η ∂L/∂w, §2) must make the loss go down at every step: a small net can memorise a
  * small batch. Exit status 1 if it does not.
  *
- *     build/examples/mynet [examples/mynet.nb [STEPS]]      (run from the repository root) */
+ *     build/examples/mynet [examples/mynet.nb [STEPS]]
+ *
+ * Without a file it reads examples/mynet.nb of the source tree it was built in, from any
+ * directory. */
+#include "example.h"
 #include "nabla.h"
 
 #include <stdio.h>
@@ -40,7 +44,11 @@ static char *read_text(const char *path, nb_error *err)
 
 int main(int argc, char **argv)
 {
-    const char *path = argc > 1 ? argv[1] : "examples/mynet.nb";
+    if (example_help(argc, argv, "mynet", "[DESCRIPTION.nb [STEPS]]",
+                     "Builds the lecture's reference network mynet from a description file (default\nexamples/mynet.nb, found beside this program's source tree): flatten a 3x10x20 image, then\nLinear(600,60), ReLU, Linear(60,40), ReLU, Linear(40,10). Lists its nodes and parameters\nand takes STEPS (default 10) plain SGD steps on one batch of random images: the loss must\nfall at every step (exit 1 otherwise). docs/lecture.md section 7.\n"))
+        return 0;
+    char found[4096];
+    const char *path = argc > 1 ? argv[1] : example_file(argv[0], "mynet.nb", found, sizeof found);
     int steps = argc > 2 ? atoi(argv[2]) : 10;
     if (argc > 3 || steps < 1) {
         fprintf(stderr, "usage: %s [DESCRIPTION.nb [STEPS]]\n", argv[0]);

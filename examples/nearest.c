@@ -16,6 +16,7 @@
  * else fails.
  *
  *     build/examples/nearest [--spirals] */
+#include "example.h"
 #include "nabla.h"
 
 #include <stdio.h>
@@ -65,6 +66,9 @@ static nb_status class_means(const nb_dataset *ds, float *W, nb_error *err)
 
 int main(int argc, char **argv)
 {
+    if (example_help(argc, argv, "nearest", "[--spirals]",
+                     "The nearest-neighbour model y = argmin_k |x - w_k|^2: sets each row of W to a class mean\nof the training set (Fashion-MNIST when installed, else or with --spirals the three\nspirals), prints the test accuracy, then asks for a gradient and prints why the library\nrefuses (the output is piecewise constant). docs/lecture.md section 1.\n"))
+        return 0;
     int spirals = argc == 2 && strcmp(argv[1], "--spirals") == 0;
     if (argc > 2 || (argc == 2 && !spirals)) {
         fprintf(stderr, "usage: %s [--spirals]\n", argv[0]);

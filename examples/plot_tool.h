@@ -3,6 +3,8 @@
 #ifndef NB_EXAMPLES_PLOT_TOOL_H
 #define NB_EXAMPLES_PLOT_TOOL_H
 
+#include "example.h"
+
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +15,14 @@
 extern char **environ;
 
 /* Runs the nabla tool with args (args[0] is filled in: $NABLA, else ../nabla next to this
- * program's directory, else nabla on PATH); returns its exit status (127 if it could not run). */
+ * program's directory, wherever it is run from, else nabla on PATH); returns its exit status
+ * (127 if it could not run). */
 static int run_tool(const char *self, char **args)
 {
-    char path[4096];
-    const char *tool = getenv("NABLA"), *slash = strrchr(self, '/');
-    if (!tool && slash) {
-        snprintf(path, sizeof path, "%.*s/../nabla", (int)(slash - self), self);
+    char dir[4096], path[4096 + 16];
+    const char *tool = getenv("NABLA");
+    if (!tool && example_self_dir(self, dir, sizeof dir) == 0) {
+        snprintf(path, sizeof path, "%s/../nabla", dir);
         tool = access(path, X_OK) == 0 ? path : NULL;
     }
     args[0] = (char *)(tool ? tool : "nabla");
@@ -34,8 +37,9 @@ static int run_tool(const char *self, char **args)
     return WEXITSTATUS(status);
 }
 
-/* With --png FILE.png, the CSV goes to FILE.csv as well: opens it (csv receives its name)
- * and returns the stream, or NULL with a message. */
+/* With --png FILE.png, the CSV goes to FILE.csv instead of stdout (the terminal gets the
+ * summary and the picture, not 400 rows): opens it (csv receives its name) and returns the
+ * stream, or NULL with a message. */
 static FILE *open_csv_beside(const char *png, char *csv, size_t size)
 {
     size_t len = strlen(png);

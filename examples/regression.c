@@ -28,6 +28,7 @@
  *     build/examples/regression [--log FILE]
  *
  * Exit status 1 if the weights are not recovered. */
+#include "example.h"
 #include "nabla.h"
 
 #include <math.h>
@@ -167,6 +168,9 @@ static nb_status descend(const char *method, int B, float eta, net *all, nb_gemm
 
 int main(int argc, char **argv)
 {
+    if (example_help(argc, argv, "regression", "[--log FILE.csv]",
+                     "Linear regression with the squared-error cost on synthetic data with known weights:\nfull-batch gradient descent recovers them. Then full-batch GD, SGD (one sample per step)\nand minibatch SGD (16) from the same start and with the same budget: loss after one pass,\nfinal loss and how noisy each path is. --log writes every step's loss as CSV\n(method,step,samples_seen,loss). docs/lecture.md sections 1 and 2.\n"))
+        return 0;
     const char *log_path = NULL;
     if (argc == 3 && strcmp(argv[1], "--log") == 0) {
         log_path = argv[2];

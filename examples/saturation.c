@@ -48,6 +48,9 @@
 
 int main(int argc, char **argv)
 {
+    if (example_help(argc, argv, "saturation", "[--png FILE.png]",
+                     "The sigmoid saturates and its log does not: for s from -10 to 10 prints, as CSV, sigma(s),\nlog(1 + e^s), log sigma(s) = s - log(1 + e^s) and their slopes computed by backprop, checked\nagainst the closed forms. With --png the CSV goes to FILE.csv instead of standard output\nand the nabla tool draws it to FILE.png. docs/lecture.md sections 4 and 5.1.\n"))
+        return 0;
     const char *png = NULL;
     if (argc == 3 && strcmp(argv[1], "--png") == 0) {
         png = argv[2];
@@ -106,17 +109,15 @@ int main(int argc, char **argv)
             worst = fmax(worst, fabs(out[7 * n + c] - want[c]) / fmax(1.0, fabs(want[c])));
     }
 
-    FILE *files[2] = {stdout, NULL};
+    FILE *table = stdout;
     char csv[4096];
-    if (png && !(files[1] = open_csv_beside(png, csv, sizeof csv)))
+    if (png && !(table = open_csv_beside(png, csv, sizeof csv)))
         goto done;
-    for (int f = 0; f < 2 && files[f]; f++) {
-        fprintf(files[f], "s,sigmoid,dsigmoid,softplus,dsoftplus,log_sigmoid,dlog_sigmoid\n");
-        for (int n = 0; n < N; n++)
-            fprintf(files[f], "%.2f,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", out[7 * n], out[7 * n + 1],
-                    out[7 * n + 2], out[7 * n + 3], out[7 * n + 4], out[7 * n + 5], out[7 * n + 6]);
-    }
-    if (files[1] && fclose(files[1]) != 0) {
+    fprintf(table, "s,sigmoid,dsigmoid,softplus,dsoftplus,log_sigmoid,dlog_sigmoid\n");
+    for (int n = 0; n < N; n++)
+        fprintf(table, "%.2f,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", out[7 * n], out[7 * n + 1],
+                out[7 * n + 2], out[7 * n + 3], out[7 * n + 4], out[7 * n + 5], out[7 * n + 6]);
+    if (png && fclose(table) != 0) {
         perror(csv);
         goto done;
     }

@@ -27,6 +27,7 @@
  *
  * Exit status 1 unless both log-softmax losses and their gradients are finite and agree with
  * the exact values (relative error ≤ 1e-5 on L, absolute ≤ 1e-5 on dL/dz) at every scale. */
+#include "example.h"
 #include "nabla.h"
 
 #include <math.h>
@@ -176,8 +177,15 @@ fail:
     return -1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (example_help(argc, argv, "softmax_vs_logsoftmax", "",
+                     "Why cross-entropy is computed on log-softmax: for logits growing up to 1e4 it compares the\nfused cross-entropy and log_softmax + NLL (exact) with softmax followed by a log (infinite\nloss, NaN gradient) and its usual patch (a wrong loss, zero gradient); then the same for\nthe sigmoid and s - log(1 + e^s). docs/lecture.md sections 4 and 5.2.\n"))
+        return 0;
+    if (argc > 1) {
+        fprintf(stderr, "usage: %s (no arguments; --help says more)\n", argv[0]);
+        return 2;
+    }
     nb_error err = {0};
     int ok = part1(&err);
     if (ok >= 0 && part2(&err) < 0)

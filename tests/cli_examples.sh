@@ -3,7 +3,9 @@
 # point: classify (a model trained by the CLI, > 70 % accuracy), spirals (linear near chance,
 # ReLU net ≥ 95 %), regression (w* recovered; GD smooth, SGD noisier than minibatches; the
 # CSV log), nearest (accuracy, NB_ENOGRAD), softmax_vs_logsoftmax (fused losses exact, the
-# naive path inf/NaN) and mynet (loss down at every step). About 5 seconds.
+# naive path inf/NaN) and mynet (loss down at every step). Every example answers --help, and
+# runs from a directory other than the repository root (they find their files from their own
+# location), also when started through PATH. About 5 seconds.
 #
 # Run from the repository root: bash tests/cli_examples.sh. $NABLA is the CLI (default
 # $NABLA_BUILD/nabla, NABLA_BUILD defaulting to build); the examples are taken from
@@ -33,11 +35,16 @@ if [ ! -d "$EX" ] && [ -x "$NABLA" ] && [ "$BUILD" != "$ROOT/build" ]; then
     echo "skip: $EX does not exist (the Makefile builds the examples in the main build only)"
     exit 0
 fi
-for name in classify spirals regression nearest softmax_vs_logsoftmax mynet; do
+EXAMPLES="classify spirals regression nearest softmax_vs_logsoftmax mynet gd_paths saturation"
+for name in $EXAMPLES; do
     [ -x "$EX/$name" ] || fail "an executable $EX/$name (run make)"
 done
 
-# run EXPECTED-STATUS NAME ARGS...: runs an example from the repository root; stdout in
+# The examples run from a scratch directory, not from the repository root.
+mkdir "$tmp/elsewhere"
+cd "$tmp/elsewhere"
+
+# run EXPECTED-STATUS NAME ARGS...: runs an example from the current directory; stdout in
 # $tmp/out.txt, stderr in $tmp/err.txt. Fails on another exit status or a sanitizer report.
 run() {
     local want=$1 name=$2 rc=0
@@ -55,6 +62,20 @@ expect() { grep -qE -- "$1" "$tmp/out.txt" || fail "$2 (no line matching /$1/)" 
 field() { awk -v n="$2" "/$1/ { print \$n; exit }" "$tmp/out.txt" | tr -d '%'; }
 # is AWK-CONDITION WHAT OUTPUT: fails unless the awk condition holds.
 is() { awk "BEGIN { exit !($1) }" || fail "$2: expected $1" "$3"; }
+
+# ---- --help: usage and what the example shows, on stdout, status 0 ---------------------------
+for name in $EXAMPLES; do
+    run 0 "$name" --help
+    head -n 1 "$tmp/out.txt" | grep -qE "^usage: $name( |$)" ||
+        fail "$name --help: a first line 'usage: $name ...'" "$(out)"
+    [ "$(wc -l <"$tmp/out.txt")" -ge 4 ] && grep -q 'docs/lecture.md' "$tmp/out.txt" ||
+        fail "$name --help: a paragraph on what it shows, citing docs/lecture.md" "$(out)"
+    [ ! -s "$tmp/err.txt" ] || fail "$name --help: nothing on stderr" "$(cat "$tmp/err.txt")"
+done
+run 0 mynet 1 --help   # anywhere on the line
+grep -q '^usage: mynet' "$tmp/out.txt" || fail "mynet 1 --help: the usage" "$(out)"
+run 2 softmax_vs_logsoftmax --verbose
+ok "--help: all $(echo $EXAMPLES | wc -w) examples print their usage and what they show"
 
 # ---- classify: a model trained by the CLI, loaded and used by a short C program -----------
 if [ -r "$FASHION/t10k-images-idx3-ubyte.gz" ]; then
@@ -157,16 +178,31 @@ ok "softmax_vs_logsoftmax: fused exact up to logits of 1e4; softmax -> log inf/N
 
 # ---- mynet: §7 -----------------------------------------------------------------------------
 run 0 mynet
-expect '^examples/mynet.nb: 38910 parameters$' "mynet's 38910 parameters (600*60+60 + 60*40+40 + 40*10+10)"
+expect "^$ROOT/examples/mynet.nb: 38910 parameters\$" "mynet's 38910 parameters (600*60+60 + 60*40+40 + 40*10+10)"
 expect '^  fc1\.weight +param +\[60,600\]$' "fc1.weight [60,600]"
 [ "$(grep -cE '^  step +[0-9]+  loss [0-9.]+$' "$tmp/out.txt")" -eq 11 ] ||
     fail "11 loss lines (steps 0 to 10)" "$(out)"
 expect '^ok: the loss went from [0-9.]+ to [0-9.]+, down at every step$' "the loss down at every step"
 ok "mynet: $(tail -n 1 "$tmp/out.txt" | sed 's/^ok: //')"
-run 0 mynet examples/residual.nb 5
+run 0 mynet "$ROOT/examples/residual.nb" 5
 expect 'down at every step' "the residual DAG's loss down at every step too"
 run 1 mynet "$tmp/no-such.nb"
 grep -q 'mynet: .*no-such.nb: cannot read' "$tmp/err.txt" || fail "a missing file reported" "$(cat "$tmp/err.txt")"
 ok "mynet: residual.nb trains too; a missing file is an error"
+
+# ---- from anywhere: through PATH, and the CSV examples without a picture ---------------------
+rc=0
+(cd / && PATH="$EX:$PATH" mynet "" 2 >"$tmp/out.txt" 2>"$tmp/err.txt") || rc=$?
+[ "$rc" -eq 1 ] || fail "mynet with an empty path to fail" "exit $rc"
+(cd / && PATH="$EX:$PATH" mynet >"$tmp/out.txt" 2>"$tmp/err.txt") ||
+    fail "mynet started through PATH from / to find examples/mynet.nb" "$(cat "$tmp/out.txt" "$tmp/err.txt")"
+expect "^$ROOT/examples/mynet.nb: 38910 parameters\$" "mynet through PATH: the description of its source tree"
+run 0 gd_paths
+[ "$(head -n 1 "$tmp/out.txt")" = "samples,gd,sgd,minibatch,gd_accuracy,sgd_accuracy,minibatch_accuracy" ] &&
+    [ "$(wc -l <"$tmp/out.txt")" -ge 10 ] || fail "gd_paths without --png: its CSV on stdout" "$(head -n 3 "$tmp/out.txt")"
+run 0 saturation
+[ "$(wc -l <"$tmp/out.txt")" -eq 402 ] || fail "saturation without --png: 401 rows and a header on stdout" "$(wc -l <"$tmp/out.txt")"
+run 2 saturation --png
+ok "examples run from / through PATH; gd_paths and saturation print their CSV without --png"
 
 echo "all examples passed"
