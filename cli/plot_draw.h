@@ -1,0 +1,64 @@
+/* What the drawing files share (plot.c, plot_axes.c, plot_lines.c, plot_regions.c): text,
+ * colours, the axes of a chart and a picture's start and finish. Internal to the tool. */
+#ifndef NB_CLI_PLOT_DRAW_H
+#define NB_CLI_PLOT_DRAW_H
+
+#include "plot.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#define MAX_TICKS 64
+
+/* Ticks at multiples of a "nice" step (1, 2 or 5 × 10^k) within [lo, hi], about `want` of
+ * them. Returns the count; *step receives the step. */
+int plot_nice_ticks(double lo, double hi, int want, double *ticks, double *step);
+/* A linear axis' tick label: as many decimals as the step needs, never "-0" nor "2.8e-17". */
+void plot_tick_label(char *buf, size_t size, double v, double step);
+/* Log axis ticks over [lo, hi] given as log10 of the data: every decade, and 2× and 5× when the
+ * range spans few decades; minor[i] is 1 for the 2× and 5× ones. Returns the count. */
+int plot_log_ticks(double lo, double hi, double *ticks, int *minor);
+/* The label of log tick t (log10 of the value). */
+void plot_log_label(char *buf, size_t size, double t);
+
+#ifdef NB_HAVE_CAIRO
+#include <cairo.h>
+
+#define FONT "DejaVu Sans"
+#define TICK_FONT 11.0
+#define LABEL_FONT 12.5
+#define TITLE_FONT 14.0
+#define PI 3.14159265358979323846
+
+typedef struct axes {
+    double px, py, pw, ph; /* the plot rectangle */
+    double x0, x1, y0, y1; /* data range; log10 of it on a log y axis */
+    int log_y;
+} axes;
+
+static inline double ax_x(const axes *a, double v) { return a->px + (v - a->x0) / (a->x1 - a->x0) * a->pw; }
+static inline double ax_y(const axes *a, double v)
+{
+    if (a->log_y)
+        v = log10(v);
+    return a->py + a->ph - (v - a->y0) / (a->y1 - a->y0) * a->ph;
+}
+
+void plot_set_rgb(cairo_t *cr, uint32_t rgb);
+void plot_font(cairo_t *cr, double size, int bold);
+double plot_text_width(cairo_t *cr, const char *s);
+/* Draws s with its anchor at (x, y): ax = 0, ½, 1 for left, centre, right; ay likewise for
+ * top, middle, bottom of the font's ascent/descent box. */
+void plot_text(cairo_t *cr, double x, double y, const char *s, double ax, double ay);
+/* Frame, ticks, tick labels, axis labels and title around a's rectangle; grid lines at the
+ * ticks when `grid`. */
+void plot_draw_axes(cairo_t *cr, const axes *a, const char *title, const char *xlabel,
+                    const char *ylabel, int grid);
+/* A white width × height picture (NB_EINVAL for sizes outside 64..16384). */
+nb_status plot_start(int width, int height, cairo_surface_t **surface, cairo_t **cr,
+                     nb_error *err);
+/* Writes the picture to path as PNG and frees it (and cairo's caches) whatever happens. */
+nb_status plot_finish(cairo_surface_t *surface, cairo_t *cr, const char *path, nb_error *err);
+
+#endif /* NB_HAVE_CAIRO */
+#endif
