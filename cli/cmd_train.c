@@ -47,7 +47,8 @@ static void help(void)
            "  --init FILE          start from the weights in FILE (safetensors)\n"
            "Run:\n"
            "  -o, --output FILE    the trained model (default model.safetensors)\n"
-           "  --checkpoint FILE    written atomically after every epoch (default OUTPUT.ckpt)\n"
+           "  --checkpoint FILE    written atomically after every epoch and when stopped by a\n"
+           "                       signal (default OUTPUT.ckpt); 'none': no checkpoints\n"
            "  --resume             continue from the checkpoint as if never stopped\n"
            "  --log FILE           per-epoch CSV log\n"
            "  --plot FILE.png      training curves: loss and accuracy per epoch, training vs\n"
@@ -85,6 +86,10 @@ typedef struct run {
     nb_model *model;
     nb_dist_stats comm;   /* at the end of the last epoch */
     double comm_epoch;    /* all-reduce seconds in the last epoch */
+    /* A file that could not be written at an epoch's end: training stops, and the run fails
+     * with this error (never as if it had finished). */
+    int failed;
+    nb_error fail_err;
 } run;
 
 static volatile sig_atomic_t stop_requested;
@@ -113,9 +118,8 @@ static int epoch_end(void *user, const nb_epoch_stats *s)
 {
     run *r = user;
     r->last = *s;
-    nb_error plot_err = {0};
-    if (r->plot && plot_history_add(&r->history, s, &plot_err)) {
-        cli_fail("train", &plot_err);
+    if (r->plot && plot_history_add(&r->history, s, &r->fail_err)) {
+        r->failed = 1;
         return 1;
     }
     if (!r->quiet) {
@@ -127,17 +131,20 @@ static int epoch_end(void *user, const nb_epoch_stats *s)
                 s->samples_per_second);
     }
     if (r->log) {
-        fprintf(r->log, "%d,%lld,%.9g,%.6f,%.6f,%.9g,%.6f,%.6f,%.1f\n", s->epoch,
-                (long long)s->step, s->lr, s->train_loss, s->train_accuracy, s->val_loss,
-                s->val_accuracy, s->seconds, s->samples_per_second);
-        fflush(r->log);
-    }
-    if (r->checkpoint) {
-        nb_error err = {0};
-        if (nb_trainer_save_checkpoint(r->trainer, r->checkpoint, &err)) {
-            cli_fail("train", &err);
+        errno = 0;
+        if (fprintf(r->log, "%d,%lld,%.9g,%.6f,%.6f,%.9g,%.6f,%.6f,%.1f\n", s->epoch,
+                    (long long)s->step, s->lr, s->train_loss, s->train_accuracy, s->val_loss,
+                    s->val_accuracy, s->seconds, s->samples_per_second) < 0 ||
+            fflush(r->log) != 0) {
+            nb_error_set(&r->fail_err, NB_EIO, "%s: writing epoch %d's line failed: %s",
+                         r->log_path, s->epoch, errno ? strerror(errno) : "write error");
+            r->failed = 1;
             return 1;
         }
+    }
+    if (r->checkpoint && nb_trainer_save_checkpoint(r->trainer, r->checkpoint, &r->fail_err)) {
+        r->failed = 1;
+        return 1;
     }
     return 0;
 }
@@ -349,10 +356,29 @@ int cmd_train(int argc, char **argv)
         cfg.schedule.gamma = 0.9999f; /* per step: a tenth of the rate after ~23k steps */
 
     char ckpt_default[4200];
-    if (!checkpoint) {
+    if (!output[0])
+        return cli_usage_error("train", "-o: expected a file name");
+    if (checkpoint && !checkpoint[0])
+        return cli_usage_error("train", "--checkpoint: expected a file name, or 'none' for no "
+                               "checkpoints");
+    if (log_path && !log_path[0])
+        return cli_usage_error("train", "--log: expected a file name");
+    if (plot && !plot[0])
+        return cli_usage_error("train", "--plot: expected a file name");
+    if (checkpoint && strcmp(checkpoint, "none") == 0) {
+        if (resume)
+            return cli_usage_error("train", "--resume needs a checkpoint to continue from; "
+                                   "--checkpoint none turns them off");
+        checkpoint = NULL;
+    } else if (!checkpoint) {
         snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", output);
         checkpoint = ckpt_default;
     }
+    if (val_spec && val_split > 0)
+        return cli_usage_error("train", "--val-split and --val both choose the validation set; "
+                               "give one of them");
+    if (!(cfg.optim.lr >= 0) || !isfinite(cfg.optim.lr))
+        return cli_usage_error("train", "--lr: expected a finite rate >= 0");
     nb_error err = {0};
     int status = 1;
     /* Under mpirun (and only then: a plain run never initialises MPI), join the job. */
@@ -379,10 +405,11 @@ int cmd_train(int argc, char **argv)
     nb_model *m = NULL;
     nb_trainer *t = NULL;
     run r = {.tty = isatty(2), .quiet = quiet, .checkpoint = root ? checkpoint : NULL,
-             .plot = plot, .dist = dist};
+             .plot = plot, .dist = dist, .log_path = log_path};
     const char *classes = NULL, *ignored;
 
-    if (root && (!check_writable(output, &err) || !check_writable(checkpoint, &err)))
+    if (root && (!check_writable(output, &err) || (checkpoint && !check_writable(checkpoint, &err)) ||
+                 (log_path && !check_writable(log_path, &err))))
         goto done;
     if (plot && (plot_check(&err) || !check_writable(plot, &err)))
         goto done;
@@ -391,8 +418,15 @@ int cmd_train(int argc, char **argv)
     if (cli_load_data(data, &all, &classes, &err))
         goto done;
     if (val_split > 0) {
+        int64_t samples = all.count;
         if (nb_dataset_split(&all, val_split, cfg.seed, &train, &val, &err))
             goto done;
+        if (train.count == 0 || val.count == 0) {
+            nb_error_set(&err, NB_EINVAL, "--val-split %g of %s's %lld samples leaves %s",
+                         val_split, data, (long long)samples,
+                         train.count ? "no validation samples" : "no training samples");
+            goto done;
+        }
     } else {
         train = all;
         memset(&all, 0, sizeof all);
@@ -416,12 +450,25 @@ int cmd_train(int argc, char **argv)
     }
     if (init_file && nb_model_load_weights(m, init_file, &err))
         goto done;
+    /* every data set is checked now, naming what the user wrote; the test set not only
+     * after the whole run */
+    if (nb_model_check_data(m, &train, data, &err) ||
+        (val_spec && nb_model_check_data(m, &val, val_spec, &err)) ||
+        (test_spec && nb_model_check_data(m, &test, test_spec, &err)))
+        goto done;
+    if (test_spec && !test.labels) {
+        nb_error_set(&err, NB_EINVAL, "--test %s: no labels; the test accuracy needs them",
+                     test_spec);
+        goto done;
+    }
     if (cli_set_precision(who, nb_model_graph(m), precision, &used, &err))
         goto done;
     if (!(t = nb_trainer_new(m, &train, val.count ? &val : NULL, &cfg, &err)))
         goto done;
     r.trainer = t;
     r.model = m;
+    if (root && cfg.optim.lr == 0)
+        fprintf(stderr, "nabla train: note: --lr 0: the weights will not change\n");
     if (resume) {
         if (access(checkpoint, R_OK) != 0) {
             nb_error_set(&err, NB_EIO, "--resume: %s: %s", checkpoint, strerror(errno));
@@ -468,10 +515,19 @@ int cmd_train(int argc, char **argv)
     signal(SIGINT, SIG_DFL);
     if (s == NB_EINTR) {
         /* the trainer stopped between two steps: save exactly that state */
+        if (!checkpoint) {
+            fprintf(stderr, "\nnabla train: %s; no checkpoint written (--checkpoint none)\n",
+                    err.msg);
+            err.msg[0] = 0;
+            status = 130;
+            goto done;
+        }
+        char where[sizeof err.msg];
+        snprintf(where, sizeof where, "%s", err.msg);
         if (nb_trainer_save_checkpoint(t, checkpoint, &err))
             goto done;
         fprintf(stderr, "\nnabla train: %s; saved the checkpoint %s — continue with --resume\n",
-                err.msg, checkpoint);
+                where, checkpoint);
         err.msg[0] = 0;
         status = 130;
         goto done;
@@ -492,6 +548,11 @@ int cmd_train(int argc, char **argv)
         status = 1;
         err.msg[0] = 0;
         in_step = 1;
+        goto done;
+    }
+    if (!s && r.failed) { /* an epoch's file could not be written: stopped, not finished */
+        nb_error_set(&err, r.fail_err.code, "%s; stopped after epoch %d of %d, %s left as it "
+                     "was", r.fail_err.msg, nb_trainer_epoch(t), cfg.epochs, output);
         goto done;
     }
     if (s || (root && nb_model_save(m, output, &err)))

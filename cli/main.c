@@ -1,6 +1,7 @@
 /* nabla: the command-line tool. Dispatches to one subcommand per file. */
 #include "cli.h"
 
+#include <errno.h>
 #include <string.h>
 
 static const struct {
@@ -42,8 +43,18 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            int status = commands[i].run(argc - 1, argv + 1);
+            /* results printed on standard output (predictions, JSON, DOT) that did not reach
+             * their file — a full disk, a closed pipe — fail the command */
+            errno = 0;
+            if ((fflush(stdout) != 0 || ferror(stdout)) && status == 0) {
+                fprintf(stderr, "nabla %s: writing the results to standard output failed: %s\n",
+                        argv[1], errno ? strerror(errno) : "write error");
+                status = 1;
+            }
+            return status;
+        }
     fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

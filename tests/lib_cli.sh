@@ -38,3 +38,20 @@ run() {
         fail "nabla $* to succeed (exit status $rc)" "$(cat out.txt err.txt | tail -n 30)"
     fi
 }
+
+# expect_fail STATUS 'ERE'... :: ARGS...: `nabla ARGS` exits with STATUS (1: a failure, 2: a
+# usage error) and a stderr message matching every pattern, that names no internal function
+# (nb_...) and carries no sanitizer report. Output in out.txt, err.txt.
+expect_fail() {
+    local want=$1 patterns=() rc=0 p
+    shift
+    while [ "$1" != "::" ]; do patterns+=("$1"); shift; done
+    shift
+    "$NABLA" "$@" >out.txt 2>err.txt </dev/null || rc=$?
+    [ "$rc" -eq "$want" ] || fail "nabla $*: exit status $want" "exit $rc: $(head -c 1500 err.txt)"
+    sanitizer_clean err.txt || fail "nabla $*: no sanitizer report" "$(head -n 30 err.txt)"
+    ! grep -qE '\bnb_[a-z_]+' err.txt || fail "nabla $*: no internal function named" "$(cat err.txt)"
+    for p in "${patterns[@]}"; do
+        grep -qE -- "$p" err.txt || fail "nabla $*: a message matching /$p/" "$(head -c 1500 err.txt)"
+    done
+}

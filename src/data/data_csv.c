@@ -149,10 +149,10 @@ nb_status nb_csv_load(nb_dataset *ds, const char *path, const char *label_column
                       nb_error *err)
 {
     if (!ds)
-        return nb_error_set(err, NB_EINVAL, "nb_csv_load: ds is NULL");
+        return nb_error_set(err, NB_EINVAL, "reading a CSV file: no data set to fill");
     memset(ds, 0, sizeof *ds);
     if (!path)
-        return nb_error_set(err, NB_EINVAL, "nb_csv_load: path is NULL");
+        return nb_error_set(err, NB_EINVAL, "reading a CSV file: no file name given");
     if (label_column && !*label_column)
         return nb_error_set(err, NB_EINVAL, "%s: the label column name is empty", path);
 

@@ -252,10 +252,10 @@ nb_status nb_idx_load(nb_dataset *ds, const char *images_path, const char *label
                       nb_error *err)
 {
     if (!ds)
-        return nb_error_set(err, NB_EINVAL, "nb_idx_load: ds is NULL");
+        return nb_error_set(err, NB_EINVAL, "reading IDX files: no data set to fill");
     memset(ds, 0, sizeof *ds);
     if (!images_path)
-        return nb_error_set(err, NB_EINVAL, "nb_idx_load: images_path is NULL");
+        return nb_error_set(err, NB_EINVAL, "reading IDX files: no images file given");
 
     idx_file f;
     idx_header h;

@@ -20,16 +20,16 @@ nb_status nb_spirals(nb_dataset *ds, int64_t per_class, int classes, float noise
                      uint64_t seed, nb_error *err)
 {
     if (!ds)
-        return nb_error_set(err, NB_EINVAL, "nb_spirals: ds is NULL");
+        return nb_error_set(err, NB_EINVAL, "spirals: no data set to fill");
     memset(ds, 0, sizeof *ds);
     if (per_class < 1 || classes < 1 || per_class > SPIRALS_MAX_SAMPLES / classes)
         return nb_error_set(err, NB_EINVAL,
-                            "nb_spirals: expected per_class >= 1 and classes >= 1 with at most "
+                            "spirals: expected per_class >= 1 and classes >= 1 with at most "
                             "2^30 points, got per_class %lld, classes %d",
                             (long long)per_class, classes);
     if (!(noise >= 0 && isfinite(noise)))
         return nb_error_set(err, NB_EINVAL,
-                            "nb_spirals: expected a finite noise >= 0, got %g", (double)noise);
+                            "spirals: expected a finite noise >= 0, got %g", (double)noise);
 
     int64_t n = per_class * classes;
     float *x = malloc((size_t)n * 2 * sizeof *x);
@@ -37,7 +37,7 @@ nb_status nb_spirals(nb_dataset *ds, int64_t per_class, int classes, float noise
     if (!x || !y) {
         free(x);
         free(y);
-        return nb_error_set(err, NB_ENOMEM, "nb_spirals: out of memory for %lld points",
+        return nb_error_set(err, NB_ENOMEM, "spirals: out of memory for %lld points",
                             (long long)n);
     }
     nb_rng rng;

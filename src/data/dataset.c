@@ -68,7 +68,7 @@ static nb_status subset_alloc(nb_dataset *out, const nb_dataset *src, int64_t co
     if (!data || (src->labels && !labels)) {
         free(data);
         free(labels);
-        return nb_error_set(err, NB_ENOMEM, "nb_dataset_split: out of memory for %lld samples",
+        return nb_error_set(err, NB_ENOMEM, "splitting the data: out of memory for %lld samples",
                             (long long)count);
     }
     if (src->dtype == NB_U8)
@@ -96,12 +96,12 @@ nb_status nb_dataset_split(nb_dataset *src, double val_fraction, uint64_t seed,
 {
     if (!src || !train || !val || train == val)
         return nb_error_set(err, NB_EINVAL,
-                            "nb_dataset_split: src, train and val must be given, train != val");
+                            "splitting the data: a source and two distinct results are required");
     if (!dataset_valid(src))
-        return nb_error_set(err, NB_EINVAL, "nb_dataset_split: the source data set is empty");
+        return nb_error_set(err, NB_EINVAL, "splitting the data: the data set is empty");
     if (!(val_fraction >= 0 && val_fraction <= 1))
         return nb_error_set(err, NB_EINVAL,
-                            "nb_dataset_split: validation fraction %g is outside [0, 1]",
+                            "splitting the data: validation fraction %g is outside [0, 1]",
                             val_fraction);
     const int64_t n = src->count;
     int classes = src->labels ? src->classes : 1;
@@ -109,7 +109,7 @@ nb_status nb_dataset_split(nb_dataset *src, double val_fraction, uint64_t seed,
         for (int64_t i = 0; i < n; i++)
             if (src->labels[i] < 0 || src->labels[i] >= classes)
                 return nb_error_set(err, NB_EINVAL,
-                                    "nb_dataset_split: label %d of sample %lld is outside "
+                                    "splitting the data: label %d of sample %lld is outside "
                                     "0..%d (classes = %d)",
                                     (int)src->labels[i], (long long)i, classes - 1, classes);
     }
@@ -122,7 +122,7 @@ nb_status nb_dataset_split(nb_dataset *src, double val_fraction, uint64_t seed,
     int64_t *grouped = malloc((size_t)n * sizeof *grouped);
     unsigned char *to_val = n > 0 ? calloc((size_t)n, 1) : NULL;
     if (!start || !grouped || !to_val) {
-        st = nb_error_set(err, NB_ENOMEM, "nb_dataset_split: out of memory for %lld samples",
+        st = nb_error_set(err, NB_ENOMEM, "splitting the data: out of memory for %lld samples",
                           (long long)n);
         goto done;
     }
@@ -209,16 +209,16 @@ nb_status nb_norm_fit(nb_norm *norm, const nb_dataset *train, nb_norm_mode mode,
                       nb_error *err)
 {
     if (!norm || !train)
-        return nb_error_set(err, NB_EINVAL, "nb_norm_fit: norm and train must be given");
+        return nb_error_set(err, NB_EINVAL, "normalisation: statistics and training data are required");
     memset(norm, 0, sizeof *norm);
     if (mode < NB_NORM_NONE || mode > NB_NORM_GLOBAL)
-        return nb_error_set(err, NB_EINVAL, "nb_norm_fit: unknown normalisation mode %d",
+        return nb_error_set(err, NB_EINVAL, "normalisation: unknown mode %d",
                             (int)mode);
     if (!(eps >= 0 && isfinite(eps)))
-        return nb_error_set(err, NB_EINVAL, "nb_norm_fit: epsilon %g must be finite and >= 0",
+        return nb_error_set(err, NB_EINVAL, "normalisation: epsilon %g must be finite and >= 0",
                             (double)eps);
     if (!dataset_valid(train))
-        return nb_error_set(err, NB_EINVAL, "nb_norm_fit: the training set is empty");
+        return nb_error_set(err, NB_EINVAL, "normalisation: the training set is empty; no statistics to compute");
     norm->mode = mode;
     norm->features = train->features;
     norm->eps = eps;
@@ -236,7 +236,7 @@ nb_status nb_norm_fit(nb_norm *norm, const nb_dataset *train, nb_norm_mode mode,
         size = 1;
     if (size < 1 || F % size != 0)
         return nb_error_set(err, NB_EINVAL,
-                            "nb_norm_fit: %lld channels do not divide %lld features",
+                            "normalisation: %lld channels do not divide %lld features",
                             (long long)size, (long long)F);
     int64_t B = F / size;
     double N = (double)n * (double)B; /* values per slot */
@@ -259,7 +259,7 @@ nb_status nb_norm_fit(nb_norm *norm, const nb_dataset *train, nb_norm_mode mode,
         free(q1);
         free(q2);
         memset(norm, 0, sizeof *norm);
-        return nb_error_set(err, NB_ENOMEM, "nb_norm_fit: out of memory for %lld statistics",
+        return nb_error_set(err, NB_ENOMEM, "normalisation: out of memory for %lld statistics",
                             (long long)size);
     }
 

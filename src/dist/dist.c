@@ -104,11 +104,11 @@ nb_dist *nb_dist_new(nb_error *err)
     int initialized = 0, provided = 0, rc;
     MPI_Initialized(&initialized);
     if (initialized) {
-        nb_error_set(err, NB_EINVAL, "MPI is already initialised: one nb_dist per process");
+        nb_error_set(err, NB_EINVAL, "MPI is already initialised: one distributed context per process");
         return NULL;
     }
     if ((rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided)) != MPI_SUCCESS) {
-        mpi_error(err, rc, "MPI_Init_thread");
+        mpi_error(err, rc, "joining the MPI job");
         return NULL;
     }
     nb_dist *d = calloc(1, sizeof *d);

@@ -488,7 +488,7 @@ done:
 nb_status nb_safetensors_read(const char *path, nb_safetensors **out, nb_error *err)
 {
     if (!path || !out)
-        return nb_error_set(err, NB_EINVAL, "nb_safetensors_read: path and out are required");
+        return nb_error_set(err, NB_EINVAL, "no file to read: a path and a result are required");
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)

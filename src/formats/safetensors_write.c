@@ -222,7 +222,7 @@ nb_status nb_safetensors_write(const char *path, const nb_tensor_ref *tensors, i
                                int meta_count, nb_error *err)
 {
     if (!path || !path[0])
-        return nb_error_set(err, NB_EINVAL, "nb_safetensors_write: no path");
+        return nb_error_set(err, NB_EINVAL, "no file name given to write the tensors to");
     if (count < 0 || (count > 0 && !tensors) || meta_count < 0 ||
         (meta_count > 0 && (!meta_keys || !meta_values)))
         return nb_error_set(err, NB_EINVAL, "%s: invalid tensor or metadata arrays", path);

@@ -68,6 +68,19 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_datase
                      "holds class scores");
         return NULL;
     }
+    /* Cross-entropy takes scores (logits) and applies the softmax itself (§5.2). On a softmax
+     * output it would fit softmax(softmax(z)): the probabilities barely move away from 1/C,
+     * and prediction would apply the softmax a second time. */
+    nb_graph *lg = nb_model_graph(m);
+    int scores = nb_model_output(m);
+    if (nb_node_op(lg, nb_model_loss(m)) == NB_OP_CROSS_ENTROPY &&
+        nb_node_op(lg, scores) == NB_OP_SOFTMAX) {
+        nb_error_set(err, NB_EINVAL, "the model's output '%s' is a softmax, but training uses "
+                     "cross-entropy, which takes the scores before the softmax and applies it "
+                     "itself; end the description in those scores (remove the softmax), or "
+                     "use log_softmax followed by nll", nb_node_name(lg, scores));
+        return NULL;
+    }
     if (cfg->epochs < 0 || cfg->batch < 0) {
         nb_error_set(err, NB_EINVAL, "epochs and batch size must not be negative");
         return NULL;
