@@ -1,51 +1,53 @@
-# nabla — build, test, install. `make` builds, `make test` tests, `make run` does the main job.
-# Optional dependencies (oneDNN, OpenBLAS, cairo, Open MPI) are detected, not assumed.
+# nabla — build, test, install. `make` builds everything, `make run` installs what the main
+# job needs and does it, `make test` installs the rest and runs the whole suite.
+#
+# Optional dependencies (oneDNN, OpenBLAS, cairo, Open MPI) are detected, not assumed:
+# scripts/configure.sh writes $(BUILD)/config.h and $(BUILD)/config.mk from probes, each
+# rewritten only when an answer changes, and every object depends on config.h. Force one off
+# with e.g. `make HAVE_ONEDNN=0` (=1 makes it required); the next plain `make` detects again.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
 OPT     ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -pedantic
-# -O2 vectorises only loops that need no runtime checks; the element-wise kernels need the
-# usual (-O3) cost model to vectorise at all. Not -Ofast: it breaks numerics.
-VECTORIZE := $(if $(filter gcc cc,$(notdir $(CC))),-fvect-cost-model=dynamic,)
-CFLAGS  += $(OPT) $(VECTORIZE) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc $(SAN_FLAGS)
-LDFLAGS += $(SAN_FLAGS)
 PYTHON  ?= /usr/bin/python3
+
+# Every core by default (the rules below state every ordering they need). Only the top-level
+# make sets it: sub-makes share its job server. `make -j1` still wins.
+ifeq ($(MAKELEVEL),0)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 1)
+endif
 
 ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 
-# ---- dependency detection ------------------------------------------------------------------
-probe = $(shell printf '#include <$(1)>\nint main(void){return 0;}\n' | $(CC) -x c - $(2) -o /dev/null >/dev/null 2>&1 && echo 1)
+# ---- configuration ---------------------------------------------------------------------------
+# Goals that only install or delete, or that call make again once the packages are there
+# (run, test, bench), do not configure: on a fresh machine the probes would find nothing yet.
+NO_CONFIG_GOALS := deps deps-run deps-test run test bench fuzz clean
+ifneq ($(filter-out $(NO_CONFIG_GOALS),$(or $(MAKECMDGOALS),all)),)
+CONFIGURE := $(shell CC='$(CC)' HAVE_ONEDNN='$(HAVE_ONEDNN)' HAVE_OPENBLAS='$(HAVE_OPENBLAS)' \
+	HAVE_CAIRO='$(HAVE_CAIRO)' HAVE_MPI='$(HAVE_MPI)' scripts/configure.sh '$(BUILD)' >&2 || echo failed)
+ifneq ($(CONFIGURE),)
+$(error scripts/configure.sh failed (its message is above))
+endif
+include $(BUILD)/config.mk
+endif
+CONFIG_H := $(BUILD)/config.h
+# The tool's own configuration (cairo): only the tool and the tests that draw depend on it.
+TOOL_CONFIG_H := $(BUILD)/config-tool.h
+TOOL_CFLAGS += -include $(TOOL_CONFIG_H)
 
-HAVE_ONEDNN   ?= $(call probe,dnnl.h,-ldnnl)
-HAVE_OPENBLAS ?= $(shell pkg-config --exists openblas 2>/dev/null && echo 1)
-HAVE_CAIRO    ?= $(shell pkg-config --exists cairo 2>/dev/null && echo 1)
-HAVE_MPI      ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1)
-
-DEP_CFLAGS := $(shell pkg-config --cflags libcjson zlib 2>/dev/null)
-DEP_LIBS   := $(shell pkg-config --libs libcjson zlib 2>/dev/null || echo -lcjson -lz) -lm -lpthread
-ifeq ($(HAVE_ONEDNN),1)
-DEP_CFLAGS += -DNB_HAVE_ONEDNN
-DEP_LIBS   += -ldnnl
-endif
-ifeq ($(HAVE_OPENBLAS),1)
-DEP_CFLAGS += -DNB_HAVE_OPENBLAS $(shell pkg-config --cflags openblas)
-DEP_LIBS   += $(shell pkg-config --libs openblas)
-endif
-# Distributed training (mpirun -np N nabla train): every MPI call is in src/dist/dist.c.
-ifeq ($(HAVE_MPI),1)
-DEP_CFLAGS += -DNB_HAVE_MPI $(shell pkg-config --cflags ompi-c)
-DEP_LIBS   += $(shell pkg-config --libs ompi-c)
-endif
-# Pictures (nabla train --plot, nabla plot-regions) are drawn by the tool, not the library.
-ifeq ($(HAVE_CAIRO),1)
-TOOL_CFLAGS := -DNB_HAVE_CAIRO $(shell pkg-config --cflags cairo)
-TOOL_LIBS   := $(shell pkg-config --libs cairo)
-endif
-CFLAGS += $(DEP_CFLAGS)
+# -O2 vectorises only loops that need no runtime checks; the element-wise kernels need the
+# usual (-O3) cost model to vectorise at all. Not -Ofast: it breaks numerics.
+VECTORIZE := $(if $(filter gcc cc,$(notdir $(CC))),-fvect-cost-model=dynamic,)
+# -include: every source sees the NB_HAVE_* macros without naming the build folder; -MMD -MP:
+# each object's header list (config.h included) is written next to it and read back below.
+CFLAGS  += $(OPT) $(VECTORIZE) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
+	-include $(CONFIG_H) -MMD -MP $(SAN_FLAGS) $(DEP_CFLAGS)
+LDFLAGS += $(SAN_FLAGS)
 
 # ---- sources -------------------------------------------------------------------------------
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
@@ -65,14 +67,20 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 STATIC := $(BUILD)/libnabla.a
 SHARED := $(BUILD)/libnabla.so
 NABLA  := $(BUILD)/nabla
+# What `make run` builds: the library, the tool, and the example the quick start runs next.
+RUN_BIN := $(STATIC) $(SHARED) $(NABLA) $(BUILD)/examples/classify
 
-.PHONY: all deps test test-c test-asan run bench fuzz install clean
+.PHONY: all tool deps deps-run deps-test test test-c run bench fuzz install clean
 all: $(STATIC) $(SHARED) $(NABLA) $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
+tool: $(NABLA)
 
-$(BUILD)/obj/%.o: src/%.c include/nabla.h $(wildcard src/*/*.h) Makefile
+# ---- build rules ---------------------------------------------------------------------------
+# Every compile also depends on config.h (config-tool.h for the tool and tests; through
+# -include and the .d files) and on the Makefile (flag changes rebuild).
+$(BUILD)/obj/%.o: src/%.c $(CONFIG_H) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/cli/%.o: cli/%.c include/nabla.h $(wildcard cli/*.h)
+$(BUILD)/cli/%.o: cli/%.c $(CONFIG_H) $(TOOL_CONFIG_H) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TOOL_CFLAGS) -Icli -c $< -o $@
 $(STATIC): $(LIB_OBJ)
@@ -82,23 +90,40 @@ $(SHARED): $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 $(NABLA): $(CLI_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(DEP_LIBS) $(TOOL_LIBS)
-$(BUILD)/tests/%: tests/%.c tests/check.h $(STATIC)
+$(BUILD)/tests/%: tests/%.c $(CONFIG_H) $(TOOL_CONFIG_H) Makefile $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TOOL_CFLAGS) -Itests $< -o $@ $(STATIC) $(DEP_LIBS) $(TOOL_LIBS) $(LDFLAGS)
-$(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
+$(BUILD)/examples/%: examples/%.c $(CONFIG_H) Makefile $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) $(LDFLAGS)
-$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC)
+$(BUILD)/bench/%: bench/%.c $(CONFIG_H) Makefile $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) $(LDFLAGS)
 
-# Installs missing Debian packages (build and test dependencies, the data set).
-deps:
-	@scripts/deps.sh
+# The header lists that -MMD wrote (absent before the first build: nothing to rebuild then).
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/cli/*.d $(BUILD)/tests/*.d \
+	$(BUILD)/examples/*.d $(BUILD)/bench/*.d)
+
+# ---- installing packages, and the goals that need them -------------------------------------
+# Each goal below installs first, then calls make again, so the build is configured with
+# what was just installed (also under -j: the recursive make starts after deps-*).
+
+# Everything: the main job's packages and the test suite's (PyTorch, clang, Graphviz, MPI).
+deps: deps-test
+deps-run:
+	@scripts/deps.sh run
+deps-test:
+	@scripts/deps.sh test
+
+# The main job: train the default classifier on Fashion-MNIST and report test accuracy.
+run: deps-run
+	@$(MAKE) --no-print-directory $(RUN_BIN)
+	@scripts/main-job.sh $(NABLA)
 
 # The whole suite: unit tests, CLI tests, PyTorch comparisons, then the unit tests again
 # under AddressSanitizer + UndefinedBehaviorSanitizer.
-test: deps all
+test: deps-test
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT="-O1 -g" build/asan/libnabla.a \
 		$(TEST_BIN:$(BUILD)/%=build/asan/%) $(EX_BIN:$(BUILD)/%=build/asan/%) build/asan/nabla
 	@scripts/run-tests.sh $(BUILD) build/asan
@@ -106,19 +131,16 @@ test: deps all
 test-c: all
 	@scripts/run-tests.sh $(BUILD)
 
-# The main job: train the default classifier on Fashion-MNIST and report test accuracy.
-run: deps all
-	@scripts/main-job.sh $(NABLA)
-
 # nabla against PyTorch (bench/bench.py; a few minutes). BENCH_ARGS, e.g. "--quick" or
 # "--priority rt" (every measured process at real-time priority, on a shared machine).
 BENCH_ARGS ?=
-bench: deps all
+bench: deps-test
+	@$(MAKE) --no-print-directory $(BENCH_BIN)
 	@$(PYTHON) bench/bench.py --nabla $(BUILD)/bench/bench_mlp $(BENCH_ARGS)
 
-# libFuzzer harnesses (fuzz/*.c, built with clang): FUZZ_SECONDS per loader.
+# libFuzzer harnesses (fuzz/*.c, built with clang by the script): FUZZ_SECONDS per loader.
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz: deps-test
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 install: $(STATIC) $(SHARED) $(NABLA)
@@ -132,3 +154,8 @@ install: $(STATIC) $(SHARED) $(NABLA)
 
 clean:
 	rm -rf build
+
+# ---- further rules -------------------------------------------------------------------------
+# Rules for generated sources and extra goals go here, one commented block each. Objects get
+# config.h, header tracking and the parallel build from the rules above; a goal that needs
+# packages installs them first and then calls $(MAKE), as `run` does.
