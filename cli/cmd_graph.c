@@ -80,60 +80,10 @@ static void id(FILE *f, const char *prefix, const char *name)
     q(f, buf);
 }
 
-static int is_loss(nb_op op) { return op == NB_OP_MSE || op == NB_OP_NLL || op == NB_OP_CROSS_ENTROPY; }
-static int is_leaf(nb_op op) { return op == NB_OP_INPUT || op == NB_OP_LABELS || op == NB_OP_PARAM; }
-
-/* The forward formula of a module, in PyTorch's row-major layout (see src/ops/op_*.c). */
-static const char *forward_formula(nb_op op)
-{
-    static const char *const f[NB_OP_COUNT] = {
-        [NB_OP_LINEAR] = "Y = X·Wᵀ + b",
-        [NB_OP_RELU] = "Y = max(X, 0)",
-        [NB_OP_TANH] = "Y = tanh(X)",
-        [NB_OP_SIGMOID] = "Y = 1/(1 + e^−X)",
-        [NB_OP_ADD] = "Y = A + B",
-        [NB_OP_MAX] = "Y = max(A, B)",
-        [NB_OP_MUL] = "Y = A ⊙ B",
-        [NB_OP_SCALE] = "Y = a·X",
-        [NB_OP_SUM] = "y = Σᵢ xᵢ",
-        [NB_OP_MEAN] = "y = (1/D) Σᵢ xᵢ",
-        [NB_OP_SOFTMAX] = "yᵢ = e^xᵢ / Σⱼ e^xⱼ",
-        [NB_OP_LOG_SOFTMAX] = "yᵢ = xᵢ − log Σⱼ e^xⱼ",
-        [NB_OP_DROPOUT] = "Y = X ⊙ mask/(1−p)",
-        [NB_OP_RESHAPE] = "same numbers, new shape",
-        [NB_OP_NEAREST] = "ȳ = argminₖ ‖x − wₖ‖²",
-        [NB_OP_MSE] = "C = 1/N Σₙ ‖yₙ − ȳₙ‖²",
-        [NB_OP_NLL] = "C = −1/N Σₙ logp[n, yₙ]",
-        [NB_OP_CROSS_ENTROPY] = "C = 1/N Σₙ (lse(zₙ) − zₙ[yₙ])",
-    };
-    return op < NB_OP_COUNT && f[op] ? f[op] : "";
-}
-
-/* The vector–Jacobian product of input k of a module (what its backward adds to that input's
- * gradient), as in the comment blocks of src/ops/op_*.c and src/loss/loss.c. */
-static const char *vjp_formula(nb_op op, int k)
-{
-    static const char *const f[NB_OP_COUNT][3] = {
-        [NB_OP_LINEAR] = {"dX += dY·W", "dW += dYᵀ·X", "db += Σₙ dY[n,:]"},
-        [NB_OP_RELU] = {"dX += dY ⊙ [Y > 0]"},
-        [NB_OP_TANH] = {"dX += dY ⊙ (1 − Y²)"},
-        [NB_OP_SIGMOID] = {"dX += dY ⊙ Y(1 − Y)"},
-        [NB_OP_ADD] = {"dA += dY", "dB += dY"},
-        [NB_OP_MAX] = {"dA += dY where A > B (½ at a tie)", "dB += dY where B > A (½ at a tie)"},
-        [NB_OP_MUL] = {"dA += dY ⊙ B", "dB += dY ⊙ A"},
-        [NB_OP_SCALE] = {"dX += a·dY"},
-        [NB_OP_SUM] = {"dX += dY (to every feature)"},
-        [NB_OP_MEAN] = {"dX += dY / D"},
-        [NB_OP_SOFTMAX] = {"dxᵢ += yᵢ (dyᵢ − Σⱼ dyⱼ yⱼ)"},
-        [NB_OP_LOG_SOFTMAX] = {"dxᵢ += dyᵢ − softmaxᵢ Σⱼ dyⱼ"},
-        [NB_OP_DROPOUT] = {"dX += dY ⊙ mask/(1−p)"},
-        [NB_OP_RESHAPE] = {"dX += reshape(dY)"},
-        [NB_OP_MSE] = {"dȳ += 2(ȳ − y)·dC/N", "dy −= 2(ȳ − y)·dC/N"},
-        [NB_OP_NLL] = {"dlogp[n, yₙ] −= dC/N"},
-        [NB_OP_CROSS_ENTROPY] = {"dz += (softmax(z) − onehot(y))·dC/N"},
-    };
-    return op < NB_OP_COUNT && k < 3 && f[op][k] ? f[op][k] : "";
-}
+/* The formulas and roles come from the op table (nb_op_formula, nb_op_vjp, nb_op_is_leaf,
+ * nb_op_is_cost): the text that sits beside each op's code in src/ops/op_*.c and
+ * src/loss/loss.c. A module backward cannot pass through (nearest's argmin). */
+static int no_grad(nb_op op) { return nb_op_no_grad_reason(op) != NULL; }
 
 static void graph_header(FILE *f, const char *model, const char *what, const char *rankdir,
                          const char *legend)
@@ -168,21 +118,21 @@ static void forward_dot(FILE *f, nb_model *m, const char *model)
             fprintf(f, " [shape=ellipse, style=filled, fillcolor=\"#d0d0d0\", label=<<b>");
             h(f, name);
             fprintf(f, "</b><br/><font point-size=\"9\">%s</font>>];\n",
-                    op == NB_OP_INPUT ? "observed input" : "observed labels");
+                    nb_op_formula(op));
         } else if (op == NB_OP_PARAM) {
             fprintf(f, " [shape=box, style=filled, fillcolor=\"#fff6d5\", label=<");
             h(f, name);
             fprintf(f, "<br/><font point-size=\"9\">%s</font>>];\n",
                     nb_node_shape_str(g, i, shape, sizeof shape));
         } else {
-            int loss = is_loss(op);
+            int loss = nb_op_is_cost(op);
             fprintf(f, " [shape=box, style=\"rounded,filled%s\", fillcolor=\"%s\", label=<<b>",
                     loss ? ",bold" : "", loss ? "#f4c7c3" : "#dbe8f6");
             h(f, name);
             fprintf(f, "</b>%s · ", loss ? " = C (cost)" : i == out ? " = ȳ (output)" : "");
             h(f, nb_op_name(op));
             fprintf(f, "<br/><font point-size=\"9\">");
-            h(f, forward_formula(op));
+            h(f, nb_op_formula(op));
             fprintf(f, "</font>>];\n");
         }
     }
@@ -224,7 +174,7 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
     reached[root] = 1;
     for (int i = root; i >= 0; i--) {
         nb_op op = nb_node_op(g, i);
-        if (!reached[i] || is_leaf(op) || op == NB_OP_NEAREST)
+        if (!reached[i] || nb_op_is_leaf(op) || no_grad(op))
             continue;
         for (int k = 0; k < nb_node_input_count(g, i); k++)
             if (carries_grad(g, i, k)) {
@@ -233,7 +183,7 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
             }
     }
     char shape[64], label[256];
-    int root_is_cost = is_loss(nb_node_op(g, root));
+    int root_is_cost = nb_op_is_cost(nb_node_op(g, root));
     graph_header(f, model, "gradient graph (backward)", "TB",
                  "each module's vector–Jacobian product, in reverse topological order · "
                  "Σ: fan-out, gradients summed (nabla's backward accumulates with +=) · "
@@ -254,7 +204,7 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
         const char *name = nb_node_name(g, i);
         int computed = nb_node_requires_grad(g, i) || i == root;
         const char *dashed = computed ? "" : ", style=dashed, color=\"#999999\", fontcolor=\"#777777\"";
-        if (is_leaf(op)) {
+        if (nb_op_is_leaf(op)) {
             /* a gradient's destination: a parameter's (for the optimiser) or an input's */
             fputs("  ", f);
             id(f, "grad:", name);
@@ -272,14 +222,15 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
             fputs("  ", f);
             id(f, "vjp:", name);
             fprintf(f, " [shape=box, style=\"rounded,filled\", fillcolor=\"%s\", label=<<b>",
-                    is_loss(op) ? "#f4c7c3" : "#e3f0da");
+                    nb_op_is_cost(op) ? "#f4c7c3" : "#e3f0da");
             h(f, name);
             fprintf(f, "</b> · ");
             h(f, nb_op_name(op));
             fprintf(f, " VJP");
-            if (op == NB_OP_NEAREST) {
-                fprintf(f, "<br/><font point-size=\"9\">no gradient: argmin is piecewise "
-                           "constant (backward fails with NB_ENOGRAD)</font>");
+            if (no_grad(op)) {
+                fprintf(f, "<br/><font point-size=\"9\">no gradient: ");
+                h(f, nb_op_no_grad_reason(op));
+                fprintf(f, "</font>");
             } else {
                 for (int k = 0; k < nb_node_input_count(g, i); k++) {
                     if (!carries_grad(g, i, k))
@@ -287,7 +238,7 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
                     int in = nb_node_input(g, i, k);
                     int used = nb_node_requires_grad(g, in);
                     fprintf(f, "<br/><font point-size=\"9\"%s>", used ? "" : " color=\"#999999\"");
-                    h(f, vjp_formula(op, k));
+                    h(f, nb_op_vjp(op, k));
                     if (!used) {
                         fprintf(f, " (skipped: ");
                         h(f, nb_node_name(g, in));
@@ -307,7 +258,7 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
                     computed ? "filled" : "filled,dashed", computed ? "#ffe9a8" : "#f2f2f2");
             id(f, "sum:", name);
             fputs(" -> ", f);
-            id(f, is_leaf(op) ? "grad:" : "vjp:", name);
+            id(f, nb_op_is_leaf(op) ? "grad:" : "vjp:", name);
             snprintf(label, sizeof label, "dC/d%s %s", name,
                      nb_node_shape_str(g, i, shape, sizeof shape));
             fputs(" [label=", f);
@@ -318,7 +269,7 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
     /* gradient edges: from each VJP to its inputs' destinations (or their Σ) */
     for (int i = count - 1; i >= 0; i--) {
         nb_op op = nb_node_op(g, i);
-        if (!reached[i] || is_leaf(op) || op == NB_OP_NEAREST)
+        if (!reached[i] || nb_op_is_leaf(op) || no_grad(op))
             continue;
         for (int k = 0; k < nb_node_input_count(g, i); k++) {
             if (!carries_grad(g, i, k))
@@ -334,7 +285,7 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
                 snprintf(label, sizeof label, "dC/d%s via %s %s", in_name, nb_node_name(g, i),
                          nb_node_shape_str(g, in, shape, sizeof shape));
             } else {
-                id(f, is_leaf(nb_node_op(g, in)) ? "grad:" : "vjp:", in_name);
+                id(f, nb_op_is_leaf(nb_node_op(g, in)) ? "grad:" : "vjp:", in_name);
                 snprintf(label, sizeof label, "dC/d%s %s", in_name,
                          nb_node_shape_str(g, in, shape, sizeof shape));
             }

@@ -217,6 +217,16 @@ int nb_graph_node_count(const nb_graph *g);
 const char *nb_node_name(const nb_graph *g, int node);
 nb_op nb_node_op(const nb_graph *g, int node);
 const char *nb_op_name(nb_op op);
+/* What an op computes, as its source states it (UTF-8, static; "" when unknown): the forward
+ * formula, e.g. "Y = X·Wᵀ + b", and what its backward adds to input k's gradient, e.g.
+ * "dW += dYᵀ·X" for k = 1 ("" for an input that receives none). */
+const char *nb_op_formula(nb_op op);
+const char *nb_op_vjp(nb_op op, int input);
+/* Leaves (input, labels, parameter) hold given values; costs are the scalar losses. */
+int nb_op_is_leaf(nb_op op);
+int nb_op_is_cost(nb_op op);
+/* Why backward cannot pass through the op (static), or NULL when it can. */
+const char *nb_op_no_grad_reason(nb_op op);
 /* Number of inputs and the i-th input's handle. */
 int nb_node_input_count(const nb_graph *g, int node);
 int nb_node_input(const nb_graph *g, int node, int i);

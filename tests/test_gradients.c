@@ -154,8 +154,34 @@ static void wrong_backward_is_caught(void)
     }
 }
 
+/* One op, one place: every entry of the op table states its formula, and every module that
+ * has a backward states the vector–Jacobian product of each input it computes (what `nabla
+ * graph --backward` draws). A new op that forgets them fails here. */
+static void op_table_documents_every_op(void)
+{
+    int leaves = 0, costs = 0;
+    for (int op = 0; op < NB_OP_COUNT; op++) {
+        const nb_op_def *d = nb_op_table[op];
+        CHECK_MSG(d && d->name && *nb_op_formula((nb_op)op), "op %d has no formula", op);
+        leaves += nb_op_is_leaf((nb_op)op);
+        costs += nb_op_is_cost((nb_op)op);
+        if (nb_op_is_leaf((nb_op)op) || nb_op_no_grad_reason((nb_op)op))
+            continue;
+        CHECK_MSG(d->backward, "op %s: neither a backward nor a reason", d->name);
+        /* a cost's second input (labels, targets) receives a gradient only for MSE */
+        for (int k = 0; k < (nb_op_is_cost((nb_op)op) ? 1 : d->n_inputs); k++)
+            CHECK_MSG(*nb_op_vjp((nb_op)op, k), "op %s: no VJP for input %d", d->name, k);
+    }
+    CHECK(leaves == 3 && nb_op_is_leaf(NB_OP_PARAM) && !nb_op_is_leaf(NB_OP_LINEAR));
+    CHECK(costs == 3 && nb_op_is_cost(NB_OP_CROSS_ENTROPY));
+    CHECK(strcmp(nb_op_vjp(NB_OP_LINEAR, 1), "dW += dYᵀ·X") == 0);
+    CHECK(nb_op_no_grad_reason(NB_OP_NEAREST) && !nb_op_no_grad_reason(NB_OP_RELU));
+    CHECK(*nb_op_formula(NB_OP_COUNT) == 0 && *nb_op_vjp(NB_OP_LINEAR, 3) == 0);
+}
+
 int main(void)
 {
+    op_table_documents_every_op();
     every_module();
     wrong_backward_is_caught();
     return check_finish("test_gradients");

@@ -43,7 +43,42 @@ const char *nb_op_name(nb_op op)
     return (unsigned)op < NB_OP_COUNT ? nb_op_table[op]->name : "?";
 }
 
-static int is_leaf(nb_op op) { return op == NB_OP_INPUT || op == NB_OP_LABELS || op == NB_OP_PARAM; }
+static const nb_op_def *op_def(nb_op op)
+{
+    return (unsigned)op < NB_OP_COUNT ? nb_op_table[op] : NULL;
+}
+
+const char *nb_op_formula(nb_op op)
+{
+    const nb_op_def *d = op_def(op);
+    return d && d->formula ? d->formula : "";
+}
+
+const char *nb_op_vjp(nb_op op, int input)
+{
+    const nb_op_def *d = op_def(op);
+    return d && input >= 0 && input < NB_MAX_INPUTS && d->vjp[input] ? d->vjp[input] : "";
+}
+
+int nb_op_is_leaf(nb_op op)
+{
+    const nb_op_def *d = op_def(op);
+    return d && d->role == NB_ROLE_LEAF;
+}
+
+int nb_op_is_cost(nb_op op)
+{
+    const nb_op_def *d = op_def(op);
+    return d && d->role == NB_ROLE_COST;
+}
+
+const char *nb_op_no_grad_reason(nb_op op)
+{
+    const nb_op_def *d = op_def(op);
+    return d && d->role != NB_ROLE_LEAF && !d->backward ? d->no_grad_reason : NULL;
+}
+
+static int is_leaf(const nb_node *n) { return n->def->role == NB_ROLE_LEAF; }
 
 nb_graph *nb_graph_new(uint64_t seed, nb_gemm *gemm)
 {
@@ -380,7 +415,7 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
     /* requires_grad flows forward from parameters and from inputs that ask for it */
     for (int i = 0; i < g->count; i++) {
         nb_node *n = &g->nodes[i];
-        if (is_leaf(n->op))
+        if (is_leaf(n))
             continue;
         n->requires_grad = 0;
         for (int k = 0; k < n->n_inputs; k++)
@@ -493,7 +528,7 @@ nb_status nb_graph_forward_to(nb_graph *g, int target, nb_error *err)
     mark_ancestors(g, target);
     for (int i = 0; i <= target; i++) {
         nb_node *n = &g->nodes[i];
-        if (g->mark[i] && !is_leaf(n->op) && !n->fused)
+        if (g->mark[i] && !is_leaf(n) && !n->fused)
             n->def->forward(g, n, g->batch);
     }
     return NB_OK;
@@ -505,7 +540,7 @@ nb_status nb_graph_forward(nb_graph *g, nb_error *err)
         return nb_error_set(err, NB_EINVAL, "the graph is empty");
     nb_status s = check_prepared(g, 0, err);
     for (int i = 0; !s && i < g->count; i++)
-        if (!is_leaf(g->nodes[i].op) && !g->nodes[i].fused)
+        if (!is_leaf(&g->nodes[i]) && !g->nodes[i].fused)
             g->nodes[i].def->forward(g, &g->nodes[i], g->batch);
     return s;
 }
@@ -530,7 +565,7 @@ static nb_status backward(nb_graph *g, int root, const float *seed, int params_f
     for (int i = 0; i <= root; i++) {
         nb_node *n = &g->nodes[i];
         const nb_op_def *def = n->def;
-        if (g->mark[i] && !is_leaf(n->op) && n->requires_grad && !def->backward)
+        if (g->mark[i] && !is_leaf(n) && n->requires_grad && !def->backward)
             return nb_error_set(err, NB_ENOGRAD, "%s '%s' has no gradient: %s", def->name,
                                 n->name, def->no_grad_reason);
     }
@@ -538,7 +573,7 @@ static nb_status backward(nb_graph *g, int root, const float *seed, int params_f
         g->first_user[i] = -1;
     for (int i = 0; i <= root; i++) {
         nb_node *n = &g->nodes[i];
-        if (g->mark[i] && !is_leaf(n->op) && n->requires_grad)
+        if (g->mark[i] && !is_leaf(n) && n->requires_grad)
             for (int k = 0; k < n->n_inputs; k++)
                 g->first_user[n->inputs[k]] = i; /* the last one wins: backward's first */
     }
@@ -563,7 +598,7 @@ static nb_status backward(nb_graph *g, int root, const float *seed, int params_f
             r->grad[k] = 1.0f;
     for (int i = root; i >= 0; i--) {
         nb_node *n = &g->nodes[i];
-        if (g->mark[i] && !is_leaf(n->op) && n->requires_grad)
+        if (g->mark[i] && !is_leaf(n) && n->requires_grad)
             n->def->backward(g, n, g->batch);
     }
     for (int i = 0; i < root; i++) {

@@ -65,10 +65,26 @@ struct nb_graph {
 };
 
 /* One entry of the module table: the shape rule, the forward and the vector–Jacobian
- * product, side by side in the module's own file. */
+ * product, side by side in the module's own file, with the formulas they compute.
+ *
+ * A new op fills: name, n_inputs, shape, forward, backward (or no_grad_reason), formula and
+ * vjp[k] for every input k that receives a gradient, and role when it is not a module. The
+ * formulas are what `nabla graph` draws (nb_op_formula, nb_op_vjp) — write them as the
+ * comment block above the code states them, in the lecture's notation and row-major. */
+typedef enum nb_op_role {
+    NB_ROLE_MODULE = 0, /* a deterministic function of its inputs (the default) */
+    NB_ROLE_LEAF,       /* input, labels, parameter: a value given, not computed */
+    NB_ROLE_COST,       /* a scalar cost C, the root of backpropagation in training */
+} nb_op_role;
+
 typedef struct nb_op_def {
     const char *name;
     int n_inputs;
+    nb_op_role role;
+    /* The forward, e.g. "Y = X·Wᵀ + b", and what backward adds to input k's gradient, e.g.
+     * vjp[1] = "dW += dYᵀ·X"; NULL where an input receives none (labels). UTF-8. */
+    const char *formula;
+    const char *vjp[NB_MAX_INPUTS];
     /* Checks the inputs and sets n's shape; may set aux_size. */
     nb_status (*shape)(nb_graph *g, nb_node *n, nb_error *err);
     void (*forward)(nb_graph *g, nb_node *n, int64_t batch);

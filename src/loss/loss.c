@@ -176,15 +176,22 @@ static void cross_entropy_backward(nb_graph *g, nb_node *n, int64_t N)
     }
 }
 
-const nb_op_def nb_op_mse_def = {.name = "mse", .n_inputs = 2, .shape = mse_shape,
-                                 .forward = mse_forward, .backward = mse_backward};
-const nb_op_def nb_op_nll_def = {.name = "nll", .n_inputs = 2, .shape = classification_shape,
-                                 .forward = nll_forward, .backward = nll_backward};
+const nb_op_def nb_op_mse_def = {.name = "mse", .n_inputs = 2, .role = NB_ROLE_COST,
+                                 .shape = mse_shape, .forward = mse_forward,
+                                 .backward = mse_backward, .formula = "C = 1/N Σₙ ‖yₙ − ȳₙ‖²",
+                                 .vjp = {"dȳ += 2(ȳ − y)·dC/N", "dy −= 2(ȳ − y)·dC/N"}};
+const nb_op_def nb_op_nll_def = {.name = "nll", .n_inputs = 2, .role = NB_ROLE_COST,
+                                 .shape = classification_shape, .forward = nll_forward,
+                                 .backward = nll_backward, .formula = "C = −1/N Σₙ logp[n, yₙ]",
+                                 .vjp = {"dlogp[n, yₙ] −= dC/N"}};
 const nb_op_def nb_op_cross_entropy_def = {.name = "cross_entropy", .n_inputs = 2,
+                                           .role = NB_ROLE_COST,
                                            .shape = classification_shape,
                                            .forward = cross_entropy_forward,
                                            .backward = cross_entropy_backward,
-                                           .writes_fresh = 1};
+                                           .writes_fresh = 1,
+                                           .formula = "C = 1/N Σₙ (lse(zₙ) − zₙ[yₙ])",
+                                           .vjp = {"dz += (softmax(z) − onehot(y))·dC/N"}};
 
 int nb_mse(nb_graph *g, const char *name, int prediction, int target, nb_reduction reduction)
 {

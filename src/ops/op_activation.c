@@ -113,11 +113,15 @@ static void sigmoid_backward(nb_graph *g, nb_node *n, int64_t N)
 
 const nb_op_def nb_op_relu_def = {.name = "relu", .n_inputs = 1, .shape = same_shape,
                                   .forward = relu_forward, .backward = relu_backward,
-                                  .writes_fresh = 1};
+                                  .writes_fresh = 1, .formula = "Y = max(X, 0)",
+                                  .vjp = {"dX += dY ⊙ [Y > 0]"}};
 const nb_op_def nb_op_tanh_def = {.name = "tanh", .n_inputs = 1, .shape = same_shape,
-                                  .forward = tanh_forward, .backward = tanh_backward};
+                                  .forward = tanh_forward, .backward = tanh_backward,
+                                  .formula = "Y = tanh(X)", .vjp = {"dX += dY ⊙ (1 − Y²)"}};
 const nb_op_def nb_op_sigmoid_def = {.name = "sigmoid", .n_inputs = 1, .shape = same_shape,
-                                     .forward = sigmoid_forward, .backward = sigmoid_backward};
+                                     .forward = sigmoid_forward, .backward = sigmoid_backward,
+                                     .formula = "Y = 1/(1 + e^−X)",
+                                     .vjp = {"dX += dY ⊙ Y(1 − Y)"}};
 
 int nb_relu(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_RELU, &x, 1, 0, NULL, 0, 0); }
 int nb_tanh(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_TANH, &x, 1, 0, NULL, 0, 0); }

@@ -45,7 +45,9 @@ static void dropout_backward(nb_graph *g, nb_node *n, int64_t N)
 }
 
 const nb_op_def nb_op_dropout_def = {.name = "dropout", .n_inputs = 1, .shape = dropout_shape,
-                                     .forward = dropout_forward, .backward = dropout_backward};
+                                     .forward = dropout_forward, .backward = dropout_backward,
+                                     .formula = "Y = X ⊙ mask/(1−p)",
+                                     .vjp = {"dX += dY ⊙ mask/(1−p)"}};
 
 int nb_dropout(nb_graph *g, const char *name, int x, float p)
 {

@@ -18,6 +18,9 @@ static nb_status param_shape(nb_graph *g, nb_node *n, nb_error *err)
     return NB_OK;
 }
 
-const nb_op_def nb_op_input_def = {.name = "input", .shape = batched_shape};
-const nb_op_def nb_op_labels_def = {.name = "labels", .shape = batched_shape};
-const nb_op_def nb_op_param_def = {.name = "param", .shape = param_shape};
+const nb_op_def nb_op_input_def = {.name = "input", .role = NB_ROLE_LEAF, .shape = batched_shape,
+                                   .formula = "observed input"};
+const nb_op_def nb_op_labels_def = {.name = "labels", .role = NB_ROLE_LEAF, .shape = batched_shape,
+                                    .formula = "observed labels"};
+const nb_op_def nb_op_param_def = {.name = "param", .role = NB_ROLE_LEAF, .shape = param_shape,
+                                   .formula = "parameter"};

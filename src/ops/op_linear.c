@@ -88,6 +88,8 @@ const nb_op_def nb_op_linear_def = {
     .forward = linear_forward,
     .backward = linear_backward,
     .writes_fresh = 1,
+    .formula = "Y = X·Wᵀ + b",
+    .vjp = {"dX += dY·W", "dW += dYᵀ·X", "db += Σₙ dY[n,:]"},
 };
 
 int nb_linear(nb_graph *g, const char *name, int x, int64_t out_features, int bias)

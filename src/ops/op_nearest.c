@@ -48,6 +48,7 @@ const nb_op_def nb_op_nearest_def = {
     .shape = nearest_shape,
     .forward = nearest_forward,
     .backward = NULL,
+    .formula = "ȳ = argminₖ ‖x − wₖ‖²",
     .no_grad_reason = "argmin_k ‖x − w_k‖² is piecewise constant, so its derivative is zero "
                       "almost everywhere and undefined where two rows tie; train it without "
                       "gradients (e.g. k-means or by storing samples as rows)",

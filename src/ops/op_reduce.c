@@ -49,9 +49,11 @@ static void mean_backward(nb_graph *g, nb_node *n, int64_t N)
 }
 
 const nb_op_def nb_op_sum_def = {.name = "sum", .n_inputs = 1, .shape = reduce_shape,
-                                 .forward = sum_forward, .backward = sum_backward};
+                                 .forward = sum_forward, .backward = sum_backward,
+                                 .formula = "y = Σᵢ xᵢ", .vjp = {"dX += dY (to every feature)"}};
 const nb_op_def nb_op_mean_def = {.name = "mean", .n_inputs = 1, .shape = reduce_shape,
-                                  .forward = mean_forward, .backward = mean_backward};
+                                  .forward = mean_forward, .backward = mean_backward,
+                                  .formula = "y = (1/D) Σᵢ xᵢ", .vjp = {"dX += dY / D"}};
 
 int nb_sum(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_SUM, &x, 1, 0, NULL, 0, 0); }
 int nb_mean(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_MEAN, &x, 1, 0, NULL, 0, 0); }

@@ -35,7 +35,9 @@ static void reshape_backward(nb_graph *g, nb_node *n, int64_t N)
 }
 
 const nb_op_def nb_op_reshape_def = {.name = "reshape", .n_inputs = 1, .shape = reshape_shape,
-                                     .forward = reshape_forward, .backward = reshape_backward};
+                                     .forward = reshape_forward, .backward = reshape_backward,
+                                     .formula = "same numbers, new shape",
+                                     .vjp = {"dX += reshape(dY)"}};
 
 int nb_reshape(nb_graph *g, const char *name, int x, int ndim, const int64_t *dims)
 {

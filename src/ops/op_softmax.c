@@ -89,10 +89,14 @@ static void log_softmax_backward(nb_graph *g, nb_node *n, int64_t N)
 }
 
 const nb_op_def nb_op_softmax_def = {.name = "softmax", .n_inputs = 1, .shape = softmax_shape,
-                                     .forward = softmax_forward, .backward = softmax_backward};
+                                     .forward = softmax_forward, .backward = softmax_backward,
+                                     .formula = "yᵢ = e^xᵢ / Σⱼ e^xⱼ",
+                                     .vjp = {"dxᵢ += yᵢ (dyᵢ − Σⱼ dyⱼ yⱼ)"}};
 const nb_op_def nb_op_log_softmax_def = {.name = "log_softmax", .n_inputs = 1,
                                          .shape = softmax_shape, .forward = log_softmax_forward,
-                                         .backward = log_softmax_backward};
+                                         .backward = log_softmax_backward,
+                                         .formula = "yᵢ = xᵢ − log Σⱼ e^xⱼ",
+                                         .vjp = {"dxᵢ += dyᵢ − softmaxᵢ Σⱼ dyⱼ"}};
 
 int nb_softmax(nb_graph *g, const char *name, int x)
 {
