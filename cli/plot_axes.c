@@ -5,21 +5,25 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
-int plot_nice_ticks(double lo, double hi, int want, double *ticks, double *step)
+/* Multiples of a "nice" step (1, 2 or 5 × 10^k) within [lo, hi], about `want` of them.
+ * Returns the count; *step receives the step. */
+static int nice_ticks(double lo, double hi, int want, double *at, double *step)
 {
     double rough = (hi - lo) / want, mag = pow(10, floor(log10(rough))), norm = rough / mag;
     *step = (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag;
     int n = 0;
     for (double k = ceil(lo / *step - 1e-9); n < MAX_TICKS && k * *step <= hi + 1e-9 * *step; k++)
-        ticks[n++] = k * *step;
+        at[n++] = k * *step;
     return n;
 }
 
-void plot_tick_label(char *buf, size_t size, double v, double step)
+/* A linear tick: as many decimals as the step needs, never "-0.0" nor "2.8e-17". */
+static void linear_label(char *buf, size_t size, double v, double step)
 {
     if (fabs(v) < step * 1e-6)
-        v = 0; /* not "-0.0" nor "2.8e-17" */
+        v = 0;
     int decimals = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
     if (decimals > 6 || fabs(v) >= 1e6)
         snprintf(buf, size, "%g", v);
@@ -27,54 +31,123 @@ void plot_tick_label(char *buf, size_t size, double v, double step)
         snprintf(buf, size, "%.*f", decimals, v);
 }
 
-int plot_log_ticks(double lo, double hi, double *ticks, int *minor)
+/* m·10^k on a log axis: plain decimals from 0.001 to 10000 ("0.002", "5000"), beyond that
+ * "10⁻⁶" or "2×10⁻⁶" — never "2e-06" nor a row of zeros. */
+static void log_label(char *buf, size_t size, int m, int k)
 {
-    int n = 0, few = hi - lo < 2.5;
-    for (double k = floor(lo); k <= ceil(hi) && n < MAX_TICKS - 3; k++) {
-        static const double mult[3] = {1, 2, 5};
-        for (int i = 0; i < (few ? 3 : 1); i++) {
-            double t = k + log10(mult[i]);
-            if (t >= lo - 1e-9 && t <= hi + 1e-9) {
-                minor[n] = i > 0;
-                ticks[n++] = t;
-            }
-        }
+    if (k >= -3 && k <= 4) {
+        snprintf(buf, size, "%.*f", k < 0 ? -k : 0, m * pow(10, k));
+        return;
     }
+    static const char *const sup[10] = {"⁰", "¹", "²", "³", "⁴", "⁵", "⁶", "⁷", "⁸", "⁹"};
+    char exp[40] = "";
+    char digits[16];
+    snprintf(digits, sizeof digits, "%d", k < 0 ? -k : k);
+    if (k < 0)
+        strcat(exp, "⁻");
+    for (const char *d = digits; *d; d++)
+        strcat(exp, sup[*d - '0']);
+    if (m == 1)
+        snprintf(buf, size, "10%s", exp);
+    else
+        snprintf(buf, size, "%d×10%s", m, exp);
+}
+
+/* Log axis, [lo, hi] in decades (log10 of the data). Over many decades: a tick per decade,
+ * labelled every d-th so that about `want` labels fit, with unlabelled ticks at 2…9 while the
+ * decades are few enough to show them. Over a decade or two: 1, 2 and 5 in each decade, or all
+ * of 1…9. Within less than that, where fewer than three such ticks fall: plain nice steps of
+ * the values themselves (0.35, 0.4, 0.45), so a narrow range still reads. */
+static int log_ticks(double lo, double hi, int want, plot_tick *t)
+{
+    double decades = hi - lo;
+    int every = decades > want ? (int)ceil(decades / want) : 1, n = 0;
+    const int *labelled, all[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, some[3] = {1, 2, 5}, one[1] = {1};
+    int nlabelled;
+    if (decades * 3 <= want)
+        labelled = some, nlabelled = 3;
+    else
+        labelled = one, nlabelled = 1;
+    for (int pass = 0; pass < 2; pass++) {
+        n = 0;
+        for (int k = (int)floor(lo); k <= (int)ceil(hi) && n < MAX_TICKS; k++)
+            for (int m = 1; m <= 9 && n < MAX_TICKS; m++) {
+                double at = k + log10(m);
+                if (at < lo - 1e-9 || at > hi + 1e-9)
+                    continue;
+                int label = 0;
+                for (int i = 0; i < nlabelled; i++)
+                    label |= labelled[i] == m;
+                label &= m > 1 || (k % every + every) % every == 0;
+                if (!label && decades > 4)
+                    continue; /* many decades: no minor ticks, they would blur */
+                t[n].at = at;
+                if (label)
+                    log_label(t[n].label, sizeof t[n].label, m, k);
+                else
+                    t[n].label[0] = '\0';
+                n++;
+            }
+        int shown = 0;
+        for (int i = 0; i < n; i++)
+            shown += t[i].label[0] != '\0';
+        if (shown >= 3 || labelled == all)
+            break;
+        labelled = all, nlabelled = 9; /* a decade or less: try every multiple */
+    }
+    int shown = 0;
+    for (int i = 0; i < n; i++)
+        shown += t[i].label[0] != '\0';
+    if (shown >= 3)
+        return n;
+    /* less than a decade: nice steps of the values */
+    double at[MAX_TICKS], step;
+    int m = nice_ticks(pow(10, lo), pow(10, hi), want > 5 ? want * 2 / 3 : want, at, &step);
+    n = 0;
+    for (int i = 0; i < m; i++)
+        if (at[i] > 0) {
+            t[n].at = log10(at[i]);
+            linear_label(t[n].label, sizeof t[n].label, at[i], step);
+            n++;
+        }
     return n;
 }
 
-void plot_log_label(char *buf, size_t size, double t)
+int plot_axis_ticks(double lo, double hi, int log_axis, int want, plot_tick *ticks)
 {
-    double v = pow(10, t);
-    int k = (int)floor(t + 1e-9);
-    if (k >= -4 && k <= 5)
-        snprintf(buf, size, "%g", v);
-    else
-        snprintf(buf, size, "%.0fe%d", v / pow(10, k), k);
+    if (log_axis)
+        return log_ticks(lo, hi, want, ticks);
+    double at[MAX_TICKS], step;
+    int n = nice_ticks(lo, hi, want, at, &step);
+    for (int i = 0; i < n; i++) {
+        ticks[i].at = at[i];
+        linear_label(ticks[i].label, sizeof ticks[i].label, at[i], step);
+    }
+    return n;
 }
 
 #ifdef NB_HAVE_CAIRO
 
 void plot_draw_axes(cairo_t *cr, const axes *a, const char *title, const char *xlabel,
-                      const char *ylabel, int grid)
+                    const char *ylabel, int grid)
 {
-    double xt[MAX_TICKS], yt[MAX_TICKS], xstep, ystep = 0;
-    int yminor[MAX_TICKS] = {0};
-    int nx = plot_nice_ticks(a->x0, a->x1, a->pw > 360 ? 8 : 5, xt, &xstep);
-    int ny = a->log_y ? plot_log_ticks(a->y0, a->y1, yt, yminor)
-                      : plot_nice_ticks(a->y0, a->y1, a->ph > 300 ? 7 : 5, yt, &ystep);
-    char buf[64];
+    plot_tick xt[MAX_TICKS], yt[MAX_TICKS];
+    int nx = plot_axis_ticks(a->x0, a->x1, 0, a->pw > 360 ? 8 : 5, xt);
+    int want_y = a->log_y ? (int)fmax(3, a->ph / 40) : a->ph > 300 ? 7 : 5;
+    int ny = plot_axis_ticks(a->y0, a->y1, a->log_y, want_y, yt);
     cairo_save(cr);
     cairo_set_line_width(cr, 1);
-    if (grid) {
+    if (grid) { /* at the labelled ticks */
         plot_set_rgb(cr, 0xE6E6E6);
         for (int i = 0; i < nx; i++) {
-            double x = floor(ax_x(a, xt[i])) + 0.5;
+            double x = floor(ax_x(a, xt[i].at)) + 0.5;
             cairo_move_to(cr, x, a->py);
             cairo_line_to(cr, x, a->py + a->ph);
         }
         for (int i = 0; i < ny; i++) {
-            double y = floor(a->py + a->ph - (yt[i] - a->y0) / (a->y1 - a->y0) * a->ph) + 0.5;
+            if (!yt[i].label[0])
+                continue;
+            double y = floor(a->py + a->ph - (yt[i].at - a->y0) / (a->y1 - a->y0) * a->ph) + 0.5;
             cairo_move_to(cr, a->px, y);
             cairo_line_to(cr, a->px + a->pw, y);
         }
@@ -86,27 +159,21 @@ void plot_draw_axes(cairo_t *cr, const axes *a, const char *title, const char *x
     plot_font(cr, TICK_FONT, 0);
     double ylabel_room = 0;
     for (int i = 0; i < nx; i++) {
-        double x = floor(ax_x(a, xt[i])) + 0.5, y = a->py + a->ph;
+        double x = floor(ax_x(a, xt[i].at)) + 0.5, y = a->py + a->ph;
         cairo_move_to(cr, x, y);
         cairo_line_to(cr, x, y + 4);
         cairo_stroke(cr);
-        plot_tick_label(buf, sizeof buf, xt[i], xstep);
-        plot_text(cr, x, y + 6, buf, 0.5, 0);
+        plot_text(cr, x, y + 6, xt[i].label, 0.5, 0);
     }
     for (int i = 0; i < ny; i++) {
-        double y = floor(a->py + a->ph - (yt[i] - a->y0) / (a->y1 - a->y0) * a->ph) + 0.5;
-        cairo_move_to(cr, a->px - (yminor[i] ? 2 : 4), y);
+        double y = floor(a->py + a->ph - (yt[i].at - a->y0) / (a->y1 - a->y0) * a->ph) + 0.5;
+        cairo_move_to(cr, a->px - (yt[i].label[0] ? 4 : 2), y);
         cairo_line_to(cr, a->px, y);
         cairo_stroke(cr);
-        if (a->log_y && yminor[i] && ny > 6)
-            continue; /* label 2× and 5× only when there is room */
-        if (a->log_y)
-            plot_log_label(buf, sizeof buf, yt[i]);
-        else
-            plot_tick_label(buf, sizeof buf, yt[i], ystep);
-        plot_text(cr, a->px - 6, y, buf, 1, 0.5);
-        double w = plot_text_width(cr, buf);
-        ylabel_room = w > ylabel_room ? w : ylabel_room;
+        if (!yt[i].label[0])
+            continue;
+        plot_text(cr, a->px - 6, y, yt[i].label, 1, 0.5);
+        ylabel_room = fmax(ylabel_room, plot_text_width(cr, yt[i].label));
     }
     plot_font(cr, LABEL_FONT, 0);
     if (xlabel)

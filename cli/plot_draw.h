@@ -10,16 +10,16 @@
 
 #define MAX_TICKS 64
 
-/* Ticks at multiples of a "nice" step (1, 2 or 5 × 10^k) within [lo, hi], about `want` of
- * them. Returns the count; *step receives the step. */
-int plot_nice_ticks(double lo, double hi, int want, double *ticks, double *step);
-/* A linear axis' tick label: as many decimals as the step needs, never "-0" nor "2.8e-17". */
-void plot_tick_label(char *buf, size_t size, double v, double step);
-/* Log axis ticks over [lo, hi] given as log10 of the data: every decade, and 2× and 5× when the
- * range spans few decades; minor[i] is 1 for the 2× and 5× ones. Returns the count. */
-int plot_log_ticks(double lo, double hi, double *ticks, int *minor);
-/* The label of log tick t (log10 of the value). */
-void plot_log_label(char *buf, size_t size, double t);
+typedef struct plot_tick {
+    double at;      /* where: the value, or its log10 on a log axis */
+    char label[32]; /* "" for a minor tick */
+} plot_tick;
+
+/* The ticks of an axis over [lo, hi] (log10 of the data on a log axis), about `want` of them
+ * labelled: nice steps (1, 2 or 5 × 10^k) on a linear axis; on a log axis decades, their
+ * multiples or, within less than a decade, nice steps of the values. Returns the count (at
+ * most MAX_TICKS). */
+int plot_axis_ticks(double lo, double hi, int log_axis, int want, plot_tick *ticks);
 
 #ifdef NB_HAVE_CAIRO
 #include <cairo.h>

@@ -67,39 +67,91 @@ static int panel_range(const plot_panel *p, axes *a)
     return 1;
 }
 
-/* Picks the corner of the plot rectangle where a legend of w × h covers the fewest data
- * points (and segment midpoints), preferring the upper right. */
-static void legend_corner(const axes *a, const plot_panel *p, double w, double h, double *lx,
-                          double *ly)
+/* Points of a series that can be drawn; a series with none has no legend entry either. */
+static int64_t usable_points(const axes *a, const plot_series *ser)
 {
-    const double m = 8;
-    double cx[4] = {a->px + a->pw - w - m, a->px + m, a->px + a->pw - w - m, a->px + m};
-    double cy[4] = {a->py + m, a->py + m, a->py + a->ph - h - m, a->py + a->ph - h - m};
-    int64_t best = -1;
-    for (int c = 0; c < 4; c++) {
-        int64_t covered = 0;
-        for (int s = 0; s < p->count; s++) {
-            const plot_series *ser = &p->series[s];
-            double prevx = NAN, prevy = NAN;
-            for (int64_t i = 0; i < ser->n; i++) {
-                if (!usable(a, ser->x[i], ser->y[i]))
-                    continue;
-                double x = ax_x(a, ser->x[i]), y = ax_y(a, ser->y[i]);
-                for (int k = 0; k < (isnan(prevx) ? 1 : 8); k++) {
-                    double t = k / 8.0, sx = isnan(prevx) ? x : prevx + t * (x - prevx),
-                           sy = isnan(prevx) ? y : prevy + t * (y - prevy);
-                    covered += sx >= cx[c] - 4 && sx <= cx[c] + w + 4 && sy >= cy[c] - 4 &&
-                               sy <= cy[c] + h + 4;
-                }
-                prevx = x, prevy = y;
-            }
+    int64_t n = 0;
+    for (int64_t i = 0; i < ser->n; i++)
+        n += usable(a, ser->x[i], ser->y[i]);
+    return n;
+}
+
+/* Does the segment (x0, y0)–(x1, y1) meet the rectangle [rx0, rx1] × [ry0, ry1]?
+ * Liang–Barsky: clip the parameter t ∈ [0, 1] of x0 + t·dx against each of the four sides. */
+static int segment_meets(double x0, double y0, double x1, double y1, double rx0, double ry0,
+                         double rx1, double ry1)
+{
+    double dx = x1 - x0, dy = y1 - y0, lo = 0, hi = 1;
+    const double p[4] = {-dx, dx, -dy, dy}, q[4] = {x0 - rx0, rx1 - x0, y0 - ry0, ry1 - y0};
+    for (int i = 0; i < 4; i++) {
+        if (p[i] == 0) {
+            if (q[i] < 0)
+                return 0; /* parallel to this side and outside it */
+            continue;
         }
-        if (best < 0 || covered < best) {
-            best = covered;
-            *lx = cx[c];
-            *ly = cy[c];
+        double t = q[i] / p[i];
+        if (p[i] < 0)
+            lo = fmax(lo, t);
+        else
+            hi = fmin(hi, t);
+        if (lo > hi)
+            return 0;
+    }
+    return 1;
+}
+
+/* How many segments and markers of the panel's lines a box at (bx, by) of w × h would touch,
+ * with a clearance for the lines' width and the markers' radius. */
+static int64_t legend_overlap(const axes *a, const plot_panel *p, double bx, double by, double w,
+                              double h)
+{
+    const double clear = 4;
+    double rx0 = bx - clear, ry0 = by - clear, rx1 = bx + w + clear, ry1 = by + h + clear;
+    int64_t hits = 0;
+    for (int s = 0; s < p->count; s++) {
+        const plot_series *ser = &p->series[s];
+        int have_prev = 0;
+        double px = 0, py = 0;
+        for (int64_t i = 0; i < ser->n; i++) {
+            if (!usable(a, ser->x[i], ser->y[i]))
+                continue; /* the line joins its neighbours across a gap, as drawn */
+            double x = ax_x(a, ser->x[i]), y = ax_y(a, ser->y[i]);
+            hits += have_prev ? segment_meets(px, py, x, y, rx0, ry0, rx1, ry1)
+                              : x >= rx0 && x <= rx1 && y >= ry0 && y <= ry1;
+            px = x, py = y, have_prev = 1;
         }
     }
+    return hits;
+}
+
+/* Where a legend of w × h goes: the first place inside the plot rectangle where it touches no
+ * line — the four corners first (upper right, upper left, lower right, lower left), then the
+ * positions of a 9 × 9 grid, those nearest an edge first. Returns 1 with (*lx, *ly) set, or 0
+ * when every place covers a line. */
+static int legend_inside(const axes *a, const plot_panel *p, double w, double h, double *lx,
+                         double *ly)
+{
+    const double m = 8;
+    const int steps = 8;
+    double free_w = a->pw - w - 2 * m, free_h = a->ph - h - 2 * m;
+    if (free_w < 0 || free_h < 0)
+        return 0;
+    /* grid (i, j): i = 0 at the right, j = 0 at the top; "depth" = steps from the nearest edges */
+    for (int depth = 0; depth <= steps; depth++)
+        for (int j = 0; j <= steps; j++)
+            for (int i = 0; i <= steps; i++) {
+                int di = i < steps - i ? i : steps - i, dj = j < steps - j ? j : steps - j;
+                int corner = (i == 0 || i == steps) && (j == 0 || j == steps);
+                if (depth == 0 ? !corner : corner || di + dj != depth)
+                    continue;
+                double x = a->px + m + free_w * (steps - i) / steps;
+                double y = a->py + m + free_h * j / steps;
+                if (legend_overlap(a, p, x, y, w, h) == 0) {
+                    *lx = x, *ly = y;
+                    return 1;
+                }
+            }
+    return 0;
 }
 
 static void draw_panel(cairo_t *cr, const plot_panel *p, double x, double y, double w, double h)
@@ -117,6 +169,28 @@ static void draw_panel(cairo_t *cr, const plot_panel *p, double x, double y, dou
         plot_set_rgb(cr, 0x777777);
         plot_text(cr, a.px + a.pw / 2, a.py + a.ph / 2, "no data", 0.5, 0.5);
         return;
+    }
+
+    /* The legend: a line sample and the label per series that has something to draw, on a
+     * white box placed where it covers no line; when no such place exists inside the plot
+     * rectangle, the rectangle gives up room on its right and the legend sits there. */
+    plot_font(cr, TICK_FONT + 0.5, 0);
+    double lw = 0, row = 17, sample = 24;
+    int shown = 0;
+    for (int s = 0; s < p->count; s++)
+        if (p->series[s].label && usable_points(&a, &p->series[s])) {
+            lw = fmax(lw, plot_text_width(cr, p->series[s].label));
+            shown++;
+        }
+    double bw = ceil(lw + sample + 22), bh = shown * row + 8, lx = 0, ly = 0;
+    if (shown && !legend_inside(&a, p, bw, bh, &lx, &ly)) {
+        double gap = 10, room = a.pw - bw - gap;
+        if (room >= 0.45 * a.pw) {
+            a.pw = room;
+            lx = a.px + a.pw + gap, ly = a.py;
+        } else { /* too narrow to give up room: the upper right, over the lines */
+            lx = a.px + a.pw - bw - 8, ly = a.py + 8;
+        }
     }
     plot_draw_axes(cr, &a, p->title, p->xlabel, p->ylabel, 1);
 
@@ -150,19 +224,9 @@ static void draw_panel(cairo_t *cr, const plot_panel *p, double x, double y, dou
     }
     cairo_restore(cr);
 
-    /* legend: a line sample and the label per series, on a white box */
-    plot_font(cr, TICK_FONT + 0.5, 0);
-    double lw = 0, row = 17, sample = 24;
-    int shown = 0;
-    for (int s = 0; s < p->count; s++)
-        if (p->series[s].label) {
-            lw = fmax(lw, plot_text_width(cr, p->series[s].label));
-            shown++;
-        }
     if (!shown)
         return;
-    double bw = lw + sample + 22, bh = shown * row + 8, lx = a.px, ly = a.py;
-    legend_corner(&a, p, bw, bh, &lx, &ly);
+    lx = floor(lx) + 0.5, ly = floor(ly) + 0.5; /* a crisp one-pixel border */
     cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
     cairo_rectangle(cr, lx, ly, bw, bh);
     cairo_fill_preserve(cr);
@@ -170,7 +234,7 @@ static void draw_panel(cairo_t *cr, const plot_panel *p, double x, double y, dou
     cairo_set_line_width(cr, 1);
     cairo_stroke(cr);
     for (int s = 0, r = 0; s < p->count; s++) {
-        if (!p->series[s].label)
+        if (!p->series[s].label || !usable_points(&a, &p->series[s]))
             continue;
         double yy = ly + 4 + r++ * row + row / 2;
         plot_set_rgb(cr, plot_class_base(s));
