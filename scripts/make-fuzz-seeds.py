@@ -45,18 +45,27 @@ def idx_input(images, labels=None, gz_images=False, gz_labels=False):
     return struct.pack("<H", len(images)) + bytes([flags]) + images + (labels or b"")
 
 
+# struct codes of the dtypes nabla reads; BF16 is packed by hand (the upper half of F32)
+PACK = {"F32": "f", "F16": "e", "F64": "d"}
+
+
 def safetensors(tensors, metadata=None):
-    """tensors: list of (name, shape, floats). The header is padded to a multiple of 8."""
+    """tensors: list of (name, shape, floats[, dtype]). The header is padded to a multiple
+    of 8."""
     header, data = {}, b""
     if metadata is not None:
         header["__metadata__"] = metadata
-    for name, shape, values in tensors:
+    for name, shape, values, *rest in tensors:
+        dtype = rest[0] if rest else "F32"
         n = 1
         for d in shape:
             n *= d
         assert len(values) == n, name
-        blob = struct.pack("<%df" % n, *values)
-        header[name] = {"dtype": "F32", "shape": list(shape),
+        if dtype == "BF16":
+            blob = b"".join(struct.pack("<f", v)[2:] for v in values)
+        else:
+            blob = struct.pack("<%d%s" % (n, PACK[dtype]), *values)
+        header[name] = {"dtype": dtype, "shape": list(shape),
                         "data_offsets": [len(data), len(data) + len(blob)]}
         data += blob
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -147,6 +156,9 @@ def main():
     write("safetensors", "four-dims-and-scalar", safetensors(
         [("t4", [1, 2, 1, 2], floats(4, rng)), ("s", [], [3.25]), ("e", [0, 5], [])]))
     write("safetensors", "mlp", safetensors(mlp_tensors([2, 4, 3], rng)))
+    write("safetensors", "dtypes", safetensors(
+        [("h", [2, 2], [1.0, -2.0, 6e-8, 65504.0], "F16"), ("b", [3], [1.0, -3.140625, 0.5], "BF16"),
+         ("d", [2], [0.1, -1e-50], "F64"), ("f", [1], [2.5])]))
     unpadded = json.dumps({"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
                           separators=(",", ":")).encode()
     write("safetensors", "unpadded", struct.pack("<Q", len(unpadded)) + unpadded

@@ -140,10 +140,30 @@ static const bad_case bad_cases[] = {
      "missing field 'shape'"},
     {"no-offsets", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, -1, 0,
      "missing field 'data_offsets'"},
-    {"f16", "{" T("w", "F16", "[2]", "[0,4]") "}", 4, -1, 0,
-     "tensor 'w': dtype: expected F32, found F16"},
+    {"i32", "{" T("w", "I32", "[1]", "[0,4]") "}", 4, -1, 0,
+     "tensor 'w': dtype: expected F32, F16, BF16 or F64, found I32"},
+    {"f8", "{" T("w", "F8_E4M3", "[4]", "[0,4]") "}", 4, -1, 0, "found F8_E4M3"},
+    {"dtype-lower", "{" T("w", "f32", "[1]", "[0,4]") "}", 4, -1, 0, "found f32"},
     {"dtype-number", "{\"w\":{\"dtype\":32,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, -1, 0,
-     "dtype is 32; expected the string \"F32\""},
+     "dtype is 32; expected a string such as \"F32\""},
+    /* the byte count follows the dtype: 2 per F16/BF16 element, 8 per F64 */
+    {"f16-size", "{" T("w", "F16", "[2]", "[0,8]") "}", 8, -1, 0,
+     "data_offsets [0, 8] hold 8 bytes, shape [2] needs 4 (2-byte F16 elements)"},
+    {"f64-size", "{" T("w", "F64", "[2]", "[0,8]") "}", 8, -1, 0,
+     "shape [2] needs 16 (8-byte F64 elements)"},
+    {"f64-overflow", "{" T("w", "F64", "[2147483648,2147483648]", "[0,8]") "}", 8, -1, 0,
+     "element count overflows 64 bits"},
+    /* values: the data are float32 bit patterns, read here as pairs of halves or as doubles */
+    {"f16-inf", "{" T("w", "F16", "[4]", "[0,8]") "}", 8, 1, 0x7c000000u,
+     "tensor 'w': element 3 [3] (file offset 68) is +Inf"},
+    {"f16-nan", "{" T("w", "F16", "[2,2]", "[0,8]") "}", 8, 0, 0xfe000000u,
+     "element 1 [0,1] (file offset 66) is NaN"},
+    {"bf16-nan", "{" T("w", "BF16", "[4]", "[0,8]") "}", 8, 0, 0x7fc10000u, "element 1 [1]"},
+    {"bf16-neg-inf", "{" T("w", "BF16", "[2]", "[0,4]") "}", 4, 0, 0xff800000u, "is -Inf"},
+    {"f64-nan", "{" T("w", "F64", "[1]", "[0,8]") "}", 8, 1, 0x7ff80000u, "element 0 [0] "
+     "(file offset 62) is NaN"},
+    {"f64-beyond-f32", "{" T("w", "F64", "[1]", "[0,8]") "}", 8, 1, 0x7fe00000u,
+     "element 0 [0] (file offset 62) is 8.9884656743115795e+307 in F64, beyond float32's range"},
     {"extra-field", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"foo\":1}}",
      4, -1, 0, "unexpected field 'foo'"},
     {"dup-field", "{\"w\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
@@ -271,6 +291,63 @@ static void test_malformed(void)
     CHECK(mkdir(p, 0755) == 0);
     expect_reject(p, "not a regular file");
     rmdir(p);
+}
+
+/* F16, BF16 and F64 tensors load as float32: exactly for the first two (normal, subnormal,
+ * signed zero, the largest finite), rounded to nearest for F64 (ties to even; below float32's
+ * smallest subnormal to zero). Data bytes are little-endian, whatever the host. */
+static void test_dtypes(void)
+{
+    static const uint16_t f16[] = {0x3c00, 0xc000, 0x0001, 0x03ff, 0x0400, 0x7bff, 0x8000,
+                                   0x3555};
+    const float f16_want[] = {1.0f, -2.0f, 0x1p-24f, 0x3ffp-24f, 0x1p-14f, 65504.0f, -0.0f,
+                              0x1.554p-2f};
+    static const uint16_t bf16[] = {0x3f80, 0xc049, 0x0001, 0x7f7f};
+    const float bf16_want[] = {1.0f, -3.140625f, 0x1p-133f, 0x1.fep127f};
+    const double f64[] = {0.1, -1e-50, 3.4028234663852886e38, 1.0 + 0x1p-24, 1.0 + 0x1.8p-24,
+                          -1.0e-45};
+    const float f64_want[] = {0.1f, -0.0f, FLT_MAX, 1.0f, 1.0f + 0x1p-23f, -0x1p-149f};
+    /* header: the three tensors, data F16 (16 bytes), BF16 (8), F64 (48) */
+    const char *hdr = "{" T("h", "F16", "[2,4]", "[0,16]") "," T("b", "BF16", "[4]", "[16,24]")
+                      "," T("d", "F64", "[6]", "[24,72]") "}";
+    size_t hlen = strlen(hdr), at = 8 + hlen;
+    unsigned char file[512];
+    put_le64(file, hlen);
+    memcpy(file + 8, hdr, hlen);
+    for (size_t i = 0; i < 8; i++, at += 2)
+        file[at] = (unsigned char)(f16[i] & 0xff), file[at + 1] = (unsigned char)(f16[i] >> 8);
+    for (size_t i = 0; i < 4; i++, at += 2)
+        file[at] = (unsigned char)(bf16[i] & 0xff), file[at + 1] = (unsigned char)(bf16[i] >> 8);
+    for (size_t i = 0; i < 6; i++, at += 8) {
+        uint64_t bits;
+        memcpy(&bits, &f64[i], 8);
+        put_le64(file + at, bits);
+    }
+    const char *p = in_dir("dtypes.safetensors");
+    write_bytes(p, file, at);
+    nb_safetensors *st = NULL;
+    nb_error err = {0};
+    CHECK_OK(nb_safetensors_read(p, &st, &err), &err);
+    const nb_tensor_ref *h = nb_safetensors_find(st, "h"), *b = nb_safetensors_find(st, "b"),
+                        *d = nb_safetensors_find(st, "d");
+    CHECK(h && h->ndim == 2 && h->dims[0] == 2 && h->dims[1] == 4);
+    CHECK(b && b->ndim == 1 && b->dims[0] == 4 && d && d->ndim == 1 && d->dims[0] == 6);
+    /* bit for bit: -0.0f must stay negative */
+    for (int i = 0; h && i < 8; i++)
+        CHECK_MSG(memcmp(&h->data[i], &f16_want[i], 4) == 0, "F16 element %d: %a, expected %a",
+                  i, (double)h->data[i], (double)f16_want[i]);
+    for (int i = 0; b && i < 4; i++)
+        CHECK_MSG(memcmp(&b->data[i], &bf16_want[i], 4) == 0, "BF16 element %d: %a, expected %a",
+                  i, (double)b->data[i], (double)bf16_want[i]);
+    for (int i = 0; d && i < 6; i++)
+        CHECK_MSG(memcmp(&d->data[i], &f64_want[i], 4) == 0, "F64 element %d: %a, expected %a",
+                  i, (double)d->data[i], (double)f64_want[i]);
+    nb_safetensors_free(st);
+
+    /* A truncated F64 tensor names its byte count. */
+    p = in_dir("f64-cut.safetensors");
+    write_bytes(p, file, at - 5);
+    expect_reject(p, "tensor 'd': data_offsets [24, 72] extend past the end of the 67-byte data");
 }
 
 /* The reader accepts what the spec allows even though nabla does not write it: an unpadded
@@ -596,6 +673,7 @@ int main(void)
     test_round_trip();
     test_header_bytes();
     test_accepts_variants();
+    test_dtypes();
     test_malformed();
     test_write_failures();
     remove_dir();

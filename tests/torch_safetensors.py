@@ -12,7 +12,9 @@ json + struct + numpy, strictly, following https://github.com/huggingface/safete
 2. nabla's header is checked byte for byte as a strict reader would: 8-byte little-endian
    size, a multiple of 8, UTF-8, a JSON object without duplicate keys or non-integer numbers,
    compact, padded with spaces only, offsets contiguous from 0 to the end of the file.
-3. Files that break the format are rejected by nabla with a message naming file and field.
+3. PyTorch's F16, BF16 and F64 tensors (model.half(), .bfloat16(), .double()) load into
+   nabla as float32 equal to torch's own .float() of them, bit for bit.
+4. Files that break the format are rejected by nabla with a message naming file and field.
 
 Run with /usr/bin/python3; finds the tool in $NABLA_BUILD/tests (default build/tests).
 Exits non-zero on any failure.
@@ -55,6 +57,14 @@ class Net(torch.nn.Module):
 DTYPES = {np.dtype("<f4"): "F32", np.dtype("<f2"): "F16", np.dtype("<f8"): "F64"}
 
 
+class BF16:
+    """A bfloat16 tensor's raw bits (numpy has no bfloat16), as write_safetensors takes it."""
+
+    def __init__(self, t):
+        self.shape = tuple(t.shape)
+        self.bits = t.contiguous().view(torch.int16).numpy().astype("<i2")
+
+
 def write_safetensors(path, tensors, metadata=None, data_order=None, header_order=None):
     """tensors: name -> numpy array. Data is laid out in data_order, the JSON keys listed in
     header_order (both default to the dict's order). The header is padded to 8 bytes."""
@@ -62,8 +72,12 @@ def write_safetensors(path, tensors, metadata=None, data_order=None, header_orde
     header_order = header_order or list(tensors)
     offsets, pos, blobs = {}, 0, []
     for name in data_order:
-        a = np.ascontiguousarray(tensors[name])
-        blob = a.astype(a.dtype.newbyteorder("<")).tobytes()
+        a = tensors[name]
+        if isinstance(a, BF16):
+            blob = a.bits.tobytes()
+        else:
+            a = np.ascontiguousarray(a)
+            blob = a.astype(a.dtype.newbyteorder("<")).tobytes()
         offsets[name] = [pos, pos + len(blob)]
         pos += len(blob)
         blobs.append(blob)
@@ -72,7 +86,8 @@ def write_safetensors(path, tensors, metadata=None, data_order=None, header_orde
         header["__metadata__"] = metadata
     for name in header_order:
         a = tensors[name]
-        header[name] = {"dtype": DTYPES[a.dtype.newbyteorder("<")], "shape": list(a.shape),
+        dtype = "BF16" if isinstance(a, BF16) else DTYPES[a.dtype.newbyteorder("<")]
+        header[name] = {"dtype": dtype, "shape": list(a.shape),
                         "data_offsets": offsets[name]}
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     text += b" " * (-len(text) % 8)
@@ -212,6 +227,32 @@ def test_model_round_trip(tmp):
     print(f"round trip: {len(sd)} tensors, header {n} bytes, outputs identical")
 
 
+def test_dtypes(tmp):
+    """torch's half, bfloat16 and double weights, read by nabla and written back as F32, equal
+    torch's .float() of them bit for bit (F64 rounds to nearest, as .float() does)."""
+    torch.manual_seed(2)
+    model = Net()
+    for dtype, name in ((torch.float16, "F16"), (torch.bfloat16, "BF16"), (torch.float64, "F64")):
+        state = {k: v.detach().to(dtype) for k, v in model.state_dict().items()}
+        # values where the conversion is delicate: subnormals, the largest finite, -0
+        edge = {torch.float16: [6e-8, -6.1e-5, 65504.0, -0.0, 1 / 3],
+                torch.bfloat16: [1e-39, -3.3895e38, -0.0, 1 / 3],
+                torch.float64: [1e-46, -1.0000000596046448, 3.4028234663852886e38, -0.0, 0.1]}
+        state["edge"] = torch.tensor(edge[dtype], dtype=dtype)
+        src, out = os.path.join(tmp, name + ".safetensors"), os.path.join(tmp, name + "-f32.safetensors")
+        arrays = {k: BF16(v) if dtype == torch.bfloat16 else v.numpy() for k, v in state.items()}
+        write_safetensors(src, arrays, {"format": "pt"})
+        rc, _, stderr = tool(src, out)
+        if not check(rc == 0, f"nabla rejected torch's {name} file: {stderr.strip()}"):
+            continue
+        got, _, _, _ = read_strict(out)
+        for k, v in state.items():
+            want = v.float().numpy()
+            check(k in got and got[k].shape == want.shape and got[k].tobytes() == want.tobytes(),
+                  f"{name} tensor {k}: nabla's float32 differs from torch's .float()")
+        print(f"{name}: {len(state)} tensors equal to torch's .float() bit for bit")
+
+
 def test_rejections(tmp):
     rng = np.random.default_rng(1)
     good = {"fc1.weight": rng.standard_normal((4, 3)).astype("<f4"),
@@ -227,8 +268,13 @@ def test_rejections(tmp):
         if ok:
             print(f"rejected {name}: {stderr.strip()}")
 
-    def f16(path):
-        write_safetensors(path, {**good, "fc1.weight": good["fc1.weight"].astype("<f2")})
+    def i32(path):
+        write_safetensors(path, good)
+        raw = open(path, "rb").read()
+        open(path, "wb").write(raw.replace(b'"F32"', b'"I32"', 1))
+
+    def f64_huge(path):
+        write_safetensors(path, {**good, "fc2.bias": np.array([1, 2, 3, 1e300, 5], dtype="<f8")})
 
     def nan(path):
         bias = good["fc2.bias"].copy()
@@ -264,7 +310,9 @@ def test_rejections(tmp):
         text = raw[8:8 + n].replace(b"[4,3]", b"[4,4]")
         open(path, "wb").write(raw[:8] + text + raw[8 + n:])
 
-    expect("f16", f16, "tensor 'fc1.weight'", "expected F32, found F16")
+    expect("i32", i32, "tensor 'fc1.weight'", "expected F32, F16, BF16 or F64, found I32")
+    expect("f64-beyond-f32", f64_huge, "tensor 'fc2.bias': element 3 [3]",
+           "is 1.0000000000000001e+300 in F64, beyond float32's range")
     expect("nan", nan, "tensor 'fc2.bias': element 3 [3]", "is NaN")
     expect("hole", hole, "data bytes [48, 52)", "belong to no tensor")
     expect("duplicate", duplicate, "duplicate tensor name 'fc1.weight'")
@@ -279,6 +327,7 @@ def main():
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         test_model_round_trip(tmp)
+        test_dtypes(tmp)
         test_rejections(tmp)
     print(f"torch_safetensors: {len(failures)} failed")
     return 1 if failures else 0

@@ -30,6 +30,22 @@ typedef struct name_ref {
     int index;
 } name_ref;
 
+/* A dtype nabla reads: its name in the header, bytes per element, and the conversion of n
+ * little-endian elements at raw to float32 (safetensors_dtype.c). */
+typedef struct st_dtype {
+    const char *name;
+    int size;
+    void (*to_f32)(const unsigned char *raw, size_t n, float *out);
+} st_dtype;
+
+#define ST_DTYPE_NAMES "F32, F16, BF16 or F64"
+
+/* The dtype named `name`, or NULL. */
+const st_dtype *st_dtype_find(const char *name);
+
+/* The little-endian double at raw. */
+double st_f64_at(const unsigned char *raw);
+
 int st_host_is_little(void);
 
 void st_swap_floats(void *p, size_t n);

@@ -10,7 +10,8 @@
  *                         [begin, end) relative to the buffer's start; together the tensors
  *                         cover the buffer exactly, with no overlaps and no holes.
  *
- * Only F32 is supported. The reader treats the file as hostile: every size is checked against
+ * Tensors may be F32, F16, BF16 or F64; each is converted to float32 as it is read
+ * (safetensors_dtype.c). The reader treats the file as hostile: every size is checked against
  * the file's size (fstat) before anything is allocated, the header is checked byte by byte
  * (UTF-8, control bytes, \u0000, number syntax) before cJSON parses it, because cJSON lets
  * those through, and every message names the file and the field or byte at fault. */
@@ -47,6 +48,7 @@ typedef struct entry {
     int64_t dims[NB_MAX_DIMS];
     int64_t elems;
     uint64_t begin, end;
+    const st_dtype *dtype;
 } entry;
 
 static int entry_offset_cmp(const void *pa, const void *pb)
@@ -202,11 +204,13 @@ static nb_status parse_entry(const char *path, const cJSON *item, int key, uint6
         return bad_tensor(err, path, name, "missing field '%s'", missing);
 
     if (!cJSON_IsString(dtype))
-        return bad_tensor(err, path, name, "dtype is %s; expected the string \"F32\"",
-                          st_json_kind(dtype, kind, sizeof kind));
-    if (strcmp(dtype->valuestring, "F32") != 0)
         return bad_tensor(err, path, name,
-                          "dtype: expected F32, found %s (nabla reads only float32 tensors)",
+                          "dtype is %s; expected a string such as \"F32\"",
+                          st_json_kind(dtype, kind, sizeof kind));
+    if (!(e->dtype = st_dtype_find(dtype->valuestring)))
+        return bad_tensor(err, path, name,
+                          "dtype: expected " ST_DTYPE_NAMES ", found %s (nabla reads "
+                          "floating-point tensors and converts them to float32)",
                           st_show(dtype->valuestring).s);
 
     if (!cJSON_IsArray(shape))
@@ -228,14 +232,14 @@ static nb_status parse_entry(const char *path, const cJSON *item, int key, uint6
         e->dims[e->ndim++] = (int64_t)v;
     }
     st_dims_str(e->dims, e->ndim, dims, sizeof dims);
-    /* Elements, kept below INT64_MAX / 4 so that the byte count fits too. A zero dim makes
+    /* Elements, kept below INT64_MAX / 8 so that the byte count fits too (F64: 8 bytes each). A zero dim makes
      * the tensor empty whatever the others are. */
     e->elems = 1;
     for (int i = 0; i < e->ndim; i++)
         if (e->dims[i] == 0)
             e->elems = 0;
     for (int i = 0; i < e->ndim && e->elems; i++) {
-        if (e->elems > INT64_MAX / 4 / e->dims[i])
+        if (e->elems > INT64_MAX / 8 / e->dims[i])
             return bad_tensor(err, path, name, "shape %s: element count overflows 64 bits",
                               dims);
         e->elems *= e->dims[i];
@@ -252,10 +256,12 @@ static nb_status parse_entry(const char *path, const cJSON *item, int key, uint6
     if (lo > hi)
         return bad_tensor(err, path, name, "data_offsets [%llu, %llu]: begin is after end", lo,
                           hi);
-    if (hi - lo != 4 * (uint64_t)e->elems)
+    unsigned long long need = (unsigned long long)e->dtype->size * (unsigned long long)e->elems;
+    if (hi - lo != need)
         return bad_tensor(err, path, name,
-                          "data_offsets [%llu, %llu] hold %llu bytes, shape %s needs %llu", lo,
-                          hi, hi - lo, dims, 4 * (unsigned long long)e->elems);
+                          "data_offsets [%llu, %llu] hold %llu bytes, shape %s needs %llu "
+                          "(%d-byte %s elements)",
+                          lo, hi, hi - lo, dims, need, e->dtype->size, e->dtype->name);
     if (hi > data_size)
         return bad_tensor(err, path, name,
                           "data_offsets [%llu, %llu] extend past the end of the %llu-byte data "
@@ -295,6 +301,79 @@ static nb_status check_layout(const char *path, entry *es, int n, uint64_t data_
                             "%llu (%llu unused bytes at the end)",
                             path, (unsigned long long)data_size, pos,
                             (unsigned long long)data_size - pos);
+    return NB_OK;
+}
+
+/* NB_ENUMERIC naming element k of tensor t by its flat and its multi-dimensional index:
+ * "... element 4 [1,1] (file offset 124) is NaN; expected finite values". */
+static nb_status bad_element(nb_error *err, const char *path, uint64_t data_start,
+                             const entry *e, const nb_tensor_ref *t, size_t k, const char *what)
+{
+    int64_t idx[NB_MAX_DIMS], rest = (int64_t)k;
+    char where[128];
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        idx[d] = rest % t->dims[d];
+        rest /= t->dims[d];
+    }
+    st_dims_str(idx, t->ndim, where, sizeof where);
+    return nb_error_set(err, NB_ENUMERIC,
+                        "%s: tensor '%s': element %zu %s (file offset %llu) is %s; expected "
+                        "finite values",
+                        path, st_show(e->name).s, k, where,
+                        (unsigned long long)(data_start + e->begin +
+                                             (uint64_t)e->dtype->size * k),
+                        what);
+}
+
+/* The index of the first non-finite of n floats, or n. */
+static size_t first_non_finite(const float *v, size_t n)
+{
+    size_t k = 0;
+    while (k < n && isfinite(v[k]))
+        k++;
+    return k;
+}
+
+static const char *non_finite_name(float v) { return isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf"; }
+
+/* Reads tensor e's data (the stream is at its first byte) into t->data as float32, converting
+ * from its dtype, and checks that every value is finite. */
+static nb_status read_tensor(const char *path, FILE *f, uint64_t data_start, const entry *e,
+                             nb_tensor_ref *t, nb_error *err)
+{
+    size_t count = (size_t)e->elems, size = (size_t)e->dtype->size, done = 0;
+    unsigned char raw[8192];
+    while (done < count) {
+        /* F32 on a little-endian host is read straight into place; other dtypes through raw */
+        int direct = size == 4 && st_host_is_little();
+        size_t chunk = direct ? count - done : sizeof raw / size;
+        chunk = chunk < count - done ? chunk : count - done;
+        void *dst = direct ? (void *)(t->data + done) : (void *)raw;
+        if (fread(dst, size, chunk, f) != chunk) {
+            int errnum = errno, eof = feof(f);
+            return nb_error_set(err, NB_EIO,
+                                "%s: tensor '%s': reading %zu bytes at file offset %llu "
+                                "failed: %s",
+                                path, st_show(e->name).s, count * size,
+                                (unsigned long long)(data_start + e->begin),
+                                eof ? "the file ended early (truncated while reading?)"
+                                    : strerror(errnum));
+        }
+        if (!direct)
+            e->dtype->to_f32(raw, chunk, t->data + done);
+        size_t k = first_non_finite(t->data + done, chunk);
+        if (k < chunk) {
+            char what[96];
+            double d = size == 8 ? st_f64_at(raw + 8 * k) : 0.0;
+            if (size == 8 && isfinite(d)) /* a finite double beyond float32's range */
+                snprintf(what, sizeof what, "%.17g in F64, beyond float32's range (|x| <= "
+                         "3.4028235e+38)", d);
+            else
+                snprintf(what, sizeof what, "%s", non_finite_name(t->data[done + k]));
+            return bad_element(err, path, data_start, e, t, done + k, what);
+        }
+        done += chunk;
+    }
     return NB_OK;
 }
 
@@ -362,40 +441,8 @@ static nb_status load(const char *path, FILE *f, uint64_t data_start, const entr
     /* The tensors cover the buffer contiguously in this order, so one sequential pass reads
      * them all. */
     for (int i = 0; i < n; i++) {
-        nb_tensor_ref *t = &st->tensors[i];
-        size_t count = (size_t)es[i].elems;
-        if (fread(t->data, 4, count, f) != count) {
-            int e = errno, eof = feof(f);
-            nb_safetensors_free(st);
-            return nb_error_set(err, NB_EIO,
-                                "%s: tensor '%s': reading %zu bytes at file offset %llu "
-                                "failed: %s",
-                                path, st_show(es[i].name).s, count * 4,
-                                (unsigned long long)(data_start + es[i].begin),
-                                eof ? "the file ended early (truncated while reading?)"
-                                    : strerror(e));
-        }
-        if (!st_host_is_little())
-            st_swap_floats(t->data, count);
-        for (size_t k = 0; k < count; k++) {
-            if (isfinite(t->data[k]))
-                continue;
-            /* Name the element by its flat and its multi-dimensional index. */
-            int64_t idx[NB_MAX_DIMS], rest = (int64_t)k;
-            char where[128];
-            for (int d = t->ndim - 1; d >= 0; d--) {
-                idx[d] = rest % t->dims[d];
-                rest /= t->dims[d];
-            }
-            st_dims_str(idx, t->ndim, where, sizeof where);
-            float v = t->data[k];
-            nb_status code = nb_error_set(
-                err, NB_ENUMERIC,
-                "%s: tensor '%s': element %zu %s (file offset %llu) is %s; expected finite "
-                "values",
-                path, st_show(es[i].name).s, k, where,
-                (unsigned long long)(data_start + es[i].begin + 4 * k),
-                isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+        nb_status code = read_tensor(path, f, data_start, &es[i], &st->tensors[i], err);
+        if (code) {
             nb_safetensors_free(st);
             return code;
         }
