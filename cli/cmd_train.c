@@ -50,6 +50,13 @@ static void help(void)
            "  --checkpoint FILE    written atomically after every epoch and when stopped by a\n"
            "                       signal (default OUTPUT.ckpt); 'none': no checkpoints\n"
            "  --resume             continue from the checkpoint as if never stopped\n"
+           "  --keep WHICH         last|best (default last): save the last epoch's weights, or\n"
+           "                       those of the epoch with the best validation metric\n"
+           "  --keep-metric M      loss|accuracy (default loss): what best means (validation\n"
+           "                       loss lowest or accuracy highest), for --keep and --early-stop\n"
+           "  --early-stop N       stop after N epochs in a row without a better validation\n"
+           "                       metric (patience); --keep and --early-stop need --val or\n"
+           "                       --val-split, and carry over --resume\n"
            "  --log FILE           per-epoch CSV log\n"
            "  --plot FILE.png      training curves: loss and accuracy per epoch, training vs\n"
            "                       validation (the epochs of this run)\n"
@@ -90,6 +97,7 @@ typedef struct run {
      * with this error (never as if it had finished). */
     int failed;
     nb_error fail_err;
+    int tracking;         /* --keep best or --early-stop: mark the best epoch */
 } run;
 
 static volatile sig_atomic_t stop_requested;
@@ -127,8 +135,11 @@ static int epoch_end(void *user, const nb_epoch_stats *s)
                 100 * s->train_accuracy);
         if (!isnan(s->val_loss))
             fprintf(stderr, "  val loss %.4f  val acc %.2f%%", s->val_loss, 100 * s->val_accuracy);
-        fprintf(stderr, "  lr %.3g  %.1fs  %.0f samples/s\n", s->lr, s->seconds,
-                s->samples_per_second);
+        fprintf(stderr, "  lr %.3g  %.1fs  %.0f samples/s%s\n", s->lr, s->seconds,
+                s->samples_per_second, r->tracking && s->improved ? "  (best)" : "");
+        if (s->stopping)
+            fprintf(stderr, "early stop: no better validation metric for %d epochs since "
+                    "epoch %d\n", s->epoch - s->best_epoch, s->best_epoch);
     }
     if (r->log) {
         errno = 0;
@@ -219,7 +230,7 @@ int cmd_train(int argc, char **argv)
         O_BATCH, O_OPTIMIZER, O_LR, O_MOMENTUM, O_NESTEROV, O_DAMPENING, O_BETA1, O_BETA2,
         O_ADAM_EPS, O_WD, O_L2, O_L1, O_CLIP, O_SCHEDULE, O_STEP_SIZE, O_GAMMA, O_MIN_LR,
         O_WARMUP, O_INIT_SCHEME, O_INIT, O_CHECKPOINT, O_RESUME, O_LOG, O_SEED, O_THREADS,
-        O_GEMM, O_JSON, O_PLOT, O_PRECISION
+        O_GEMM, O_JSON, O_PLOT, O_PRECISION, O_KEEP, O_KEEP_METRIC, O_EARLY_STOP
     };
     static const struct option options[] = {
         {"data", required_argument, 0, O_DATA}, {"val-split", required_argument, 0, O_VAL_SPLIT},
@@ -241,6 +252,8 @@ int cmd_train(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
         {"gemm", required_argument, 0, O_GEMM}, {"json", no_argument, 0, O_JSON},
         {"plot", required_argument, 0, O_PLOT}, {"precision", required_argument, 0, O_PRECISION},
+        {"keep", required_argument, 0, O_KEEP}, {"keep-metric", required_argument, 0, O_KEEP_METRIC},
+        {"early-stop", required_argument, 0, O_EARLY_STOP},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     static const char *const optimizers[] = {[NB_OPT_SGD] = "sgd", [NB_OPT_ADAM] = "adam",
@@ -250,6 +263,9 @@ int cmd_train(int argc, char **argv)
     static const char *const orders[] = {[NB_ORDER_SEQUENTIAL] = "sequential",
                                          [NB_ORDER_SHUFFLE] = "shuffle",
                                          [NB_ORDER_STRATIFIED] = "stratified"};
+    static const char *const keeps[] = {[NB_KEEP_LAST] = "last", [NB_KEEP_BEST] = "best"};
+    static const char *const metrics[] = {[NB_MONITOR_VAL_LOSS] = "loss",
+                                          [NB_MONITOR_VAL_ACCURACY] = "accuracy"};
     static const char *const norms[] = {[NB_NORM_NONE] = "none", [NB_NORM_FEATURE] = "feature",
                                         [NB_NORM_CHANNEL] = "channel", [NB_NORM_GLOBAL] = "global"};
     nb_train_config cfg;
@@ -335,6 +351,17 @@ int cmd_train(int argc, char **argv)
             if ((precision = cli_precision_parse(optarg)) < 0)
                 return cli_usage_error("train", "--precision: expected fp32, bf16 or bf16-or-fp32");
             break;
+        case O_KEEP:
+            if ((n = parse_choice(optarg, keeps, 2)) < 0)
+                return cli_usage_error("train", "--keep: expected last or best");
+            cfg.keep = (nb_keep)n;
+            break;
+        case O_KEEP_METRIC:
+            if ((n = parse_choice(optarg, metrics, 2)) < 0)
+                return cli_usage_error("train", "--keep-metric: expected loss or accuracy");
+            cfg.monitor = (nb_monitor)n;
+            break;
+        case O_EARLY_STOP: if (!cli_int("train", "--early-stop", optarg, 1, 1000000, &n)) return 2; cfg.patience = (int)n; break;
         case 'q': quiet = 1; break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("train", "option '%s' requires an argument", argv[optind - 1]);
@@ -350,6 +377,9 @@ int cmd_train(int argc, char **argv)
         cfg.optim.momentum = 0; /* SGD's default; Adam's moments are beta1/beta2 */
     if (cfg.optim.kind == NB_OPT_ADAMW && !wd_given)
         cfg.optim.weight_decay = 1e-2f; /* torch.optim.AdamW's default */
+    if ((cfg.keep == NB_KEEP_BEST || cfg.patience > 0) && !val_spec && val_split == 0)
+        return cli_usage_error("train", "%s needs validation data: add --val-split F or --val SPEC",
+                               cfg.keep == NB_KEEP_BEST ? "--keep best" : "--early-stop");
     if (cfg.schedule.kind == NB_SCHED_STEP && cfg.schedule.step_size < 1)
         return cli_usage_error("train", "--schedule step needs --step-size N (steps)");
     if (cfg.schedule.kind == NB_SCHED_EXPONENTIAL && cfg.schedule.gamma == 0.1f)
@@ -405,7 +435,8 @@ int cmd_train(int argc, char **argv)
     nb_model *m = NULL;
     nb_trainer *t = NULL;
     run r = {.tty = isatty(2), .quiet = quiet, .checkpoint = root ? checkpoint : NULL,
-             .plot = plot, .dist = dist, .log_path = log_path};
+             .plot = plot, .dist = dist, .log_path = log_path,
+             .tracking = cfg.keep == NB_KEEP_BEST || cfg.patience > 0};
     const char *classes = NULL, *ignored;
 
     if (root && (!check_writable(output, &err) || (checkpoint && !check_writable(checkpoint, &err)) ||
@@ -568,6 +599,12 @@ int cmd_train(int argc, char **argv)
         if (!quiet)
             fprintf(stderr, "training curves: %s\n", plot);
     }
+    double best_metric;
+    int best_epoch = nb_trainer_best_epoch(t, &best_metric);
+    const char *metric_name = cfg.monitor == NB_MONITOR_VAL_ACCURACY ? "val accuracy" : "val loss";
+    if (!quiet && cfg.keep == NB_KEEP_BEST && best_epoch)
+        fprintf(stderr, "kept epoch %d of %d, the best by %s (%.6g)\n", best_epoch,
+                nb_trainer_epoch(t), metric_name, best_metric);
     if (!quiet) {
         fprintf(stderr, "saved %s", output);
         if (test.count)
@@ -588,6 +625,17 @@ int cmd_train(int argc, char **argv)
         if (r.last.epoch > 0 && !isnan(r.last.val_loss)) {
             cJSON_AddNumberToObject(j, "val_loss", r.last.val_loss);
             cJSON_AddNumberToObject(j, "val_accuracy", r.last.val_accuracy);
+        }
+        if (r.tracking) {
+            cJSON_AddStringToObject(j, "keep", cfg.keep == NB_KEEP_BEST ? "best" : "last");
+            cJSON_AddStringToObject(j, "monitor", cfg.monitor == NB_MONITOR_VAL_ACCURACY
+                                                      ? "val_accuracy" : "val_loss");
+            cJSON_AddNumberToObject(j, "best_epoch", best_epoch);
+            if (best_epoch)
+                cJSON_AddNumberToObject(j, "best_metric", best_metric);
+            cJSON_AddNumberToObject(j, "saved_epoch", cfg.keep == NB_KEEP_BEST && best_epoch
+                                                          ? best_epoch : nb_trainer_epoch(t));
+            cJSON_AddBoolToObject(j, "stopped_early", nb_trainer_stopped_early(t));
         }
         if (test.count) {
             cJSON_AddNumberToObject(j, "test_loss", test_loss);

@@ -608,6 +608,14 @@ nb_status nb_model_predict(nb_model *m, const nb_dataset *ds, const int64_t *idx
  * callbacks and never prints.
  * ---------------------------------------------------------------------------------------- */
 
+/* Which weights a finished run leaves in the model: the last epoch's (the default), or those
+ * of the epoch whose validation metric was best (Keras' ModelCheckpoint(save_best_only=True)). */
+typedef enum nb_keep { NB_KEEP_LAST = 0, NB_KEEP_BEST } nb_keep;
+/* The validation metric that decides "best" and early stopping: the loss (lower is better;
+ * Keras' default, "val_loss") or the accuracy (higher is better). An epoch improves only if
+ * it beats the best so far strictly. */
+typedef enum nb_monitor { NB_MONITOR_VAL_LOSS = 0, NB_MONITOR_VAL_ACCURACY } nb_monitor;
+
 typedef struct nb_train_config {
     nb_optim_config optim;
     nb_schedule schedule;
@@ -615,6 +623,11 @@ typedef struct nb_train_config {
     int64_t batch;        /* samples per step; 0 or ≥ the set size: full-batch descent */
     nb_order order;       /* shuffle (default), sequential or stratified */
     uint64_t seed;        /* data order; the model's graph has its own (Dropout) */
+    /* Both need a validation set. */
+    nb_keep keep;         /* NB_KEEP_BEST: the model ends with the best epoch's weights */
+    nb_monitor monitor;   /* what "best" means for keep and patience */
+    int patience;         /* > 0: stop after this many epochs in a row without improvement
+                             (Keras' EarlyStopping(patience)); 0: never stop early */
 } nb_train_config;
 
 void nb_train_config_default(nb_train_config *cfg);
@@ -626,6 +639,10 @@ typedef struct nb_epoch_stats {
     double train_loss, train_accuracy;   /* running averages over the epoch */
     double val_loss, val_accuracy;       /* NAN without a validation set */
     double seconds, samples_per_second;
+    int best_epoch;       /* the epoch with the best validation metric so far (0: none) */
+    double best_metric;   /* its value of the monitored metric */
+    int improved;         /* whether this epoch is the new best */
+    int stopping;         /* patience ran out: this is the last epoch */
 } nb_epoch_stats;
 
 typedef struct nb_train_callbacks {
@@ -647,10 +664,20 @@ typedef struct nb_trainer nb_trainer;
 nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_dataset *val,
                            const nb_train_config *cfg, nb_error *err);
 void nb_trainer_free(nb_trainer *t);
-/* Runs the remaining epochs. NB_ENUMERIC if the loss became NaN or infinite: the model then
- * holds the weights from the end of the last good epoch. */
+/* Runs the remaining epochs (none after an early stop, also when resumed from it). On success
+ * with NB_KEEP_BEST the model then holds the best epoch's weights (the checkpoints written by
+ * epoch_end hold the last epoch's state, best weights included, so that a run resumes as if
+ * it had never stopped). NB_ENUMERIC if the loss became NaN or infinite: the model then holds
+ * the best epoch's weights (NB_KEEP_BEST, once an epoch was validated), or else the weights
+ * from the end of the last good epoch. Under MPI, rank 0's validation metric decides what is
+ * best and when to stop, and every rank follows it. */
 nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *err);
 int nb_trainer_epoch(const nb_trainer *t); /* completed epochs */
+/* The epoch with the best validation metric so far (0 when none was validated) and, if metric
+ * is not NULL, its value. */
+int nb_trainer_best_epoch(const nb_trainer *t, double *metric);
+/* Whether the run stopped early because patience ran out. */
+int nb_trainer_stopped_early(const nb_trainer *t);
 /* Whether a step of the last nb_trainer_run computed a finite loss with the weights the model
  * now holds (after NB_ENUMERIC: whether they are worth saving). */
 int nb_trainer_weights_proven(const nb_trainer *t);

@@ -28,16 +28,7 @@ if "$NABLA" train --help | grep -q 'unavailable'; then
     exit 0
 fi
 
-# Open MPI as root and in containers: allow root, more ranks than cores, no ptrace-based
-# single copy (often forbidden in containers), and ranks that yield while they wait.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-export OMPI_MCA_mpi_yield_when_idle=1
-# Under AddressSanitizer, ranks skip the leak check: Open MPI keeps allocations until exit in
-# components it has unloaded by then (not suppressible by name). Plain runs keep the check.
-MPIRUN=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" mpirun)
-[ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
-MPIRUN+=(--oversubscribe)
+cli_mpirun_setup  # MPIRUN=(mpirun as root, oversubscribed, in containers: lib_cli.sh)
 
 bg=""
 kill_background() { if [ -n "$bg" ]; then kill -9 "$bg" 2>/dev/null || true; fi; }

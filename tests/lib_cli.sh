@@ -55,3 +55,16 @@ expect_fail() {
         grep -qE -- "$p" err.txt || fail "nabla $*: a message matching /$p/" "$(head -c 1500 err.txt)"
     done
 }
+
+# cli_mpirun_setup: MPIRUN=(...) runs mpirun as root and in containers: allows root, more ranks
+# than cores, no ptrace-based single copy (often forbidden in containers), and ranks that
+# yield while they wait. Under AddressSanitizer, ranks skip the leak check: Open MPI keeps
+# allocations until exit in components it has unloaded by then (not suppressible by name).
+cli_mpirun_setup() {
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+    export OMPI_MCA_mpi_yield_when_idle=1
+    MPIRUN=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" mpirun)
+    if [ "$(id -u)" -eq 0 ]; then MPIRUN+=(--allow-run-as-root); fi
+    MPIRUN+=(--oversubscribe)
+}

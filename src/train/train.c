@@ -6,6 +6,7 @@
 #include "backend/gemm_pool.h"
 #include "core/graph.h"
 #include "model/model.h"
+#include "train/best.h"
 
 #include <cjson/cJSON.h>
 
@@ -36,6 +37,7 @@ struct nb_trainer {
     int good_epoch;        /* the epoch whose start they are */
     int proven;            /* whether a step of this run computed a finite loss with them */
     nb_dist *dist;         /* NULL, or the MPI job whose ranks share every batch (src/dist/dist.c) */
+    nb_best best;          /* the best validated epoch, early stopping (src/train/best.c) */
 };
 
 void nb_train_config_default(nb_train_config *cfg)
@@ -85,6 +87,11 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_datase
         nb_error_set(err, NB_EINVAL, "epochs and batch size must not be negative");
         return NULL;
     }
+    if ((cfg->keep == NB_KEEP_BEST || cfg->patience > 0) && !val) {
+        nb_error_set(err, NB_EINVAL, "keeping the best epoch and early stopping need a "
+                     "validation set");
+        return NULL;
+    }
     nb_trainer *t = calloc(1, sizeof *t);
     nb_graph *g = nb_model_graph(m);
     size_t params = nb_graph_param_floats(g);
@@ -103,7 +110,8 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_datase
     if (t->cfg.schedule.kind == NB_SCHED_COSINE && t->cfg.schedule.total <= 0) /* anneal over the run */
         t->cfg.schedule.total = (int64_t)cfg->epochs * ((train->count + t->batch - 1) / t->batch);
     nb_rng_seed(&t->rng, cfg->seed);
-    if (!(t->optim = nb_optim_new(&cfg->optim, params, err)) ||
+    if (nb_best_init(&t->best, cfg, params, err) ||
+        !(t->optim = nb_optim_new(&cfg->optim, params, err)) ||
         nb_graph_prepare(g, t->batch, err)) {
         nb_trainer_free(t);
         return NULL;
@@ -116,6 +124,7 @@ void nb_trainer_free(nb_trainer *t)
     if (!t)
         return;
     nb_optim_free(t->optim);
+    nb_best_free(&t->best);
     free(t->order);
     free(t->scratch);
     free(t->snapshot);
@@ -124,6 +133,24 @@ void nb_trainer_free(nb_trainer *t)
 
 int nb_trainer_epoch(const nb_trainer *t) { return t->epoch; }
 int nb_trainer_weights_proven(const nb_trainer *t) { return t->proven; }
+int nb_trainer_stopped_early(const nb_trainer *t) { return t->best.stopped; }
+
+int nb_trainer_best_epoch(const nb_trainer *t, double *metric)
+{
+    if (metric)
+        *metric = t->best.epoch ? t->best.metric : NAN;
+    return t->best.epoch;
+}
+
+/* NB_KEEP_BEST: the model takes the best epoch's weights (when an epoch was validated). */
+static void use_best(nb_trainer *t)
+{
+    if (!t->best.weights || !t->best.epoch)
+        return;
+    nb_graph *g = nb_model_graph(t->model);
+    memcpy(nb_graph_params(g), t->best.weights, t->best.floats * sizeof(float));
+    nb_graph_params_changed(g);
+}
 
 nb_status nb_trainer_set_dist(nb_trainer *t, nb_dist *d, nb_error *err)
 {
@@ -241,7 +268,7 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
     memcpy(t->snapshot, w, params * sizeof *w); /* until a step proves them or better ones */
     t->good_epoch = t->epoch;
     t->proven = 0;
-    while (t->epoch < t->cfg.epochs) {
+    while (t->epoch < t->cfg.epochs && !t->best.stopped) {
         double start = now(), loss_sum = t->epoch_loss_sum, lr = 0.0;
         int64_t correct = t->epoch_correct, done = t->position;
         /* A run resumed in mid-epoch draws the same order again from the same state. */
@@ -254,6 +281,8 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
                 /* Stop between two steps: weights, optimiser, step and position agree, so a
                  * checkpoint written now resumes exactly here. */
                 t->position = first;
+                if (first == 0) /* no step of this epoch yet: its order is drawn again */
+                    t->rng = t->epoch_rng;
                 t->epoch_loss_sum = loss_sum;
                 t->epoch_correct = correct;
                 nb_graph_set_training(g, 0);
@@ -279,6 +308,16 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             if (!isfinite(loss)) {
                 memcpy(w, t->snapshot, params * sizeof *w);
                 nb_graph_params_changed(g);
+                if (t->best.weights && t->best.epoch) {
+                    use_best(t); /* validated weights, so a step has shown them finite */
+                    t->proven = 1;
+                    return nb_error_set(err, NB_ENUMERIC, "epoch %d, step %" PRId64 ": the "
+                                        "loss became %g; stopped, keeping the best epoch's "
+                                        "weights (epoch %d, %s %.6g). Lower the learning rate "
+                                        "or clip gradients.", t->epoch + 1, t->step + 1, loss,
+                                        t->best.epoch, nb_best_monitor_name(t->best.monitor),
+                                        t->best.metric);
+                }
                 if (!t->proven)
                     return nb_error_set(err, NB_ENUMERIC, "epoch %d, step %" PRId64 ": the loss "
                                         "became %g before any step of this run had a finite "
@@ -333,11 +372,14 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
         st.samples_per_second = (double)P / st.seconds;
         if (t->val && (s = nb_evaluate(m, t->val, &st.val_loss, &st.val_accuracy, NULL, err)))
             return s;
+        if (t->val && (s = nb_best_update(&t->best, t->epoch, w, t->dist, &st, err)))
+            return s;
         if (nb_graph_batch(g) != t->batch && (s = nb_graph_prepare(g, t->batch, err)))
             return s;
         if (cb && cb->epoch_end && cb->epoch_end(cb->user, &st))
             break;
     }
+    use_best(t);
     return NB_OK;
 }
 
@@ -359,6 +401,7 @@ static char *checkpoint_state(const nb_trainer *t)
     cJSON_AddNumberToObject(o, "correct", (double)t->epoch_correct);
     cJSON_AddNumberToObject(o, "optimizer", (int)t->cfg.optim.kind);
     cJSON_AddNumberToObject(o, "optimizer_steps", (double)nb_optim_steps(t->optim));
+    nb_best_to_json(&t->best, o);
     const nb_rng *gens[2] = {order, dropout};
     const char *names[2] = {"rng", "dropout_rng"};
     for (int k = 0; k < 2; k++) {
@@ -414,9 +457,10 @@ nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_e
 {
     nb_graph *g = nb_model_graph(t->model);
     int n_state = nb_optim_state_count(t->optim);
-    nb_tensor_ref extra[8];
+    nb_tensor_ref extra[9];
     char names[8][32];
-    for (int i = 0; i < n_state && i < 8; i++) {
+    n_state = n_state < 8 ? n_state : 8;
+    for (int i = 0; i < n_state; i++) {
         snprintf(names[i], sizeof names[i], "optim.state.%d", i);
         extra[i] = (nb_tensor_ref){.name = names[i], .ndim = 1,
                                    .dims = {(int64_t)nb_graph_param_floats(g)},
@@ -427,8 +471,8 @@ nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_e
         return nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
     const char *keys[] = {"nabla.checkpoint"};
     const char *values[] = {state};
-    nb_status s = nb_model_save_extra(t->model, path, extra, n_state < 8 ? n_state : 8, keys,
-                                      values, 1, err);
+    int n_extra = n_state + nb_best_tensor(&t->best, &extra[n_state]);
+    nb_status s = nb_model_save_extra(t->model, path, extra, n_extra, keys, values, 1, err);
     free(state);
     return s;
 }
@@ -461,6 +505,8 @@ nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err)
         s = nb_error_set(err, NB_EINVAL, "%s: the checkpoint was written with another optimiser "
                          "(%s; this run uses %s)", path, optimizer_name(kind),
                          optimizer_name(t->cfg.optim.kind));
+    if (!s)
+        s = nb_best_from_json(&t->best, state, st, path, err);
     if (!s)
         s = nb_model_take_weights(t->model, st, path, "optim.", err);
     for (int i = 0; !s && i < nb_optim_state_count(t->optim); i++) {
