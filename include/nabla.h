@@ -161,6 +161,12 @@ typedef enum nb_op {
     NB_OP_MSE,
     NB_OP_NLL,
     NB_OP_CROSS_ENTROPY,
+    NB_OP_CONV2D,
+    NB_OP_MAX_POOL2D,
+    NB_OP_AVG_POOL2D,
+    NB_OP_GLOBAL_AVG_POOL,
+    NB_OP_BATCH_NORM,
+    NB_OP_BUFFER,
     NB_OP_COUNT
 } nb_op;
 
@@ -204,6 +210,54 @@ int nb_flatten(nb_graph *g, const char *name, int x);
  * Output [N, 1] holds the index as a float. Forward only: backward through it fails with
  * NB_ENOGRAD. */
 int nb_nearest(nb_graph *g, const char *name, int x, int64_t k);
+
+/* Convolutional modules on images [N, C, H, W] (per-sample shape [C, H, W]), with
+ * PyTorch's semantics (torch.nn.Conv2d, MaxPool2d, AvgPool2d, BatchNorm1d/2d); their kernels
+ * run in fp32 whatever the graph's precision. */
+typedef struct nb_conv2d_options {
+    int64_t kernel_h, kernel_w;
+    int64_t stride_h, stride_w;     /* ≥ 1 */
+    int64_t pad_h, pad_w;           /* zeros on both sides; ≥ 0 */
+    int pad_same;                   /* PyTorch's padding='same' (stride 1): dil·(k − 1) zeros in
+                                       all, the odd one at the bottom/right; pad_h/w ignored */
+    int64_t dilation_h, dilation_w; /* ≥ 1 */
+    int64_t groups;                 /* divides the input channels and out_channels */
+    int bias;
+} nb_conv2d_options;
+/* A square kernel k, stride 1, no padding, dilation 1, one group, with bias. */
+void nb_conv2d_options_default(nb_conv2d_options *opt, int64_t k);
+/* Y = X ⋆ W + b (cross-correlation), parameters "<name>.weight" [out, C/groups, kh, kw] and
+ * "<name>.bias" [out]. Output [N, out, P, Q] with P = ⌊(H + 2·pad_h − dil_h·(kh − 1) − 1) /
+ * stride_h⌋ + 1 (and Q likewise). */
+int nb_conv2d(nb_graph *g, const char *name, int x, int64_t out_channels,
+              const nb_conv2d_options *opt);
+
+typedef struct nb_pool2d_options {
+    int64_t kernel_h, kernel_w;
+    int64_t stride_h, stride_w;     /* ≥ 1; PyTorch's default is the kernel size */
+    int64_t pad_h, pad_w;           /* ≤ half the kernel, as PyTorch requires */
+    int count_include_pad;          /* avg_pool2d: divide by kh·kw even where the window covers
+                                       padding (PyTorch's default, 1) */
+} nb_pool2d_options;
+/* A square window k, stride k, no padding, count_include_pad. */
+void nb_pool2d_options_default(nb_pool2d_options *opt, int64_t k);
+/* The maximum of each window. Its gradient goes to the element that was the maximum; at a tie
+ * the first in row-major window order wins (PyTorch's CPU rule). */
+int nb_max_pool2d(nb_graph *g, const char *name, int x, const nb_pool2d_options *opt);
+int nb_avg_pool2d(nb_graph *g, const char *name, int x, const nb_pool2d_options *opt);
+/* The mean of each channel: [N, C, H, W] → [N, C] (AdaptiveAvgPool2d(1) then flatten). */
+int nb_global_avg_pool(nb_graph *g, const char *name, int x);
+/* Batch normalisation over [N, C] or [N, C, H, W] (BatchNorm1d / BatchNorm2d):
+ * y = γ (x − μ)/√(σ² + eps) + β per channel. In training mode μ, σ² are the batch's mean and
+ * biased variance, and the running statistics move as PyTorch's do:
+ *     running_mean ← (1 − momentum)·running_mean + momentum·μ
+ *     running_var  ← (1 − momentum)·running_var + momentum·σ²·M/(M − 1)   (unbiased; M = N·H·W)
+ *     num_batches_tracked ← num_batches_tracked + 1
+ * In evaluation mode running_mean and running_var replace μ and σ². Parameters
+ * "<name>.weight" (γ, starts at 1) and "<name>.bias" (β, 0) [C]; buffers (nb_buffer)
+ * "<name>.running_mean" (0), "<name>.running_var" (1) [C] and "<name>.num_batches_tracked"
+ * [1] (a float here: exact to 2^24 batches; an int64 scalar in PyTorch). */
+int nb_batch_norm(nb_graph *g, const char *name, int x, float momentum, float eps);
 
 /* Losses: scalar (unbatched [1]) nodes. The batch loss is the average loss of §1 with
  * NB_REDUCE_MEAN. */
@@ -278,6 +332,16 @@ float *nb_graph_param_grads(nb_graph *g);
 /* The parameter nodes in creation order. */
 int nb_graph_param_count(const nb_graph *g);
 int nb_graph_param_node(const nb_graph *g, int i);
+
+/* Buffers: state kept by modules between calls and saved with the parameters in model files
+ * and checkpoints, but not trained: no gradient, untouched by optimisers, weight decay and
+ * gradient checks (batch norm's running statistics). One flat buffer, in creation order,
+ * owned by the graph; nb_value of a buffer node points into it. */
+int nb_buffer(nb_graph *g, const char *name, int ndim, const int64_t *dims);
+size_t nb_graph_buffer_floats(const nb_graph *g);
+float *nb_graph_buffers(nb_graph *g);
+int nb_graph_buffer_count(const nb_graph *g);
+int nb_graph_buffer_node(const nb_graph *g, int i);
 
 /* ------------------------------------------------------------------------------------------
  * Mixed precision (src/backend/bf16.c). In NB_PRECISION_BF16 the three matrix products of every

@@ -172,7 +172,7 @@ static void op_table_documents_every_op(void)
         for (int k = 0; k < (nb_op_is_cost((nb_op)op) ? 1 : d->n_inputs); k++)
             CHECK_MSG(*nb_op_vjp((nb_op)op, k), "op %s: no VJP for input %d", d->name, k);
     }
-    CHECK(leaves == 3 && nb_op_is_leaf(NB_OP_PARAM) && !nb_op_is_leaf(NB_OP_LINEAR));
+    CHECK(leaves == 4 && nb_op_is_leaf(NB_OP_PARAM) && nb_op_is_leaf(NB_OP_BUFFER) && !nb_op_is_leaf(NB_OP_LINEAR));
     CHECK(costs == 3 && nb_op_is_cost(NB_OP_CROSS_ENTROPY));
     CHECK(strcmp(nb_op_vjp(NB_OP_LINEAR, 1), "dW += dYᵀ·X") == 0);
     CHECK(nb_op_no_grad_reason(NB_OP_NEAREST) && !nb_op_no_grad_reason(NB_OP_RELU));

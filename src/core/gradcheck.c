@@ -18,29 +18,44 @@ static double loss(nb_graph *g, int output, const float *r, size_t n, const nb_r
     return s;
 }
 
+/* Whether node n makes a discrete choice per element: ReLU, Max, nearest neighbour, and max
+ * pooling (its arg-max, kept in the node's scratch). */
+static int decides(const nb_node *n)
+{
+    return n->op == NB_OP_RELU || n->op == NB_OP_MAX || n->op == NB_OP_NEAREST ||
+           n->op == NB_OP_MAX_POOL2D;
+}
+
+/* The choice element k of n made. */
+static unsigned decision(nb_graph *g, const nb_node *n, int64_t k)
+{
+    const float *a = nb_in(g, n, 0)->value;
+    if (n->op == NB_OP_RELU)
+        return a[k] > 0.0f;
+    if (n->op == NB_OP_MAX) {
+        const float *b = nb_in(g, n, 1)->value;
+        return (unsigned)((a[k] > b[k]) + 2 * (a[k] == b[k]));
+    }
+    if (n->op == NB_OP_MAX_POOL2D)
+        return (unsigned)((const int32_t *)n->aux)[k];
+    return (unsigned)n->value[k];
+}
+
 /* A hash of every branch the forward pass took at a point where the function is not
  * differentiable: which side of 0 each ReLU input is on, which input of each Max won (or
- * tied), which row each nearest neighbour picked. A perturbation that changes it crossed a
+ * tied), which row each nearest neighbour picked, which element each max-pooling window
+ * chose. A perturbation that changes it crossed a
  * kink, and the difference quotient there says nothing about the derivative. */
 static uint64_t branches(nb_graph *g, int output)
 {
     uint64_t h = 1469598103934665603ull;
     for (int i = 0; i <= output; i++) {
         nb_node *n = &g->nodes[i];
-        if (!g->mark[i] || (n->op != NB_OP_RELU && n->op != NB_OP_MAX && n->op != NB_OP_NEAREST))
+        if (!g->mark[i] || !decides(n))
             continue;
         int64_t e = (n->batched ? g->batch : 1) * n->size;
-        for (int64_t k = 0; k < e; k++) {
-            unsigned b;
-            if (n->op == NB_OP_RELU)
-                b = nb_in(g, n, 0)->value[k] > 0.0f;
-            else if (n->op == NB_OP_MAX)
-                b = (nb_in(g, n, 0)->value[k] > nb_in(g, n, 1)->value[k]) +
-                    2u * (nb_in(g, n, 0)->value[k] == nb_in(g, n, 1)->value[k]);
-            else
-                b = (unsigned)n->value[k];
-            h = (h ^ b) * 1099511628211ull;
-        }
+        for (int64_t k = 0; k < e; k++)
+            h = (h ^ decision(g, n, k)) * 1099511628211ull;
     }
     return h;
 }
@@ -52,15 +67,11 @@ static size_t decisions(nb_graph *g, int output, uint8_t *d)
     size_t count = 0;
     for (int i = 0; i <= output; i++) {
         nb_node *n = &g->nodes[i];
-        if (!g->mark[i] || (n->op != NB_OP_RELU && n->op != NB_OP_MAX && n->op != NB_OP_NEAREST))
+        if (!g->mark[i] || !decides(n))
             continue;
         int64_t e = (n->batched ? g->batch : 1) * n->size;
-        for (int64_t k = 0; d && k < e; k++) {
-            const float *a = nb_in(g, n, 0)->value, *b = n->op == NB_OP_MAX ? nb_in(g, n, 1)->value : NULL;
-            d[count + (size_t)k] = n->op == NB_OP_RELU ? a[k] > 0.0f
-                                 : n->op == NB_OP_MAX  ? (uint8_t)((a[k] > b[k]) + 2 * (a[k] == b[k]))
-                                                       : (uint8_t)n->value[k];
-        }
+        for (int64_t k = 0; d && k < e; k++)
+            d[count + (size_t)k] = (uint8_t)decision(g, n, k);
         count += (size_t)e;
     }
     return count;

@@ -36,6 +36,12 @@ const nb_op_def *const nb_op_table[NB_OP_COUNT] = {
     [NB_OP_MSE] = &nb_op_mse_def,
     [NB_OP_NLL] = &nb_op_nll_def,
     [NB_OP_CROSS_ENTROPY] = &nb_op_cross_entropy_def,
+    [NB_OP_CONV2D] = &nb_op_conv2d_def,
+    [NB_OP_MAX_POOL2D] = &nb_op_max_pool2d_def,
+    [NB_OP_AVG_POOL2D] = &nb_op_avg_pool2d_def,
+    [NB_OP_GLOBAL_AVG_POOL] = &nb_op_global_avg_pool_def,
+    [NB_OP_BATCH_NORM] = &nb_op_batch_norm_def,
+    [NB_OP_BUFFER] = &nb_op_buffer_def,
 };
 
 const char *nb_op_name(nb_op op)
@@ -102,6 +108,9 @@ void nb_graph_free(nb_graph *g)
     free(g->params);
     free(g->param_grads);
     free(g->param_nodes);
+    free(g->buffers);
+    free(g->buffer_nodes);
+    free(g->workspace);
     free(g->arena);
     free(g->label_arena);
     free(g->mark);
@@ -171,8 +180,9 @@ static int fail(nb_graph *g, nb_status code, const char *fmt, ...)
     return -1;
 }
 
-int nb_graph_add(nb_graph *g, const char *name, nb_op op, const int *inputs, int n_inputs,
-                 int ndim, const int64_t *dims, float fparam, int iparam)
+static int add_node(nb_graph *g, const char *name, nb_op op, const int *inputs, int n_inputs,
+                    int ndim, const int64_t *dims, float fparam, int iparam,
+                    const int64_t *ints, float fparam2)
 {
     if (!g || g->error.code)
         return -1;
@@ -206,6 +216,9 @@ int nb_graph_add(nb_graph *g, const char *name, nb_op op, const int *inputs, int
         memcpy(n->inputs, inputs, (size_t)n_inputs * sizeof *inputs);
     n->fparam = fparam;
     n->iparam = iparam;
+    n->fparam2 = fparam2;
+    if (ints)
+        memcpy(n->ints, ints, sizeof n->ints);
     n->ndim = ndim;
     if (ndim > 0)
         memcpy(n->dims, dims, (size_t)ndim * sizeof *dims);
@@ -223,6 +236,18 @@ int nb_graph_add(nb_graph *g, const char *name, nb_op op, const int *inputs, int
     n->size = shape_size(n);
     g->batch = 0; /* the memory plan no longer covers every node */
     return g->count++;
+}
+
+int nb_graph_add(nb_graph *g, const char *name, nb_op op, const int *inputs, int n_inputs,
+                 int ndim, const int64_t *dims, float fparam, int iparam)
+{
+    return add_node(g, name, op, inputs, n_inputs, ndim, dims, fparam, iparam, NULL, 0);
+}
+
+int nb_graph_add_settings(nb_graph *g, const char *name, nb_op op, const int *inputs,
+                          int n_inputs, const int64_t *ints, float fparam, float fparam2)
+{
+    return add_node(g, name, op, inputs, n_inputs, 0, NULL, fparam, 0, ints, fparam2);
 }
 
 int nb_input(nb_graph *g, const char *name, int ndim, const int64_t *dims)
@@ -292,6 +317,43 @@ int nb_param(nb_graph *g, const char *name, int ndim, const int64_t *dims)
     return id;
 }
 
+int nb_buffer(nb_graph *g, const char *name, int ndim, const int64_t *dims)
+{
+    if (!g || g->error.code)
+        return -1;
+    if (ndim < 1 || ndim > NB_MAX_DIMS)
+        return fail(g, NB_ESHAPE, "buffer '%s': %d dimensions, expected 1 to 4", name, ndim);
+    int64_t size = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 1 || dims[i] > ((int64_t)1 << 30) || size > ((int64_t)1 << 32) / dims[i])
+            return fail(g, NB_ESHAPE, "buffer '%s': size out of range (max 2^32 elements)", name);
+        size *= dims[i];
+    }
+    if (g->buffer_floats + (size_t)size > g->buffer_capacity) {
+        size_t cap = g->buffer_capacity ? g->buffer_capacity : 256;
+        while (cap < g->buffer_floats + (size_t)size)
+            cap *= 2;
+        float *b = realloc(g->buffers, cap * sizeof *b);
+        if (!b)
+            return fail(g, NB_ENOMEM, "buffer '%s': out of memory", name);
+        g->buffers = b;
+        g->buffer_capacity = cap;
+    }
+    int *bn = realloc(g->buffer_nodes, (size_t)(g->buffer_count + 1) * sizeof *bn);
+    if (!bn)
+        return fail(g, NB_ENOMEM, "buffer '%s': out of memory", name);
+    g->buffer_nodes = bn;
+    int id = nb_graph_add(g, name, NB_OP_BUFFER, NULL, 0, ndim, dims, 0, 0);
+    if (id < 0)
+        return -1;
+    nb_node *n = &g->nodes[id];
+    n->param_offset = g->buffer_floats;
+    memset(g->buffers + g->buffer_floats, 0, (size_t)size * sizeof(float));
+    g->buffer_floats += (size_t)size;
+    g->buffer_nodes[g->buffer_count++] = id;
+    return id;
+}
+
 /* ---- introspection ----------------------------------------------------------------------- */
 
 int nb_graph_find(const nb_graph *g, const char *name)
@@ -341,6 +403,10 @@ float *nb_graph_params(nb_graph *g)
 float *nb_graph_param_grads(nb_graph *g) { return g->param_grads; }
 int nb_graph_param_count(const nb_graph *g) { return g->param_count; }
 int nb_graph_param_node(const nb_graph *g, int i) { return g->param_nodes[i]; }
+size_t nb_graph_buffer_floats(const nb_graph *g) { return g->buffer_floats; }
+float *nb_graph_buffers(nb_graph *g) { return g->buffers; }
+int nb_graph_buffer_count(const nb_graph *g) { return g->buffer_count; }
+int nb_graph_buffer_node(const nb_graph *g, int i) { return g->buffer_nodes[i]; }
 
 void nb_graph_set_training(nb_graph *g, int training) { g->training = training != 0; }
 int nb_graph_training(const nb_graph *g) { return g->training; }
@@ -354,6 +420,8 @@ float *nb_value(nb_graph *g, int node)
         g->param_generation++; /* as nb_graph_params */
         return g->params + n->param_offset;
     }
+    if (n->op == NB_OP_BUFFER)
+        return g->buffers + n->param_offset;
     return g->batch ? n->value : NULL;
 }
 
@@ -362,6 +430,8 @@ float *nb_grad(nb_graph *g, int node)
     nb_node *n = &g->nodes[node];
     if (n->op == NB_OP_PARAM)
         return g->param_grads + n->param_offset;
+    if (n->op == NB_OP_BUFFER)
+        return NULL; /* not trained */
     return g->batch ? n->grad : NULL;
 }
 
@@ -421,12 +491,16 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
         for (int k = 0; k < n->n_inputs; k++)
             n->requires_grad |= nb_in(g, n, k)->requires_grad;
     }
-    size_t floats = 0, labels = 0;
+    size_t floats = 0, labels = 0, workspace = 0;
     for (int i = 0; i < g->count; i++) {
         nb_node *n = &g->nodes[i];
         size_t rows = n->batched ? (size_t)batch : 1;
-        if (n->op == NB_OP_PARAM)
+        if (n->op == NB_OP_PARAM || n->op == NB_OP_BUFFER)
             continue;
+        if (n->def->workspace) {
+            size_t w = n->def->workspace(g, n, batch);
+            workspace = w > workspace ? w : workspace;
+        }
         if (n->op == NB_OP_LABELS) {
             n->value_offset = labels;
             labels += (size_t)batch;
@@ -437,7 +511,15 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
         n->grad_offset = floats;
         floats += rows * (size_t)n->size;
         n->aux_offset = floats;
-        floats += (size_t)batch * (size_t)n->aux_size; /* scratch is per sample */
+        floats += (size_t)batch * (size_t)n->aux_size + (size_t)n->aux_fixed; /* scratch */
+    }
+    if (workspace > g->workspace_floats) {
+        float *w = realloc(g->workspace, workspace * sizeof *w);
+        if (!w)
+            return nb_error_set(err, NB_ENOMEM, "out of memory for %zu MB of scratch",
+                                workspace * sizeof *w >> 20);
+        g->workspace = w;
+        g->workspace_floats = workspace;
     }
     if (floats > g->arena_floats) {
         float *a = realloc(g->arena, floats * sizeof *a);
@@ -471,6 +553,9 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
         if (n->op == NB_OP_PARAM) {
             n->value = g->params + n->param_offset;
             n->grad = g->param_grads + n->param_offset;
+        } else if (n->op == NB_OP_BUFFER) {
+            n->value = g->buffers + n->param_offset;
+            n->grad = NULL;
         } else if (n->op == NB_OP_LABELS) {
             n->labels = g->label_arena + n->value_offset;
         } else {

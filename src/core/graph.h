@@ -4,7 +4,7 @@
 
 #include "nabla.h"
 
-#define NB_MAX_INPUTS 3
+#define NB_MAX_INPUTS 6 /* batch_norm: x, weight, bias, running_mean, running_var, count */
 
 typedef struct nb_node {
     char name[NB_NAME_MAX];
@@ -19,10 +19,14 @@ typedef struct nb_node {
     int requires_grad;
     float fparam;              /* Scale: factor; Dropout: p */
     int iparam;                /* Linear: has bias; MSE: reduction */
+    float fparam2;             /* batch_norm: eps (fparam: momentum) */
+    int64_t ints[12];          /* conv2d, pooling: the window (op_conv.c's CONV_* indices) */
     /* storage, resolved by nb_graph_prepare */
     size_t param_offset;       /* parameters: offset into the flat buffers */
     size_t value_offset, grad_offset, aux_offset; /* activations: offsets into the arena */
     int64_t aux_size;          /* scratch floats per sample (Dropout's mask, …) */
+    int64_t aux_fixed;         /* and floats besides, whatever the batch (batch norm's
+                                  statistics); the node's aux holds aux_fixed + batch·aux_size */
     float *value, *grad, *aux;
     int32_t *labels;
     /* set by nb_graph_prepare */
@@ -44,6 +48,16 @@ struct nb_graph {
     size_t param_floats, param_capacity;
     int *param_nodes;
     int param_count;
+    /* buffers: state saved with the parameters but not trained (batch norm's running
+     * statistics), in one flat buffer of their own */
+    float *buffers;
+    size_t buffer_floats, buffer_capacity;
+    int *buffer_nodes;
+    int buffer_count;
+    /* scratch shared by all nodes for the duration of one forward or backward call (im2col
+     * buffers): the largest nb_op_def.workspace, sized by nb_graph_prepare */
+    float *workspace;
+    size_t workspace_floats;
     /* activations for the prepared batch */
     float *arena;
     size_t arena_floats;
@@ -85,8 +99,11 @@ typedef struct nb_op_def {
      * vjp[1] = "dW += dYᵀ·X"; NULL where an input receives none (labels). UTF-8. */
     const char *formula;
     const char *vjp[NB_MAX_INPUTS];
-    /* Checks the inputs and sets n's shape; may set aux_size. */
+    /* Checks the inputs and sets n's shape; may set aux_size and aux_fixed. */
     nb_status (*shape)(nb_graph *g, nb_node *n, nb_error *err);
+    /* Floats of g->workspace the forward and backward need for `batch` samples (NULL: none);
+     * asked by nb_graph_prepare, when the backend context is known. */
+    size_t (*workspace)(const nb_graph *g, const nb_node *n, int64_t batch);
     void (*forward)(nb_graph *g, nb_node *n, int64_t batch);
     /* Accumulates (+=) into the gradients of n's inputs that require them. NULL: the module
      * has no gradient, and `no_grad_reason` says why. */
@@ -113,13 +130,20 @@ extern const nb_op_def nb_op_input_def, nb_op_labels_def, nb_op_param_def, nb_op
     nb_op_relu_def, nb_op_tanh_def, nb_op_sigmoid_def, nb_op_add_def, nb_op_max_def,
     nb_op_mul_def, nb_op_scale_def, nb_op_sum_def, nb_op_mean_def, nb_op_softmax_def,
     nb_op_log_softmax_def, nb_op_dropout_def, nb_op_reshape_def, nb_op_nearest_def,
-    nb_op_mse_def, nb_op_nll_def, nb_op_cross_entropy_def;
+    nb_op_mse_def, nb_op_nll_def, nb_op_cross_entropy_def, nb_op_conv2d_def,
+    nb_op_max_pool2d_def, nb_op_avg_pool2d_def, nb_op_global_avg_pool_def,
+    nb_op_batch_norm_def, nb_op_buffer_def;
 
 /* Adds a node of kind op with the given inputs, preset dims (read by the shape rules of
  * leaves and Reshape; others compute their own) and module parameters; runs the shape rule.
  * Returns the handle or -1 (and records the sticky error). */
 int nb_graph_add(nb_graph *g, const char *name, nb_op op, const int *inputs, int n_inputs,
                  int ndim, const int64_t *dims, float fparam, int iparam);
+
+/* nb_graph_add for modules with settings beyond fparam/iparam: n->ints (12 values, may be
+ * NULL) and fparam2 are set before the shape rule runs. */
+int nb_graph_add_settings(nb_graph *g, const char *name, nb_op op, const int *inputs,
+                          int n_inputs, const int64_t *ints, float fparam, float fparam2);
 
 /* Backpropagation for a training step: as nb_graph_zero_grad followed by nb_graph_backward(g,
  * root, seed, err), but nothing is zeroed beforehand. Every gradient's first contribution

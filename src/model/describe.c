@@ -12,6 +12,10 @@
  *     relu(x)  tanh(x)  sigmoid(x)  softmax(x)  log_softmax(x)  sum(x)  mean(x)  flatten(x)
  *     add(a, b)  max(a, b)  mul(a, b)  scale(x, factor)  dropout(x, p)  reshape(x, d1[, …])
  *     mse(pred, target[, reduction=sum])  nll(logp, labels)  cross_entropy(logits, labels)
+ *     conv2d(x, out, k[, stride=1, padding=0|same|valid, dilation=1, groups=1, bias=true])
+ *     max_pool2d(x, k[, stride=k, padding=0])   avg_pool2d(x, k[, …, count_include_pad=true])
+ *     global_avg_pool(x)   batch_norm(x[, momentum=0.1, eps=1e-5])
+ * where a window size k (kernel, stride, padding, dilation) is "3" or "3x5" (height x width).
  *
  * Errors carry "source:line:column". The one-line MLP shorthand "784-256-128-10" expands to
  * x = input(784), fc1 = linear(x, 256), relu1 = relu(fc1), …, fc3 = linear(relu2, 10). */
@@ -101,7 +105,7 @@ static int parse_float(const char *text, float *out)
     return 1;
 }
 
-typedef enum argkind { A_NODE, A_INT, A_FLOAT } argkind;
+typedef enum argkind { A_NODE, A_INT, A_FLOAT, A_PAIR } argkind;
 
 /* One row per op: its name, and the kinds of its positional arguments. `variadic` ops take
  * 1 to 3 trailing integers (dims). */
@@ -136,6 +140,11 @@ static const opspec specs[] = {
     {"mse", NB_OP_MSE, 2, {A_NODE, A_NODE}, 0},
     {"nll", NB_OP_NLL, 2, {A_NODE, A_NODE}, 0},
     {"cross_entropy", NB_OP_CROSS_ENTROPY, 2, {A_NODE, A_NODE}, 0},
+    {"conv2d", NB_OP_CONV2D, 3, {A_NODE, A_INT, A_PAIR}, 0},
+    {"max_pool2d", NB_OP_MAX_POOL2D, 2, {A_NODE, A_PAIR}, 0},
+    {"avg_pool2d", NB_OP_AVG_POOL2D, 2, {A_NODE, A_PAIR}, 0},
+    {"global_avg_pool", NB_OP_GLOBAL_AVG_POOL, 1, {A_NODE}, 0},
+    {"batch_norm", NB_OP_BATCH_NORM, 1, {A_NODE}, 0},
 };
 
 static const opspec *find_spec(const char *name)
@@ -144,6 +153,138 @@ static const opspec *find_spec(const char *name)
         if (strcmp(specs[i].name, name) == 0)
             return &specs[i];
     return NULL;
+}
+
+/* ---- image modules --------------------------------------------------------------------------- */
+
+/* "3" → (3, 3), "3x5" → (3, 5); values within ±2^31 (the shape rules check their ranges). */
+static int parse_pair(const char *text, int64_t *a, int64_t *b)
+{
+    char first[NB_NAME_MAX];
+    const char *x = strchr(text, 'x');
+    if (!x)
+        return parse_int(text, a) && *a >= -((int64_t)1 << 31) && *a <= ((int64_t)1 << 31) &&
+               (*b = *a, 1);
+    if ((size_t)(x - text) >= sizeof first)
+        return 0;
+    memcpy(first, text, (size_t)(x - text));
+    first[x - text] = 0;
+    return parse_pair(first, a, a) && parse_pair(x + 1, b, b) && !strchr(x + 1, 'x');
+}
+
+static int is_bool(const char *text) { return !strcmp(text, "true") || !strcmp(text, "false"); }
+
+/* conv2d, max_pool2d, avg_pool2d, global_avg_pool, batch_norm: positional arguments as the
+ * spec says, then the options of each. */
+static nb_status build_image(parser *p, nb_graph *g, const char *name, const opspec *spec,
+                             const arg *args, int n_args, int op_column, int *node)
+{
+    nb_op op = spec->op;
+    int x = -1, n_pos = 0, stride_given = 0;
+    int64_t out = 0, kh = 0, kw = 0;
+    nb_conv2d_options conv;
+    nb_conv2d_options_default(&conv, 1);
+    int include_pad = 1;
+    float momentum = 0.1f, eps = 1e-5f;
+    for (int i = 0; i < n_args; i++) {
+        const arg *a = &args[i];
+        const char *k = a->key;
+        int ok = 1;
+        if (!k[0] && n_pos < spec->n_pos) {
+            argkind kind = spec->kinds[n_pos++];
+            if (kind == A_NODE && (x = nb_graph_find(g, a->text)) < 0)
+                return parse_error(p, a->column, "%s: '%s' is not a node defined above",
+                                   spec->name, a->text);
+            if (kind == A_INT)
+                ok = parse_int(a->text, &out) && out >= 1 && out <= (1 << 30);
+            if (kind == A_PAIR)
+                ok = parse_pair(a->text, &kh, &kw);
+            if (!ok)
+                return parse_error(p, a->column, "%s: expected %s, found '%s'", spec->name,
+                                   kind == A_INT ? "a positive integer"
+                                                 : "a size such as 3 or 3x5", a->text);
+            continue;
+        }
+        if (!k[0])
+            return parse_error(p, a->column, "%s: too many arguments", spec->name);
+        int window = op == NB_OP_CONV2D || op == NB_OP_MAX_POOL2D || op == NB_OP_AVG_POOL2D;
+        if (window && !strcmp(k, "stride"))
+            ok = parse_pair(a->text, &conv.stride_h, &conv.stride_w), stride_given = 1;
+        else if (window && !strcmp(k, "padding") && op == NB_OP_CONV2D && !strcmp(a->text, "same"))
+            conv.pad_same = 1;
+        else if (window && !strcmp(k, "padding") && op == NB_OP_CONV2D && !strcmp(a->text, "valid"))
+            conv.pad_h = conv.pad_w = 0;
+        else if (window && !strcmp(k, "padding"))
+            ok = parse_pair(a->text, &conv.pad_h, &conv.pad_w);
+        else if (op == NB_OP_CONV2D && !strcmp(k, "dilation"))
+            ok = parse_pair(a->text, &conv.dilation_h, &conv.dilation_w);
+        else if (op == NB_OP_CONV2D && !strcmp(k, "groups"))
+            ok = parse_int(a->text, &conv.groups) && conv.groups >= -(1 << 30) &&
+                 conv.groups <= (1 << 30);
+        else if (op == NB_OP_CONV2D && !strcmp(k, "bias") && is_bool(a->text))
+            conv.bias = !strcmp(a->text, "true");
+        else if (op == NB_OP_AVG_POOL2D && !strcmp(k, "count_include_pad") && is_bool(a->text))
+            include_pad = !strcmp(a->text, "true");
+        else if (op == NB_OP_BATCH_NORM && !strcmp(k, "momentum"))
+            ok = parse_float(a->text, &momentum);
+        else if (op == NB_OP_BATCH_NORM && !strcmp(k, "eps"))
+            ok = parse_float(a->text, &eps);
+        else
+            return parse_error(p, a->column, "%s: unknown option '%s=%s' (options: %s)",
+                               spec->name, k, a->text,
+                               op == NB_OP_CONV2D ? "stride, padding (a size, same or valid), "
+                                                    "dilation, groups, bias=true|false"
+                               : op == NB_OP_MAX_POOL2D ? "stride, padding"
+                               : op == NB_OP_AVG_POOL2D ? "stride, padding, "
+                                                          "count_include_pad=true|false"
+                               : op == NB_OP_BATCH_NORM ? "momentum, eps" : "none");
+        if (!ok)
+            return parse_error(p, a->column, "%s: %s: expected %s, found '%s'", spec->name, k,
+                               !strcmp(k, "momentum") || !strcmp(k, "eps") ? "a finite number"
+                               : !strcmp(k, "groups") ? "an integer" : "a size such as 2 or 2x1",
+                               a->text);
+    }
+    if (n_pos < spec->n_pos)
+        return parse_error(p, op_column, "%s: expected %d argument%s, found %d", spec->name,
+                           spec->n_pos, spec->n_pos == 1 ? "" : "s", n_pos);
+    /* parameters this statement creates, against a model file's budget (saturating) */
+    int64_t need = -1, C = 1, dims[NB_MAX_DIMS];
+    if (nb_node_shape(g, x, dims) >= 1)
+        C = dims[0];
+    if (op == NB_OP_CONV2D && conv.groups >= 1 && kh >= 1 && kw >= 1) {
+        double n = (double)out * (double)(C / conv.groups) * (double)kh * (double)kw + (double)out;
+        need = n > 9e18 ? INT64_MAX : (int64_t)n;
+    } else if (op == NB_OP_BATCH_NORM) {
+        need = 4 * C + 1;
+    }
+    int64_t have = (int64_t)(nb_graph_param_floats(g) + nb_graph_buffer_floats(g));
+    if (need > 0 && p->file_floats >= 0 && need > p->file_floats + NB_DESCRIBE_SLACK - have)
+        return parse_error(p, op_column, "%s '%s' needs %lld parameter floats, far more than "
+                           "the %lld that the file's tensors hold", spec->name, name,
+                           (long long)need, (long long)p->file_floats);
+    nb_pool2d_options pool;
+    nb_pool2d_options_default(&pool, 1);
+    pool.kernel_h = kh;
+    pool.kernel_w = kw;
+    pool.stride_h = stride_given ? conv.stride_h : kh;
+    pool.stride_w = stride_given ? conv.stride_w : kw;
+    pool.pad_h = conv.pad_h;
+    pool.pad_w = conv.pad_w;
+    pool.count_include_pad = include_pad;
+    conv.kernel_h = kh;
+    conv.kernel_w = kw;
+    int id = op == NB_OP_CONV2D       ? nb_conv2d(g, name, x, out, &conv)
+           : op == NB_OP_MAX_POOL2D   ? nb_max_pool2d(g, name, x, &pool)
+           : op == NB_OP_AVG_POOL2D   ? nb_avg_pool2d(g, name, x, &pool)
+           : op == NB_OP_BATCH_NORM   ? nb_batch_norm(g, name, x, momentum, eps)
+                                      : nb_global_avg_pool(g, name, x);
+    if (id < 0) {
+        nb_error gerr;
+        nb_graph_error(g, &gerr);
+        return parse_error(p, op_column, "%s", gerr.msg);
+    }
+    *node = id;
+    return NB_OK;
 }
 
 /* Builds one statement's node. */
@@ -157,6 +298,8 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
     int ndim = 0, bias = 1;
     nb_reduction reduction = NB_REDUCE_MEAN;
     int n_pos = 0;
+    if (spec->op >= NB_OP_CONV2D && spec->op <= NB_OP_BATCH_NORM)
+        return build_image(p, g, name, spec, args, n_args, op_column, node);
     for (int i = 0; i < n_args; i++) {
         const arg *a = &args[i];
         if (a->key[0]) {
@@ -225,7 +368,7 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
         for (int i = 0; i < ndim; i++)
             need = need > INT64_MAX / dims[i] ? INT64_MAX : need * dims[i];
     }
-    int64_t have = (int64_t)nb_graph_param_floats(g);
+    int64_t have = (int64_t)(nb_graph_param_floats(g) + nb_graph_buffer_floats(g));
     if (need > 0 && p->file_floats >= 0 &&
         need > p->file_floats + NB_DESCRIBE_SLACK - have)
         return parse_error(p, op_column, "%s '%s' needs %lld parameter floats, far more than "
@@ -306,7 +449,8 @@ static nb_status parse_line(parser *p, nb_graph *g, const char *line, int *input
     if (!spec)
         return parse_error(p, op_col, "unknown module '%s' (known: input, labels, param, linear, "
                            "relu, tanh, sigmoid, add, max, mul, scale, sum, mean, softmax, "
-                           "log_softmax, dropout, flatten, reshape, nearest, mse, nll, "
+                           "log_softmax, dropout, flatten, reshape, nearest, conv2d, "
+                           "max_pool2d, avg_pool2d, global_avg_pool, batch_norm, mse, nll, "
                            "cross_entropy)", t ? opname : s);
     s = skip_space(t);
     if (*s != '(')

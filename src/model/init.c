@@ -8,8 +8,10 @@
  *   kaiming-uniform  W ~ U(−√(6/fan_in), √(6/fan_in))   ReLU activations constant
  *   xavier-normal    W ~ N(0, 2/(fan_in + fan_out))     Glorot & Bengio, for tanh/sigmoid
  *   xavier-uniform   W ~ U(−√(6/(fan_in+fan_out)), …)
- * Non-torch schemes set biases to 0. A parameter that is not a 2-D weight (a free nb_param of
- * another shape) is treated as fan_in = its last dimension. */
+ * Non-torch schemes set biases to 0. A weight of more than two dimensions (a convolution's
+ * [out, in/groups, kh, kw]) has, as in PyTorch, fan_in = in/groups·kh·kw and
+ * fan_out = out·kh·kw; a 1-D free parameter has fan_in = its length. Batch norm's γ and β are
+ * not drawn: they start at 1 and 0 (PyTorch's reset_parameters), whatever the scheme. */
 #include "core/graph.h"
 
 #include <math.h>
@@ -40,8 +42,11 @@ static void fans(nb_graph *g, const nb_node *p, double *fan_in, double *fan_out)
         if (id >= 0)
             w = &g->nodes[id];
     }
-    *fan_in = (double)w->dims[w->ndim - 1];
-    *fan_out = w->ndim >= 2 ? (double)w->dims[0] : 1.0;
+    double receptive = 1.0;
+    for (int i = 2; i < w->ndim; i++)
+        receptive *= (double)w->dims[i];
+    *fan_in = w->ndim >= 2 ? (double)w->dims[1] * receptive : (double)w->dims[0];
+    *fan_out = w->ndim >= 2 ? (double)w->dims[0] * receptive : 1.0;
 }
 
 void nb_graph_init_params(nb_graph *g, nb_init_kind kind, nb_rng *rng)
@@ -64,6 +69,16 @@ void nb_graph_init_params(nb_graph *g, nb_init_kind kind, nb_rng *rng)
             fill_normal(w, p->size, (float)sqrt(2.0 / (in + out)), rng);
         } else {
             fill_uniform(w, p->size, (float)sqrt(6.0 / (in + out)), rng);
+        }
+    }
+    for (int i = 0; i < g->count; i++) {
+        const nb_node *n = &g->nodes[i];
+        if (n->op != NB_OP_BATCH_NORM)
+            continue;
+        nb_node *gamma = nb_in(g, n, 1), *beta = nb_in(g, n, 2);
+        for (int64_t c = 0; c < gamma->size; c++) {
+            g->params[gamma->param_offset + (size_t)c] = 1.0f;
+            g->params[beta->param_offset + (size_t)c] = 0.0f;
         }
     }
     nb_graph_params_changed(g);

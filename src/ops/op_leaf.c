@@ -24,3 +24,7 @@ const nb_op_def nb_op_labels_def = {.name = "labels", .role = NB_ROLE_LEAF, .sha
                                     .formula = "observed labels"};
 const nb_op_def nb_op_param_def = {.name = "param", .role = NB_ROLE_LEAF, .shape = param_shape,
                                    .formula = "parameter"};
+/* A buffer: state that a module keeps between calls and that is saved with the parameters, but
+ * is not trained (batch norm's running statistics, as PyTorch's register_buffer). */
+const nb_op_def nb_op_buffer_def = {.name = "buffer", .role = NB_ROLE_LEAF, .shape = param_shape,
+                                    .formula = "buffer (running statistic, not trained)"};
