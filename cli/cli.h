@@ -20,12 +20,21 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 
 /* Loads a data set from a spec (see DATA_HELP); *classes receives class names or NULL. */
 nb_status cli_load_data(const char *spec, nb_dataset *ds, const char **classes, nb_error *err);
+/* cli_load_data for model m (may be NULL): a CSV's target columns are read as regression
+ * targets for a regression model, else as class labels mapped through m's class names. */
+nb_status cli_load_data_for(const char *spec, nb_dataset *ds, const char **classes,
+                            const nb_model *m, nb_error *err);
+/* An error saying how to name the label (or target) column when ds has none for m. */
+nb_status cli_check_targets(const char *spec, const nb_dataset *ds, const nb_model *m,
+                            nb_error *err);
 #define DATA_HELP                                                                              \
     "Data sets (SPEC):\n"                                                                       \
     "  fashion-mnist         Fashion-MNIST training images (" FASHION_DIR ")\n"               \
     "  fashion-mnist-test    Fashion-MNIST test images\n"                                     \
     "  idx:IMAGES,LABELS     IDX files, gzipped or plain (LABELS may be omitted)\n"           \
-    "  csv:FILE[:COLUMN]     CSV with a header row; COLUMN (name or 0-based index) = label\n" \
+    "  csv:FILE[:COLUMN]     CSV with a header row; COLUMN (name or 0-based index) = label:\n" \
+    "                        class indices 0..K-1 or class names (cat, dog: sorted)\n"        \
+    "  csv:FILE:COL,COL,...  regression targets (numbers) for a model ending in mse\n"        \
     "  spirals[:N[:K[:NOISE[:SEED]]]]  K interleaved 2-D spirals, N points each\n"            \
     "                        (defaults 100, 3, 0.2, 1)\n"
 
@@ -35,6 +44,14 @@ nb_status cli_read_model_text(const char *arg, char **text, nb_error *err);
 int cli_is_model_file(const char *path);
 /* Builds a model from a shorthand, description file or model file. */
 nb_model *cli_open_model(const char *arg, uint64_t seed, nb_gemm *gemm, nb_error *err);
+/* cli_open_model with train's --loss: -1 (as the model says), NB_LOSS_AUTO or NB_LOSS_MSE; a
+ * model file must agree with it. */
+nb_model *cli_open_model_loss(const char *arg, int loss, uint64_t seed, nb_gemm *gemm,
+                              nb_error *err);
+/* Gives a new model the names its training data carries: class names (`classes`, e.g.
+ * Fashion-MNIST's, or those read from a CSV's labels) and target column names. */
+nb_status cli_model_take_names(nb_model *m, const nb_dataset *ds, const char *classes,
+                               nb_error *err);
 
 /* Parses numbers, reporting the option on failure. Return 0 on error. */
 int cli_int(const char *cmd, const char *opt, const char *text, long long lo, long long hi,

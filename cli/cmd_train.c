@@ -18,7 +18,8 @@ static void help(void)
     printf("Usage: nabla train MODEL [OPTIONS]\n\n"
            "Trains MODEL — a description file (.nb), an MLP shorthand such as 784-256-128-10,\n"
            "or a model file (.safetensors) to continue from — on a labelled data set with\n"
-           "cross-entropy (§5.2), and saves it as safetensors.\n\n"
+           "cross-entropy (§5.2), or on numeric targets with the mean squared error (§1: a\n"
+           "description ending in mse(...), or --loss mse), and saves it as safetensors.\n\n"
            "Data:\n"
            "  --data SPEC          training data (default fashion-mnist)\n"
            "  --val-split F        hold out a stratified fraction F for validation (default 0)\n"
@@ -26,9 +27,14 @@ static void help(void)
            "  --test SPEC          evaluate on SPEC after training and report test accuracy\n"
            "  --normalize MODE     none|feature|channel|global (default feature): b' = (b-m)/max(s,eps)\n"
            "                       with statistics from the training set only (§5.5)\n"
+           "  --loss NAME          cross-entropy (default: classification) | mse: regression on\n"
+           "                       the targets of csv:FILE:COL[,COL...], one output per target\n"
+           "  --normalize-targets MODE  standard (default) | none: regression learns\n"
+           "                       t' = (t-m)/s per target (training set statistics, kept in the\n"
+           "                       model, undone by predict and eval)\n"
            "  --order ORDER        shuffle|sequential|stratified (default shuffle, every epoch)\n"
-           "  --no-shuffle         same as --order sequential\n"
-           "Optimisation:\n"
+           "  --no-shuffle         same as --order sequential\n");
+    printf("Optimisation:\n"
            "  --epochs N           passes over the data (default 10)\n"
            "  --batch N            samples per step (default 128; 1 = SGD; 0 = full batch)\n"
            "  --optimizer NAME     sgd|adam|adamw (default sgd)\n"
@@ -131,10 +137,13 @@ static int epoch_end(void *user, const nb_epoch_stats *s)
         return 1;
     }
     if (!r->quiet) {
-        fprintf(stderr, "epoch %d/%d  loss %.4f  acc %.2f%%", s->epoch, s->epochs, s->train_loss,
-                100 * s->train_accuracy);
+        fprintf(stderr, "epoch %d/%d  loss %.4f", s->epoch, s->epochs, s->train_loss);
+        if (!isnan(s->train_accuracy))
+            fprintf(stderr, "  acc %.2f%%", 100 * s->train_accuracy);
         if (!isnan(s->val_loss))
-            fprintf(stderr, "  val loss %.4f  val acc %.2f%%", s->val_loss, 100 * s->val_accuracy);
+            fprintf(stderr, "  val loss %.4f", s->val_loss);
+        if (!isnan(s->val_accuracy))
+            fprintf(stderr, "  val acc %.2f%%", 100 * s->val_accuracy);
         fprintf(stderr, "  lr %.3g  %.1fs  %.0f samples/s%s\n", s->lr, s->seconds,
                 s->samples_per_second, r->tracking && s->improved ? "  (best)" : "");
         if (s->stopping)
@@ -230,7 +239,8 @@ int cmd_train(int argc, char **argv)
         O_BATCH, O_OPTIMIZER, O_LR, O_MOMENTUM, O_NESTEROV, O_DAMPENING, O_BETA1, O_BETA2,
         O_ADAM_EPS, O_WD, O_L2, O_L1, O_CLIP, O_SCHEDULE, O_STEP_SIZE, O_GAMMA, O_MIN_LR,
         O_WARMUP, O_INIT_SCHEME, O_INIT, O_CHECKPOINT, O_RESUME, O_LOG, O_SEED, O_THREADS,
-        O_GEMM, O_JSON, O_PLOT, O_PRECISION, O_KEEP, O_KEEP_METRIC, O_EARLY_STOP
+        O_GEMM, O_JSON, O_PLOT, O_PRECISION, O_KEEP, O_KEEP_METRIC, O_EARLY_STOP, O_LOSS,
+        O_NORM_TARGETS
     };
     static const struct option options[] = {
         {"data", required_argument, 0, O_DATA}, {"val-split", required_argument, 0, O_VAL_SPLIT},
@@ -254,6 +264,8 @@ int cmd_train(int argc, char **argv)
         {"plot", required_argument, 0, O_PLOT}, {"precision", required_argument, 0, O_PRECISION},
         {"keep", required_argument, 0, O_KEEP}, {"keep-metric", required_argument, 0, O_KEEP_METRIC},
         {"early-stop", required_argument, 0, O_EARLY_STOP},
+        {"loss", required_argument, 0, O_LOSS},
+        {"normalize-targets", required_argument, 0, O_NORM_TARGETS},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     static const char *const optimizers[] = {[NB_OPT_SGD] = "sgd", [NB_OPT_ADAM] = "adam",
@@ -277,6 +289,7 @@ int cmd_train(int argc, char **argv)
     long long n;
     int norm_mode = NB_NORM_FEATURE, init_scheme = NB_INIT_KAIMING_UNIFORM, resume = 0, json = 0;
     int quiet = 0, threads = 0, lr_given = 0, wd_given = 0, precision = CLI_FP32, c;
+    int loss = -1, target_norm = NB_NORM_FEATURE; /* loss -1: as the model says */
     nb_precision used = NB_PRECISION_FP32;
     cfg.schedule.gamma = 0.1f;
 #define FLOAT_OPT(field)                                                                      \
@@ -362,6 +375,16 @@ int cmd_train(int argc, char **argv)
             cfg.monitor = (nb_monitor)n;
             break;
         case O_EARLY_STOP: if (!cli_int("train", "--early-stop", optarg, 1, 1000000, &n)) return 2; cfg.patience = (int)n; break;
+        case O_LOSS:
+            if (strcmp(optarg, "mse") && strcmp(optarg, "cross-entropy"))
+                return cli_usage_error("train", "--loss: expected cross-entropy or mse");
+            loss = strcmp(optarg, "mse") == 0 ? NB_LOSS_MSE : NB_LOSS_AUTO;
+            break;
+        case O_NORM_TARGETS:
+            if (strcmp(optarg, "standard") && strcmp(optarg, "none"))
+                return cli_usage_error("train", "--normalize-targets: expected standard or none");
+            target_norm = strcmp(optarg, "none") ? NB_NORM_FEATURE : NB_NORM_NONE;
+            break;
         case 'q': quiet = 1; break;
         case 'h': help(); return 0;
         case ':': return cli_usage_error("train", "option '%s' requires an argument", argv[optind - 1]);
@@ -446,7 +469,12 @@ int cmd_train(int argc, char **argv)
         goto done;
     if (!(gemm = cli_gemm(gemm_name, threads, &err)))
         goto done;
-    if (cli_load_data(data, &all, &classes, &err))
+    /* The model first: it says whether the data's target columns are classes or values. */
+    if (!(m = cli_open_model_loss(model_arg, loss, cfg.seed, gemm, &err)))
+        goto done;
+    if (cli_load_data_for(data, &all, &classes, m, &err) ||
+        (!cli_is_model_file(model_arg) && cli_model_take_names(m, &all, classes, &err)) ||
+        cli_check_targets(data, &all, m, &err))
         goto done;
     if (val_split > 0) {
         int64_t samples = all.count;
@@ -462,11 +490,11 @@ int cmd_train(int argc, char **argv)
         train = all;
         memset(&all, 0, sizeof all);
     }
-    if (val_spec && cli_load_data(val_spec, &val, &ignored, &err))
+    if (val_spec && (cli_load_data_for(val_spec, &val, &ignored, m, &err) ||
+                     cli_check_targets(val_spec, &val, m, &err)))
         goto done;
-    if (test_spec && cli_load_data(test_spec, &test, &ignored, &err))
-        goto done;
-    if (!(m = cli_open_model(model_arg, cfg.seed, gemm, &err)))
+    if (test_spec && (cli_load_data_for(test_spec, &test, &ignored, m, &err) ||
+                      cli_check_targets(test_spec, &test, m, &err)))
         goto done;
     if (!cli_is_model_file(model_arg)) {
         nb_rng rng;
@@ -476,8 +504,11 @@ int cmd_train(int argc, char **argv)
         if (norm_mode != NB_NORM_NONE && nb_norm_fit(&norm, &train, (nb_norm_mode)norm_mode, 1e-5f, &err))
             goto done;
         nb_model_set_norm(m, &norm);
-        if (classes && nb_model_set_classes(m, classes, &err))
-            goto done;
+        if (nb_model_targets(m) >= 0 && target_norm != NB_NORM_NONE) {
+            if (nb_norm_fit_targets(&norm, &train, (nb_norm_mode)target_norm, &err))
+                goto done;
+            nb_model_set_target_norm(m, &norm);
+        }
     }
     if (init_file && nb_model_load_weights(m, init_file, &err))
         goto done;

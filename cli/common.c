@@ -63,7 +63,52 @@ static nb_status fashion(nb_dataset *ds, const char *split, nb_error *err)
     return nb_idx_load(ds, images, labels, err);
 }
 
+/* Splits a comma-separated list into *names (one allocation: pointers, then the text). */
+static int64_t split_names(const char *text, char ***names)
+{
+    *names = NULL;
+    if (!text)
+        return 0;
+    int64_t n = 1;
+    for (const char *c = text; *c; c++)
+        n += *c == ',';
+    size_t len = strlen(text) + 1;
+    char **out = malloc((size_t)n * sizeof *out + len);
+    if (!out)
+        return -1;
+    char *copy = memcpy((char *)(out + n), text, len);
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = copy;
+        copy += strcspn(copy, ",");
+        *copy++ = '\0';
+    }
+    *names = out;
+    return n;
+}
+
+/* The CSV's options for model m: regression targets, or labels through m's class names. */
+static nb_status load_csv(const char *path, const char *columns, const nb_model *m,
+                          nb_dataset *ds, nb_error *err)
+{
+    nb_csv_options opt = {.targets = columns, .kind = NB_TARGET_CLASSES};
+    char **names = NULL;
+    if (m && nb_model_targets(m) >= 0)
+        opt.kind = NB_TARGET_VALUES;
+    else if (m && (opt.class_count = split_names(nb_model_classes_text(m), &names)) < 0)
+        return nb_error_set(err, NB_ENOMEM, "out of memory");
+    opt.class_names = (const char *const *)names;
+    nb_status s = nb_csv_load_with(ds, path, &opt, err);
+    free(names);
+    return s;
+}
+
 nb_status cli_load_data(const char *spec, nb_dataset *ds, const char **classes, nb_error *err)
+{
+    return cli_load_data_for(spec, ds, classes, NULL, err);
+}
+
+nb_status cli_load_data_for(const char *spec, nb_dataset *ds, const char **classes,
+                            const nb_model *m, nb_error *err)
 {
     *classes = NULL;
     if (strcmp(spec, "fashion-mnist") == 0 || strcmp(spec, "fashion-mnist-test") == 0) {
@@ -86,7 +131,7 @@ nb_status cli_load_data(const char *spec, nb_dataset *ds, const char **classes, 
             *colon = 0;
         else
             colon = NULL;
-        return nb_csv_load(ds, buf, colon ? colon + 1 : NULL, err);
+        return load_csv(buf, colon ? colon + 1 : NULL, m, ds, err);
     }
     if (strncmp(spec, "spirals", 7) == 0 && (spec[7] == 0 || spec[7] == ':')) {
         double v[4] = {100, 3, 0.2, 1};
@@ -106,6 +151,26 @@ nb_status cli_load_data(const char *spec, nb_dataset *ds, const char **classes, 
     return nb_error_set(err, NB_EINVAL, "unknown data set '%s' (fashion-mnist, "
                         "fashion-mnist-test, idx:IMAGES,LABELS, csv:FILE[:COLUMN], spirals[:…])",
                         spec);
+}
+
+nb_status cli_check_targets(const char *spec, const nb_dataset *ds, const nb_model *m,
+                            nb_error *err)
+{
+    int regression = nb_model_targets(m) >= 0;
+    if (ds->class_names && !nb_model_classes_text(m))
+        return nb_error_set(err, NB_EINVAL, "%s: the labels are class names (\"%s\", ...) but "
+                            "the model has none: its classes are the indices 0 to %lld", spec,
+                            ds->class_names[0], (long long)nb_model_classes(m) - 1);
+    if (regression ? ds->targets != NULL : ds->labels != NULL)
+        return NB_OK;
+    const char *col = regression ? "COLUMN[,COLUMN...]" : "COLUMN";
+    const char *what = regression ? "target column(s) (numbers)" : "label column";
+    if (strncmp(spec, "csv:", 4) == 0)
+        return nb_error_set(err, NB_EINVAL, "%s has no %s: name it as %s:%s, a column name or a "
+                            "0-based index", spec, what, spec, col);
+    return nb_error_set(err, NB_EINVAL, "%s has no %s; %s", spec, what,
+                        regression ? "regression data comes from csv:FILE:COLUMN[,COLUMN...]"
+                                   : "give IDX labels as idx:IMAGES,LABELS");
 }
 
 int cli_is_model_file(const char *path)
@@ -161,14 +226,65 @@ nb_status cli_read_model_text(const char *arg, char **text, nb_error *err)
 
 nb_model *cli_open_model(const char *arg, uint64_t seed, nb_gemm *gemm, nb_error *err)
 {
-    if (cli_is_model_file(arg))
-        return nb_model_load(arg, seed, gemm, err);
+    return cli_open_model_loss(arg, -1, seed, gemm, err);
+}
+
+nb_model *cli_open_model_loss(const char *arg, int loss, uint64_t seed, nb_gemm *gemm,
+                              nb_error *err)
+{
+    if (cli_is_model_file(arg)) {
+        nb_model *m = nb_model_load(arg, seed, gemm, err);
+        int regression = m && nb_model_targets(m) >= 0;
+        if (m && loss >= 0 && regression != (loss == NB_LOSS_MSE)) {
+            nb_error_set(err, NB_EINVAL, "--loss %s: %s is a %s model", loss == NB_LOSS_MSE ?
+                         "mse" : "cross-entropy", arg, regression ? "regression" : "classification");
+            nb_model_free(m);
+            return NULL;
+        }
+        return m;
+    }
     char *text;
     if (cli_read_model_text(arg, &text, err))
         return NULL;
-    nb_model *m = nb_model_new(text, arg, seed, gemm, err);
+    nb_model *m = nb_model_new_with_loss(text, arg, loss < 0 ? NB_LOSS_AUTO : (nb_loss_kind)loss,
+                                         seed, gemm, err);
     free(text);
     return m;
+}
+
+/* names[0..n) joined with commas into a new string. */
+static char *join_names(char *const *names, int64_t n)
+{
+    size_t len = 1;
+    for (int64_t i = 0; i < n; i++)
+        len += strlen(names[i]) + 1;
+    char *text = malloc(len), *at = text;
+    for (int64_t i = 0; text && i < n; i++)
+        at += sprintf(at, "%s%s", i ? "," : "", names[i]);
+    return text;
+}
+
+nb_status cli_model_take_names(nb_model *m, const nb_dataset *ds, const char *classes,
+                               nb_error *err)
+{
+    char *text = NULL;
+    nb_status s = NB_OK;
+    if (classes)
+        s = nb_model_set_classes(m, classes, err);
+    else if (ds->class_names && !(text = join_names(ds->class_names, ds->classes)))
+        s = nb_error_set(err, NB_ENOMEM, "out of memory");
+    else if (text)
+        s = nb_model_set_classes(m, text, err);
+    free(text);
+    text = NULL;
+    if (!s && ds->target_names && nb_model_targets(m) >= 0) {
+        if (!(text = join_names(ds->target_names, ds->target_count)))
+            s = nb_error_set(err, NB_ENOMEM, "out of memory");
+        else
+            s = nb_model_set_target_names(m, text, err);
+    }
+    free(text);
+    return s;
 }
 
 nb_gemm *cli_gemm(const char *backend, int threads, nb_error *err)

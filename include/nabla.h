@@ -480,6 +480,14 @@ typedef struct nb_dataset {
     float *f32;                /* count × features when dtype == NB_F32, else NULL */
     int32_t *labels;           /* count, or NULL when unlabelled */
     int classes;               /* 1 + the largest label, or 0 */
+    /* Regression targets: count × target_count floats (row-major), or NULL. */
+    float *targets;
+    int64_t target_count;
+    /* Names, each list one allocation (pointers then strings), or NULL: the `classes` class
+     * names when labels were read as text (sorted byte-wise, as scikit-learn's LabelEncoder
+     * sorts them), and the target_count target column names. */
+    char **class_names;
+    char **target_names;
 } nb_dataset;
 
 /* Loads an IDX image file (idx3 ubyte, or idx2) and its idx1 labels file (may be NULL),
@@ -487,9 +495,35 @@ typedef struct nb_dataset {
 nb_status nb_idx_load(nb_dataset *ds, const char *images_path, const char *labels_path,
                       nb_error *err);
 /* Loads a CSV file with a header row. label_column is a column name or a 0-based index as
- * text, or NULL for none. */
+ * text, or NULL for none; it holds class labels (as nb_csv_options' NB_TARGET_CLASSES). */
 nb_status nb_csv_load(nb_dataset *ds, const char *path, const char *label_column,
                       nb_error *err);
+
+/* What the target columns of a CSV hold. */
+typedef enum nb_target_kind {
+    /* One column of class labels: either every field a number, each an integer 0 ≤ k < 2^20
+     * (the class index), or text, each distinct field a class name; classes are then
+     * numbered in the names' sorted order, as scikit-learn's LabelEncoder does. */
+    NB_TARGET_CLASSES = 0,
+    /* One or more columns of numbers (regression targets), into ds->targets. */
+    NB_TARGET_VALUES
+} nb_target_kind;
+
+typedef struct nb_csv_options {
+    /* The target column(s): a column name or a 0-based index, or several of them separated
+     * by commas (a name that contains commas is matched whole first); NULL for none. */
+    const char *targets;
+    nb_target_kind kind;
+    /* NB_TARGET_CLASSES: when class_count > 0, labels are mapped through these names (a
+     * trained model's): a field equal to names[k] is class k, a number k < class_count is
+     * class k, anything else is an error naming the line and the field. */
+    const char *const *class_names;
+    int64_t class_count;
+} nb_csv_options;
+
+/* nb_csv_load with options (NULL: no target columns). */
+nb_status nb_csv_load_with(nb_dataset *ds, const char *path, const nb_csv_options *opt,
+                           nb_error *err);
 /* The practicum's K interleaved 2-D spirals: `per_class` points per class, Gaussian noise of
  * standard deviation `noise`. */
 nb_status nb_spirals(nb_dataset *ds, int64_t per_class, int classes, float noise,
@@ -521,6 +555,16 @@ void nb_norm_free(nb_norm *norm);
  * and their labels into y (may be NULL). Allocates nothing. */
 void nb_dataset_gather(const nb_dataset *ds, const int64_t *idx, int64_t n,
                        const nb_norm *norm, float *x, int32_t *y);
+
+/* Standardisation of regression targets, t' = (t − m) / σ per target column, fitted on the
+ * training targets (a constant column gets σ = 1): the statistics are kept with the model and
+ * predictions are mapped back, ȳ = ȳ'·σ + m. NB_NORM_NONE (identity) when mode is none. */
+nb_status nb_norm_fit_targets(nb_norm *norm, const nb_dataset *train, nb_norm_mode mode,
+                              nb_error *err);
+/* Gathers the targets of samples idx[0..n) into t (n × target_count), applying norm (may be
+ * NULL). Allocates nothing. */
+void nb_dataset_gather_targets(const nb_dataset *ds, const int64_t *idx, int64_t n,
+                               const nb_norm *norm, float *t);
 
 /* Minibatch order for one epoch (§5.4): sequential, shuffled, or stratified so that every
  * class appears in every minibatch. */
@@ -629,6 +673,30 @@ typedef struct nb_model nb_model;
  * nb_model_graph(m)) or load them before training. Caller owns the model. */
 nb_model *nb_model_new(const char *description, const char *source, uint64_t seed,
                        nb_gemm *gemm, nb_error *err);
+
+/* The loss appended to a description that does not end in its own. */
+typedef enum nb_loss_kind {
+    NB_LOSS_AUTO = 0,      /* classification: cross-entropy (NLL after a log_softmax) */
+    NB_LOSS_MSE            /* regression: a target input "__targets__" shaped like the output,
+                              and mse(output, __targets__) (mean over the batch); the model
+                              file records it ("nabla.loss": "mse") */
+} nb_loss_kind;
+/* nb_model_new with the loss chosen. NB_LOSS_MSE on a description ending in another loss is
+ * an error. A description ending in mse(prediction, target) is a regression model whatever
+ * `loss` says, its target node must be an input. */
+nb_model *nb_model_new_with_loss(const char *description, const char *source, nb_loss_kind loss,
+                                 uint64_t seed, nb_gemm *gemm, nb_error *err);
+/* Regression: the input node that takes the targets (fed from nb_dataset's targets), or -1
+ * for a classifier. */
+int nb_model_targets(const nb_model *m);
+/* The targets' standardisation (owned by the model; mode NB_NORM_NONE when absent): the model
+ * learns t' = (t − m)/σ and nb_model_predict_values returns ȳ'·σ + m. nb_model_set_target_norm
+ * takes ownership of norm's arrays and zeroes *norm. */
+const nb_norm *nb_model_target_norm(const nb_model *m);
+void nb_model_set_target_norm(nb_model *m, nb_norm *norm);
+/* Target (column) names as one comma-separated string, or NULL. Copied. */
+nb_status nb_model_set_target_names(nb_model *m, const char *names, nb_error *err);
+const char *nb_model_target_names_text(const nb_model *m);
 void nb_model_free(nb_model *m);
 nb_graph *nb_model_graph(nb_model *m);
 int nb_model_input(const nb_model *m);
@@ -654,7 +722,8 @@ nb_model *nb_model_load(const char *path, uint64_t seed, nb_gemm *gemm, nb_error
 /* Copies weights from a file into a model with the same parameters (train's --init). */
 nb_status nb_model_load_weights(nb_model *m, const char *path, nb_error *err);
 
-/* Checks that a data set fits the model: feature count, labels within the classes. */
+/* Checks that a data set fits the model: feature count, labels within the classes, as many
+ * regression targets per sample as the model predicts. */
 nb_status nb_model_check_data(const nb_model *m, const nb_dataset *ds, const char *what,
                               nb_error *err);
 
@@ -664,6 +733,10 @@ nb_status nb_model_check_data(const nb_model *m, const nb_dataset *ds, const cha
  * prepared batch size. */
 nb_status nb_model_predict(nb_model *m, const nb_dataset *ds, const int64_t *idx, int64_t n,
                            float *probs, int32_t *classes, nb_error *err);
+/* The outputs themselves (n × nb_model_classes floats), for regression in the targets' own
+ * units (the target standardisation undone). */
+nb_status nb_model_predict_values(nb_model *m, const nb_dataset *ds, const int64_t *idx,
+                                  int64_t n, float *values, nb_error *err);
 
 /* ------------------------------------------------------------------------------------------
  * Training (§2, §5) and evaluation (§6). The trainer owns the run's generator (data order),
@@ -750,10 +823,48 @@ int nb_trainer_weights_proven(const nb_trainer *t);
 nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_error *err);
 nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err);
 
-/* Loss and accuracy of m on ds (labelled), in evaluation mode. confusion (classes² counts,
- * row = true class, column = predicted; may be NULL) is filled. */
+/* Loss and accuracy of m on ds (labelled, or with targets for a regression model), in
+ * evaluation mode; a regression model's accuracy is NAN. confusion (classes² counts, row =
+ * true class, column = predicted; may be NULL; classifiers only) is filled. */
 nb_status nb_evaluate(nb_model *m, const nb_dataset *ds, double *loss, double *accuracy,
                       int64_t *confusion, nb_error *err);
+
+/* Everything eval reports (src/eval/metrics.c), with scikit-learn's definitions.
+ *
+ * Classification: accuracy; top-k accuracy (the true class among the k highest scores, ties
+ * counted against it); per class c, precision = TP/(TP+FP), recall = TP/(TP+FN),
+ * F1 = 2PR/(P+R), each 0 when its denominator is (scikit-learn's zero_division=0); macro
+ * averages over the classes that occur in the data or the predictions (as
+ * classification_report), weighted averages by support.
+ *
+ * Regression, per target j in its own units (the target standardisation undone), with e the
+ * error ȳ − y over the P samples: MSE = Σe²/P, RMSE = √MSE, MAE = Σ|e|/P,
+ * R² = 1 − Σe² / Σ(y − mean y)² (1 for a constant target predicted exactly, else 0 there);
+ * the overall figures are the plain means over targets (multioutput='uniform_average'). */
+typedef struct nb_metrics {
+    int64_t samples;
+    double loss;          /* the model's training loss (regression: on standardised targets) */
+    /* classification: classes > 0 */
+    int64_t classes;
+    double accuracy;
+    int top_k;            /* 0: not computed */
+    double top_k_accuracy;
+    int64_t *confusion;   /* classes², row = true class, column = predicted */
+    int64_t *support;     /* samples of each true class */
+    double *precision, *recall, *f1;   /* per class */
+    double macro_precision, macro_recall, macro_f1;
+    double weighted_precision, weighted_recall, weighted_f1;
+    /* regression: targets > 0 */
+    int64_t targets;
+    double *mse, *rmse, *mae, *r2;     /* per target */
+    double mse_mean, rmse_mean, mae_mean, r2_mean;
+} nb_metrics;
+
+/* Computes the metrics of m on ds (top_k ≥ 0; 0 skips top-k). out's arrays are owned by out:
+ * free them with nb_metrics_free. */
+nb_status nb_metrics_compute(nb_model *m, const nb_dataset *ds, int top_k, nb_metrics *out,
+                             nb_error *err);
+void nb_metrics_free(nb_metrics *mt);
 
 /* ------------------------------------------------------------------------------------------
  * Distributed data-parallel training over MPI (src/dist/dist.c; built when Open MPI is found).

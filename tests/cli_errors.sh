@@ -160,12 +160,13 @@ echo "ok: description errors give file:line:col and what was expected (train, in
 # ---- data ---------------------------------------------------------------------------------
 printf 'a,b,label\n0.5,1,0\n1,x,1\n' > badnumber.csv
 printf 'a,b,label\n0.5,1,0\n1,2\n' > shortrow.csv
-printf 'a,b,label\n0.5,1,0\n1,2,cat\n' > badlabel.csv
+printf 'a,b,label\n0.5,1,0\n1,2,1.5\n' > badlabel.csv
 printf 'a,b,label\n' > header.csv
 printf 'a,b,label\n0.5,1,0\n1,2,1\n' > good.csv
+printf 'a,b,c,label\n0.5,1,2,0\n1,2,3,1\n' > wide.csv
 expect 1 'badnumber\.csv' 'line 3' '"x"' 'number' :: train 2-8-3 --data csv:badnumber.csv:label -o x.safetensors
 expect 1 'shortrow\.csv' 'line 3' '3 fields' :: train 2-8-3 --data csv:shortrow.csv:label -o x.safetensors
-expect 1 'badlabel\.csv' 'line 3' '"cat"' 'label' :: train 2-8-3 --data csv:badlabel.csv:label -o x.safetensors
+expect 1 'badlabel\.csv' 'line 3' '"1\.5"' 'class label' 'class name' '--loss mse' :: train 2-8-3 --data csv:badlabel.csv:label -o x.safetensors
 expect 1 'header\.csv' 'no data rows' :: train 2-8-3 --data csv:header.csv:label -o x.safetensors
 expect 1 'good\.csv' '"klass"' :: train 2-8-3 --data csv:good.csv:klass -o x.safetensors
 expect 1 '/nonexistent/data\.csv' :: train 2-8-3 --data csv:/nonexistent/data.csv:label -o x.safetensors
@@ -177,7 +178,9 @@ expect 1 "/nonexistent/val\.csv" :: train 2-8-3 --data spirals --val csv:/nonexi
 expect 1 "/nonexistent/test\.csv" :: train 2-8-3 --data spirals --test csv:/nonexistent/test.csv:label -o x.safetensors
 # a shorthand for another input width names both sizes
 expect 1 '2 features' "784" :: train 784-16-10 --data spirals -o x.safetensors
-expect 1 '3 features' "'x' expects 2" :: train 2-8-3 --data csv:good.csv -o x.safetensors
+expect 1 '3 features' "'x' expects 2" :: train 2-8-3 --data csv:wide.csv:label -o x.safetensors
+# no label column named: say how to name one
+expect 1 'csv:good\.csv has no label column' 'csv:good\.csv:COLUMN' :: train 3-8-3 --data csv:good.csv -o x.safetensors
 # labels beyond the model's classes
 expect 1 'label 3' '3 classes' :: train 2-8-3 --data spirals:10:4 -o x.safetensors
 [ ! -e x.safetensors ] || fail "no model file written by failed runs" "$(ls -l x.safetensors*)"
@@ -226,8 +229,9 @@ for cmd in eval predict; do
     expect 1 'dtype\.safetensors' 'fc1\.bias' :: $cmd dtype.safetensors --data spirals
     expect 1 'offsets\.safetensors' 'fc2\.bias' :: $cmd offsets.safetensors --data spirals
     expect 1 'missing\.safetensors' :: $cmd missing.safetensors --data spirals
-    expect 1 '3 features' 'expects 2' :: $cmd m.safetensors --data csv:good.csv
+    expect 1 '3 features' 'expects 2' :: $cmd m.safetensors --data csv:wide.csv:label
 done
+expect 1 'csv:good\.csv has no label column' 'csv:good\.csv:COLUMN' :: eval m.safetensors --data csv:good.csv
 expect 1 'label 3' '3 classes' :: eval m.safetensors --data spirals:10:4
 expect 1 'renamed\.safetensors' 'fc1\.weight' :: train 2-16-3 --data spirals --init renamed.safetensors -o x.safetensors
 expect 1 'garbage\.safetensors' :: train 2-16-3 --data spirals --init garbage.safetensors -o x.safetensors

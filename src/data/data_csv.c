@@ -5,12 +5,13 @@
  * CRLF line ends are accepted, blank lines are skipped, a UTF-8 byte-order mark before the
  * header is dropped. Lines are read with getline, so there is no line-length limit.
  *
- * Every feature must be a finite number representable as a float (strtod in the C locale;
- * the library never calls setlocale), every label a non-negative integer below 2^20. A
- * first line made only of numbers is taken for a missing header and refused rather than
- * silently losing the first sample.
+ * Every feature and regression target must be a finite number representable as a float
+ * (strtod in the C locale; the library never calls setlocale). A class label column holds
+ * either numbers, each an integer 0 <= k < 2^20, or names (any text; the classes are then the
+ * distinct names in sorted order). A first line made only of numbers is taken for a missing
+ * header and refused rather than silently losing the first sample.
  */
-#include "nabla.h"
+#include "data/labels.h"
 
 #include <errno.h>
 #include <float.h>
@@ -145,33 +146,250 @@ static int parse_double(const char *s, double *v)
     return end != s && *end == '\0' ? 0 : -2;
 }
 
+/* "\"a\", \"b\", ..." for messages, at most size − 1 characters. */
+static void list_names(char *buf, size_t size, const char *const *names, int64_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int64_t c = 0; c < n && used < size - 1; c++) {
+        int k = snprintf(buf + used, size - used, "%s\"%s\"", c ? ", " : "", names[c]);
+        if (k < 0)
+            break;
+        used += (size_t)k;
+    }
+    if (used >= size - 1 && size > 4)
+        memcpy(buf + size - 4, "...", 4);
+}
+
+/* One column reference, a name first, else a 0-based index written as digits. */
+static nb_status find_column(const char *path, int64_t line, char *const *names, size_t ncols,
+                             const char *ref, int64_t *col, nb_error *err)
+{
+    *col = -1;
+    for (size_t c = 0; c < ncols; c++) {
+        if (strcmp(names[c], ref) != 0)
+            continue;
+        if (*col >= 0)
+            return nb_error_set(err, NB_EFORMAT, "%s: line %lld: the column name \"%s\" is "
+                                "ambiguous: fields %lld and %zu", path, (long long)line, ref,
+                                (long long)*col + 1, c + 1);
+        *col = (int64_t)c;
+    }
+    if (*col >= 0)
+        return NB_OK;
+    size_t n = strlen(ref);
+    if (n >= 1 && n <= 9 && strspn(ref, "0123456789") == n) {
+        *col = strtol(ref, NULL, 10);
+        if (*col >= (int64_t)ncols)
+            return nb_error_set(err, NB_EFORMAT, "%s: line %lld: column index %s is out of "
+                                "range: the header has %zu columns (0-based indices 0-%zu)",
+                                path, (long long)line, ref, ncols, ncols - 1);
+        return NB_OK;
+    }
+    char list[200];
+    list_names(list, sizeof list, (const char *const *)names, (int64_t)ncols);
+    return nb_error_set(err, NB_EFORMAT, "%s: line %lld: no column named \"%s\" in the header "
+                        "(columns: %s)", path, (long long)line, ref, list);
+}
+
+/* role[c] = the target position of column c, or -1 for a feature; *count targets. The
+ * reference list is a whole column name, or names and indices separated by commas. */
+static nb_status find_targets(const char *path, int64_t line, char *const *names, size_t ncols,
+                              const char *refs, int64_t *role, int64_t *count, nb_error *err)
+{
+    for (size_t c = 0; c < ncols; c++)
+        role[c] = -1;
+    *count = 0;
+    if (!refs)
+        return NB_OK;
+    for (size_t c = 0; c < ncols; c++)
+        if (strcmp(names[c], refs) == 0 && strchr(refs, ',')) {
+            role[c] = 0; /* a name with commas, matched whole */
+            *count = 1;
+            return NB_OK;
+        }
+    size_t len = strlen(refs);
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
+    memcpy(copy, refs, len + 1);
+    nb_status st = NB_OK;
+    for (char *ref = copy; !st;) {
+        char *comma = strchr(ref, ',');
+        if (comma)
+            *comma = '\0';
+        int64_t col;
+        if (!*ref)
+            st = nb_error_set(err, NB_EFORMAT, "%s: the target column list \"%s\" has an empty "
+                              "entry; expected names or 0-based indices separated by commas",
+                              path, refs);
+        else if (!(st = find_column(path, line, names, ncols, ref, &col, err))) {
+            if (role[col] >= 0)
+                st = nb_error_set(err, NB_EFORMAT, "%s: column \"%s\" is named twice in the "
+                                  "target list \"%s\"", path, names[col], refs);
+            else
+                role[col] = (*count)++;
+        }
+        if (!comma)
+            break;
+        ref = comma + 1;
+    }
+    free(copy);
+    return st;
+}
+
+/* A field as a float: 0, or an error naming it. */
+static nb_status field_number(const csv_reader *r, size_t c, const char *column, const char *s,
+                              const char *what, float *out, nb_error *err)
+{
+    double v;
+    int bad = parse_double(s, &v);
+    if (bad)
+        return nb_error_set(err, NB_EFORMAT, "%s: line %lld, field %zu (\"%.60s\"): expected %s, "
+                            "found %s%.40s%s", r->path, (long long)r->lineno, c + 1, column,
+                            what, bad == -1 ? "an empty field" : "\"", s, bad == -1 ? "" : "\"");
+    if (!isfinite(v))
+        return nb_error_set(err, NB_EFORMAT, "%s: line %lld, field %zu (\"%.60s\"): expected a "
+                            "finite number, found \"%.40s\"", r->path, (long long)r->lineno,
+                            c + 1, column, s);
+    if (fabs(v) > FLT_MAX)
+        return nb_error_set(err, NB_EFORMAT, "%s: line %lld, field %zu (\"%.60s\"): %.40s is out "
+                            "of float range (|x| <= 3.4e38)", r->path, (long long)r->lineno,
+                            c + 1, column, s);
+    *out = (float)v;
+    return NB_OK;
+}
+
+static const char REGRESSION_HINT[] =
+    " (for regression on this column, end the model in mse(...) or train with --loss mse)";
+
+/* A class label through a trained model's names: the name, else its index as a number. */
+static nb_status map_label(const csv_reader *r, size_t c, const char *column, const char *s,
+                           const label_set *known, int64_t count, const char *const *names,
+                           int32_t *out, nb_error *err)
+{
+    int64_t k = label_set_find(known, s);
+    double v;
+    if (k < 0 && parse_double(s, &v) == 0 && v >= 0 && v < (double)count && v == floor(v))
+        k = (int64_t)v;
+    if (k >= 0) {
+        *out = (int32_t)k;
+        return NB_OK;
+    }
+    char list[200];
+    list_names(list, sizeof list, names, count);
+    return nb_error_set(err, NB_EFORMAT, "%s: line %lld, field %zu (\"%.60s\"): class \"%.40s\" "
+                        "is not one of the model's %lld classes (%s) nor a class index below %lld",
+                        r->path, (long long)r->lineno, c + 1, column, s, (long long)count, list,
+                        (long long)count);
+}
+
+/* After the last row: labels[i] holds the index in `seen` of row i's text. Numbers when every
+ * distinct text is one (each must be a class index), else names in sorted order. */
+static nb_status finish_labels(const char *path, const char *column, size_t field,
+                               label_set *seen, int32_t *labels, int64_t rows, int *classes,
+                               char ***class_names, nb_error *err)
+{
+    int numeric = 1;
+    for (int64_t k = 0; k < seen->count && numeric; k++) {
+        double v;
+        numeric = parse_double(seen->names[k], &v) == 0;
+    }
+    int64_t *value = malloc((size_t)seen->count * sizeof *value);
+    if (!value)
+        return nb_error_set(err, NB_ENOMEM, "%s: out of memory for %lld class names", path,
+                            (long long)seen->count);
+    nb_status st = NB_OK;
+    if (numeric) {
+        /* Names are in order of first appearance: the first bad one is on the earliest line. */
+        for (int64_t k = 0; k < seen->count && !st; k++) {
+            double v = strtod(seen->names[k], NULL);
+            if (!(v >= 0 && v < (double)CSV_MAX_LABEL) || v != floor(v))
+                st = nb_error_set(err, NB_EFORMAT, "%s: line %lld, field %zu (\"%.60s\"): expected "
+                                  "a class label, an integer 0 <= k < %lld or a class name, found "
+                                  "\"%.40s\"%s", path, (long long)seen->line[k], field, column,
+                                  (long long)CSV_MAX_LABEL, seen->names[k], REGRESSION_HINT);
+            value[k] = (int64_t)v;
+        }
+        *classes = 0;
+        for (int64_t k = 0; k < seen->count && !st; k++)
+            *classes = value[k] + 1 > *classes ? (int)value[k] + 1 : *classes;
+    } else {
+        for (int64_t k = 0; k < seen->count && !st; k++) {
+            if (!seen->names[k][0] || strchr(seen->names[k], ','))
+                st = nb_error_set(err, NB_EFORMAT, "%s: line %lld, field %zu (\"%.60s\"): "
+                                  "expected a class name, found %s%.40s%s", path,
+                                  (long long)seen->line[k], field, column,
+                                  seen->names[k][0] ? "\"" : "an empty field", seen->names[k],
+                                  seen->names[k][0] ? "\" (class names may not contain commas: "
+                                  "model files list them comma-separated)" : "");
+        }
+        if (!st && label_set_sort(seen, value))
+            st = nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
+        if (!st && !(*class_names = names_pack((const char *const *)seen->names, seen->count)))
+            st = nb_error_set(err, NB_ENOMEM, "%s: out of memory for %lld class names", path,
+                              (long long)seen->count);
+        *classes = (int)seen->count;
+    }
+    for (int64_t i = 0; i < rows && !st; i++)
+        labels[i] = (int32_t)value[labels[i]];
+    free(value);
+    return st;
+}
+
 nb_status nb_csv_load(nb_dataset *ds, const char *path, const char *label_column,
                       nb_error *err)
+{
+    nb_csv_options opt = {.targets = label_column, .kind = NB_TARGET_CLASSES};
+    return nb_csv_load_with(ds, path, &opt, err);
+}
+
+nb_status nb_csv_load_with(nb_dataset *ds, const char *path, const nb_csv_options *opt,
+                           nb_error *err)
 {
     if (!ds)
         return nb_error_set(err, NB_EINVAL, "reading a CSV file: no data set to fill");
     memset(ds, 0, sizeof *ds);
     if (!path)
         return nb_error_set(err, NB_EINVAL, "reading a CSV file: no file name given");
-    if (label_column && !*label_column)
+    nb_csv_options none = {0};
+    if (!opt)
+        opt = &none;
+    if (opt->targets && !*opt->targets)
         return nb_error_set(err, NB_EINVAL, "%s: the label column name is empty", path);
+    if (opt->kind != NB_TARGET_CLASSES && opt->kind != NB_TARGET_VALUES)
+        return nb_error_set(err, NB_EINVAL, "reading a CSV file: unknown target kind %d", (int)opt->kind);
+    if (opt->class_count < 0 || opt->class_count > CSV_MAX_LABEL ||
+        (opt->class_count > 0 && !opt->class_names))
+        return nb_error_set(err, NB_EINVAL, "reading a CSV file: %lld class names, expected 0 to 2^20 "
+                            "and the names", (long long)opt->class_count);
 
     csv_reader r = {.path = path};
     char *header = NULL;   /* the header line, kept for column names */
     char **names = NULL;   /* ncols pointers into header */
     size_t ncols = 0;
-    float *x = NULL;
+    int64_t *role = NULL;  /* per column: target position, or -1 for a feature */
+    float *x = NULL, *t = NULL;
     int32_t *y = NULL;
-    int64_t rows = 0, rows_cap = 0;
+    char **class_names = NULL, **target_names = NULL;
+    label_set seen = {0}, known = {0};
+    int64_t rows = 0, rows_cap = 0, T = 0;
     int classes = 0;
     nb_status st = NB_OK;
     int have;
 
+    for (int64_t k = 0; k < opt->class_count; k++) {
+        int64_t index;
+        if (label_set_add(&known, opt->class_names[k], 0, &index))
+            return nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
+    }
     errno = 0;
     r.fp = fopen(path, "rb");
-    if (!r.fp)
+    if (!r.fp) {
+        label_set_free(&known);
         return nb_error_set(err, errno == ENOMEM ? NB_ENOMEM : NB_EIO, "%s: cannot open: %s",
                             path, strerror(errno));
+    }
 
     /* ---- header ---- */
     if ((st = csv_next_line(&r, &have, err)))
@@ -210,59 +428,42 @@ nb_status nb_csv_load(nb_dataset *ds, const char *path, const char *label_column
         goto done;
     }
 
-    /* The label column: a name first, else a 0-based index written as digits. */
-    int64_t label = -1;
-    if (label_column) {
-        for (size_t c = 0; c < ncols; c++) {
-            if (strcmp(names[c], label_column) != 0)
-                continue;
-            if (label >= 0) {
-                st = nb_error_set(err, NB_EFORMAT,
-                                  "%s: line %lld: the label column name \"%s\" is ambiguous: "
-                                  "fields %lld and %zu",
-                                  path, (long long)header_line, label_column,
-                                  (long long)label + 1, c + 1);
-                goto done;
-            }
-            label = (int64_t)c;
-        }
-        if (label < 0) {
-            size_t n = strlen(label_column);
-            if (n <= 9 && strspn(label_column, "0123456789") == n) {
-                label = strtol(label_column, NULL, 10);
-                if (label >= (int64_t)ncols) {
-                    st = nb_error_set(err, NB_EFORMAT,
-                                      "%s: line %lld: label column index %s is out of range: "
-                                      "the header has %zu columns (0-based indices 0-%zu)",
-                                      path, (long long)header_line, label_column, ncols,
-                                      ncols - 1);
-                    goto done;
-                }
-            } else {
-                char list[200];
-                size_t used = 0;
-                list[0] = '\0';
-                for (size_t c = 0; c < ncols && used < sizeof list - 1; c++) {
-                    int k = snprintf(list + used, sizeof list - used, "%s\"%s\"",
-                                     c ? ", " : "", names[c]);
-                    if (k < 0)
-                        break;
-                    used += (size_t)k;
-                }
-                st = nb_error_set(err, NB_EFORMAT,
-                                  "%s: line %lld: no column named \"%s\" in the header "
-                                  "(columns: %s)",
-                                  path, (long long)header_line, label_column, list);
-                goto done;
-            }
-        }
+    if (!(role = malloc(ncols * sizeof *role))) {
+        st = nb_error_set(err, NB_ENOMEM, "%s: out of memory for %zu columns", path, ncols);
+        goto done;
     }
-    int64_t features = (int64_t)ncols - (label >= 0);
+    if ((st = find_targets(path, header_line, names, ncols, opt->targets, role, &T, err)))
+        goto done;
+    size_t label_col = 0; /* NB_TARGET_CLASSES: the one label column */
+    for (size_t c = 0; c < ncols; c++)
+        if (role[c] == 0)
+            label_col = c;
+    int labelled = T > 0 && opt->kind == NB_TARGET_CLASSES;
+    if (labelled && T > 1) {
+        st = nb_error_set(err, NB_EFORMAT, "%s: \"%s\" names %lld columns; class labels come from "
+                          "one column (for regression on several targets, end the model in "
+                          "mse(...) or train with --loss mse)", path, opt->targets, (long long)T);
+        goto done;
+    }
+    int64_t features = (int64_t)ncols - T;
     if (features == 0) {
         st = nb_error_set(err, NB_EFORMAT,
-                          "%s: line %lld: no feature columns besides the label column \"%s\"",
-                          path, (long long)header_line, names[label]);
+                          "%s: line %lld: no feature columns besides the %s column%s \"%s\"",
+                          path, (long long)header_line, labelled ? "label" : "target",
+                          T > 1 ? "s" : "", opt->targets);
         goto done;
+    }
+    if (T > 0 && !labelled) {
+        const char **tn = malloc((size_t)T * sizeof *tn);
+        for (size_t c = 0; tn && c < ncols; c++)
+            if (role[c] >= 0)
+                tn[role[c]] = names[c];
+        if (!tn || !(target_names = names_pack(tn, T))) {
+            free(tn);
+            st = nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
+            goto done;
+        }
+        free(tn);
     }
 
     /* ---- rows ---- */
@@ -282,8 +483,8 @@ nb_status nb_csv_load(nb_dataset *ds, const char *path, const char *label_column
         if (rows == rows_cap) {
             /* Grow geometrically: memory stays proportional to the rows actually read. */
             int64_t cap = rows_cap ? 2 * rows_cap : 256;
-            if (cap > CSV_MAX_ELEMENTS / features)
-                cap = CSV_MAX_ELEMENTS / features;
+            if (cap > CSV_MAX_ELEMENTS / (int64_t)ncols)
+                cap = CSV_MAX_ELEMENTS / (int64_t)ncols;
             if (cap <= rows) {
                 st = nb_error_set(err, NB_EFORMAT,
                                   "%s: line %lld: data set too large: more than 2^31 values",
@@ -297,7 +498,7 @@ nb_status nb_csv_load(nb_dataset *ds, const char *path, const char *label_column
                 goto done;
             }
             x = nx;
-            if (label >= 0) {
+            if (labelled) {
                 int32_t *ny = realloc(y, (size_t)cap * sizeof *ny);
                 if (!ny) {
                     st = nb_error_set(err, NB_ENOMEM,
@@ -306,52 +507,50 @@ nb_status nb_csv_load(nb_dataset *ds, const char *path, const char *label_column
                     goto done;
                 }
                 y = ny;
+            } else if (T > 0) {
+                float *nt = realloc(t, (size_t)(cap * T) * sizeof *nt);
+                if (!nt) {
+                    st = nb_error_set(err, NB_ENOMEM,
+                                      "%s: line %lld: out of memory for %lld targets", path,
+                                      (long long)r.lineno, (long long)cap);
+                    goto done;
+                }
+                t = nt;
             }
             rows_cap = cap;
         }
         float *row = x + rows * features;
         for (size_t c = 0; c < ncols; c++) {
             const char *s = r.fields[c];
-            double v;
-            int bad = parse_double(s, &v);
-            if ((int64_t)c == label) {
-                /* Labels are class indices 0..K-1 (§6); 2^20 bounds K sensibly. */
-                if (bad || !(v >= 0 && v < (double)CSV_MAX_LABEL) || v != floor(v)) {
-                    st = nb_error_set(err, NB_EFORMAT,
-                                      "%s: line %lld, field %zu (\"%.60s\"): expected a class "
-                                      "label, an integer 0 <= k < %lld, found \"%.40s\"",
-                                      path, (long long)r.lineno, c + 1,
-                                      names[c], (long long)CSV_MAX_LABEL, s);
+            if (role[c] < 0) {
+                if ((st = field_number(&r, c, names[c], s, "a number", row++, err)))
+                    goto done;
+            } else if (!labelled) {
+                if ((st = field_number(&r, c, names[c], s, "a number (a regression target)",
+                                       t + rows * T + role[c], err)))
+                    goto done;
+            } else if (opt->class_count > 0) {
+                if ((st = map_label(&r, c, names[c], s, &known, opt->class_count,
+                                    opt->class_names, y + rows, err)))
+                    goto done;
+            } else {
+                /* Remember the text; whether the column holds numbers or names is known only
+                 * after the last row (finish_labels). */
+                int64_t k;
+                if (label_set_add(&seen, s, r.lineno, &k)) {
+                    st = nb_error_set(err, NB_ENOMEM, "%s: line %lld: out of memory for class "
+                                      "names", path, (long long)r.lineno);
                     goto done;
                 }
-                y[rows] = (int32_t)v;
-                if (y[rows] >= classes)
-                    classes = y[rows] + 1;
-                continue;
+                if (seen.count > CSV_MAX_LABEL) {
+                    st = nb_error_set(err, NB_EFORMAT, "%s: line %lld, field %zu (\"%.60s\"): "
+                                      "more than %lld distinct class labels%s", path,
+                                      (long long)r.lineno, c + 1, names[c],
+                                      (long long)CSV_MAX_LABEL, REGRESSION_HINT);
+                    goto done;
+                }
+                y[rows] = (int32_t)k;
             }
-            if (bad) {
-                st = nb_error_set(err, NB_EFORMAT,
-                                  "%s: line %lld, field %zu (\"%.60s\"): expected a number, found "
-                                  "%s%.40s%s",
-                                  path, (long long)r.lineno, c + 1, names[c],
-                                  bad == -1 ? "an empty field" : "\"", s, bad == -1 ? "" : "\"");
-                goto done;
-            }
-            if (!isfinite(v)) {
-                st = nb_error_set(err, NB_EFORMAT,
-                                  "%s: line %lld, field %zu (\"%.60s\"): expected a finite number, "
-                                  "found \"%.40s\"",
-                                  path, (long long)r.lineno, c + 1, names[c], s);
-                goto done;
-            }
-            if (fabs(v) > FLT_MAX) {
-                st = nb_error_set(err, NB_EFORMAT,
-                                  "%s: line %lld, field %zu (\"%.60s\"): %.40s is out of float range "
-                                  "(|x| <= 3.4e38)",
-                                  path, (long long)r.lineno, c + 1, names[c], s);
-                goto done;
-            }
-            *row++ = (float)v;
         }
         rows++;
     }
@@ -360,6 +559,11 @@ nb_status nb_csv_load(nb_dataset *ds, const char *path, const char *label_column
                           (long long)header_line);
         goto done;
     }
+    if (labelled && opt->class_count > 0)
+        classes = (int)opt->class_count;
+    else if (labelled && (st = finish_labels(path, names[label_col], label_col + 1, &seen, y,
+                                             rows, &classes, &class_names, err)))
+        goto done;
 
     /* Give back the unused tail of the geometric growth. */
     if (rows < rows_cap) {
@@ -371,6 +575,11 @@ nb_status nb_csv_load(nb_dataset *ds, const char *path, const char *label_column
             if (ny)
                 y = ny;
         }
+        if (t) {
+            float *nt = realloc(t, (size_t)(rows * T) * sizeof *nt);
+            if (nt)
+                t = nt;
+        }
     }
     ds->count = rows;
     ds->ndim = 1;
@@ -380,15 +589,28 @@ nb_status nb_csv_load(nb_dataset *ds, const char *path, const char *label_column
     ds->f32 = x;
     ds->labels = y;
     ds->classes = classes;
+    ds->class_names = class_names;
+    ds->targets = t;
+    ds->target_count = labelled ? 0 : T;
+    ds->target_names = target_names;
     x = NULL;
     y = NULL;
+    t = NULL;
+    class_names = NULL;
+    target_names = NULL;
 done:
     fclose(r.fp);
     free(r.line);
     free(r.fields);
     free(header);
     free(names);
+    free(role);
     free(x);
     free(y);
+    free(t);
+    free(class_names);
+    free(target_names);
+    label_set_free(&seen);
+    label_set_free(&known);
     return st;
 }

@@ -1,6 +1,6 @@
-/* Data sets in memory: freeing, train/validation splits, input normalisation (§5.5),
- * minibatch gathering and the order of samples in an epoch (§5.4). */
-#include "nabla.h"
+/* Data sets in memory: freeing, train/validation splits, input and target normalisation
+ * (§5.5), minibatch gathering and the order of samples in an epoch (§5.4). */
+#include "data/labels.h"
 
 #include <assert.h>
 #include <math.h>
@@ -14,6 +14,9 @@ void nb_dataset_free(nb_dataset *ds)
     free(ds->u8);
     free(ds->f32);
     free(ds->labels);
+    free(ds->targets);
+    free(ds->class_names);
+    free(ds->target_names);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -61,13 +64,28 @@ static nb_status subset_alloc(nb_dataset *out, const nb_dataset *src, int64_t co
     out->features = src->features;
     out->dtype = src->dtype;
     out->classes = src->classes;
-    if (count == 0)
-        return NB_OK;
+    out->target_count = src->target_count;
+    nb_status st = NB_OK;
+    if ((src->class_names && !(out->class_names = names_pack((const char *const *)src->class_names,
+                                                             src->classes))) ||
+        (src->target_names &&
+         !(out->target_names = names_pack((const char *const *)src->target_names,
+                                          src->target_count))))
+        st = NB_ENOMEM;
+    if (count == 0 || st) {
+        if (st)
+            nb_dataset_free(out);
+        return st ? nb_error_set(err, st, "splitting the data: out of memory for names") : NB_OK;
+    }
     void *data = malloc((size_t)count * sample_bytes(src));
     int32_t *labels = src->labels ? malloc((size_t)count * sizeof *labels) : NULL;
-    if (!data || (src->labels && !labels)) {
+    float *targets = src->targets ? malloc((size_t)(count * src->target_count) * sizeof *targets)
+                                  : NULL;
+    if (!data || (src->labels && !labels) || (src->targets && !targets)) {
         free(data);
         free(labels);
+        free(targets);
+        nb_dataset_free(out);
         return nb_error_set(err, NB_ENOMEM, "splitting the data: out of memory for %lld samples",
                             (long long)count);
     }
@@ -76,6 +94,7 @@ static nb_status subset_alloc(nb_dataset *out, const nb_dataset *src, int64_t co
     else
         out->f32 = data;
     out->labels = labels;
+    out->targets = targets;
     out->count = count;
     return NB_OK;
 }
@@ -168,6 +187,9 @@ nb_status nb_dataset_split(nb_dataset *src, double val_fraction, uint64_t seed,
         memcpy(dst + (size_t)*k * bytes, data + (size_t)i * bytes, bytes);
         if (src->labels)
             d->labels[*k] = src->labels[i];
+        if (src->targets)
+            memcpy(d->targets + *k * src->target_count, src->targets + i * src->target_count,
+                   (size_t)src->target_count * sizeof *d->targets);
         (*k)++;
     }
     /* Free src first: train or val may be src itself. */
@@ -347,6 +369,43 @@ nb_status nb_norm_fit(nb_norm *norm, const nb_dataset *train, nb_norm_mode mode,
     norm->mean = mean;
     norm->std = std;
     return NB_OK;
+}
+
+/* The targets of ds seen as a data set of target_count features, so that the features'
+ * statistics and gathering serve them too. */
+static nb_dataset targets_view(const nb_dataset *ds)
+{
+    nb_dataset v = {.count = ds->count, .ndim = 1, .dims = {ds->target_count},
+                    .features = ds->target_count, .dtype = NB_F32, .f32 = ds->targets};
+    return v;
+}
+
+nb_status nb_norm_fit_targets(nb_norm *norm, const nb_dataset *train, nb_norm_mode mode,
+                              nb_error *err)
+{
+    if (!norm || !train)
+        return nb_error_set(err, NB_EINVAL, "target normalisation: statistics and training data are required");
+    memset(norm, 0, sizeof *norm);
+    if (!train->targets || train->target_count < 1)
+        return nb_error_set(err, NB_EINVAL, "target normalisation: the data set has no "
+                            "regression targets");
+    if (mode != NB_NORM_NONE && mode != NB_NORM_FEATURE)
+        return nb_error_set(err, NB_EINVAL, "target normalisation: targets are standardised per "
+                            "column (feature) or not at all (none)");
+    nb_dataset view = targets_view(train);
+    nb_status st = nb_norm_fit(norm, &view, mode, 0.0f, err);
+    /* A constant target keeps its scale: σ = 1 only shifts it by its mean. */
+    for (int64_t i = 0; !st && i < norm->size; i++)
+        if (!(norm->std[i] > 0))
+            norm->std[i] = 1.0f;
+    return st;
+}
+
+void nb_dataset_gather_targets(const nb_dataset *ds, const int64_t *idx, int64_t n,
+                               const nb_norm *norm, float *t)
+{
+    nb_dataset view = targets_view(ds);
+    nb_dataset_gather(&view, idx, n, norm, t, NULL);
 }
 
 void nb_norm_free(nb_norm *norm)

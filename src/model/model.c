@@ -1,5 +1,6 @@
 /* A model: the described graph plus what using it on raw data needs (the description itself,
- * the training set's normalisation statistics, class names), and its safetensors file. */
+ * the training set's normalisation statistics, class names; for regression the targets'
+ * standardisation and names), and its safetensors file. */
 #include "model/describe.h"
 #include "core/graph.h"
 #include "model/model.h"
@@ -14,9 +15,13 @@
 struct nb_model {
     nb_graph *graph;
     int input, output, labels, loss;
+    int targets;          /* regression: the input fed with the targets, else -1 */
+    nb_loss_kind appended; /* NB_LOSS_MSE when the regression loss was appended */
     char *description;
     char *classes;
+    char *target_names;
     nb_norm norm;
+    nb_norm target_norm;  /* t' = (t − m)/σ learnt, undone on prediction */
 };
 
 static char *dup_string(const char *s)
@@ -28,8 +33,8 @@ static char *dup_string(const char *s)
 
 /* nb_model_new with the description's parameters limited by what a model file's tensors hold
  * (nb_describe_budget; file_floats < 0: no limit). */
-static nb_model *model_new(const char *description, const char *source, uint64_t seed,
-                           nb_gemm *gemm, int64_t file_floats, nb_error *err)
+static nb_model *model_new(const char *description, const char *source, nb_loss_kind loss,
+                           uint64_t seed, nb_gemm *gemm, int64_t file_floats, nb_error *err)
 {
     nb_model *m = calloc(1, sizeof *m);
     if (!m || !(m->graph = nb_graph_new(seed, gemm)) || !(m->description = dup_string(description))) {
@@ -44,12 +49,31 @@ static nb_model *model_new(const char *description, const char *source, uint64_t
     }
     nb_op op = nb_node_op(g, m->output);
     m->labels = -1;
+    m->targets = -1;
+    if (!source)
+        source = "<model>";
+    if (loss == NB_LOSS_MSE && (op == NB_OP_NLL || op == NB_OP_CROSS_ENTROPY)) {
+        nb_error_set(err, NB_EINVAL, "%s: the description ends in its own loss %s; a mean "
+                     "squared error cannot be appended (end it in mse(...) instead)", source,
+                     nb_op_name(op));
+        nb_model_free(m);
+        return NULL;
+    }
     if (op == NB_OP_MSE || op == NB_OP_NLL || op == NB_OP_CROSS_ENTROPY) {
         /* the description ends in its own loss: the model output is that loss's prediction */
         m->loss = m->output;
         m->output = nb_node_input(g, m->loss, 0);
         if (op != NB_OP_MSE)
             m->labels = nb_node_input(g, m->loss, 1);
+        else if (nb_node_op(g, nb_node_input(g, m->loss, 1)) == NB_OP_INPUT)
+            m->targets = nb_node_input(g, m->loss, 1); /* the data's targets go there */
+    } else if (loss == NB_LOSS_MSE && nb_node_is_batched(g, m->output)) {
+        /* Regression (§1): C(y, ȳ) = ‖y − ȳ‖² against a target input shaped like ȳ. */
+        int64_t dims[NB_MAX_DIMS];
+        int ndim = nb_node_shape(g, m->output, dims);
+        m->targets = nb_input(g, "__targets__", ndim, dims);
+        m->loss = nb_mse(g, "__loss__", m->output, m->targets, NB_REDUCE_MEAN);
+        m->appended = NB_LOSS_MSE;
     } else if (nb_node_is_batched(g, m->output)) {
         /* Classification (§6): the output holds class scores. Cross-entropy on logits, or NLL
          * when the output already is a log_softmax — never a log of softmax (§5.2). */
@@ -61,7 +85,7 @@ static nb_model *model_new(const char *description, const char *source, uint64_t
     }
     nb_error gerr;
     if (nb_graph_error(g, &gerr)) { /* the appended loss does not fit: say which model */
-        nb_error_set(err, gerr.code, "%s: %s", source ? source : "<model>", gerr.msg);
+        nb_error_set(err, gerr.code, "%s: %s", source, gerr.msg);
         nb_model_free(m);
         return NULL;
     }
@@ -71,7 +95,17 @@ static nb_model *model_new(const char *description, const char *source, uint64_t
 nb_model *nb_model_new(const char *description, const char *source, uint64_t seed,
                        nb_gemm *gemm, nb_error *err)
 {
-    return model_new(description, source, seed, gemm, -1, err);
+    return model_new(description, source, NB_LOSS_AUTO, seed, gemm, -1, err);
+}
+
+nb_model *nb_model_new_with_loss(const char *description, const char *source, nb_loss_kind loss,
+                                 uint64_t seed, nb_gemm *gemm, nb_error *err)
+{
+    if (loss != NB_LOSS_AUTO && loss != NB_LOSS_MSE) {
+        nb_error_set(err, NB_EINVAL, "building a model: unknown loss kind %d", (int)loss);
+        return NULL;
+    }
+    return model_new(description, source, loss, seed, gemm, -1, err);
 }
 
 void nb_model_free(nb_model *m)
@@ -81,7 +115,9 @@ void nb_model_free(nb_model *m)
     nb_graph_free(m->graph);
     free(m->description);
     free(m->classes);
+    free(m->target_names);
     nb_norm_free(&m->norm);
+    nb_norm_free(&m->target_norm);
     free(m);
 }
 
@@ -95,6 +131,16 @@ int64_t nb_model_classes(const nb_model *m) { return nb_node_size(m->graph, m->o
 int64_t nb_model_features(const nb_model *m) { return nb_node_size(m->graph, m->input); }
 const nb_norm *nb_model_norm(const nb_model *m) { return &m->norm; }
 const char *nb_model_classes_text(const nb_model *m) { return m->classes; }
+int nb_model_targets(const nb_model *m) { return m->targets; }
+const nb_norm *nb_model_target_norm(const nb_model *m) { return &m->target_norm; }
+const char *nb_model_target_names_text(const nb_model *m) { return m->target_names; }
+
+void nb_model_set_target_norm(nb_model *m, nb_norm *norm)
+{
+    nb_norm_free(&m->target_norm);
+    m->target_norm = *norm;
+    memset(norm, 0, sizeof *norm);
+}
 
 void nb_model_set_norm(nb_model *m, nb_norm *norm)
 {
@@ -103,17 +149,28 @@ void nb_model_set_norm(nb_model *m, nb_norm *norm)
     memset(norm, 0, sizeof *norm);
 }
 
-nb_status nb_model_set_classes(nb_model *m, const char *names, nb_error *err)
+static nb_status set_text(char **field, const char *text, nb_error *err)
 {
-    char *copy = names ? dup_string(names) : NULL;
-    if (names && !copy)
+    char *copy = text ? dup_string(text) : NULL;
+    if (text && !copy)
         return nb_error_set(err, NB_ENOMEM, "out of memory");
-    free(m->classes);
-    m->classes = copy;
+    free(*field);
+    *field = copy;
     return NB_OK;
 }
 
-nb_status nb_model_check_data(const nb_model *m, const nb_dataset *ds, const char *what,
+nb_status nb_model_set_classes(nb_model *m, const char *names, nb_error *err)
+{
+    return set_text(&m->classes, names, err);
+}
+
+nb_status nb_model_set_target_names(nb_model *m, const char *names, nb_error *err)
+{
+    return set_text(&m->target_names, names, err);
+}
+
+/* The samples' count and size: all that inference needs. */
+static nb_status check_inputs(const nb_model *m, const nb_dataset *ds, const char *what,
                               nb_error *err)
 {
     int64_t features = nb_model_features(m);
@@ -123,6 +180,27 @@ nb_status nb_model_check_data(const nb_model *m, const nb_dataset *ds, const cha
         return nb_error_set(err, NB_ESHAPE, "%s: samples have %lld features, the model's input "
                             "'%s' expects %lld", what, (long long)ds->features,
                             nb_node_name(m->graph, m->input), (long long)features);
+    return NB_OK;
+}
+
+nb_status nb_model_check_data(const nb_model *m, const nb_dataset *ds, const char *what,
+                              nb_error *err)
+{
+    nb_status s = check_inputs(m, ds, what, err);
+    if (s)
+        return s;
+    if (m->targets >= 0) {
+        int64_t T = nb_node_size(m->graph, m->targets);
+        if (!ds->targets)
+            return nb_error_set(err, NB_EINVAL, "%s: the model predicts %lld value%s per sample "
+                                "(regression) and the data has no numeric targets: name the "
+                                "target column%s as csv:FILE:COLUMN%s", what, (long long)T,
+                                T > 1 ? "s" : "", T > 1 ? "s" : "", T > 1 ? ",COLUMN,..." : "");
+        if (ds->target_count != T)
+            return nb_error_set(err, NB_ESHAPE, "%s: samples have %lld target%s, the model "
+                                "predicts %lld", what, (long long)ds->target_count,
+                                ds->target_count > 1 ? "s" : "", (long long)T);
+    }
     if (m->labels >= 0 && ds->labels) {
         int64_t classes = nb_model_classes(m);
         for (int64_t i = 0; i < ds->count; i++)
@@ -160,8 +238,8 @@ static char *norm_to_json(const nb_norm *norm)
     return text;
 }
 
-static nb_status norm_from_json(nb_norm *norm, const char *text, int64_t features,
-                                const char *path, nb_error *err)
+static nb_status norm_from_json(nb_norm *norm, const char *key, const char *text,
+                                int64_t features, const char *path, nb_error *err)
 {
     memset(norm, 0, sizeof *norm);
     /* The safetensors reader bounds the header's JSON tokens, but this is one string of it,
@@ -171,9 +249,9 @@ static nb_status norm_from_json(nb_norm *norm, const char *text, int64_t feature
     for (const char *c = text; *c; c++)
         commas += *c == ',';
     if (commas > 2 * (uint64_t)features + 16)
-        return nb_error_set(err, NB_EFORMAT, "%s: __metadata__ 'nabla.norm' holds about %zu "
+        return nb_error_set(err, NB_EFORMAT, "%s: __metadata__ '%s' holds about %zu "
                             "values, more than a mean and a std for each of the model's %lld "
-                            "features", path, commas + 1, (long long)features);
+                            "features", path, key, commas + 1, (long long)features);
     cJSON *o = cJSON_Parse(text);
     nb_status s = NB_OK;
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(o, "mode");
@@ -190,9 +268,9 @@ static nb_status norm_from_json(nb_norm *norm, const char *text, int64_t feature
         !cJSON_IsArray(std) || cJSON_GetArraySize(std) != size ||
         (kind == NB_NORM_FEATURE && size != features) || (kind == NB_NORM_GLOBAL && size != 1) ||
         (kind != NB_NORM_NONE && (size < 1 || features % size)))
-        s = nb_error_set(err, NB_EFORMAT, "%s: __metadata__ 'nabla.norm': expected {\"mode\": "
+        s = nb_error_set(err, NB_EFORMAT, "%s: __metadata__ '%s': expected {\"mode\": "
                          "none|feature|channel|global, \"eps\", \"mean\": [...], \"std\": [...]} "
-                         "with one entry per feature/channel (%lld features)", path,
+                         "with one entry per feature/channel (%lld features)", path, key,
                          (long long)features);
     if (!s && size > 0) {
         norm->mean = malloc((size_t)size * sizeof(float));
@@ -208,8 +286,8 @@ static nb_status norm_from_json(nb_norm *norm, const char *text, int64_t feature
             if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || !(fabs(a->valuedouble) <= FLT_MAX) ||
                 !(b->valuedouble >= 0 && b->valuedouble <= FLT_MAX) ||
                 !((float)b->valuedouble > 0 || (float)eps->valuedouble > 0))
-                s = nb_error_set(err, NB_EFORMAT, "%s: 'nabla.norm' entry %lld: expected a finite "
-                                 "mean and a std >= 0 (> 0 when eps is 0), as floats", path,
+                s = nb_error_set(err, NB_EFORMAT, "%s: '%s' entry %lld: expected a finite "
+                                 "mean and a std >= 0 (> 0 when eps is 0), as floats", path, key,
                                  (long long)i);
             else {
                 norm->mean[i] = (float)a->valuedouble;
@@ -240,14 +318,16 @@ nb_status nb_model_save_extra(const nb_model *m, const char *path, const nb_tens
 {
     nb_graph *g = m->graph;
     int count = nb_graph_param_count(g);
-    enum { BASE_META = 5, MAX_META = 16 };
+    enum { BASE_META = 8, MAX_META = 20 };
     if (n_meta > MAX_META - BASE_META)
         return nb_error_set(err, NB_EINVAL, "%s: too many metadata entries", path);
     nb_tensor_ref *t = calloc((size_t)(count + n_extra) + 1, sizeof *t);
     char *norm = norm_to_json(&m->norm);
-    if (!t || !norm) {
+    char *target_norm = m->targets >= 0 ? norm_to_json(&m->target_norm) : NULL;
+    if (!t || !norm || (m->targets >= 0 && !target_norm)) {
         free(t);
         free(norm);
+        free(target_norm);
         return nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
     }
     for (int i = 0; i < count; i++) {
@@ -258,10 +338,18 @@ nb_status nb_model_save_extra(const nb_model *m, const char *path, const nb_tens
     }
     for (int i = 0; i < n_extra; i++)
         t[count + i] = extra[i];
-    const char *keys[MAX_META] = {"format", "nabla.version", "nabla.description", "nabla.norm",
-                                  "nabla.classes"};
-    const char *values[MAX_META] = {"pt", NB_VERSION, m->description, norm, m->classes};
-    int n = m->classes ? BASE_META : BASE_META - 1;
+    const char *keys[MAX_META] = {"format", "nabla.version", "nabla.description", "nabla.norm"};
+    const char *values[MAX_META] = {"pt", NB_VERSION, m->description, norm};
+    int n = 4;
+    const char *optional[][2] = {{"nabla.classes", m->classes},
+                                 {"nabla.loss", m->appended == NB_LOSS_MSE ? "mse" : NULL},
+                                 {"nabla.target_norm", target_norm},
+                                 {"nabla.targets", m->target_names}};
+    for (int i = 0; i < 4; i++)
+        if (optional[i][1]) {
+            keys[n] = optional[i][0];
+            values[n++] = optional[i][1];
+        }
     for (int i = 0; i < n_meta; i++, n++) {
         keys[n] = extra_keys[i];
         values[n] = extra_values[i];
@@ -269,6 +357,7 @@ nb_status nb_model_save_extra(const nb_model *m, const char *path, const nb_tens
     nb_status s = nb_safetensors_write(path, t, count + n_extra, keys, values, n, err);
     free(t);
     free(norm);
+    free(target_norm);
     return s;
 }
 
@@ -356,14 +445,32 @@ nb_model *nb_model_load(const char *path, uint64_t seed, nb_gemm *gemm, nb_error
     }
     char source[600];
     snprintf(source, sizeof source, "%s: nabla.description", path);
-    nb_model *m = model_new(desc, source, seed, gemm, floats, err);
+    const char *loss = nb_safetensors_meta(st, "nabla.loss");
+    if (loss && strcmp(loss, "mse") != 0) {
+        nb_error_set(err, NB_EFORMAT, "%s: __metadata__ 'nabla.loss' is \"%.40s\"; expected "
+                     "\"mse\" (or no entry: a classifier's loss)", path, loss);
+        nb_safetensors_free(st);
+        return NULL;
+    }
+    nb_model *m = model_new(desc, source, loss ? NB_LOSS_MSE : NB_LOSS_AUTO, seed, gemm, floats,
+                            err);
     nb_status s = m ? NB_OK : (err ? err->code : NB_EFORMAT);
     const char *norm = nb_safetensors_meta(st, "nabla.norm");
     if (!s && norm)
-        s = norm_from_json(&m->norm, norm, nb_model_features(m), path, err);
+        s = norm_from_json(&m->norm, "nabla.norm", norm, nb_model_features(m), path, err);
+    const char *target_norm = nb_safetensors_meta(st, "nabla.target_norm");
+    if (!s && target_norm && m->targets < 0)
+        s = nb_error_set(err, NB_EFORMAT, "%s: __metadata__ has 'nabla.target_norm' but the "
+                         "model is not a regression model", path);
+    else if (!s && target_norm)
+        s = norm_from_json(&m->target_norm, "nabla.target_norm", target_norm, nb_node_size(m->graph, m->targets),
+                           path, err);
     const char *classes = nb_safetensors_meta(st, "nabla.classes");
     if (!s && classes)
         s = nb_model_set_classes(m, classes, err);
+    const char *targets = nb_safetensors_meta(st, "nabla.targets");
+    if (!s && targets)
+        s = nb_model_set_target_names(m, targets, err);
     if (!s)
         s = nb_model_take_weights(m, st, path, "optim.", err);
     nb_safetensors_free(st);
@@ -376,11 +483,15 @@ nb_model *nb_model_load(const char *path, uint64_t seed, nb_gemm *gemm, nb_error
 
 /* ---- inference ---------------------------------------------------------------------------- */
 
-nb_status nb_model_predict(nb_model *m, const nb_dataset *ds, const int64_t *idx, int64_t n,
-                           float *probs, int32_t *classes, nb_error *err)
+/* Runs the output for samples idx[0..n) (idx NULL: the first n) in chunks, calling `use` with
+ * each chunk's first row and its [count, C] outputs. */
+typedef void (*chunk_fn)(void *user, int64_t first, int64_t count, const float *z, int64_t C);
+
+static nb_status run_output(nb_model *m, const nb_dataset *ds, const int64_t *idx, int64_t n,
+                            chunk_fn use, void *user, nb_error *err)
 {
     nb_graph *g = m->graph;
-    nb_status s = nb_model_check_data(m, ds, "predict", err);
+    nb_status s = check_inputs(m, ds, "predict", err);
     if (s)
         return s;
     int was_training = nb_graph_training(g);
@@ -397,23 +508,74 @@ nb_status nb_model_predict(nb_model *m, const nb_dataset *ds, const int64_t *idx
                           NULL);
         if ((s = nb_graph_forward_to(g, m->output, err)))
             break;
-        const float *z = nb_value(g, m->output);
-        for (int64_t r = 0; r < count; r++) {
-            const float *zr = z + r * C;
-            int64_t best = 0;
-            for (int64_t j = 1; j < C; j++)
-                best = zr[j] > zr[best] ? j : best;
-            if (classes)
-                classes[start + r] = (int32_t)best;
-            if (probs) { /* softmax(z) = exp(z − max) / Σ exp(z − max) */
-                double sum = 0.0;
-                for (int64_t j = 0; j < C; j++)
-                    sum += exp((double)(zr[j] - zr[best]));
-                for (int64_t j = 0; j < C; j++)
-                    probs[(start + r) * C + j] = (float)(exp((double)(zr[j] - zr[best])) / sum);
-            }
-        }
+        use(user, start, count, nb_value(g, m->output), C);
     }
     nb_graph_set_training(g, was_training);
     return s;
+}
+
+typedef struct class_out {
+    float *probs;
+    int32_t *classes;
+} class_out;
+
+static void to_classes(void *user, int64_t start, int64_t count, const float *z, int64_t C)
+{
+    const class_out *o = user;
+    for (int64_t r = 0; r < count; r++) {
+        const float *zr = z + r * C;
+        int64_t best = 0;
+        for (int64_t j = 1; j < C; j++)
+            best = zr[j] > zr[best] ? j : best;
+        if (o->classes)
+            o->classes[start + r] = (int32_t)best;
+        if (o->probs) { /* softmax(z) = exp(z − max) / Σ exp(z − max) */
+            double sum = 0.0;
+            for (int64_t j = 0; j < C; j++)
+                sum += exp((double)(zr[j] - zr[best]));
+            for (int64_t j = 0; j < C; j++)
+                o->probs[(start + r) * C + j] = (float)(exp((double)(zr[j] - zr[best])) / sum);
+        }
+    }
+}
+
+nb_status nb_model_predict(nb_model *m, const nb_dataset *ds, const int64_t *idx, int64_t n,
+                           float *probs, int32_t *classes, nb_error *err)
+{
+    class_out o = {probs, classes};
+    return run_output(m, ds, idx, n, to_classes, &o, err);
+}
+
+void nb_targets_to_units(const nb_norm *norm, const float *z, int64_t rows, int64_t C,
+                         float *out)
+{
+    int64_t per_slot = norm && norm->mode != NB_NORM_NONE && norm->size > 0 ? C / norm->size : 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < C; j++) {
+            float v = z[r * C + j];
+            if (per_slot) {
+                int64_t k = j / per_slot;
+                float d = norm->std[k] > norm->eps ? norm->std[k] : norm->eps;
+                v = v * (d > 0 ? d : 1.0f) + norm->mean[k];
+            }
+            out[r * C + j] = v;
+        }
+}
+
+typedef struct value_out {
+    const nb_norm *norm;
+    float *values;
+} value_out;
+
+static void to_values(void *user, int64_t start, int64_t count, const float *z, int64_t C)
+{
+    const value_out *o = user;
+    nb_targets_to_units(o->norm, z, count, C, o->values + start * C);
+}
+
+nb_status nb_model_predict_values(nb_model *m, const nb_dataset *ds, const int64_t *idx,
+                                  int64_t n, float *values, nb_error *err)
+{
+    value_out o = {m->targets >= 0 ? &m->target_norm : NULL, values};
+    return run_output(m, ds, idx, n, to_values, &o, err);
 }

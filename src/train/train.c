@@ -65,9 +65,10 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_datase
     if (nb_model_check_data(m, train, "training data", err) ||
         (val && nb_model_check_data(m, val, "validation data", err)))
         return NULL;
-    if (nb_model_labels(m) < 0 || !train->labels) {
+    if (nb_model_targets(m) < 0 && (nb_model_labels(m) < 0 || !train->labels)) {
         nb_error_set(err, NB_EINVAL, "training needs labelled data and a model whose output "
-                     "holds class scores");
+                     "holds class scores, or targets and a regression model (ending in "
+                     "mse(prediction, target) with the target an input)");
         return NULL;
     }
     /* Cross-entropy takes scores (logits) and applies the softmax itself (§5.2). On a softmax
@@ -164,13 +165,14 @@ nb_status nb_trainer_set_dist(nb_trainer *t, nb_dist *d, nb_error *err)
     return NB_OK;
 }
 
-/* nb_dataset_gather on the graph's threads, each gathering a block of the samples. */
+/* nb_dataset_gather on the graph's threads, each gathering a block of the samples (and their
+ * standardised regression targets into t, when t is not NULL). */
 typedef struct gather_job {
     const nb_dataset *ds;
     const int64_t *idx;
     int64_t n;
-    const nb_norm *norm;
-    float *x;
+    const nb_norm *norm, *tnorm;
+    float *x, *t;
     int32_t *y;
     int tasks;
 } gather_job;
@@ -184,12 +186,22 @@ static void gather_task(void *arg, int task, int thread)
     if (first < last)
         nb_dataset_gather(j->ds, j->idx + first, last - first, j->norm,
                           j->x + first * j->ds->features, j->y ? j->y + first : NULL);
+    if (first < last && j->t)
+        nb_dataset_gather_targets(j->ds, j->idx + first, last - first, j->tnorm,
+                                  j->t + first * j->ds->target_count);
 }
 
-static void gather(nb_graph *g, const nb_dataset *ds, const int64_t *idx, int64_t n,
-                   const nb_norm *norm, float *x, int32_t *y)
+/* The model's inputs, and its labels or targets, for samples idx[0..n) of ds. */
+static void gather(nb_model *m, const nb_dataset *ds, const int64_t *idx, int64_t n)
 {
-    gather_job job = {.ds = ds, .idx = idx, .n = n, .norm = norm, .x = x, .y = y};
+    nb_graph *g = nb_model_graph(m);
+    int y = nb_model_labels(m), tn = nb_model_targets(m);
+    gather_job job = {.ds = ds, .idx = idx, .n = n,
+                      .norm = nb_model_norm(m)->mode ? nb_model_norm(m) : NULL,
+                      .tnorm = nb_model_target_norm(m)->mode ? nb_model_target_norm(m) : NULL,
+                      .x = nb_value(g, nb_model_input(m)),
+                      .t = tn >= 0 ? nb_value(g, tn) : NULL,
+                      .y = y >= 0 ? nb_labels_data(g, y) : NULL};
     int64_t tasks = n * ds->features / 16384 + 1; /* ~16 k features per task at least */
     job.tasks = (int)(tasks < nb_gemm_threads(g->gemm) ? tasks : nb_gemm_threads(g->gemm));
     nb_gemm_parallel(g->gemm, job.tasks, gather_task, &job);
@@ -204,62 +216,12 @@ static int64_t argmax(const float *z, int64_t C)
     return best;
 }
 
-nb_status nb_evaluate(nb_model *m, const nb_dataset *ds, double *loss, double *accuracy,
-                      int64_t *confusion, nb_error *err)
-{
-    nb_graph *g = nb_model_graph(m);
-    int in = nb_model_input(m), out = nb_model_output(m), y = nb_model_labels(m);
-    int lossn = nb_model_loss(m);
-    nb_status s = nb_model_check_data(m, ds, "evaluation data", err);
-    if (!s && (y < 0 || !ds->labels))
-        s = nb_error_set(err, NB_EINVAL, "evaluation needs labels and a classifier");
-    if (s)
-        return s;
-    const nb_norm *norm = nb_model_norm(m)->mode ? nb_model_norm(m) : NULL;
-    int64_t C = nb_model_classes(m), batch = nb_graph_batch(g), correct = 0;
-    if (batch < 1)
-        batch = 256;
-    int64_t rows[256];
-    if (batch > 256)
-        batch = 256;
-    if (confusion)
-        memset(confusion, 0, (size_t)(C * C) * sizeof *confusion);
-    int was_training = nb_graph_training(g);
-    nb_graph_set_training(g, 0);
-    double total = 0.0;
-    for (int64_t start = 0; start < ds->count; start += batch) {
-        int64_t n = ds->count - start < batch ? ds->count - start : batch;
-        if (nb_graph_batch(g) != n && (s = nb_graph_prepare(g, n, err)))
-            break;
-        for (int64_t i = 0; i < n; i++)
-            rows[i] = start + i;
-        gather(g, ds, rows, n, norm, nb_value(g, in), nb_labels_data(g, y));
-        if ((s = nb_graph_forward_to(g, lossn, err)))
-            break;
-        total += (double)nb_value(g, lossn)[0] * (double)n;
-        const float *z = nb_value(g, out);
-        for (int64_t r = 0; r < n; r++) {
-            int64_t p = argmax(z + r * C, C), truth = ds->labels[start + r];
-            correct += p == truth;
-            if (confusion)
-                confusion[truth * C + p]++;
-        }
-    }
-    nb_graph_set_training(g, was_training);
-    if (loss)
-        *loss = total / (double)ds->count;
-    if (accuracy)
-        *accuracy = (double)correct / (double)ds->count;
-    return s;
-}
-
 nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *err)
 {
     nb_model *m = t->model;
     nb_graph *g = nb_model_graph(m);
-    int in = nb_model_input(m), out = nb_model_output(m), y = nb_model_labels(m);
+    int out = nb_model_output(m), y = nb_model_labels(m);
     int lossn = nb_model_loss(m);
-    const nb_norm *norm = nb_model_norm(m)->mode ? nb_model_norm(m) : NULL;
     const nb_dataset *ds = t->train;
     int64_t C = nb_model_classes(m), P = ds->count;
     float *w = nb_graph_params(g), *dw = nb_graph_param_grads(g);
@@ -293,7 +255,7 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             nb_dist_share(t->dist, n, &lo, &nr); /* this rank's rows: lo, lo+1, …, lo+nr−1 */
             if (nb_graph_batch(g) != nr && (s = nb_graph_prepare(g, nr, err)))
                 return s;
-            gather(g, ds, t->order + first + lo, nr, norm, nb_value(g, in), nb_labels_data(g, y));
+            gather(m, ds, t->order + first + lo, nr);
             if ((s = nb_graph_forward_to(g, lossn, err)))
                 return s;
             double loss = nb_value(g, lossn)[0];
@@ -341,8 +303,8 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             nb_graph_params_changed(g); /* bf16: the next forward remakes the weights' shadow */
             t->step++;
             const float *z = nb_value(g, out);
-            const int32_t *labels = nb_labels_data(g, y);
-            for (int64_t r = 0; r < nr; r++)
+            const int32_t *labels = y >= 0 ? nb_labels_data(g, y) : NULL;
+            for (int64_t r = 0; labels && r < nr; r++)
                 correct += argmax(z + r * C, C) == labels[r];
             loss_sum += loss * (double)nr;
             done += n;
@@ -365,7 +327,8 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
         t->epoch_correct = 0;
         nb_epoch_stats st = {
             .epoch = t->epoch, .epochs = t->cfg.epochs, .step = t->step, .lr = lr,
-            .train_loss = loss_sum / (double)P, .train_accuracy = (double)correct / (double)P,
+            .train_loss = loss_sum / (double)P,
+            .train_accuracy = y >= 0 ? (double)correct / (double)P : NAN,
             .val_loss = NAN, .val_accuracy = NAN,
         };
         st.seconds = now() - start;
