@@ -454,6 +454,7 @@ int cmd_train(int argc, char **argv)
             threads = nb_dist_threads(dist);
     }
     nb_dataset train = {0}, val = {0}, test = {0}, all = {0};
+    nb_metrics test_metrics = {0}; /* regression's test figures, in the targets' units */
     nb_gemm *gemm = NULL;
     nb_model *m = NULL;
     nb_trainer *t = NULL;
@@ -518,7 +519,7 @@ int cmd_train(int argc, char **argv)
         (val_spec && nb_model_check_data(m, &val, val_spec, &err)) ||
         (test_spec && nb_model_check_data(m, &test, test_spec, &err)))
         goto done;
-    if (test_spec && !test.labels) {
+    if (test_spec && !test.labels && nb_model_targets(m) < 0) {
         nb_error_set(&err, NB_EINVAL, "--test %s: no labels; the test accuracy needs them",
                      test_spec);
         goto done;
@@ -620,6 +621,9 @@ int cmd_train(int argc, char **argv)
     if (s || (root && nb_model_save(m, output, &err)))
         goto done;
     double test_loss = NAN, test_acc = NAN;
+    if (root && test.count && nb_model_targets(m) >= 0 &&
+        nb_metrics_compute(m, &test, 0, &test_metrics, &err))
+        goto done;
     if (root && test.count && nb_evaluate(m, &test, &test_loss, &test_acc, NULL, &err))
         goto done;
     if (plot) {
@@ -638,7 +642,12 @@ int cmd_train(int argc, char **argv)
                 nb_trainer_epoch(t), metric_name, best_metric);
     if (!quiet) {
         fprintf(stderr, "saved %s", output);
-        if (test.count)
+        if (test.count && test_metrics.targets)
+            fprintf(stderr, "; test RMSE %.6g, R^2 %.6f (means over %lld target%s) on %lld "
+                    "samples", test_metrics.rmse_mean, test_metrics.r2_mean,
+                    (long long)test_metrics.targets, test_metrics.targets > 1 ? "s" : "",
+                    (long long)test.count);
+        else if (test.count)
             fprintf(stderr, "; test loss %.4f, test accuracy %.2f%% on %lld samples", test_loss,
                     100 * test_acc, (long long)test.count);
         fprintf(stderr, "\n");
@@ -670,7 +679,13 @@ int cmd_train(int argc, char **argv)
         }
         if (test.count) {
             cJSON_AddNumberToObject(j, "test_loss", test_loss);
-            cJSON_AddNumberToObject(j, "test_accuracy", test_acc);
+            if (test_metrics.targets) {
+                cJSON_AddNumberToObject(j, "test_mse", test_metrics.mse_mean);
+                cJSON_AddNumberToObject(j, "test_rmse", test_metrics.rmse_mean);
+                cJSON_AddNumberToObject(j, "test_mae", test_metrics.mae_mean);
+                cJSON_AddNumberToObject(j, "test_r2", test_metrics.r2_mean);
+            } else
+                cJSON_AddNumberToObject(j, "test_accuracy", test_acc);
         }
         if (r.last.epoch > 0) {
             cJSON_AddNumberToObject(j, "samples_per_second", r.last.samples_per_second);
@@ -711,6 +726,7 @@ done:
     nb_dataset_free(&train);
     nb_dataset_free(&val);
     nb_dataset_free(&test);
+    nb_metrics_free(&test_metrics);
     nb_dataset_free(&all);
     if (dist && status != 0 && !in_step)
         nb_dist_abort(dist, status); /* a rank that stops alone would leave the others waiting */
