@@ -473,6 +473,12 @@ int cmd_train(int argc, char **argv)
     /* The model first: it says whether the data's target columns are classes or values. */
     if (!(m = cli_open_model_loss(model_arg, loss, cfg.seed, gemm, &err)))
         goto done;
+    if (nb_model_targets(m) >= 0 && cfg.monitor == NB_MONITOR_VAL_ACCURACY) {
+        nb_error_set(&err, NB_EINVAL, "--keep-metric accuracy: %s is a regression model, which "
+                     "has no accuracy; keep the best validation loss (--keep-metric loss)",
+                     model_arg);
+        goto done;
+    }
     if (cli_load_data_for(data, &all, &classes, m, &err) ||
         (!cli_is_model_file(model_arg) && cli_model_take_names(m, &all, classes, &err)) ||
         cli_check_targets(data, &all, m, &err))
