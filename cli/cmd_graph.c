@@ -426,15 +426,19 @@ int cmd_graph(int argc, char **argv)
         goto done;
     }
     mem = NULL;
-    if (output || !picture) {
-        FILE *f = output ? fopen(output, "w") : stdout;
-        if (!f) {
-            nb_error_set(&err, NB_EIO, "%s: %s", output, strerror(errno));
+    if (output) { /* atomically: a failed write leaves the previous file */
+        nb_atomic_file *f = nb_atomic_open(output, &err);
+        if (!f)
+            goto done;
+        if (nb_atomic_write(f, text, size, &err)) {
+            nb_atomic_abort(f);
             goto done;
         }
-        size_t written = fwrite(text, 1, size, f);
-        if ((output ? fclose(f) : fflush(f)) != 0 || written != size) {
-            nb_error_set(&err, NB_EIO, "%s: write error", output ? output : "standard output");
+        if (nb_atomic_commit(f, &err))
+            goto done;
+    } else if (!picture) {
+        if (fwrite(text, 1, size, stdout) != size || fflush(stdout) != 0) {
+            nb_error_set(&err, NB_EIO, "standard output: write error");
             goto done;
         }
     }

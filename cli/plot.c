@@ -124,17 +124,40 @@ static void release_fontconfig(void)
     dlclose(lib);
 }
 
+/* cairo's PNG encoder hands its output here, into the atomic file (nb_atomic_open) */
+typedef struct png_sink {
+    nb_atomic_file *af;
+    nb_error *err;
+    nb_status status;
+} png_sink;
+
+static cairo_status_t png_write(void *closure, const unsigned char *data, unsigned int length)
+{
+    png_sink *sink = closure;
+    if (!sink->status)
+        sink->status = nb_atomic_write(sink->af, data, length, sink->err);
+    return sink->status ? CAIRO_STATUS_WRITE_ERROR : CAIRO_STATUS_SUCCESS;
+}
+
 nb_status plot_finish(cairo_surface_t *surface, cairo_t *cr, const char *path, nb_error *err)
 {
     nb_status s = NB_OK;
     cairo_status_t cs = cairo_status(cr);
     if (cs == CAIRO_STATUS_SUCCESS) {
         cairo_surface_flush(surface);
-        errno = 0;
-        cs = cairo_surface_write_to_png(surface, path);
-        if (cs == CAIRO_STATUS_WRITE_ERROR)
-            s = nb_error_set(err, NB_EIO, "%s: cannot write the picture: %s", path,
-                             errno ? strerror(errno) : cairo_status_to_string(cs));
+        /* written beside PATH and renamed over it when complete: a failed write leaves the
+         * previous picture */
+        png_sink sink = {.af = nb_atomic_open(path, err), .err = err};
+        if (!sink.af)
+            s = NB_EIO;
+        else {
+            cs = cairo_surface_write_to_png_stream(surface, png_write, &sink);
+            if (sink.status || cs != CAIRO_STATUS_SUCCESS) {
+                s = sink.status;
+                nb_atomic_abort(sink.af);
+            } else
+                s = nb_atomic_commit(sink.af, err);
+        }
     }
     if (cs != CAIRO_STATUS_SUCCESS && !s)
         s = nb_error_set(err, cs == CAIRO_STATUS_NO_MEMORY ? NB_ENOMEM : NB_EIO,

@@ -73,24 +73,30 @@ static void class_name(const char *names, int k, char *buf, size_t size)
 static nb_status write_pixel_map(const char *path, const nb_dataset *ds, const double e[4],
                                  const axes *a, int S, nb_error *err)
 {
-    FILE *f = fopen(path, "w");
+    nb_atomic_file *f = nb_atomic_open(path, err);
     if (!f)
-        return nb_error_set(err, NB_EIO, "%s: %s", path, strerror(errno));
-    fprintf(f, "x0,x1,label,px,py,cx0,cx1\n");
-    for (int64_t i = 0; i < ds->count; i++) {
+        return NB_EIO;
+    static const char head[] = "x0,x1,label,px,py,cx0,cx1\n";
+    nb_status s = nb_atomic_write(f, head, sizeof head - 1, err);
+    for (int64_t i = 0; i < ds->count && !s; i++) {
         double x = ds->f32 ? ds->f32[2 * i] : ds->u8[2 * i];
         double y = ds->f32 ? ds->f32[2 * i + 1] : ds->u8[2 * i + 1];
         double fx = (x - e[0]) / (e[1] - e[0]) * S, fy = (e[3] - y) / (e[3] - e[2]) * S;
         if (!(fx >= 0 && fx < S && fy >= 0 && fy < S))
             continue;
         int col = (int)fx, row = (int)fy;
-        fprintf(f, "%.9g,%.9g,%d,%d,%d,%.9g,%.9g\n", x, y, ds->labels ? ds->labels[i] : -1,
-                (int)a->px + col, (int)a->py + row, (double)pixel_centre(e[0], e[1], S, col),
-                (double)pixel_centre(e[3], e[2], S, row));
+        char line[256];
+        int n = snprintf(line, sizeof line, "%.9g,%.9g,%d,%d,%d,%.9g,%.9g\n", x, y,
+                         ds->labels ? ds->labels[i] : -1, (int)a->px + col, (int)a->py + row,
+                         (double)pixel_centre(e[0], e[1], S, col),
+                         (double)pixel_centre(e[3], e[2], S, row));
+        s = nb_atomic_write(f, line, (size_t)n, err);
     }
-    if (fclose(f) != 0)
-        return nb_error_set(err, NB_EIO, "%s: write error", path);
-    return NB_OK;
+    if (s) {
+        nb_atomic_abort(f);
+        return s;
+    }
+    return nb_atomic_commit(f, err);
 }
 
 nb_status plot_regions(const char *path, nb_model *m, const nb_dataset *ds,

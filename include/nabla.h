@@ -639,8 +639,20 @@ typedef struct nb_tensor_ref {
     float *data;  /* F32, row-major */
 } nb_tensor_ref;
 
-/* Writes tensors and string metadata (meta_keys[i] → meta_values[i]) atomically: a temporary
- * file in the same directory, fsync, rename. */
+/* Writing any file atomically (src/formats/atomic_file.c): the bytes go to a temporary file
+ * PATH.tmp.XXXXXX beside PATH, which replaces PATH only when complete (fsync, rename, fsync of
+ * the directory). On any failure the temporary file is removed and PATH left as it was; the
+ * message names PATH, the step and the cause (e.g. "No space left on device").
+ * nb_atomic_open: NULL with err set on failure; caller owns the handle, which
+ * nb_atomic_commit or nb_atomic_abort (NULL: a no-op) frees. After a failed nb_atomic_write
+ * the caller still calls nb_atomic_abort. */
+typedef struct nb_atomic_file nb_atomic_file;
+nb_atomic_file *nb_atomic_open(const char *path, nb_error *err);
+nb_status nb_atomic_write(nb_atomic_file *af, const void *data, size_t n, nb_error *err);
+nb_status nb_atomic_commit(nb_atomic_file *af, nb_error *err);
+void nb_atomic_abort(nb_atomic_file *af);
+
+/* Writes tensors and string metadata (meta_keys[i] → meta_values[i]) atomically (as above). */
 nb_status nb_safetensors_write(const char *path, const nb_tensor_ref *tensors, int count,
                                const char *const *meta_keys, const char *const *meta_values,
                                int meta_count, nb_error *err);

@@ -1,16 +1,11 @@
-/* Writing safetensors files (format: safetensors_read.c), atomically: a temporary file in
- * the same directory, fsync, rename, fsync of the directory. */
+/* Writing safetensors files (format: safetensors_read.c), atomically (atomic_file.c). */
 #include "formats/safetensors.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ---- writing --------------------------------------------------------------------------- */
 
@@ -176,45 +171,20 @@ static nb_status build_header(const char *path, const nb_tensor_ref *ts, int cou
     return NB_OK;
 }
 
-static int write_floats(FILE *f, const float *x, size_t n)
+/* The data as little-endian float32, in pieces of at most 1024 floats on a big-endian host. */
+static nb_status write_floats(nb_atomic_file *af, const float *x, size_t n, nb_error *err)
 {
     if (st_host_is_little())
-        return fwrite(x, sizeof *x, n, f) == n;
+        return nb_atomic_write(af, x, n * sizeof *x, err);
     float buf[1024];
-    for (size_t i = 0; i < n; i += 1024) {
+    nb_status s = NB_OK;
+    for (size_t i = 0; i < n && !s; i += 1024) {
         size_t m = n - i < 1024 ? n - i : 1024;
         memcpy(buf, x + i, m * sizeof *x);
         st_swap_floats(buf, m);
-        if (fwrite(buf, sizeof *buf, m, f) != m)
-            return 0;
+        s = nb_atomic_write(af, buf, m * sizeof *buf, err);
     }
-    return 1;
-}
-
-/* After rename, the new directory entry is durable only once the directory is synced. */
-static nb_status sync_dir(const char *path, nb_error *err)
-{
-    const char *slash = strrchr(path, '/');
-    size_t len = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
-    char *dir = malloc(len + 1);
-    if (!dir)
-        return nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
-    if (!slash)
-        dir[0] = '.';
-    else
-        memcpy(dir, path, len);
-    dir[len] = '\0';
-    nb_status status = NB_OK;
-    int fd = open(dir, O_RDONLY);
-    /* EINVAL: the file system cannot sync directories, so there is nothing more to do. */
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
-        status = nb_error_set(err, NB_EIO,
-                              "%s: written, but syncing its directory %s failed: %s", path, dir,
-                              strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    free(dir);
-    return status;
+    return s;
 }
 
 nb_status nb_safetensors_write(const char *path, const nb_tensor_ref *tensors, int count,
@@ -231,78 +201,31 @@ nb_status nb_safetensors_write(const char *path, const nb_tensor_ref *tensors, i
     if (status)
         return status;
 
-    mode_t mode = 0644;
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        if (S_ISDIR(sb.st_mode))
-            return nb_error_set(err, NB_EIO, "%s: is a directory; expected a file path", path);
-        if (S_ISREG(sb.st_mode))
-            mode = sb.st_mode & 0777; /* replacing a file keeps its permissions */
-    }
-
     char *header = NULL;
     size_t header_len = 0;
     if ((status = build_header(path, tensors, count, meta_keys, meta_values, meta_count,
                                &header, &header_len, err)))
         return status;
-
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
-    if (!tmp) {
+    nb_atomic_file *af = nb_atomic_open(path, err);
+    if (!af) {
         free(header);
-        return nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
+        return err ? err->code : NB_EIO;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        status = nb_error_set(err, NB_EIO, "%s: cannot create a temporary file beside it: %s",
-                              path, strerror(errno));
-        free(header);
-        free(tmp);
-        return status;
-    }
-
-    /* Each step records errno at the point of failure: a full disk (ENOSPC) may only show
-     * at fflush, fsync or fclose, when buffered data reaches the device. */
-    const char *step = NULL;
-    int e = 0;
-    FILE *f = NULL;
     unsigned char size_field[8];
     st_store_le64(size_field, header_len);
-    if (fchmod(fd, mode) != 0)
-        step = "setting permissions on", e = errno;
-    else if (!(f = fdopen(fd, "wb")))
-        step = "opening", e = errno;
-    else if (fwrite(size_field, 1, 8, f) != 8 || fwrite(header, 1, header_len, f) != header_len)
-        step = "writing the header to", e = errno;
-    for (int i = 0; !step && i < count; i++) {
+    status = nb_atomic_write(af, size_field, 8, err);
+    if (!status)
+        status = nb_atomic_write(af, header, header_len, err);
+    for (int i = 0; !status && i < count; i++) {
         size_t elems = 1;
         for (int d = 0; d < tensors[i].ndim; d++)
             elems *= (size_t)tensors[i].dims[d];
-        if (elems && !write_floats(f, tensors[i].data, elems))
-            step = "writing tensor data to", e = errno;
+        status = write_floats(af, tensors[i].data, elems, err);
     }
-    if (!step && fflush(f) != 0)
-        step = "flushing", e = errno;
-    if (!step && fsync(fileno(f)) != 0)
-        step = "syncing", e = errno;
-    if (f) {
-        if (fclose(f) != 0 && !step)
-            step = "closing", e = errno;
-    } else
-        close(fd);
-    if (!step && rename(tmp, path) != 0)
-        step = "renaming", e = errno;
-    if (step) {
-        unlink(tmp);
-        status = nb_error_set(err, NB_EIO,
-                              "%s: %s the temporary file %s failed: %s; the previous file, if "
-                              "any, is unchanged",
-                              path, step, tmp, e ? strerror(e) : "short write");
-    } else
-        status = sync_dir(path, err);
+    if (status)
+        nb_atomic_abort(af);
+    else
+        status = nb_atomic_commit(af, err);
     free(header);
-    free(tmp);
     return status;
 }
