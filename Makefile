@@ -100,6 +100,13 @@ $(BUILD)/bench/%: bench/%.c $(CONFIG_H) Makefile $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) $(LDFLAGS)
 
+# ---- fault injection (tests/cli_failures.sh): an LD_PRELOAD shim, not a program ------------
+FAILIO := $(BUILD)/tests/failio.so
+all: $(FAILIO)
+$(FAILIO): tests/shim_failio.c
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) -fPIC -shared $< -o $@ -ldl
+
 # The header lists that -MMD wrote (absent before the first build: nothing to rebuild then).
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/cli/*.d $(BUILD)/tests/*.d \
 	$(BUILD)/examples/*.d $(BUILD)/bench/*.d)

@@ -211,8 +211,12 @@ static int check_writable(const char *path, nb_error *err)
         nb_error_set(err, NB_EIO, "%s: cannot write here: %s", path, strerror(errno));
         return 0;
     }
-    close(fd);
+    int closed = close(fd) == 0, e = errno;
     unlink(tmp);
+    if (!closed) {
+        nb_error_set(err, NB_EIO, "%s: cannot write here: %s", path, strerror(e));
+        return 0;
+    }
     return 1;
 }
 
@@ -559,8 +563,13 @@ int cmd_train(int argc, char **argv)
             nb_error_set(&err, NB_EIO, "%s: %s", log_path, strerror(errno));
             goto done;
         }
-        if (!exists)
-            fprintf(r.log, "epoch,step,lr,train_loss,train_accuracy,val_loss,val_accuracy,seconds,samples_per_second\n");
+        errno = 0;
+        if (!exists && fputs("epoch,step,lr,train_loss,train_accuracy,val_loss,val_accuracy,"
+                             "seconds,samples_per_second\n", r.log) == EOF) {
+            nb_error_set(&err, NB_EIO, "%s: writing the header failed: %s", log_path,
+                         errno ? strerror(errno) : "write error");
+            goto done;
+        }
     }
     if (!quiet)
         fprintf(stderr, "training %s on %s: %lld samples, %lld parameters, batch %lld, %s, gemm %s%s\n",
@@ -620,7 +629,7 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     if (!s && r.failed) { /* an epoch's file could not be written: stopped, not finished */
-        nb_error_set(&err, r.fail_err.code, "%s; stopped after epoch %d of %d, %s left as it "
+        nb_error_set(&err, r.fail_err.code, "%s; training stopped at the end of epoch %d of %d, %s left as it "
                      "was", r.fail_err.msg, nb_trainer_epoch(t), cfg.epochs, output);
         goto done;
     }

@@ -41,7 +41,7 @@ rc=0
 wait "$pid" || rc=$?
 pids=()
 [ "$rc" -eq 1 ] || fail "a checkpoint's directory removed mid-run: exit status 1" "exit $rc: $(tail -n 3 err.txt)"
-grep -qE 'sub/c\.ckpt: .*No such file or directory.*stopped after epoch [0-9]+ of 1000.*good\.safetensors left as it was' err.txt ||
+grep -qE 'sub/c\.ckpt: .*No such file or directory.*stopped at the end of epoch [0-9]+ of 1000.*good\.safetensors left as it was' err.txt ||
     fail "the message names the checkpoint, the cause, the epoch and the model left as it was" "$(tail -n 3 err.txt)"
 ! grep -q '^saved' err.txt || fail "no 'saved' line after a failed checkpoint" "$(tail -n 3 err.txt)"
 cmp -s good.safetensors before.safetensors || fail "the model file left as it was"
@@ -81,5 +81,99 @@ rc=0
 [ "$rc" -eq 1 ] && grep -q 'standard output failed: No space left on device' err.txt ||
     fail "predict > /dev/full: exit 1 naming standard output and the cause" "exit $rc: $(cat err.txt)"
 ok "predictions that cannot be written (/dev/full) fail the command"
+
+# ---- fault injection: every write-side call of a save, failed in turn ----------------------
+# tests/shim_failio.c, preloaded, counts the calls by which nabla writes files (open for
+# writing, mkstemp, fchmod, write, fflush, fsync, close, rename) and fails the k-th with ENOSPC
+# (odd k) or EIO (even k). For every k: exit status 1, a message naming a file and the cause,
+# every file either the previous version or the complete new one (bit for bit), the file being
+# written when the fault struck the previous one, no temporary file left, every file loadable.
+SHIM=$ROOT/${NABLA_BUILD:-build}/tests/failio.so
+if [ ! -f "$SHIM" ]; then  # e.g. the sanitizer build: the shim needs no sanitizer of its own
+    SHIM=$tmp/failio.so
+    cc -O1 -std=c11 -fPIC -shared "$ROOT/tests/shim_failio.c" -o "$SHIM" -ldl ||
+        fail "building the fault-injection shim tests/shim_failio.c"
+fi
+PRELOAD=$SHIM
+# a sanitizer runtime must come first among preloaded libraries
+asan=$(ldd "$NABLA" | awk '/libasan/ { print $3 }')
+[ -z "$asan" ] || PRELOAD=$asan:$SHIM
+PLOT=()
+"$NABLA" train --help | grep -q -- '--plot' && ! "$NABLA" train 2-3 --data spirals:5 --plot p.png --epochs 0 -q 2>&1 |
+    grep -q unavailable && PLOT=(--plot m.png)
+injected=0 handled=0
+# inject NAME FILES... :: ARGS: nabla ARGS writes FILES (the first ones compared bit for bit);
+# old/ holds their previous versions, new/ what an undisturbed run writes.
+inject() {
+    local name=$1 files=() f
+    shift
+    while [ "$1" != "::" ]; do files+=("$1"); shift; done
+    shift
+    rm -f trace.txt
+    for f in "${files[@]}"; do cp "old/$f" .; done
+    NABLA_FAILIO_TRACE=$PWD/trace.txt LD_PRELOAD=$PRELOAD "$NABLA" "$@" >/dev/null 2>err.txt ||
+        fail "$name: the counting run to succeed" "$(cat err.txt)"
+    local calls; calls=$(wc -l < trace.txt)
+    [ "$calls" -ge 10 ] || fail "$name: at least 10 write-side calls counted" "$(cat trace.txt)"
+    cp trace.txt "trace-$name.txt"
+    local k
+    for k in $(seq 1 "$calls"); do
+        local errno=ENOSPC text='No space left on device' rc=0
+        [ $((k % 2)) -eq 0 ] && errno=EIO text='Input/output error'
+        for f in "${files[@]}"; do cp "old/$f" .; done
+        local call; call=$(sed -n "${k}p" "trace-$name.txt")
+        NABLA_FAILIO_AT=$k NABLA_FAILIO_ERRNO=$errno LD_PRELOAD=$PRELOAD "$NABLA" "$@" >out.txt 2>err.txt || rc=$?
+        local what="$name, fault $k of $calls ($call: $errno)"
+        injected=$((injected + 1))
+        [ "$rc" -eq 1 ] || fail "$what: exit status 1" "exit $rc: $(cat err.txt)"
+        grep -qF "$text" err.txt || fail "$what: the cause in the message" "$(cat err.txt)"
+        local named=0
+        for f in "${files[@]}"; do grep -qF "$f" err.txt && named=1; done
+        [ $named -eq 1 ] || fail "$what: the message names the file" "$(cat err.txt)"
+        ! grep -qE '\bnb_[a-z_]+' err.txt && sanitizer_clean err.txt || fail "$what: a clean message" "$(cat err.txt)"
+        # the final name of the file the faulted call wrote (a directory: its rename is done)
+        local target; target=$(echo "$call" | awk '{ print $3 }' | sed -E 's/\.(tmp|probe)\.[A-Za-z0-9]{6}$//; s/\.(tmp|probe)\.XXXXXX$//')
+        target=${target##*/}
+        for f in "${files[@]}"; do
+            case $f in m.csv) continue ;; esac  # the log grows line by line: not replaced whole
+            if cmp -s "$f" "old/$f"; then :
+            elif cmp -s "$f" "new/$f"; then
+                [ "$f" != "$target" ] || fail "$what: $f, being written, left as it was"
+            else fail "$what: $f either the previous or the complete new version" "$(ls -l)"
+            fi
+            case $f in *.safetensors | *.ckpt)
+                "$NABLA" info "$f" >/dev/null 2>info.txt || fail "$what: $f loads" "$(cat info.txt)" ;;
+            esac
+        done
+        ! ls | grep -qE '\.(tmp|probe)\.' || fail "$what: no temporary file left" "$(ls)"
+        handled=$((handled + 1))
+    done
+    ok "$name: $calls write-side calls, each failed in turn: exit 1, message, previous files kept"
+}
+mkdir old new
+# previous versions: another seed; new versions: this seed, undisturbed
+T=(train 2-16-3 --data spirals:50:3:0.2 --epochs 1 --threads 1 -q -o m.safetensors --log m.csv "${PLOT[@]}")
+run "${T[@]}" --seed 2
+cp m.safetensors m.safetensors.ckpt m.csv old/
+[ ${#PLOT[@]} -eq 0 ] || cp m.png old/
+rm -f m.*
+run "${T[@]}"
+cp m.safetensors m.safetensors.ckpt m.csv new/
+[ ${#PLOT[@]} -eq 0 ] || cp m.png new/
+FILES=(m.safetensors m.safetensors.ckpt m.csv)
+[ ${#PLOT[@]} -eq 0 ] || FILES+=(m.png)
+inject train "${FILES[@]}" :: "${T[@]}"
+if [ ${#PLOT[@]} -gt 0 ]; then
+    cp old/m.safetensors model.safetensors
+    R=(plot-regions model.safetensors --data spirals:50:3:0.2 --size 64 -o r.png --pixels r.csv)
+    run "${R[@]}"
+    cp r.png r.csv old/
+    "$NABLA" train 2-16-3 --data spirals:50:3:0.2 --epochs 3 --threads 1 -q -o model.safetensors --checkpoint none
+    run "${R[@]}"
+    cp r.png r.csv new/
+    rm -f r.png r.csv
+    inject plot-regions r.png r.csv :: "${R[@]}"
+fi
+echo "fault injection: $injected faults injected, $handled handled"
 
 echo "cli_failures: all passed"
