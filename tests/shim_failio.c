@@ -1,6 +1,6 @@
 /* Fault injection for tests (LD_PRELOAD=failio.so nabla ...): counts the calls by which a
  * process writes files — opening a file for writing, mkstemp, fchmod, write and fwrite to a
- * regular file, fflush, fsync, fdatasync, close of a file open for writing, rename — and makes
+ * regular file, fputs, fflush, fsync, fdatasync, close of a file open for writing, rename — and makes
  * the k-th of them fail as a full or broken disk would. Reads, and writes to the terminal,
  * pipes and sockets, are not counted: they are not what a save consists of.
  *
@@ -36,7 +36,7 @@ static void **lookup(void **slot, const char *name)
 }
 #define REAL(name) (*(__typeof__(&name) *)lookup(&real_##name, #name))
 static void *real_open, *real_open64, *real_fopen, *real_fopen64, *real_fclose, *real_mkstemp,
-    *real_mkstemp64, *real_fchmod, *real_write, *real_fwrite, *real_fflush, *real_fsync,
+    *real_mkstemp64, *real_fchmod, *real_write, *real_fwrite, *real_fputs, *real_fflush, *real_fsync,
     *real_fdatasync, *real_close, *real_rename;
 
 /* The path a descriptor is open on, for the trace. */
@@ -197,6 +197,16 @@ size_t fwrite(const void *buf, size_t size, size_t n, FILE *f)
         return 0;
     }
     return REAL(fwrite)(buf, size, n, f);
+}
+
+int fputs(const char *text, FILE *f)
+{
+    int e = regular_fd(fileno(f)) ? hit_fd("fputs", fileno(f)) : 0;
+    if (e) {
+        errno = e;
+        return EOF;
+    }
+    return REAL(fputs)(text, f);
 }
 
 int fflush(FILE *f)
