@@ -417,35 +417,24 @@ static int prim_run(nb_bf16_state *st, int thread, const prim_key *key,
 typedef struct convert_job {
     const float *src;
     nb_bf16 *dst;
-    int64_t rows, cols;
+    int64_t cols;
     size_t lds, ldd;
-    int tasks;
 } convert_job;
 
-static void convert_task(void *arg, int task, int thread)
+static void convert_task(void *arg, int64_t first, int64_t last, int task)
 {
-    (void)thread;
+    (void)task;
     const convert_job *j = arg;
-    int64_t first, last;
-    nb_task_range(j->rows, j->tasks, task, 8, &first, &last);
-    if (first < last)
-        convert_rows(j->src + (size_t)first * j->lds, j->lds, j->dst + (size_t)first * j->ldd,
-                     j->ldd, last - first, j->cols);
+    convert_rows(j->src + (size_t)first * j->lds, j->lds, j->dst + (size_t)first * j->ldd,
+                 j->ldd, last - first, j->cols);
 }
 
 /* rows × cols converted on the pool (blocks of ≥ 32 k elements). */
 static void convert_parallel(nb_graph *g, const float *src, size_t lds, nb_bf16 *dst, size_t ldd,
                              int64_t rows, int64_t cols)
 {
-    convert_job j = {.src = src, .dst = dst, .rows = rows, .cols = cols, .lds = lds, .ldd = ldd};
-    int64_t tasks = rows * cols / 32768 + 1, threads = nb_gemm_threads(g->gemm);
-    j.tasks = (int)(tasks < threads ? tasks : threads);
-    if (j.tasks > rows)
-        j.tasks = (int)rows;
-    if (j.tasks <= 1)
-        convert_task(&j, 0, nb_pool_current_thread());
-    else
-        nb_gemm_parallel(g->gemm, j.tasks, convert_task, &j);
+    convert_job j = {.src = src, .dst = dst, .cols = cols, .lds = lds, .ldd = ldd};
+    nb_parallel_for(g->gemm, rows, 32768 / (cols > 0 ? cols : 1), 8, 0, convert_task, &j);
 }
 
 /* Whether Linear n's products read the blocked layout now: evaluation runs many batches per

@@ -21,39 +21,19 @@
  * sizes, leading dimensions shorter than a row or NULL pointers is ignored and C is left
  * untouched.
  */
+#include "backend/backend.h"
 #include "backend/gemm_pool.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* Each backend: a constructor taking the resolved thread count (≥ 1), a destructor, and the
- * product on already validated, non-degenerate arguments. Defined in gemm_<name>.c. */
-typedef void *backend_new_fn(int threads, nb_error *err);
-typedef void backend_free_fn(void *ctx);
-typedef void backend_run_fn(void *ctx, int transA, int transB, int M, int N, int K,
-                            float alpha, const float *A, int lda, const float *B, int ldb,
-                            float beta, float *C, int ldc);
-
-backend_new_fn nb_gemm_portable_new;
-backend_free_fn nb_gemm_portable_free;
-backend_run_fn nb_gemm_portable_run;
-#ifdef NB_HAVE_OPENBLAS
-backend_new_fn nb_gemm_openblas_new;
-backend_free_fn nb_gemm_openblas_free;
-backend_run_fn nb_gemm_openblas_run;
-#endif
-#ifdef NB_HAVE_ONEDNN
-backend_new_fn nb_gemm_onednn_new;
-backend_free_fn nb_gemm_onednn_free;
-backend_run_fn nb_gemm_onednn_run;
-#endif
-
+/* The libraries of backend/backend.h, by nb_gemm_backend. */
 typedef struct backend_impl {
     const char *name;
-    backend_new_fn *create; /* NULL when not compiled in */
-    backend_free_fn *destroy;
-    backend_run_fn *run;
+    nb_backend_new_fn *create; /* NULL when not compiled in */
+    nb_backend_free_fn *destroy;
+    nb_backend_run_fn *run;
 } backend_impl;
 
 static const backend_impl backends[] = {
@@ -94,8 +74,6 @@ struct nb_gemm {
 /* Those are split across threads above this many flops. */
 #define DOTS_SPLIT_MIN_FLOPS 2.0e5
 
-void nb_gemm_dots(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                  float beta, float *C, int ldc);
 
 /* A product is split across threads only above this many flops (2·M·N·K): handing a block to
  * another thread costs about a microsecond. */

@@ -42,7 +42,7 @@
  */
 #ifdef NB_HAVE_ONEDNN
 
-#include "nabla.h"
+#include "backend/backend.h"
 #include "backend/openmp.h"
 
 #include <dlfcn.h>
@@ -54,18 +54,6 @@
 #include <cblas.h>
 #endif
 
-void *nb_gemm_onednn_new(int threads, nb_error *err);
-void nb_gemm_onednn_free(void *ctx);
-void nb_gemm_onednn_run(void *ctx, int transA, int transB, int M, int N, int K, float alpha,
-                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                        int ldc);
-
-/* The fallback, from gemm_portable.c. */
-void *nb_gemm_portable_new(int threads, nb_error *err);
-void nb_gemm_portable_free(void *ctx);
-void nb_gemm_portable_run(void *ctx, int transA, int transB, int M, int N, int K, float alpha,
-                          const float *A, int lda, const float *B, int ldb, float beta,
-                          float *C, int ldc);
 
 enum {
     CACHE_SLOTS = 128,      /* a power of two */

@@ -8,16 +8,10 @@
  */
 #ifdef NB_HAVE_OPENBLAS
 
-#include "nabla.h"
+#include "backend/backend.h"
 
 #include <cblas.h>
 #include <stdlib.h>
-
-void *nb_gemm_openblas_new(int threads, nb_error *err);
-void nb_gemm_openblas_free(void *ctx);
-void nb_gemm_openblas_run(void *ctx, int transA, int transB, int M, int N, int K, float alpha,
-                          const float *A, int lda, const float *B, int ldb, float beta,
-                          float *C, int ldc);
 
 typedef struct openblas {
     int threads;

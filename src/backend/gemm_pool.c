@@ -227,6 +227,45 @@ void nb_pool_run(nb_pool *p, int tasks, nb_task_fn *fn, void *arg)
     }
 }
 
+typedef struct range_job {
+    nb_range_fn *fn;
+    void *arg;
+    int64_t count, align;
+    int tasks;
+} range_job;
+
+static void range_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    const range_job *j = arg;
+    int64_t first, last;
+    nb_task_range(j->count, j->tasks, task, j->align, &first, &last);
+    if (first < last)
+        j->fn(j->arg, first, last, task);
+}
+
+int nb_parallel_for(nb_gemm *gemm, int64_t count, int64_t grain, int64_t align, int max_tasks,
+                    nb_range_fn *fn, void *arg)
+{
+    if (count <= 0)
+        return 0;
+    if (align < 1)
+        align = 1;
+    if (grain < align)
+        grain = align;
+    int64_t tasks = (count + grain - 1) / grain;
+    int64_t cap = max_tasks > 0 ? max_tasks : nb_gemm_threads(gemm);
+    if (tasks > cap)
+        tasks = cap;
+    if (tasks <= 1) {
+        fn(arg, 0, count, 0);
+        return 1;
+    }
+    range_job j = {.fn = fn, .arg = arg, .count = count, .align = align, .tasks = (int)tasks};
+    nb_gemm_parallel(gemm, j.tasks, range_task, &j);
+    return j.tasks;
+}
+
 void nb_task_range(int64_t rows, int tasks, int task, int64_t align, int64_t *first,
                    int64_t *last)
 {

@@ -33,6 +33,16 @@ int nb_pool_current_thread(void);
 void nb_gemm_parallel(nb_gemm *gemm, int tasks, nb_task_fn *fn, void *arg);
 int nb_gemm_threads(const nb_gemm *gemm);
 
+/* The parallel for: [0, count) cut into at most `max_tasks` ranges (≤ 0: one per thread of
+ * the pool) of whole blocks of `align` items, each at least `grain` items long but the last,
+ * and fn(arg, first, last, task) called for each, on the pool. Returns the number of ranges
+ * (0 when count ≤ 0). With max_tasks > 0 the cut does not depend on the thread count, so a
+ * reduction that keeps one partial result per task and adds them in task order gives the
+ * same bits on any machine. */
+typedef void nb_range_fn(void *arg, int64_t first, int64_t last, int task);
+int nb_parallel_for(nb_gemm *gemm, int64_t count, int64_t grain, int64_t align, int max_tasks,
+                    nb_range_fn *fn, void *arg);
+
 /* A row range [*first, *last) of task `task` when `rows` rows are dealt to `tasks` tasks in
  * blocks of `align` rows (the last may be shorter). */
 void nb_task_range(int64_t rows, int tasks, int task, int64_t align, int64_t *first,

@@ -27,7 +27,7 @@
  * context per thread of nabla's pool, each on its own block of C. nb_gemm_dots, the few-rows
  * product, keeps no state and is called by gemm.c for every backend.
  */
-#include "nabla.h"
+#include "backend/backend.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,18 +38,6 @@
 #else
 #define HAVE_X86_KERNELS 0
 #endif
-
-/* The backend interface, also declared in gemm.c (and used by gemm_onednn.c as fallback).
- * nb_gemm_portable_new_isa forces one micro-kernel ("avx512", "avx2", "plain") so that the
- * tests can check every kernel the machine supports; NULL with NB_ENOTSUP otherwise. */
-void *nb_gemm_portable_new(int threads, nb_error *err);
-void *nb_gemm_portable_new_isa(const char *isa, nb_error *err);
-void nb_gemm_portable_free(void *ctx);
-void nb_gemm_dots(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                  float beta, float *C, int ldc);
-void nb_gemm_portable_run(void *ctx, int transA, int transB, int M, int N, int K, float alpha,
-                          const float *A, int lda, const float *B, int ldb, float beta,
-                          float *C, int ldc);
 
 /* Cache blocking (floats). KC·NR·4 bytes of Bp (the micro-panel re-read for every MR rows)
  * fit L1; MC·KC·4 bytes of Ap fit L2; KC·NC·4 bytes of Bp fit L2/L3. MC is rounded down to a

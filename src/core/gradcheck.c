@@ -53,7 +53,7 @@ static uint64_t branches(nb_graph *g, int output)
         nb_node *n = &g->nodes[i];
         if (!g->mark[i] || !decides(n))
             continue;
-        int64_t e = (n->batched ? g->batch : 1) * n->size;
+        int64_t e = nb_node_elems(n, g->batch);
         for (int64_t k = 0; k < e; k++)
             h = (h ^ decision(g, n, k)) * 1099511628211ull;
     }
@@ -69,7 +69,7 @@ static size_t decisions(nb_graph *g, int output, uint8_t *d)
         nb_node *n = &g->nodes[i];
         if (!g->mark[i] || !decides(n))
             continue;
-        int64_t e = (n->batched ? g->batch : 1) * n->size;
+        int64_t e = nb_node_elems(n, g->batch);
         for (int64_t k = 0; d && k < e; k++)
             d[count + (size_t)k] = (uint8_t)decision(g, n, k);
         count += (size_t)e;
@@ -106,7 +106,7 @@ nb_status nb_gradcheck(nb_graph *g, int output, const nb_gradcheck_options *opt,
     if (!g->batch)
         return nb_error_set(err, NB_EINVAL, "gradcheck: prepare the graph and fill its inputs first");
     nb_node *out = &g->nodes[output];
-    size_t n = (size_t)(out->batched ? g->batch : 1) * (size_t)out->size;
+    size_t n = (size_t)nb_node_elems(out, g->batch);
     float *r = malloc(n * sizeof *r);
     if (!r)
         return nb_error_set(err, NB_ENOMEM, "gradcheck: out of memory");
@@ -126,7 +126,7 @@ nb_status nb_gradcheck(nb_graph *g, int output, const nb_gradcheck_options *opt,
     for (int i = 0; i <= output; i++) {
         nb_node *t = &g->nodes[i];
         if ((t->op == NB_OP_PARAM || t->op == NB_OP_INPUT) && t->requires_grad && g->mark[i])
-            total += (size_t)(t->batched ? g->batch : 1) * (size_t)t->size;
+            total += (size_t)nb_node_elems(t, g->batch);
     }
     float *analytic = s ? NULL : malloc((total ? total : 1) * sizeof *analytic);
     if (!s && !analytic)
@@ -153,7 +153,7 @@ nb_status nb_gradcheck(nb_graph *g, int output, const nb_gradcheck_options *opt,
     int64_t largest = 0;
     for (int i = 0; i <= output; i++) {
         nb_node *t = &g->nodes[i];
-        int64_t size = (t->batched ? g->batch : 1) * t->size;
+        int64_t size = nb_node_elems(t, g->batch);
         if ((t->op == NB_OP_PARAM || t->op == NB_OP_INPUT) && t->requires_grad && checked[i])
             largest = size > largest ? size : largest;
     }
@@ -202,7 +202,7 @@ nb_status nb_gradcheck(nb_graph *g, int output, const nb_gradcheck_options *opt,
         nb_node *t = &g->nodes[i];
         if (!((t->op == NB_OP_PARAM || t->op == NB_OP_INPUT) && t->requires_grad && checked[i]))
             continue;
-        int64_t size = (t->batched ? g->batch : 1) * t->size;
+        int64_t size = nb_node_elems(t, g->batch);
         memcpy(analytic + at, t->grad, (size_t)size * sizeof *analytic);
         nb_gradcheck_tensor res = {.node = i, .worst_at = -1};
         int64_t stride = 1;

@@ -671,11 +671,11 @@ static nb_status backward(nb_graph *g, int root, const float *seed, int params_f
         if (first >= 0 && g->nodes[first].def->writes_fresh)
             n->grad_fresh = 1;
         else
-            memset(n->grad, 0, (size_t)(n->batched ? g->batch : 1) * (size_t)n->size * sizeof(float));
+            memset(n->grad, 0, (size_t)nb_node_elems(n, g->batch) * sizeof(float));
     }
     nb_node *r = &g->nodes[root];
     r->grad_fresh = 0;
-    size_t root_floats = (size_t)(r->batched ? g->batch : 1) * (size_t)r->size;
+    size_t root_floats = (size_t)nb_node_elems(r, g->batch);
     if (seed)
         memcpy(r->grad, seed, root_floats * sizeof *seed);
     else
@@ -689,7 +689,7 @@ static nb_status backward(nb_graph *g, int root, const float *seed, int params_f
     for (int i = 0; i < root; i++) {
         nb_node *n = &g->nodes[i];
         if (n->grad_fresh) {
-            memset(n->grad, 0, (size_t)(n->batched ? g->batch : 1) * (size_t)n->size * sizeof(float));
+            memset(n->grad, 0, (size_t)nb_node_elems(n, g->batch) * sizeof(float));
             n->grad_fresh = 0;
         }
     }

@@ -155,6 +155,13 @@ nb_status nb_graph_backward_step(nb_graph *g, int root, const float *seed, nb_er
  * blocks of the parameters, so the result is bit-identical to nb_optim_step. */
 void nb_optim_step_parallel(nb_optim *opt, float *w, float *g, float lr, nb_gemm *gemm);
 
+/* Floats in n's value (and gradient) for a batch of N samples: N per-sample blocks when the
+ * node is batched, one block otherwise (parameters, costs). */
+static inline int64_t nb_node_elems(const nb_node *n, int64_t N)
+{
+    return (n->batched ? N : 1) * n->size;
+}
+
 static inline nb_node *nb_in(nb_graph *g, const nb_node *n, int i)
 {
     return &g->nodes[n->inputs[i]];

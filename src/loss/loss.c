@@ -113,15 +113,12 @@ typedef struct ce_job {
     const int32_t *y;
     int64_t N, C;
     double *partial; /* per block */
-    int blocks;
 } ce_job;
 
-static void ce_forward_rows(void *arg, int task, int thread)
+static void ce_forward_rows(void *arg, int64_t first, int64_t last, int task)
 {
-    (void)thread;
     const ce_job *job = arg;
-    int64_t C = job->C, first, last;
-    nb_task_range(job->N, job->blocks, task, CE_ROWS, &first, &last);
+    int64_t C = job->C;
     double s = 0.0;
     for (int64_t r = first; r < last; r++) {
         const float *z = job->x->value + r * C;
@@ -145,14 +142,13 @@ static void ce_forward_rows(void *arg, int task, int thread)
 
 static void cross_entropy_forward(nb_graph *g, nb_node *n, int64_t N)
 {
-    double partial[CE_MAX_BLOCKS];
+    double partial[CE_MAX_BLOCKS] = {0};
     ce_job job = {.n = n, .x = nb_in(g, n, 0), .y = nb_in(g, n, 1)->labels, .N = N,
                   .C = nb_in(g, n, 0)->size, .partial = partial};
-    int64_t blocks = (N + CE_ROWS - 1) / CE_ROWS;
-    job.blocks = (int)(blocks < CE_MAX_BLOCKS ? blocks : CE_MAX_BLOCKS);
-    nb_gemm_parallel(g->gemm, job.blocks, ce_forward_rows, &job);
+    int blocks = nb_parallel_for(g->gemm, N, CE_ROWS, CE_ROWS, CE_MAX_BLOCKS, ce_forward_rows,
+                                 &job);
     double s = 0.0;
-    for (int b = 0; b < job.blocks; b++)
+    for (int b = 0; b < blocks; b++)
         s += partial[b];
     n->value[0] = (float)(s / (double)N);
 }

@@ -13,7 +13,6 @@ static nb_status same_shape(nb_graph *g, nb_node *n, nb_error *err)
     return NB_OK;
 }
 
-static int64_t count(const nb_node *n, int64_t N) { return (n->batched ? N : 1) * n->size; }
 
 /* ReLU   y = max(x, 0)
  *        dx += dy if y > 0 else 0. At the kink x = 0 we take the derivative 0, as PyTorch does;
@@ -27,23 +26,20 @@ static void relu_forward(nb_graph *g, nb_node *n, int64_t N)
 {
     const float *restrict x = nb_in(g, n, 0)->value;
     float *restrict y = n->value;
-    for (int64_t i = 0, e = count(n, N); i < e; i++)
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 typedef struct relu_job {
     float *dx;
     const float *y, *dy;
-    int64_t count;
-    int write, tasks;
+    int write;
 } relu_job;
 
-static void relu_backward_block(void *arg, int task, int thread)
+static void relu_backward_block(void *arg, int64_t first, int64_t last, int task)
 {
-    (void)thread;
+    (void)task;
     const relu_job *j = arg;
-    int64_t first, last;
-    nb_task_range(j->count, j->tasks, task, 64, &first, &last);
     float *restrict dx = j->dx;
     const float *restrict y = j->y, *restrict dy = j->dy;
     if (j->write) {
@@ -63,11 +59,9 @@ static void relu_backward_block(void *arg, int task, int thread)
 static void relu_backward(nb_graph *g, nb_node *n, int64_t N)
 {
     nb_node *x = nb_in(g, n, 0);
-    relu_job job = {.dx = x->grad, .y = n->value, .dy = n->grad, .count = count(n, N),
+    relu_job job = {.dx = x->grad, .y = n->value, .dy = n->grad,
                     .write = nb_grad_beta(&x->grad_fresh) == 0.0f};
-    int64_t tasks = job.count / 65536 + 1, threads = nb_gemm_threads(g->gemm);
-    job.tasks = (int)(tasks < threads ? tasks : threads);
-    nb_gemm_parallel(g->gemm, job.tasks, relu_backward_block, &job);
+    nb_parallel_for(g->gemm, nb_node_elems(n, N), 65536, 64, 0, relu_backward_block, &job);
 }
 
 /* tanh   y = tanh(x);   dx += dy · (1 − y²). Saturates for |x| ≫ 1: vanishing gradients. */
@@ -75,7 +69,7 @@ static void tanh_forward(nb_graph *g, nb_node *n, int64_t N)
 {
     const float *x = nb_in(g, n, 0)->value;
     float *y = n->value;
-    for (int64_t i = 0, e = count(n, N); i < e; i++)
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         y[i] = tanhf(x[i]);
 }
 
@@ -83,7 +77,7 @@ static void tanh_backward(nb_graph *g, nb_node *n, int64_t N)
 {
     float *dx = nb_in(g, n, 0)->grad;
     const float *y = n->value, *dy = n->grad;
-    for (int64_t i = 0, e = count(n, N); i < e; i++)
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         dx[i] += dy[i] * (1.0f - y[i] * y[i]);
 }
 
@@ -93,7 +87,7 @@ static void sigmoid_forward(nb_graph *g, nb_node *n, int64_t N)
 {
     const float *x = nb_in(g, n, 0)->value;
     float *y = n->value;
-    for (int64_t i = 0, e = count(n, N); i < e; i++) {
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++) {
         if (x[i] >= 0.0f) {
             y[i] = 1.0f / (1.0f + expf(-x[i]));
         } else {
@@ -107,7 +101,7 @@ static void sigmoid_backward(nb_graph *g, nb_node *n, int64_t N)
 {
     float *dx = nb_in(g, n, 0)->grad;
     const float *y = n->value, *dy = n->grad;
-    for (int64_t i = 0, e = count(n, N); i < e; i++)
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         dx[i] += dy[i] * y[i] * (1.0f - y[i]);
 }
 

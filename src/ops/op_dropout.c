@@ -22,7 +22,7 @@ static nb_status dropout_shape(nb_graph *g, nb_node *n, nb_error *err)
 static void dropout_forward(nb_graph *g, nb_node *n, int64_t N)
 {
     const float *x = nb_in(g, n, 0)->value;
-    int64_t e = (n->batched ? N : 1) * n->size;
+    int64_t e = nb_node_elems(n, N);
     n->iparam = g->training; /* what backward must undo */
     if (!g->training) {
         for (int64_t i = 0; i < e; i++)
@@ -39,7 +39,7 @@ static void dropout_forward(nb_graph *g, nb_node *n, int64_t N)
 static void dropout_backward(nb_graph *g, nb_node *n, int64_t N)
 {
     float *dx = nb_in(g, n, 0)->grad;
-    int64_t e = (n->batched ? N : 1) * n->size;
+    int64_t e = nb_node_elems(n, N);
     for (int64_t i = 0; i < e; i++)
         dx[i] += n->iparam ? n->grad[i] * n->aux[i] : n->grad[i];
 }

@@ -21,13 +21,11 @@ static nb_status binary_shape(nb_graph *g, nb_node *n, nb_error *err)
     return NB_OK;
 }
 
-static int64_t count(const nb_node *n, int64_t N) { return (n->batched ? N : 1) * n->size; }
-
 static void add_forward(nb_graph *g, nb_node *n, int64_t N)
 {
     const float *a = nb_in(g, n, 0)->value, *b = nb_in(g, n, 1)->value;
     float *y = n->value;
-    for (int64_t i = 0, e = count(n, N); i < e; i++)
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         y[i] = a[i] + b[i];
 }
 
@@ -39,7 +37,7 @@ static void add_backward(nb_graph *g, nb_node *n, int64_t N)
         nb_node *x = k ? b : a;
         if (!x->requires_grad)
             continue;
-        for (int64_t i = 0, e = count(n, N); i < e; i++)
+        for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
             x->grad[i] += dy[i];
     }
 }
@@ -48,7 +46,7 @@ static void max_forward(nb_graph *g, nb_node *n, int64_t N)
 {
     const float *a = nb_in(g, n, 0)->value, *b = nb_in(g, n, 1)->value;
     float *y = n->value;
-    for (int64_t i = 0, e = count(n, N); i < e; i++)
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         y[i] = a[i] >= b[i] ? a[i] : b[i];
 }
 
@@ -56,7 +54,7 @@ static void max_backward(nb_graph *g, nb_node *n, int64_t N)
 {
     nb_node *A = nb_in(g, n, 0), *B = nb_in(g, n, 1);
     const float *a = A->value, *b = B->value, *dy = n->grad;
-    for (int64_t i = 0, e = count(n, N); i < e; i++) {
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++) {
         float wa = a[i] > b[i] ? 1.0f : a[i] < b[i] ? 0.0f : 0.5f;
         if (A->requires_grad)
             A->grad[i] += wa * dy[i];
@@ -69,7 +67,7 @@ static void mul_forward(nb_graph *g, nb_node *n, int64_t N)
 {
     const float *a = nb_in(g, n, 0)->value, *b = nb_in(g, n, 1)->value;
     float *y = n->value;
-    for (int64_t i = 0, e = count(n, N); i < e; i++)
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         y[i] = a[i] * b[i];
 }
 
@@ -77,7 +75,7 @@ static void mul_backward(nb_graph *g, nb_node *n, int64_t N)
 {
     nb_node *A = nb_in(g, n, 0), *B = nb_in(g, n, 1);
     const float *dy = n->grad;
-    for (int64_t i = 0, e = count(n, N); i < e; i++) {
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++) {
         if (A->requires_grad)
             A->grad[i] += dy[i] * B->value[i];
         if (B->requires_grad)
@@ -96,7 +94,7 @@ static void scale_forward(nb_graph *g, nb_node *n, int64_t N)
 {
     const float *x = nb_in(g, n, 0)->value;
     float a = n->fparam, *y = n->value;
-    for (int64_t i = 0, e = count(n, N); i < e; i++)
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         y[i] = a * x[i];
 }
 
@@ -104,7 +102,7 @@ static void scale_backward(nb_graph *g, nb_node *n, int64_t N)
 {
     float *dx = nb_in(g, n, 0)->grad, a = n->fparam;
     const float *dy = n->grad;
-    for (int64_t i = 0, e = count(n, N); i < e; i++)
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         dx[i] += a * dy[i];
 }
 

@@ -24,13 +24,13 @@ static nb_status reshape_shape(nb_graph *g, nb_node *n, nb_error *err)
 
 static void reshape_forward(nb_graph *g, nb_node *n, int64_t N)
 {
-    memcpy(n->value, nb_in(g, n, 0)->value, (size_t)((n->batched ? N : 1) * n->size) * sizeof(float));
+    memcpy(n->value, nb_in(g, n, 0)->value, (size_t)nb_node_elems(n, N) * sizeof(float));
 }
 
 static void reshape_backward(nb_graph *g, nb_node *n, int64_t N)
 {
     float *dx = nb_in(g, n, 0)->grad;
-    for (int64_t i = 0, e = (n->batched ? N : 1) * n->size; i < e; i++)
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         dx[i] += n->grad[i];
 }
 

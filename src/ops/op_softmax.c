@@ -22,7 +22,7 @@ static nb_status softmax_shape(nb_graph *g, nb_node *n, nb_error *err)
 }
 
 static int64_t last_dim(const nb_node *n) { return n->dims[n->ndim - 1]; }
-static int64_t rows(const nb_node *n, int64_t N) { return (n->batched ? N : 1) * n->size / last_dim(n); }
+static int64_t rows(const nb_node *n, int64_t N) { return nb_node_elems(n, N) / last_dim(n); }
 
 /* log Σ_j exp(x_j − m) with m = max_j x_j. The maximum is kept apart (not added back) so that
  * for logits near 1e4, where float steps are 1e-3, the small log term keeps its digits. */

@@ -336,17 +336,14 @@ typedef struct step_job {
     nb_optim *opt;
     float *w, *g;
     float lr;
-    int first, tasks;
+    int first;
 } step_job;
 
-static void step_task(void *arg, int task, int thread)
+static void step_task(void *arg, int64_t i0, int64_t i1, int task)
 {
-    (void)thread;
+    (void)task;
     const step_job *job = arg;
-    int64_t i0, i1;
-    nb_task_range((int64_t)job->opt->n, job->tasks, task, 16, &i0, &i1);
-    if (i0 < i1)
-        step_range(job->opt, job->w, job->g, job->lr, job->first, (size_t)i0, (size_t)i1);
+    step_range(job->opt, job->w, job->g, job->lr, job->first, (size_t)i0, (size_t)i1);
 }
 
 void nb_optim_step_parallel(nb_optim *opt, float *w, float *g, float lr, nb_gemm *gemm)
@@ -354,8 +351,5 @@ void nb_optim_step_parallel(nb_optim *opt, float *w, float *g, float lr, nb_gemm
     if (!opt || opt->n == 0 || !w || !g)
         return;
     step_job job = {.opt = opt, .w = w, .g = g, .lr = lr, .first = step_begin(opt, g)};
-    size_t tasks = (opt->n + STEP_BLOCK - 1) / STEP_BLOCK;
-    size_t threads = (size_t)nb_gemm_threads(gemm);
-    job.tasks = (int)(tasks < threads ? tasks : threads);
-    nb_gemm_parallel(gemm, job.tasks, step_task, &job);
+    nb_parallel_for(gemm, (int64_t)opt->n, STEP_BLOCK, 16, 0, step_task, &job);
 }

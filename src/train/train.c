@@ -174,19 +174,15 @@ typedef struct gather_job {
     const nb_norm *norm, *tnorm;
     float *x, *t;
     int32_t *y;
-    int tasks;
 } gather_job;
 
-static void gather_task(void *arg, int task, int thread)
+static void gather_task(void *arg, int64_t first, int64_t last, int task)
 {
-    (void)thread;
+    (void)task;
     const gather_job *j = arg;
-    int64_t first, last;
-    nb_task_range(j->n, j->tasks, task, 8, &first, &last);
-    if (first < last)
-        nb_dataset_gather(j->ds, j->idx + first, last - first, j->norm,
-                          j->x + first * j->ds->features, j->y ? j->y + first : NULL);
-    if (first < last && j->t)
+    nb_dataset_gather(j->ds, j->idx + first, last - first, j->norm,
+                      j->x + first * j->ds->features, j->y ? j->y + first : NULL);
+    if (j->t)
         nb_dataset_gather_targets(j->ds, j->idx + first, last - first, j->tnorm,
                                   j->t + first * j->ds->target_count);
 }
@@ -202,9 +198,8 @@ static void gather(nb_model *m, const nb_dataset *ds, const int64_t *idx, int64_
                       .x = nb_value(g, nb_model_input(m)),
                       .t = tn >= 0 ? nb_value(g, tn) : NULL,
                       .y = y >= 0 ? nb_labels_data(g, y) : NULL};
-    int64_t tasks = n * ds->features / 16384 + 1; /* ~16 k features per task at least */
-    job.tasks = (int)(tasks < nb_gemm_threads(g->gemm) ? tasks : nb_gemm_threads(g->gemm));
-    nb_gemm_parallel(g->gemm, job.tasks, gather_task, &job);
+    int64_t grain = 16384 / (ds->features > 0 ? ds->features : 1); /* ~16 k features a task */
+    nb_parallel_for(g->gemm, n, grain, 8, 0, gather_task, &job);
 }
 
 /* Index of the largest of C scores. */

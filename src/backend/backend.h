@@ -1,0 +1,48 @@
+/* Internal: the compute backends' interface, declared once.
+ *
+ * Every fp32 matrix-product library behind the gemm front end (gemm.c) implements the same
+ * three functions, each in its own file gemm_<name>.c:
+ *   new   a single-threaded context (threads is always 1: nabla's pool owns the threads,
+ *         gemm_pool.c), NULL with err set when the library cannot start;
+ *   free  the context (NULL-safe);
+ *   run   C = alpha · op(A) · op(B) + beta · C, row-major, on arguments that gemm.c has
+ *         already validated and that are not degenerate (M, N, K ≥ 1, alpha ≠ 0).
+ * A library that is not compiled in declares nothing here and has no entry in gemm.c's table.
+ *
+ * A context is used by one thread at a time. */
+#ifndef NB_BACKEND_H
+#define NB_BACKEND_H
+
+#include "nabla.h"
+
+typedef void *nb_backend_new_fn(int threads, nb_error *err);
+typedef void nb_backend_free_fn(void *ctx);
+typedef void nb_backend_run_fn(void *ctx, int transA, int transB, int M, int N, int K,
+                               float alpha, const float *A, int lda, const float *B, int ldb,
+                               float beta, float *C, int ldc);
+
+/* Portable C (gemm_portable.c): always built; the others' fallback. */
+nb_backend_new_fn nb_gemm_portable_new;
+nb_backend_free_fn nb_gemm_portable_free;
+nb_backend_run_fn nb_gemm_portable_run;
+/* The same with one micro-kernel forced ("avx512", "avx2", "plain"), so that tests and
+ * benchmarks can compare them on one machine; NULL with err set when the CPU lacks it. */
+void *nb_gemm_portable_new_isa(const char *isa, nb_error *err);
+/* C = A · Bᵀ + beta · C as dot products of contiguous rows (A M × K, B N × K): the few-rows
+ * case, where packing the whole B per call would cost more than the product. */
+void nb_gemm_dots(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                  float beta, float *C, int ldc);
+
+#ifdef NB_HAVE_OPENBLAS
+nb_backend_new_fn nb_gemm_openblas_new;
+nb_backend_free_fn nb_gemm_openblas_free;
+nb_backend_run_fn nb_gemm_openblas_run;
+#endif
+
+#ifdef NB_HAVE_ONEDNN
+nb_backend_new_fn nb_gemm_onednn_new;
+nb_backend_free_fn nb_gemm_onednn_free;
+nb_backend_run_fn nb_gemm_onednn_run;
+#endif
+
+#endif
