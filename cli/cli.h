@@ -80,6 +80,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_plot_regions(int argc, char **argv);
 int cmd_plot_csv(int argc, char **argv);

@@ -12,6 +12,7 @@ static const struct {
     {"train", cmd_train, "train a model on a data set and save it"},
     {"eval", cmd_eval, "loss, accuracy, per-class accuracy and confusion matrix of a model"},
     {"predict", cmd_predict, "classes and probabilities for each input"},
+    {"import", cmd_import, "make a model file from PyTorch weights (safetensors) and a description"},
     {"info", cmd_info, "modules, shapes, parameters and Jacobian sizes of a model"},
     {"gradcheck", cmd_gradcheck, "check backprop against finite differences"},
     {"graph", cmd_graph, "the computation graph (or its gradient graph) in Graphviz DOT"},
