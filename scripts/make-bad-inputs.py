@@ -14,6 +14,9 @@ How the C test loads each case, by the prefix of its name:
   images-*   nb_idx_load(case, NULL)
   labels-*   nb_idx_load(good-images.idx3.gz, case)
   csv-*      nb_csv_load(case, "label")
+  csvt-*     nb_csv_load_with(case, targets "y,z", NB_TARGET_VALUES): regression targets
+  csvn-*     nb_csv_load_with(case, "label", NB_TARGET_CLASSES, class names cat, dog): labels
+             mapped through a trained model's names
 
 Standard library only (gzip, struct), so it runs wherever Python 3 does.
 """
@@ -145,6 +148,27 @@ def main():
     write("csv-after-quote.csv", b"\"a\"x,b,label\n1,2,0\n", "closing quote")
     write("csv-nul-byte.csv", b"a,b,label\n1,2\x003,0\n", "NUL byte")
     write("csv-ambiguous-label.csv", b"label,a,label\n0,1,0\n", "ambiguous")
+    # class labels as names (derived from the data)
+    write("csv-name-comma.csv", b'a,label\n1,cat\n2,"b,c"\n', "may not contain commas")
+    write("csv-name-empty.csv", b"a,label\n1,cat\n2,\n", "line 3, field 2 (\"label\"): expected a class name, found an empty field")
+
+    # ---- CSV regression targets (loaded with targets "y,z") -----------------------------
+    write("csvt-text-target.csv", b"a,y,z\n1,2,3\n4,five,6\n", "line 3, field 2 (\"y\"): expected a number (a regression target)")
+    write("csvt-empty-target.csv", b"a,y,z\n1,2,\n", "an empty field")
+    write("csvt-nan-target.csv", b"a,y,z\n1,nan,3\n", "finite number")
+    write("csvt-inf-target.csv", b"a,y,z\n1,2,-inf\n", "finite number")
+    write("csvt-float-range.csv", b"a,y,z\n1,1e39,3\n", "float range")
+    write("csvt-missing-z.csv", b"a,y,w\n1,2,3\n", "no column named \"z\"")
+    write("csvt-only-targets.csv", b"y,z\n1,2\n", "no feature columns besides the target columns")
+    write("csvt-ragged.csv", b"a,y,z\n1,2,3\n4,5\n", "expected 3 fields")
+    write("csvt-ambiguous.csv", b"a,y,z,y\n1,2,3,4\n", "ambiguous")
+    write("csvt-header-only.csv", b"a,y,z\n", "no data rows")
+
+    # ---- CSV labels through a model's class names "cat", "dog" ---------------------------
+    write("csvn-unknown.csv", b"a,label\n1,cat\n2,cow\n", "line 3, field 2 (\"label\"): class \"cow\" is not one of the model's 2 classes (\"cat\", \"dog\")")
+    write("csvn-index-beyond.csv", b"a,label\n1,dog\n2,2\n", "class \"2\" is not one of")
+    write("csvn-fraction.csv", b"a,label\n1,0.5\n", "class \"0.5\"")
+    write("csvn-case.csv", b"a,label\n1,Cat\n", "class \"Cat\"")
 
     with open(os.path.join(out, "manifest.tsv"), "w") as f:
         for name, expect in cases:

@@ -10,7 +10,9 @@ loaders accept and mutates its way into every check:
   idx          3 bytes (little-endian split point, flags: 1 gzip images, 2 gzip labels,
                4 no labels file), then the images file and the labels file (fuzz/fuzz_idx.c);
                plain and gzipped IDX, idx3 and idx2
-  csv          1 byte choosing the label column (mod 5: none, "label", "0", "1", "y"), then
+  csv          1 byte choosing the target column(s) (mod 7: none, "label", "0", "1", "y",
+               "y,z", "1,0") and what they hold (/7 mod 3: class labels, regression targets,
+               labels through the names cat, dog, 0), then
                the CSV text
   safetensors  files written by hand: an 8-byte little-endian header size, the JSON header
                padded with spaces to a multiple of 8, the little-endian F32 data
@@ -146,6 +148,10 @@ def main():
           '"1",  2 ,0\r\n\r\n 3 ,"4",1\r\n')
     write("csv", "column-y", "\x04x1,x2,x3,y\n0,0,0,3\n1,1,1,2\n\n\n2,2,2,1\n")
     write("csv", "tabs-blank-lines", "\x01\tp\t,\tlabel\n\n7,\t0\n   \n8,1")
+    write("csv", "class-names", '\x01a,label\n1,dog\n2,cat\n3,"a bird"\n4,cat\n')
+    write("csv", "targets-y-z", "\x0cx,y,z\n1,2.5,-3\n4,5e3,6\n")
+    write("csv", "targets-by-index", "\x0dt0,t1,f\n1,2,3\n4,5,6\n")
+    write("csv", "labels-through-names", "\x0fw,label\n1,cat\n2,dog\n3,0\n4,2\n")
 
     # ---- safetensors ----
     write("safetensors", "empty-header", safetensors([]))

@@ -32,7 +32,8 @@ static void path_in_dir(char *buf, size_t size, const char *name)
 
 static int dataset_is_empty(const nb_dataset *ds)
 {
-    return ds->count == 0 && !ds->u8 && !ds->f32 && !ds->labels && ds->classes == 0;
+    return ds->count == 0 && !ds->u8 && !ds->f32 && !ds->labels && ds->classes == 0 &&
+           !ds->targets && ds->target_count == 0 && !ds->class_names && !ds->target_names;
 }
 
 /* Loads one case as the manifest's naming convention says. */
@@ -45,6 +46,15 @@ static nb_status load_case(const char *name, nb_dataset *ds, nb_error *err)
         return nb_idx_load(ds, path, NULL, err);
     if (strncmp(name, "labels-", 7) == 0)
         return nb_idx_load(ds, good, path, err);
+    if (strncmp(name, "csvt-", 5) == 0) {
+        nb_csv_options opt = {.targets = "y,z", .kind = NB_TARGET_VALUES};
+        return nb_csv_load_with(ds, path, &opt, err);
+    }
+    if (strncmp(name, "csvn-", 5) == 0) {
+        static const char *const names[] = {"cat", "dog"};
+        nb_csv_options opt = {.targets = "label", .class_names = names, .class_count = 2};
+        return nb_csv_load_with(ds, path, &opt, err);
+    }
     return nb_csv_load(ds, path, "label", err);
 }
 
