@@ -240,6 +240,59 @@ expect 1 'trunc100\.safetensors' :: train trunc100.safetensors --data spirals -o
 [ ! -e x.safetensors ] || fail "no model file written by failed runs" "$(ls -l x.safetensors*)"
 echo "ok: truncated, garbage and inconsistent model files are refused, naming the file and tensor"
 
+# ---- regression and class names -------------------------------------------------------------
+printf 'a,b,y,z\n0.5,1,2.5,3\n1,2,3.5,-1\n2,1,0.25,4\n' > reg.csv
+printf 'a,b,y\n0.5,1,2\n1,2,five\n' > regtext.csv
+printf 'a,b,animal\n0.5,1,cat\n1,2,dog\n' > pets.csv
+printf 'a,b,animal\n0.5,1,cat\n1,2,cow\n' > cow.csv
+printf 'x = input(2)\nz = linear(x, 3)\ny = labels()\nl = cross_entropy(z, y)\n' > ce.nb
+"$NABLA" train 2-2 --loss mse --data csv:reg.csv:y,z --epochs 1 -q -o reg.safetensors ||
+    fail "training the regression model for the error tests"
+"$NABLA" train 2-2 --data csv:pets.csv:animal --epochs 1 -q -o pets.safetensors ||
+    fail "training the named-class model for the error tests"
+expect 2 '--loss' 'cross-entropy or mse' :: train 2-1 --loss hinge --data csv:reg.csv:y
+expect 2 '--normalize-targets' 'standard or none' :: train 2-1 --loss mse --normalize-targets minmax
+expect 2 '--top-k' 'integer from 1' "'0'" :: eval reg.safetensors --top-k 0
+expect 2 '--top-k' "'abc'" :: eval m.safetensors --top-k abc
+expect 2 '--top-k' 'eval option' :: predict m.safetensors --top-k 2
+expect 1 'csv:reg\.csv:y,z' '2 targets' 'predicts 1' :: train 2-1 --loss mse --data csv:reg.csv:y,z -o x.safetensors
+expect 1 'reg\.csv' 'no column named "w"' '"a", "b", "y", "z"' :: train 2-2 --loss mse --data csv:reg.csv:y,w -o x.safetensors
+expect 1 'reg\.csv' 'named twice' :: train 2-2 --loss mse --data csv:reg.csv:y,y -o x.safetensors
+expect 1 'csv:reg\.csv has no target' 'csv:reg\.csv:COLUMN\[,COLUMN' :: train 4-1 --loss mse --data csv:reg.csv -o x.safetensors
+expect 1 'regtext\.csv' 'line 3' '"five"' 'regression target' :: train 2-1 --loss mse --data csv:regtext.csv:y -o x.safetensors
+expect 1 'spirals has no target' 'csv:FILE:COLUMN' :: train 2-1 --loss mse --data spirals -o x.safetensors
+expect 1 'reg\.csv' 'one column' '--loss mse' :: train 2-8-2 --data csv:reg.csv:y,z -o x.safetensors
+expect 1 'reg\.csv' 'line 2' '"2\.5"' 'class label' '--loss mse' :: train 3-8-3 --data csv:reg.csv:y -o x.safetensors
+expect 1 'ce\.nb' 'cross_entropy' 'mse' :: train ce.nb --loss mse --data csv:reg.csv:y -o x.safetensors
+expect 1 '--loss cross-entropy' 'reg\.safetensors is a regression model' :: train reg.safetensors --loss cross-entropy --data csv:reg.csv:y,z -o x.safetensors
+expect 1 '--loss mse' 'm\.safetensors is a classification model' :: train m.safetensors --loss mse --data spirals -o x.safetensors
+expect 1 '--keep-metric accuracy' 'no accuracy' :: train 2-2 --loss mse --data csv:reg.csv:y,z --val-split 0.34 --keep best --keep-metric accuracy -o x.safetensors
+expect 1 'csv:reg\.csv has no target' :: eval reg.safetensors --data csv:reg.csv
+expect 1 'spirals has no target' :: eval reg.safetensors --data spirals
+expect 1 'cow\.csv' 'line 3' '"cow"' '"cat", "dog"' :: eval pets.safetensors --data csv:cow.csv:animal
+expect 1 'pets\.csv' 'class names' 'model has none' :: eval m.safetensors --data csv:pets.csv:animal
+expect 1 'cow\.csv' 'line 3' '"cow"' :: train 2-2 --data csv:pets.csv:animal --val csv:cow.csv:animal -o x.safetensors
+"$PY" - reg.safetensors <<'EOF2'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+(n,) = struct.unpack("<Q", raw[:8])
+header, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+def write(path, h):
+    text = json.dumps(h, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(text)) + text + data)
+h = json.loads(json.dumps(header)); h["__metadata__"]["nabla.loss"] = "hinge"; write("loss.safetensors", h)
+h = json.loads(json.dumps(header)); h["__metadata__"]["nabla.target_norm"] = "{\"mode\": \"feature\", \"eps\": 0, \"mean\": [1], \"std\": [1]}"; write("tnorm.safetensors", h)
+h = json.loads(json.dumps(header)); h["__metadata__"]["nabla.target_norm"] = "{\"mode\": \"feature\", \"eps\": 0, \"mean\": [1, 2], \"std\": [1, 0]}"; write("tstd.safetensors", h)
+h = json.loads(json.dumps(header)); del h["__metadata__"]["nabla.loss"]; write("noloss.safetensors", h)
+EOF2
+expect 1 'loss\.safetensors' "'nabla\.loss'" '"hinge"' 'mse' :: eval loss.safetensors --data csv:reg.csv:y,z
+expect 1 'tnorm\.safetensors' "'nabla\.target_norm'" '2 features' :: predict tnorm.safetensors --data csv:reg.csv:y,z
+expect 1 'tstd\.safetensors' "'nabla\.target_norm' entry 1" :: eval tstd.safetensors --data csv:reg.csv:y,z
+expect 1 'noloss\.safetensors' 'not a regression model' :: eval noloss.safetensors --data csv:reg.csv:y,z
+[ ! -e x.safetensors ] || fail "no model file written by failed runs" "$(ls -l x.safetensors*)"
+echo "ok: regression targets, class names and their model metadata: errors name the file, line, value or option"
+
 # ---- the environment ----------------------------------------------------------------------
 NABLA_GEMM=bogus expect 1 "'bogus'" 'portable' :: train 2-8-3 --data spirals -o x.safetensors
 expect 1 "'bogus'" 'portable' :: predict m.safetensors --data spirals --gemm bogus
