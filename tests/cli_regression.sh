@@ -12,7 +12,9 @@
 #     names, predict prints them, eval maps a test file's names through them, and an unknown
 #     name is an error naming the file, line and value;
 #   - eval's precision, recall, F1 (per class, macro, weighted) and top-k accuracy equal the
-#     figures computed from predict's classes and probabilities.
+#     figures computed from predict's classes and probabilities;
+#   - the README's regression commands (examples/linear.nb on examples/houses.csv) run as
+#     written and fit the flats to the noise (RMSE < 7 for σ = 6, R² > 0.98).
 # Run from the repository root: bash tests/cli_regression.sh.
 set -euo pipefail
 . "$(dirname "$0")/lib_cli.sh"
@@ -208,3 +210,30 @@ printf 'u,v,animal\n0,0,cat\n1,1,cow\n' > cow.csv
 grep -qE 'cow\.csv: line 3, field 3 \("animal"\): class "cow" is not one of the model.s 3 classes \("bird", "cat", "dog"\)' err.txt ||
     fail "the unknown class's error to name the file, line, field and the model's classes" "$(cat err.txt)"
 ok "class names: sorted from the data (bird, cat, dog), printed by predict, mapped by eval; precision/recall/F1/top-2 agree"
+
+# ---- the README's regression commands ------------------------------------------------------
+# The block marked for this test is run as written (build/nabla → the nabla under test, run
+# from a copy of the repository's examples/), so the README cannot drift from what works.
+"$PY" - "$ROOT/README.md" > readme.sh <<'EOF2'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+blocks = re.findall(r"<!-- tests/cli_regression\.sh runs this block -->\n```sh\n(.*?)```", text, re.S)
+assert len(blocks) == 1, "README.md: expected one sh block marked for tests/cli_regression.sh, found %d" % len(blocks)
+print(blocks[0].replace("build/nabla", '"$NABLA"'))
+EOF2
+[ -s readme.sh ] || fail "the README's marked regression block"
+mkdir -p readme/examples readme/out
+cp "$ROOT/examples/houses.csv" "$ROOT/examples/linear.nb" readme/examples/
+(cd readme && NABLA=$NABLA bash -euo pipefail ../readme.sh >../readme.out 2>../readme.err) ||
+    fail "the README's regression commands to run" "$(cat readme.err)"
+pycheck "the README's commands: R² > 0.98 and RMSE < 7 on the flats (noise σ = 6), predict's header index,price, the MLP saved" '
+import re, sys
+out = open(sys.argv[1]).read()
+m = re.search(r"^price +([0-9.e+-]+) +([0-9.e+-]+) +([0-9.e+-]+) +([0-9.]+)$", out, re.M)
+assert m, out
+mse, rmse, mae, r2 = map(float, m.groups())
+assert r2 > 0.98 and rmse < 7 and abs(rmse * rmse - mse) < 1e-3 * mse, (mse, rmse, r2)
+assert "\nindex,price\n0," in out, out
+' readme.out
+[ -s readme/out/houses-mlp.safetensors ] || fail "the README's MLP regression saved"
+ok "the README's regression commands run: $(grep -E '^price ' readme.out | awk '{ print "RMSE " $3 ", R² " $5 }')"
