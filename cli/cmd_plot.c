@@ -3,6 +3,7 @@
  * columns (training logs, the examples' saturation and GD-vs-SGD numbers). Drawing is in
  * plot.c. */
 #include "cli.h"
+#include "csv_table.h"
 #include "plot.h"
 
 #include <errno.h>
@@ -139,207 +140,132 @@ static void csv_help(void)
 {
     printf("Usage: nabla plot-csv FILE.csv -o FILE.png --x COLUMN --y COL[=LABEL],… [OPTIONS]\n\n"
            "Draws line charts of CSV columns (a header row of names, then numbers; empty cells\n"
-           "and 'nan' are gaps). Each --y makes a panel; panels sit side by side.\n\n"
+           "and 'nan' are gaps). Each --y makes a panel; panels sit side by side. A column with\n"
+           "no number at all draws nothing and gets no legend entry.\n\n"
            "Options:\n"
            "  --x COLUMN           the x axis (a name, or a 0-based index)\n"
            "  --y COL[=LABEL],…    one panel with these columns, LABEL naming them in the legend\n"
+           "  --group COLUMN       long format: one line per distinct value of COLUMN (text or\n"
+           "                       numbers), in the order they first appear, for each --y column\n"
            "  -o, --output FILE    the picture (PNG; default FILE with .png for .csv)\n"
-           "  --title TEXT         above all panels\n"
+           "  --title TEXT         above all panels (default: what is drawn against what, and\n"
+           "                       the file; --title '' for none)\n"
            "  --panel-title TEXT   the next panel's title (repeat, in --y order)\n"
            "  --xlabel TEXT        x axis label (default: the column name)\n"
-           "  --ylabel TEXT        the next panel's y axis label (repeat, in --y order)\n"
+           "  --ylabel TEXT        the next panel's y axis label (repeat, in --y order; default:\n"
+           "                       what its columns' names share, e.g. 'loss' for train_loss and\n"
+           "                       val_loss, else their labels)\n"
            "  --log-y[=N,…]        logarithmic y axis for all panels, or panels N,… (1-based)\n"
            "  --size WxH           picture size in pixels (default 560 wide per panel × 440)\n"
            "  -h, --help           this help\n\n"
-           "Example (nabla train --log):\n"
+           "Examples:\n"
            "  nabla plot-csv log.csv --x epoch --y train_loss,val_loss \\\n"
-           "      --y train_accuracy,val_accuracy -o curves.png\n");
+           "      --y train_accuracy,val_accuracy -o curves.png          (nabla train --log)\n"
+           "  nabla plot-csv paths.csv --x samples_seen --y loss --group method --log-y \\\n"
+           "      -o paths.png                                           (examples/regression --log)\n");
 }
 
-typedef struct table {
-    int cols;
-    char **names;
-    int64_t rows, cap;
-    double *v;         /* rows × cols */
-    int64_t *bad_row;  /* per column: first line (1-based) with a non-number, or 0 */
-    char **bad_text;   /* per column: that cell */
-} table;
+enum { MAX_PANELS = 8, MAX_GROUPS = 64, MAX_COLUMNS = 64 /* in one panel */ };
 
-static void table_free(table *t)
+/* The rows of a long-format table grouped by the text of its kept column: the distinct values
+ * in order of first appearance, and the row order that puts each group's rows together
+ * (stable, so each line keeps the file's order). */
+typedef struct grouping {
+    int count;
+    const char *name[MAX_GROUPS]; /* borrowed from the table */
+    int64_t start[MAX_GROUPS + 1];
+    int64_t *order;               /* rows */
+} grouping;
+
+static nb_status group_rows(const csv_table *t, const char *path, grouping *g, nb_error *err)
 {
-    for (int i = 0; i < t->cols; i++) {
-        free(t->names[i]);
-        if (t->bad_text)
-            free(t->bad_text[i]);
+    int *id = malloc((size_t)(t->rows ? t->rows : 1) * sizeof *id);
+    g->order = malloc((size_t)(t->rows ? t->rows : 1) * sizeof *g->order);
+    if (!id || !g->order) {
+        free(id);
+        return nb_error_set(err, NB_ENOMEM, "out of memory");
     }
-    free(t->names);
-    free(t->v);
-    free(t->bad_row);
-    free(t->bad_text);
-    memset(t, 0, sizeof *t);
-}
-
-/* Splits a CSV line in place into at most `cap` fields (quotes stripped, "" → ", spaces
- * around a field trimmed). Returns the number of fields. */
-static int split_fields(char *line, char **fields, int cap)
-{
-    int n = 0;
-    char *s = line;
-    for (;;) {
-        while (*s == ' ' || *s == '\t')
-            s++;
-        char *start = s, *out = s;
-        if (*s == '"') {
-            start = out = ++s;
-            while (*s && !(*s == '"' && s[1] != '"')) {
-                if (*s == '"')
-                    s++;
-                *out++ = *s++;
+    g->count = 0;
+    for (int64_t r = 0; r < t->rows; r++) {
+        int k = 0;
+        while (k < g->count && strcmp(g->name[k], t->text[r]) != 0)
+            k++;
+        if (k == g->count) {
+            if (g->count == MAX_GROUPS) {
+                free(id);
+                return nb_error_set(err, NB_EINVAL, "%s: --group %s: more than %d groups (a "
+                                    "legend cannot tell that many lines apart)", path,
+                                    t->names[t->keep], MAX_GROUPS);
             }
-            if (*s == '"')
-                s++;
-            while (*s && *s != ',')
-                s++;
-        } else {
-            while (*s && *s != ',')
-                s++;
-            out = s;
-            while (out > start && (out[-1] == ' ' || out[-1] == '\t'))
-                out--;
+            g->name[g->count++] = t->text[r];
         }
-        char sep = *s;
-        *out = 0;
-        if (n < cap)
-            fields[n] = start;
-        n++;
-        if (sep != ',')
-            break;
-        s++;
+        id[r] = k;
     }
-    return n < cap ? n : cap;
+    int64_t at = 0;
+    for (int k = 0; k < g->count; k++) {
+        g->start[k] = at;
+        for (int64_t r = 0; r < t->rows; r++)
+            if (id[r] == k)
+                g->order[at++] = r;
+    }
+    g->start[g->count] = at;
+    free(id);
+    return NB_OK;
 }
 
-static nb_status read_table(const char *path, table *t, nb_error *err)
+/* What a panel's columns are called together: the word after the last '_' that all their
+ * names share (train_loss, val_loss → "loss"), else the word before the first one
+ * (loss_train, loss_val → "loss"), else their labels joined, if that stays short. */
+static void shared_label(char *const *names, char *const *labels, int n, char *buf, size_t size)
 {
-    memset(t, 0, sizeof *t);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return nb_error_set(err, NB_EIO, "%s: %s", path, strerror(errno));
-    enum { MAX_COLS = 4096 };
-    char *line = NULL, **fields = malloc(MAX_COLS * sizeof *fields);
-    size_t cap = 0;
-    ssize_t len;
-    int64_t lineno = 0;
-    nb_status s = fields ? NB_OK : nb_error_set(err, NB_ENOMEM, "out of memory");
-    while (!s && (len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = 0;
-        char *text = line;
-        if (lineno == 1 && strncmp(text, "\xEF\xBB\xBF", 3) == 0)
-            text += 3; /* UTF-8 byte-order mark */
-        if (!*text)
+    if (n == 1) {
+        snprintf(buf, size, "%s", labels[0]);
+        return;
+    }
+    for (int side = 0; side < 2; side++) {
+        const char *cut = side == 0 ? strrchr(names[0], '_') : strchr(names[0], '_');
+        if (!cut)
             continue;
-        int n = split_fields(text, fields, MAX_COLS);
-        if (!t->names) {
-            t->cols = n;
-            t->names = calloc((size_t)n, sizeof *t->names);
-            t->bad_row = calloc((size_t)n, sizeof *t->bad_row);
-            t->bad_text = calloc((size_t)n, sizeof *t->bad_text);
-            if (!t->names || !t->bad_row || !t->bad_text) {
-                s = nb_error_set(err, NB_ENOMEM, "out of memory");
-                break;
-            }
-            for (int i = 0; i < n && !s; i++)
-                if (!(t->names[i] = strdup(fields[i])))
-                    s = nb_error_set(err, NB_ENOMEM, "out of memory");
-            continue;
+        size_t len = side == 0 ? strlen(cut + 1) : (size_t)(cut - names[0]);
+        const char *word = side == 0 ? cut + 1 : names[0];
+        int all = len > 0;
+        for (int i = 1; i < n && all; i++) {
+            size_t li = strlen(names[i]);
+            all = li > len && (side == 0 ? names[i][li - len - 1] == '_' &&
+                                               strcmp(names[i] + li - len, word) == 0
+                                         : names[i][len] == '_' &&
+                                               strncmp(names[i], word, len) == 0);
         }
-        if (n != t->cols) {
-            s = nb_error_set(err, NB_EFORMAT, "%s:%lld: %d fields, the header has %d", path,
-                             (long long)lineno, n, t->cols);
-            break;
+        if (all) {
+            snprintf(buf, size, "%.*s", (int)len, word);
+            return;
         }
-        if (t->rows == t->cap) {
-            int64_t c2 = t->cap ? 2 * t->cap : 256;
-            double *v = realloc(t->v, (size_t)(c2 * t->cols) * sizeof *v);
-            if (!v) {
-                s = nb_error_set(err, NB_ENOMEM, "out of memory reading %s", path);
-                break;
-            }
-            t->v = v;
-            t->cap = c2;
-        }
-        for (int i = 0; i < n; i++) {
-            char *end;
-            double v = NAN;
-            if (*fields[i]) {
-                v = strtod(fields[i], &end);
-                if (*end || end == fields[i]) {
-                    v = NAN;
-                    if (!t->bad_row[i]) {
-                        t->bad_row[i] = lineno;
-                        t->bad_text[i] = strdup(fields[i]);
-                    }
-                }
-            }
-            t->v[t->rows * t->cols + i] = v;
-        }
-        t->rows++;
     }
-    if (!s && ferror(f))
-        s = nb_error_set(err, NB_EIO, "%s: read error", path);
-    if (!s && !t->names)
-        s = nb_error_set(err, NB_EFORMAT, "%s: empty file (expected a header row)", path);
-    free(line);
-    free(fields);
-    fclose(f);
-    if (s)
-        table_free(t);
-    return s;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "", labels[i]);
+    if (used > 40)
+        buf[0] = '\0'; /* too long to read along an axis: the legend says it */
 }
 
-/* A column by name, else by 0-based index; -1 with err set when absent or not numeric. */
-static int find_column(const table *t, const char *path, const char *name, nb_error *err)
+static const char *base_of(const char *path)
 {
-    int col = -1;
-    for (int i = 0; i < t->cols && col < 0; i++)
-        if (strcmp(t->names[i], name) == 0)
-            col = i;
-    if (col < 0) {
-        char *end;
-        long k = strtol(name, &end, 10);
-        if (*name && !*end && k >= 0 && k < t->cols)
-            col = (int)k;
-    }
-    if (col < 0) {
-        char list[1024] = "";
-        size_t used = 0;
-        for (int i = 0; i < t->cols && used < sizeof list; i++)
-            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                                     t->names[i]);
-        nb_error_set(err, NB_EINVAL, "%s: no column '%s' (columns: %s)", path, name, list);
-        return -1;
-    }
-    if (t->bad_row[col]) {
-        nb_error_set(err, NB_EFORMAT, "%s:%lld: column '%s': '%s' is not a number", path,
-                     (long long)t->bad_row[col], t->names[col], t->bad_text[col]);
-        return -1;
-    }
-    return col;
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
 }
 
 int cmd_plot_csv(int argc, char **argv)
 {
-    enum { O_X = 256, O_Y, O_TITLE, O_PANEL_TITLE, O_XLABEL, O_YLABEL, O_LOG_Y, O_SIZE, MAX_PANELS = 8 };
+    enum { O_X = 256, O_Y, O_TITLE, O_PANEL_TITLE, O_XLABEL, O_YLABEL, O_LOG_Y, O_SIZE, O_GROUP };
     static const struct option options[] = {
         {"x", required_argument, 0, O_X}, {"y", required_argument, 0, O_Y},
         {"output", required_argument, 0, 'o'}, {"title", required_argument, 0, O_TITLE},
         {"panel-title", required_argument, 0, O_PANEL_TITLE},
         {"xlabel", required_argument, 0, O_XLABEL}, {"ylabel", required_argument, 0, O_YLABEL},
         {"log-y", optional_argument, 0, O_LOG_Y}, {"size", required_argument, 0, O_SIZE},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *xcol = NULL, *output = NULL, *title = NULL, *xlabel = NULL;
+        {"group", required_argument, 0, O_GROUP}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *xcol = NULL, *output = NULL, *title = NULL, *xlabel = NULL, *group = NULL;
     const char *ys[MAX_PANELS], *ptitles[MAX_PANELS] = {0}, *ylabels[MAX_PANELS] = {0};
     int ny = 0, nptitles = 0, nylabels = 0, log_all = 0, log_panel[MAX_PANELS + 1] = {0};
     int width = 0, height = 440, c;
@@ -351,6 +277,7 @@ int cmd_plot_csv(int argc, char **argv)
                 return cli_usage_error("plot-csv", "at most %d panels (--y)", MAX_PANELS);
             ys[ny++] = optarg;
             break;
+        case O_GROUP: group = optarg; break;
         case 'o': output = optarg; break;
         case O_TITLE: title = optarg; break;
         case O_PANEL_TITLE:
@@ -405,29 +332,40 @@ int cmd_plot_csv(int argc, char **argv)
         width = ny == 1 ? 640 : 560 * ny > 1800 ? 1800 : 560 * ny;
 
     nb_error err = {0};
-    table t = {0};
+    csv_table t = {0};
+    grouping g = {.count = 1};
     int status = 1, count = 0;
-    char *specs[MAX_PANELS] = {0};
+    char *specs[MAX_PANELS] = {0}, *series_labels = NULL;
+    char ylabel_text[MAX_PANELS][128], title_text[1024];
     plot_series *series = NULL;
-    double *xs = NULL;
+    double *cols = NULL;
     plot_panel panels[MAX_PANELS];
-    if (plot_check(&err) || read_table(path, &t, &err))
+    if (plot_check(&err) || csv_table_read(path, group, &t, &err))
         goto done;
-    int x = find_column(&t, path, xcol, &err);
+    int x = csv_table_column(&t, path, xcol, &err);
     if (x < 0)
         goto done;
-    if (!(series = calloc((size_t)t.cols * MAX_PANELS, sizeof *series)) ||
-        !(xs = malloc((size_t)(t.cols * (t.rows ? t.rows : 1)) * sizeof *xs))) {
+    if (group && group_rows(&t, path, &g, &err))
+        goto done;
+    if (!group) {
+        g.start[0] = 0, g.start[1] = t.rows;
+    }
+    /* at most t.cols series per panel, each split into g.count lines, each with a label */
+    size_t per_panel = (size_t)t.cols * (size_t)g.count, label_size = 160;
+    if (!(series = calloc(per_panel * MAX_PANELS, sizeof *series)) ||
+        !(series_labels = malloc(per_panel * MAX_PANELS * label_size)) ||
+        !(cols = malloc((size_t)t.cols * (size_t)(t.rows ? t.rows : 1) * sizeof *cols))) {
         nb_error_set(&err, NB_ENOMEM, "out of memory");
         goto done;
     }
-    /* columns one after another (a series needs contiguous y values) */
+    /* column-major, rows in group order: a line is a contiguous run of x and y values */
     for (int k = 0; k < t.cols; k++)
         for (int64_t r = 0; r < t.rows; r++)
-            xs[k * t.rows + r] = t.v[r * t.cols + k];
+            cols[k * t.rows + r] = t.v[(group ? g.order[r] : r) * t.cols + k];
     for (int p = 0; p < ny; p++) {
-        plot_series *ps = series + (size_t)p * t.cols;
-        int ns = 0;
+        plot_series *ps = series + per_panel * (size_t)p;
+        char *names[MAX_COLUMNS], *labels[MAX_COLUMNS];
+        int ns = 0, ncols = 0;
         if (!(specs[p] = strdup(ys[p]))) {
             nb_error_set(&err, NB_ENOMEM, "out of memory");
             goto done;
@@ -436,24 +374,57 @@ int cmd_plot_csv(int argc, char **argv)
             char *label = strchr(item, '=');
             if (label)
                 *label++ = 0;
-            int col = find_column(&t, path, item, &err);
+            int col = csv_table_column(&t, path, item, &err);
             if (col < 0)
                 goto done;
-            if (ns == t.cols) {
-                nb_error_set(&err, NB_EINVAL, "--y %s: more series than columns", ys[p]);
+            if (ncols == t.cols || ncols == MAX_COLUMNS) {
+                nb_error_set(&err, NB_EINVAL, "--y %s: more series than the %d columns of %s "
+                             "(or above %d)", ys[p], t.cols, path, MAX_COLUMNS);
                 goto done;
             }
-            ps[ns++] = (plot_series){label ? label : t.names[col], xs + (int64_t)x * t.rows,
-                                     xs + (int64_t)col * t.rows, t.rows};
+            names[ncols] = t.names[col];
+            labels[ncols++] = label ? label : t.names[col];
+            for (int k = 0; k < g.count; k++) {
+                char *text = series_labels + (per_panel * (size_t)p + (size_t)ns) * label_size;
+                if (!group)
+                    snprintf(text, label_size, "%s", labels[ncols - 1]);
+                else if (strchr(ys[p], ','))
+                    snprintf(text, label_size, "%s: %s", g.name[k], labels[ncols - 1]);
+                else
+                    snprintf(text, label_size, "%s", g.name[k]);
+                int64_t from = g.start[k], n = g.start[k + 1] - from;
+                ps[ns++] = (plot_series){text, cols + (int64_t)x * t.rows + from,
+                                         cols + (int64_t)col * t.rows + from, n};
+            }
         }
-        if (!ns) {
+        if (!ncols) {
             nb_error_set(&err, NB_EINVAL, "--y '%s': no column named", ys[p]);
             goto done;
         }
-        panels[count++] = (plot_panel){ptitles[p], xlabel ? xlabel : t.names[x], ylabels[p], ps,
-                                       ns, log_all || log_panel[p + 1]};
+        const char *ylabel = ylabels[p];
+        if (!ylabel) {
+            shared_label(names, labels, ncols, ylabel_text[p], sizeof ylabel_text[p]);
+            ylabel = ylabel_text[p][0] ? ylabel_text[p] : NULL;
+        }
+        panels[count++] = (plot_panel){ptitles[p], xlabel ? xlabel : t.names[x], ylabel, ps, ns,
+                                       log_all || log_panel[p + 1]};
     }
-    if (plot_lines(output, title, panels, count, width, height, &err))
+    if (!title) { /* "loss, accuracy against epoch, one line per method (log.csv)" */
+        size_t used = 0;
+        for (int p = 0; p < count && used < sizeof title_text; p++)
+            if (panels[p].ylabel)
+                used += (size_t)snprintf(title_text + used, sizeof title_text - used, "%s%s",
+                                         used ? ", " : "", panels[p].ylabel);
+        if (used && used < sizeof title_text)
+            snprintf(title_text + used, sizeof title_text - used, " against %s%s%s (%s)",
+                     panels[0].xlabel, group ? ", one line per " : "",
+                     group ? t.names[t.keep] : "", base_of(path));
+        else if (!used)
+            snprintf(title_text, sizeof title_text, "%s%s%s", base_of(path),
+                     group ? ", one line per " : "", group ? t.names[t.keep] : "");
+        title = title_text;
+    }
+    if (plot_lines(output, *title ? title : NULL, panels, count, width, height, &err))
         goto done;
     status = 0;
 done:
@@ -462,7 +433,9 @@ done:
     for (int p = 0; p < ny; p++)
         free(specs[p]);
     free(series);
-    free(xs);
-    table_free(&t);
+    free(series_labels);
+    free(cols);
+    free(g.order);
+    csv_table_free(&t);
     return status;
 }

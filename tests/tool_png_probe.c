@@ -4,6 +4,12 @@
  *   tool_png_probe FILE.png [X Y]...   "WIDTH HEIGHT", then "R G B" (decimal) per pixel (X, Y)
  *   tool_png_probe --stats FILE.png    "WIDTH HEIGHT COLOURS NONWHITE": the number of distinct
  *                                      colours and the fraction of pixels that are not white
+ *   tool_png_probe --count FILE.png RRGGBB...   per colour (hex), how many pixels have exactly it
+ *   tool_png_probe --legends FILE.png  a line "X0 Y0 X1 Y1 TINTED" per legend box (a rectangle
+ *                                      framed in #BBBBBB, as cli/plot_lines.c draws legends):
+ *                                      TINTED counts the pixels inside it, right of the line
+ *                                      samples (34 px), that are not grey — a curve showing
+ *                                      through the box's 90 % white
  *
  * Exit status 1 on a file cairo cannot read or a pixel outside the picture, 2 on usage, 3 when
  * built without cairo. */
@@ -38,14 +44,57 @@ static int compare(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Not grey: the channels differ by more than antialiasing of grey text on white gives. */
+static int tinted(uint32_t v)
+{
+    int r = v >> 16 & 0xFF, g = v >> 8 & 0xFF, b = v & 0xFF;
+    int hi = r > g ? (r > b ? r : b) : (g > b ? g : b), lo = r < g ? (r < b ? r : b) : (g < b ? g : b);
+    return hi - lo > 3;
+}
+
+/* Rectangles framed by FRAME: from each top-left corner, along the top and left edges, then
+ * the bottom and right edges checked. */
+static void legends(cairo_surface_t *s, int w, int h)
+{
+    const uint32_t frame = 0xBBBBBB;
+    for (int y = 1; y < h; y++)
+        for (int x = 1; x < w; x++) {
+            if (pixel(s, x, y) != frame || pixel(s, x - 1, y) == frame || pixel(s, x, y - 1) == frame)
+                continue;
+            int x1 = x, y1 = y;
+            while (x1 + 1 < w && pixel(s, x1 + 1, y) == frame)
+                x1++;
+            while (y1 + 1 < h && pixel(s, x, y1 + 1) == frame)
+                y1++;
+            if (x1 - x < 40 || y1 - y < 12)
+                continue;
+            int closed = 1;
+            for (int i = x; i <= x1 && closed; i++)
+                closed = pixel(s, i, y1) == frame;
+            for (int j = y; j <= y1 && closed; j++)
+                closed = pixel(s, x1, j) == frame;
+            if (!closed)
+                continue;
+            long count = 0;
+            for (int j = y + 1; j < y1; j++)
+                for (int i = x + 34; i < x1; i++)
+                    count += tinted(pixel(s, i, j));
+            printf("%d %d %d %d %ld\n", x, y, x1, y1, count);
+        }
+}
+
 int main(int argc, char **argv)
 {
     int stats = argc > 1 && strcmp(argv[1], "--stats") == 0;
-    if (argc < 2 + stats || (!stats && (argc - 2) % 2 != 0)) {
-        fprintf(stderr, "usage: %s FILE.png [X Y]... | --stats FILE.png\n", argv[0]);
+    int count = argc > 1 && strcmp(argv[1], "--count") == 0;
+    int boxes = argc > 1 && strcmp(argv[1], "--legends") == 0;
+    int mode = stats || count || boxes;
+    if (argc < 2 + mode || (!mode && (argc - 2) % 2 != 0) || ((stats || boxes) && argc != 3)) {
+        fprintf(stderr, "usage: %s FILE.png [X Y]... | --stats FILE.png | --count FILE.png "
+                "RRGGBB... | --legends FILE.png\n", argv[0]);
         return 2;
     }
-    const char *path = argv[1 + stats];
+    const char *path = argv[1 + mode];
     cairo_surface_t *s = cairo_image_surface_create_from_png(path);
     if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
         fprintf(stderr, "%s: %s\n", path, cairo_status_to_string(cairo_surface_status(s)));
@@ -54,7 +103,24 @@ int main(int argc, char **argv)
     }
     cairo_surface_flush(s);
     int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s), status = 0;
-    if (stats) {
+    if (boxes) {
+        legends(s, w, h);
+    } else if (count) {
+        for (int i = 3; i < argc; i++) {
+            char *end;
+            unsigned long want = strtoul(argv[i], &end, 16);
+            if (*end || end == argv[i] || want > 0xFFFFFF) {
+                fprintf(stderr, "%s: expected a colour RRGGBB, got '%s'\n", argv[0], argv[i]);
+                status = 2;
+                break;
+            }
+            long n = 0;
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    n += pixel(s, x, y) == want;
+            printf("%ld\n", n);
+        }
+    } else if (stats) {
         uint32_t *all = malloc((size_t)w * h * sizeof *all);
         if (!all) {
             fprintf(stderr, "out of memory\n");
