@@ -50,8 +50,8 @@ static void help(void)
            "  --warmup N           linear warm-up over N steps\n"
            "  --init-scheme NAME   torch|kaiming-normal|kaiming-uniform|xavier-normal|xavier-uniform\n"
            "                       (default kaiming-uniform, §5.8)\n"
-           "  --init FILE          start from the weights in FILE (safetensors)\n"
-           "Run:\n"
+           "  --init FILE          start from the weights in FILE (safetensors)\n");
+    printf("Run:\n"
            "  -o, --output FILE    the trained model (default model.safetensors)\n"
            "  --checkpoint FILE    written atomically after every epoch and when stopped by a\n"
            "                       signal (default OUTPUT.ckpt); 'none': no checkpoints\n"
@@ -65,7 +65,8 @@ static void help(void)
            "                       --val-split, and carry over --resume\n"
            "  --log FILE           per-epoch CSV log\n"
            "  --plot FILE.png      training curves: loss and accuracy per epoch, training vs\n"
-           "                       validation (the epochs of this run)\n"
+           "                       validation, and the --test result; after --resume, the\n"
+           "                       earlier epochs come from the --log file\n"
            "  --seed N             seed for initialisation, order and dropout (default 1)\n"
            "  --threads N          threads (default: all cores)\n"
            "  --gemm NAME          auto|onednn|openblas|portable matrix-product backend\n"
@@ -551,6 +552,10 @@ int cmd_train(int argc, char **argv)
             goto done;
         if (!quiet)
             fprintf(stderr, "resuming from %s after epoch %d\n", checkpoint, nb_trainer_epoch(t));
+        /* the curves show the whole run: the epochs before the stop come from the log */
+        if (plot && log_path && access(log_path, R_OK) == 0 &&
+            plot_history_read_log(&r.history, log_path, nb_trainer_epoch(t), &err))
+            goto done;
     }
     if (dist) {
         if (nb_trainer_set_dist(t, dist, &err))
@@ -644,7 +649,7 @@ int cmd_train(int argc, char **argv)
     if (plot) {
         char title[512];
         snprintf(title, sizeof title, "nabla train %s on %s", model_arg, data);
-        if (plot_training_curves(plot, title, &r.history, &err))
+        if (plot_training_curves(plot, title, &r.history, test_loss, test_acc, &err))
             goto done;
         if (!quiet)
             fprintf(stderr, "training curves: %s\n", plot);

@@ -2,6 +2,7 @@
  * shares — text, a white surface to draw on, and writing it as PNG. cairo draws, and
  * cairo_surface_write_to_png encodes; nabla writes no image format of its own. The axes are in
  * plot_axes.c, line charts in plot_lines.c, decision regions in plot_regions.c. */
+#include "csv_table.h"
 #include "plot_draw.h"
 
 #include <errno.h>
@@ -59,6 +60,45 @@ nb_status plot_history_add(plot_history *h, const nb_epoch_stats *s, nb_error *e
     }
     h->stats[h->n++] = *s;
     return NB_OK;
+}
+
+nb_status plot_history_read_log(plot_history *h, const char *path, int upto, nb_error *err)
+{
+    csv_table t;
+    nb_status s = csv_table_read(path, NULL, &t, err);
+    if (s)
+        return s;
+    int epoch = -1, col[7];
+    static const char *const names[7] = {"step", "lr", "train_loss", "train_accuracy",
+                                         "val_loss", "val_accuracy", "seconds"};
+    for (int i = 0; i < t.cols; i++)
+        if (strcmp(t.names[i], "epoch") == 0)
+            epoch = i;
+    for (int k = 0; k < 7; k++) {
+        col[k] = -1;
+        for (int i = 0; i < t.cols; i++)
+            if (strcmp(t.names[i], names[k]) == 0)
+                col[k] = i;
+    }
+    if (epoch < 0)
+        s = nb_error_set(err, NB_EFORMAT, "%s: not a training log (no column 'epoch')", path);
+    for (int e = 1; !s && e <= upto; e++) {
+        int64_t row = -1;
+        for (int64_t r = 0; r < t.rows; r++)
+            if (t.v[r * t.cols + epoch] == e)
+                row = r;
+        if (row < 0)
+            continue; /* not logged: a gap in the curves */
+        double v[7];
+        for (int k = 0; k < 7; k++)
+            v[k] = col[k] >= 0 ? t.v[row * t.cols + col[k]] : NAN;
+        nb_epoch_stats st = {.epoch = e, .step = isfinite(v[0]) ? (int64_t)v[0] : 0, .lr = v[1],
+                             .train_loss = v[2], .train_accuracy = v[3], .val_loss = v[4],
+                             .val_accuracy = v[5], .seconds = v[6], .samples_per_second = NAN};
+        s = plot_history_add(h, &st, err);
+    }
+    csv_table_free(&t);
+    return s;
 }
 
 void plot_history_free(plot_history *h)

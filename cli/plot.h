@@ -48,10 +48,17 @@ typedef struct plot_history {
 nb_status plot_history_add(plot_history *h, const nb_epoch_stats *s, nb_error *err);
 void plot_history_free(plot_history *h);
 
+/* The epochs 1..upto of a training log written by train --log, appended to h: what a resumed
+ * run did before it stopped. A later row for the same epoch wins (an epoch redone because the
+ * run stopped between its log line and its checkpoint); columns other than epoch may be
+ * missing (NaN). Errors name the file: unreadable, or no column 'epoch'. */
+nb_status plot_history_read_log(plot_history *h, const char *path, int upto, nb_error *err);
+
 /* Training curves: loss and accuracy per epoch, training vs validation (when the run had a
- * validation set), in two panels. */
+ * validation set), in two panels; the test set's loss and accuracy (NaN: none) as a marked
+ * point after the last epoch, their values in the legend. */
 nb_status plot_training_curves(const char *path, const char *title, const plot_history *h,
-                               nb_error *err);
+                               double test_loss, double test_accuracy, nb_error *err);
 
 typedef struct plot_regions_options {
     int size;              /* side of the square region in pixels (axes and legend add) */

@@ -14,6 +14,7 @@
 #include "plot_draw.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #ifndef NB_HAVE_CAIRO
@@ -26,9 +27,9 @@ nb_status plot_lines(const char *path, const char *title, const plot_panel *pane
 }
 
 nb_status plot_training_curves(const char *path, const char *title, const plot_history *h,
-                               nb_error *err)
+                               double test_loss, double test_accuracy, nb_error *err)
 {
-    (void)path, (void)title, (void)h;
+    (void)path, (void)title, (void)h, (void)test_loss, (void)test_accuracy;
     return plot_check(err);
 }
 
@@ -215,10 +216,12 @@ static void draw_panel(cairo_t *cr, const plot_panel *p, double x, double y, dou
                 cairo_move_to(cr, px, py);
         }
         cairo_stroke(cr);
-        if (used <= 40) /* few points: mark each, so that a single epoch still shows */
+        if (used <= 40) /* few points: mark each, so that a single epoch still shows; a lone
+                         * point (e.g. the test result) larger */
             for (int64_t i = 0; i < ser->n; i++)
                 if (usable(&a, ser->x[i], ser->y[i])) {
-                    cairo_arc(cr, ax_x(&a, ser->x[i]), ax_y(&a, ser->y[i]), 3, 0, 2 * PI);
+                    cairo_arc(cr, ax_x(&a, ser->x[i]), ax_y(&a, ser->y[i]), used == 1 ? 5 : 3, 0,
+                              2 * PI);
                     cairo_fill(cr);
                 }
     }
@@ -238,10 +241,15 @@ static void draw_panel(cairo_t *cr, const plot_panel *p, double x, double y, dou
             continue;
         double yy = ly + 4 + r++ * row + row / 2;
         plot_set_rgb(cr, plot_class_base(s));
-        cairo_set_line_width(cr, 2);
-        cairo_move_to(cr, lx + 7, yy);
-        cairo_line_to(cr, lx + 7 + sample, yy);
-        cairo_stroke(cr);
+        if (usable_points(&a, &p->series[s]) == 1) { /* a point, not a line */
+            cairo_arc(cr, lx + 7 + sample / 2, yy, 4, 0, 2 * PI);
+            cairo_fill(cr);
+        } else {
+            cairo_set_line_width(cr, 2);
+            cairo_move_to(cr, lx + 7, yy);
+            cairo_line_to(cr, lx + 7 + sample, yy);
+            cairo_stroke(cr);
+        }
         plot_set_rgb(cr, 0x222222);
         plot_text(cr, lx + sample + 13, yy, p->series[s].label, 0, 0.5);
     }
@@ -271,14 +279,13 @@ nb_status plot_lines(const char *path, const char *title, const plot_panel *pane
 }
 
 nb_status plot_training_curves(const char *path, const char *title, const plot_history *h,
-                               nb_error *err)
+                               double test_loss, double test_accuracy, nb_error *err)
 {
     int n = h->n; /* 0 (a resumed run that had nothing left to do): empty axes */
     double *buf = malloc((size_t)(n ? n : 1) * 5 * sizeof *buf);
     if (!buf)
         return nb_error_set(err, NB_ENOMEM, "out of memory for the training curves");
     double *epoch = buf, *tl = buf + n, *ta = buf + 2 * n, *vl = buf + 3 * n, *va = buf + 4 * n;
-    int have_val = 0;
     for (int i = 0; i < n; i++) {
         const nb_epoch_stats *e = &h->stats[i];
         epoch[i] = e->epoch;
@@ -286,13 +293,20 @@ nb_status plot_training_curves(const char *path, const char *title, const plot_h
         ta[i] = 100 * e->train_accuracy;
         vl[i] = e->val_loss;
         va[i] = 100 * e->val_accuracy;
-        have_val |= !isnan(e->val_loss);
     }
-    plot_series loss[2] = {{"training", epoch, tl, n}, {"validation", epoch, vl, n}};
-    plot_series acc[2] = {{"training", epoch, ta, n}, {"validation", epoch, va, n}};
+    /* the test set, evaluated once after the last epoch: one marked point there, its value in
+     * the legend (a series without a number — no --test, no validation — has no entry) */
+    double last = n ? epoch[n - 1] : 0, test_pct = 100 * test_accuracy;
+    char loss_label[64], acc_label[64];
+    snprintf(loss_label, sizeof loss_label, "test: %.4f", test_loss);
+    snprintf(acc_label, sizeof acc_label, "test: %.2f %%", test_pct);
+    plot_series loss[3] = {{"training", epoch, tl, n}, {"validation", epoch, vl, n},
+                           {loss_label, &last, &test_loss, n ? 1 : 0}};
+    plot_series acc[3] = {{"training", epoch, ta, n}, {"validation", epoch, va, n},
+                          {acc_label, &last, &test_pct, n ? 1 : 0}};
     plot_panel panels[2] = {
-        {"loss (cross-entropy)", "epoch", "loss", loss, 1 + have_val, 0},
-        {"accuracy", "epoch", "accuracy (%)", acc, 1 + have_val, 0},
+        {"loss (cross-entropy)", "epoch", "loss", loss, 3, 0},
+        {"accuracy", "epoch", "accuracy (%)", acc, 3, 0},
     };
     nb_status s = plot_lines(path, title, panels, 2, 1100, 440, err);
     free(buf);

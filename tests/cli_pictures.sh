@@ -230,6 +230,89 @@ read -r w h colours nonwhite < <(probe --stats log.png)
     fail "log.png: 800×360 with content" "$w×$h, $colours colours"
 ok "plot-csv: the training log in two panels, 800×360"
 
+# ---- plot-csv: defaults, gaps, groups -----------------------------------------------------------
+# legend_boxes FILE.png: the legend boxes, "X0 Y0 X1 Y1 TINTED" each
+legend_boxes() { probe --legends "$1"; }
+count_colour() { probe --count "$@"; }
+# a training log without validation: val_loss and val_accuracy are all nan
+run train 2-32-3 --data spirals --optimizer adam --lr 0.01 --epochs 6 -q -o nv.safetensors --log nv.csv
+grep -q ',nan,nan,' nv.csv || fail "a log without validation to have nan val columns" "$(head -n 3 nv.csv)"
+run plot-csv nv.csv --x epoch --y train_loss,val_loss --y train_accuracy,val_accuracy -o nv.png
+read -r blue orange < <(count_colour nv.png 4E79A7 F28E2B | paste -sd' ')
+[ "$blue" -gt 100 ] && [ "$orange" -eq 0 ] ||
+    fail "all-nan val_loss/val_accuracy: no line and no legend entry (orange pixels 0)" "blue $blue, orange $orange"
+[ "$(legend_boxes nv.png | wc -l)" -eq 2 ] || fail "nv.png: a legend per panel" "$(legend_boxes nv.png)"
+# a title by default: the top 34 rows hold it, the panels' frames start below (without a
+# title the first frame runs along row 14)
+run plot-csv nv.csv --x epoch --y train_loss,val_loss --y train_accuracy,val_accuracy -o bare.png --title ''
+title_px=$(probe --nonwhite nv.png 0 0 1120 34)
+[ "$title_px" -gt 100 ] && [ "$(probe nv.png 100 14 | tail -n 1)" = "255 255 255" ] &&
+    [ "$(probe bare.png 100 14 | tail -n 1)" = "51 51 51" ] ||
+    fail "a title above the panels by default, none with --title ''" "$title_px title pixels"
+# y-axis labels by default: the same picture with --ylabel '' (same layout) differs only there
+run plot-csv nv.csv --x epoch --y train_loss,val_loss --y train_accuracy,val_accuracy -o nolabel.png \
+    --ylabel '' --ylabel ''
+label_px=$(probe --diff nv.png nolabel.png)
+[ "$label_px" -gt 50 ] || fail "y-axis labels by default ('loss', 'accuracy')" "$label_px pixels differ"
+ok "plot-csv: all-nan columns leave no legend entry; title and y labels by default"
+
+# long format: one line per group, in the order of first appearance, names as text
+{
+    echo "method,step,loss"
+    for m in gd sgd adam "rms prop"; do
+        for i in 0 1 2 3 4 5 6 7 8 9; do echo "$m,$i,$(awk -v i="$i" -v m="${#m}" 'BEGIN { print 1 / (1 + i * m) }')"; done
+    done
+} >long.csv
+run plot-csv long.csv --x step --y loss --group method --log-y -o long.png
+read -r c0 c1 c2 c3 c4 < <(count_colour long.png 4E79A7 F28E2B E15759 76B7B2 59A14F | paste -sd' ')
+[ "$c0" -gt 50 ] && [ "$c1" -gt 50 ] && [ "$c2" -gt 50 ] && [ "$c3" -gt 50 ] && [ "$c4" -eq 0 ] ||
+    fail "--group method: 4 lines in the first 4 colours, none in the 5th" "$c0 $c1 $c2 $c3 $c4"
+# the same rows interleaved draw the same picture (rows of a group need not be contiguous)
+{ head -n 1 long.csv; tail -n +2 long.csv | awk -F, '{ print $2 "\t" NR "\t" $0 }' | sort -n -k1,1 -s | cut -f3; } >mixed.csv
+run plot-csv mixed.csv --x step --y loss --group method --log-y -o mixed.png --title "(long.csv)"
+run plot-csv long.csv --x step --y loss --group method --log-y -o long2.png --title "(long.csv)"
+[ "$(probe --diff mixed.png long2.png)" -eq 0 ] || fail "--group: interleaved rows draw the same lines"
+refuse 1 "no column 'nope'" plot-csv long.csv --x step --y loss --group nope -o g.png
+awk 'BEGIN { print "g,x,y"; for (i = 0; i < 70; i++) print "k" i ",0," i }' >many.csv
+refuse 1 'more than 64 groups' plot-csv many.csv --x x --y y --group g -o g.png
+ok "plot-csv --group: 4 groups drawn as 4 lines ($c0/$c1/$c2/$c3 pixels), row order irrelevant, errors named"
+
+# ---- legends never cover a line ----------------------------------------------------------------
+# every legend box: no curve pixel showing through it (its own line samples excepted)
+for f in nv.png long.png log.png; do
+    legend_boxes "$f" | awk -v f="$f" '$5 != 0 { print f ": legend " $1 "," $2 " covers " $5 " curve pixels"; bad = 1 } END { exit bad }' ||
+        fail "no legend over a curve in $f" "$(legend_boxes "$f")"
+done
+# a panel where no place inside is free: the legend moves beside the plot
+awk 'BEGIN { print "x,first_series_with_a_long_name,second_series_with_a_long_name"; for (i = 0; i < 200; i++) print i "," i % 2 "," (i + 1) % 2 }' >zig.csv
+run plot-csv zig.csv --x x --y 1,2 --size 700x250 -o zig.png
+read -r lx0 _ _ _ tint < <(legend_boxes zig.png)
+[ "${tint:-1}" -eq 0 ] && [ "${lx0:-0}" -gt 400 ] ||
+    fail "zig.png: the legend beside a plot full of lines, covering none" "$(legend_boxes zig.png)"
+ok "legends: none covers a curve; with no free place inside, beside the plot"
+
+# ---- train --plot: resumed runs draw every epoch, and the test result -----------------------------
+train_args=(2-32-3 --data spirals --val-split 0.2 --optimizer adam --lr 0.01 --seed 4 -q
+    --test spirals:40:3:0.2:9)
+run train "${train_args[@]}" --epochs 6 -o whole.safetensors --log whole.csv --plot whole.png
+run train "${train_args[@]}" --epochs 3 -o part.safetensors --log part.csv
+run train "${train_args[@]}" --epochs 6 -o part.safetensors --log part.csv --resume --plot part.png
+diff_px=$(probe --diff whole.png part.png)
+[ "$diff_px" -eq 0 ] || fail "train --plot after --resume: the same picture as the uninterrupted run" "$diff_px pixels differ"
+# control: resuming into a new log file knows only epochs 4-6, and the picture shows it
+run train "${train_args[@]}" --epochs 3 -o p2.safetensors --log p2.csv
+run train "${train_args[@]}" --epochs 6 -o p2.safetensors --log p2-new.csv --resume --plot p2.png
+[ "$(probe --diff whole.png p2.png)" -gt 500 ] || fail "the control (epochs 4-6 only) to differ from the whole run"
+red=$(count_colour whole.png E15759)
+run train "${train_args[@]::12}" --epochs 2 -o nt.safetensors --plot nt.png
+red0=$(count_colour nt.png E15759)
+[ "$red" -gt 20 ] && [ "$red0" -eq 0 ] || fail "the --test result drawn (red marker), and not without --test" "$red vs $red0"
+printf 'a,b\n1,2\n' >notlog.csv
+run train "${train_args[@]}" --epochs 1 -o nl.safetensors
+refuse 1 "notlog.csv: not a training log \(no column 'epoch'\)" train "${train_args[@]}" --epochs 2 \
+    -o nl.safetensors --log notlog.csv --resume --plot nl.png
+ok "train --plot: after --resume every epoch of the log (identical to an uninterrupted run's picture); the test result marked"
+
 # ---- the examples draw through the tool ---------------------------------------------------------
 for ex in saturation gd_paths; do
     bin=$BUILD/examples/$ex
@@ -247,6 +330,10 @@ for ex in saturation gd_paths; do
     grep -q "wrote $ex.csv and $ex.png" "$ex.err" || fail "examples/$ex: say what it wrote" "$(cat "$ex.err")"
     read -r w h colours nonwhite < <(probe --stats "$ex.png")
     [ "$colours" -ge 50 ] || fail "$ex.png to have content" "$w×$h, $colours colours"
+    panels=$([ "$ex" = saturation ] && echo 3 || echo 2)
+    [ "$(legend_boxes "$ex.png" | wc -l)" -eq "$panels" ] &&
+        legend_boxes "$ex.png" | awk '$5 != 0 { exit 1 }' ||
+        fail "$ex.png: $panels legends, none over a curve" "$(legend_boxes "$ex.png")"
     ok "examples/$ex --png: the table in $ex.csv only, a $w×$h picture"
 done
 

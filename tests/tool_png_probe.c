@@ -10,6 +10,9 @@
  *                                      TINTED counts the pixels inside it, right of the line
  *                                      samples (34 px), that are not grey — a curve showing
  *                                      through the box's 90 % white
+ *   tool_png_probe --nonwhite FILE.png X0 Y0 X1 Y1   non-white pixels in [X0, X1) × [Y0, Y1)
+ *   tool_png_probe --diff A.png B.png  "DIFFERENT": pixels where a channel differs by more than
+ *                                      8 (antialiasing of sub-pixel shifts differs by less)
  *
  * Exit status 1 on a file cairo cannot read or a pixel outside the picture, 2 on usage, 3 when
  * built without cairo. */
@@ -88,10 +91,14 @@ int main(int argc, char **argv)
     int stats = argc > 1 && strcmp(argv[1], "--stats") == 0;
     int count = argc > 1 && strcmp(argv[1], "--count") == 0;
     int boxes = argc > 1 && strcmp(argv[1], "--legends") == 0;
-    int mode = stats || count || boxes;
-    if (argc < 2 + mode || (!mode && (argc - 2) % 2 != 0) || ((stats || boxes) && argc != 3)) {
+    int region = argc > 1 && strcmp(argv[1], "--nonwhite") == 0;
+    int diff = argc > 1 && strcmp(argv[1], "--diff") == 0;
+    int mode = stats || count || boxes || region || diff;
+    if (argc < 2 + mode || (!mode && (argc - 2) % 2 != 0) || ((stats || boxes) && argc != 3) ||
+        (region && argc != 7) || (diff && argc != 4)) {
         fprintf(stderr, "usage: %s FILE.png [X Y]... | --stats FILE.png | --count FILE.png "
-                "RRGGBB... | --legends FILE.png\n", argv[0]);
+                "RRGGBB... | --legends FILE.png | --nonwhite FILE.png X0 Y0 X1 Y1 | --diff "
+                "A.png B.png\n", argv[0]);
         return 2;
     }
     const char *path = argv[1 + mode];
@@ -105,6 +112,35 @@ int main(int argc, char **argv)
     int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s), status = 0;
     if (boxes) {
         legends(s, w, h);
+    } else if (region) {
+        int x0 = atoi(argv[3]), y0 = atoi(argv[4]), x1 = atoi(argv[5]), y1 = atoi(argv[6]);
+        long n = 0;
+        for (int y = y0 < 0 ? 0 : y0; y < y1 && y < h; y++)
+            for (int x = x0 < 0 ? 0 : x0; x < x1 && x < w; x++)
+                n += pixel(s, x, y) != 0xFFFFFF;
+        printf("%ld\n", n);
+    } else if (diff) {
+        cairo_surface_t *b = cairo_image_surface_create_from_png(argv[3]);
+        if (cairo_surface_status(b) != CAIRO_STATUS_SUCCESS ||
+            cairo_image_surface_get_width(b) != w || cairo_image_surface_get_height(b) != h) {
+            fprintf(stderr, "%s: unreadable or not %d×%d\n", argv[3], w, h);
+            status = 1;
+        } else {
+            cairo_surface_flush(b);
+            long n = 0;
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    uint32_t u = pixel(s, x, y), v = pixel(b, x, y);
+                    int far = 0;
+                    for (int shift = 16; shift >= 0; shift -= 8) {
+                        int d = (int)(u >> shift & 0xFF) - (int)(v >> shift & 0xFF);
+                        far |= d > 8 || d < -8;
+                    }
+                    n += far;
+                }
+            printf("%ld\n", n);
+        }
+        cairo_surface_destroy(b);
     } else if (count) {
         for (int i = 3; i < argc; i++) {
             char *end;
