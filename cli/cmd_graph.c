@@ -11,7 +11,12 @@
  * a value feeds several modules (fan-out, the lecture's Duplicate), an explicit Σ node sums
  * the incoming gradients: dC/dz = Σ_k dC/ds[k]·∂s[k]/∂z. nabla needs no such node — every
  * backward accumulates with += — but the picture shows what the += means. Gradients that
- * training does not compute (an observed input's) are dashed. */
+ * training does not compute (an observed input's) are dashed.
+ *
+ * Users see their own names and the lecture's symbols, never the model's internal ones: the
+ * cost training appends is C, its labels or targets y. Formula subscripts are drawn as
+ * subscripts (Σ_c → Σ<sub>c</sub>), so an underscore in a label is always part of a name. A
+ * model file's stored input normalisation is the first module above the input. */
 #include "cli.h"
 
 #include <errno.h>
@@ -31,7 +36,8 @@ static void help(void)
            "Writes the model's computation graph in Graphviz DOT: inputs (shaded ellipses),\n"
            "parameters (boxes), modules (rounded boxes with their op), the cost, and the shape\n"
            "on every edge. MODEL is a description file, an MLP shorthand or a model file; the\n"
-           "cross-entropy cost that training appends is shown.\n\n"
+           "cost that training appends is shown as C, its labels or targets as y, and a model\n"
+           "file's stored input normalisation as the first module.\n\n"
            "Options:\n"
            "  --backward         the gradient graph instead: each module's vector-Jacobian\n"
            "                     product, gradients dC/dz flowing from the cost to the\n"
@@ -72,12 +78,50 @@ static void h(FILE *f, const char *s)
     }
 }
 
-/* A node id: a prefix naming the role and the graph node's name. */
-static void id(FILE *f, const char *prefix, const char *name)
+/* What a node is called in the picture: its own name, or for the nodes a model adds for
+ * training ("__loss__", "__labels__", "__targets__") the lecture's C and y. */
+static const char *shown(nb_graph *g, int i)
 {
-    char buf[NB_NAME_MAX + 16];
-    snprintf(buf, sizeof buf, "%s%s", prefix, name);
+    const char *name = nb_node_name(g, i);
+    if (strncmp(name, "__", 2) != 0)
+        return name;
+    return nb_op_is_cost(nb_node_op(g, i)) ? "C" : "y";
+}
+
+/* A node's id: prefix + its name; the added nodes get ids no description can name (':' is
+ * not a name character). */
+static void node_id(FILE *f, const char *prefix, nb_graph *g, int i)
+{
+    const char *name = nb_node_name(g, i);
+    char buf[NB_NAME_MAX + 32];
+    if (strncmp(name, "__", 2) == 0)
+        snprintf(buf, sizeof buf, "%s%s:", prefix, nb_op_is_cost(nb_node_op(g, i)) ? "cost" : "y");
+    else
+        snprintf(buf, sizeof buf, "%s%s", prefix, name);
     q(f, buf);
+}
+
+/* A formula in an HTML-like label: escaped as h() does, with "_x" and "_{…}" drawn as
+ * subscripts. */
+static void formula(FILE *f, const char *s)
+{
+    char plain[2] = {0};
+    for (; *s; s++) {
+        if (*s == '_' && s[1] == '{' && strchr(s, '}')) {
+            const char *end = strchr(s, '}');
+            fputs("<sub>", f);
+            for (const char *c = s + 2; c < end; c++)
+                plain[0] = *c, h(f, plain);
+            fputs("</sub>", f);
+            s = end;
+        } else if (*s == '_' && s[1] && s[1] != ' ') {
+            fputs("<sub>", f);
+            plain[0] = *++s, h(f, plain);
+            fputs("</sub>", f);
+        } else {
+            plain[0] = *s, h(f, plain);
+        }
+    }
 }
 
 /* The formulas and roles come from the op table (nb_op_formula, nb_op_vjp, nb_op_is_leaf,
@@ -109,16 +153,31 @@ static void forward_dot(FILE *f, nb_model *m, const char *model)
     graph_header(f, model, "forward graph", "BT",
                  "shaded ellipse: observed input · box: parameter · rounded box: module · red: "
                  "cost · edges: shapes, N = samples");
+    /* a model file's input normalisation, stored with its weights: the first module */
+    const nb_norm *norm = nb_model_norm(m);
+    int x = nb_model_input(m), normalised = norm && norm->mode != NB_NORM_NONE && x >= 0;
+    if (normalised) {
+        static const char *const per[] = {"", "per feature", "per channel", "over all inputs"};
+        fprintf(f, "  \"normalise:\" [shape=box, style=\"rounded,filled\", fillcolor=\"#e8e0f4\", "
+                   "label=<<b>normalise</b> · stored in the model, %s<br/><font point-size=\"9\">"
+                   "x' = (x − m) / max(σ, ε), m and σ of the training set</font>>];\n  ",
+                per[norm->mode]);
+        node_id(f, "", g, x);
+        fputs(" -> \"normalise:\" [label=", f);
+        q(f, nb_node_shape_str(g, x, shape, sizeof shape));
+        fputs("];\n", f);
+    }
     for (int i = 0; i < count; i++) {
         nb_op op = nb_node_op(g, i);
-        const char *name = nb_node_name(g, i);
+        const char *name = shown(g, i);
         fputs("  ", f);
-        id(f, "", name);
+        node_id(f, "", g, i);
         if (op == NB_OP_INPUT || op == NB_OP_LABELS) {
             fprintf(f, " [shape=ellipse, style=filled, fillcolor=\"#d0d0d0\", label=<<b>");
             h(f, name);
-            fprintf(f, "</b><br/><font point-size=\"9\">%s</font>>];\n",
-                    nb_op_formula(op));
+            fprintf(f, "</b><br/><font point-size=\"9\">");
+            formula(f, nb_op_formula(op));
+            fprintf(f, "</font>>];\n");
         } else if (op == NB_OP_PARAM) {
             fprintf(f, " [shape=box, style=filled, fillcolor=\"#fff6d5\", label=<");
             h(f, name);
@@ -129,10 +188,11 @@ static void forward_dot(FILE *f, nb_model *m, const char *model)
             fprintf(f, " [shape=box, style=\"rounded,filled%s\", fillcolor=\"%s\", label=<<b>",
                     loss ? ",bold" : "", loss ? "#f4c7c3" : "#dbe8f6");
             h(f, name);
-            fprintf(f, "</b>%s · ", loss ? " = C (cost)" : i == out ? " = ȳ (output)" : "");
+            fprintf(f, "</b>%s · ", loss ? (strcmp(name, "C") ? " = C (cost)" : " (cost)")
+                                         : i == out ? " = ȳ (output)" : "");
             h(f, nb_op_name(op));
             fprintf(f, "<br/><font point-size=\"9\">");
-            h(f, nb_op_formula(op));
+            formula(f, nb_op_formula(op));
             fprintf(f, "</font>>];\n");
         }
     }
@@ -140,9 +200,12 @@ static void forward_dot(FILE *f, nb_model *m, const char *model)
         for (int k = 0; k < nb_node_input_count(g, i); k++) {
             int in = nb_node_input(g, i, k);
             fputs("  ", f);
-            id(f, "", nb_node_name(g, in));
+            if (normalised && in == x)
+                fputs("\"normalise:\"", f);
+            else
+                node_id(f, "", g, in);
             fputs(" -> ", f);
-            id(f, "", nb_node_name(g, i));
+            node_id(f, "", g, i);
             fputs(" [label=", f);
             q(f, nb_node_shape_str(g, in, shape, sizeof shape));
             fputs("];\n", f);
@@ -191,8 +254,8 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
     fprintf(f, "  \"seed:\" [shape=plaintext, label=");
     q(f, root_is_cost ? "dC/dC = 1" : "dC/dȳ (given)");
     fprintf(f, "];\n  \"seed:\" -> ");
-    id(f, "vjp:", nb_node_name(g, root));
-    snprintf(label, sizeof label, "dC/d%s %s", nb_node_name(g, root),
+    node_id(f, "vjp:", g, root);
+    snprintf(label, sizeof label, "dC/d%s %s", shown(g, root),
              nb_node_shape_str(g, root, shape, sizeof shape));
     fprintf(f, " [label=");
     q(f, label);
@@ -201,13 +264,13 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
         if (!reached[i])
             continue;
         nb_op op = nb_node_op(g, i);
-        const char *name = nb_node_name(g, i);
+        const char *name = shown(g, i);
         int computed = nb_node_requires_grad(g, i) || i == root;
         const char *dashed = computed ? "" : ", style=dashed, color=\"#999999\", fontcolor=\"#777777\"";
         if (nb_op_is_leaf(op)) {
             /* a gradient's destination: a parameter's (for the optimiser) or an input's */
             fputs("  ", f);
-            id(f, "grad:", name);
+            node_id(f, "grad:", g, i);
             if (op == NB_OP_PARAM)
                 fprintf(f, " [shape=box, style=filled, fillcolor=\"#fff6d5\", label=<dC/d");
             else
@@ -220,7 +283,7 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
         } else {
             /* the module's VJP, one line per input that receives a gradient */
             fputs("  ", f);
-            id(f, "vjp:", name);
+            node_id(f, "vjp:", g, i);
             fprintf(f, " [shape=box, style=\"rounded,filled\", fillcolor=\"%s\", label=<<b>",
                     nb_op_is_cost(op) ? "#f4c7c3" : "#e3f0da");
             h(f, name);
@@ -238,10 +301,10 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
                     int in = nb_node_input(g, i, k);
                     int used = nb_node_requires_grad(g, in);
                     fprintf(f, "<br/><font point-size=\"9\"%s>", used ? "" : " color=\"#999999\"");
-                    h(f, nb_op_vjp(op, k));
+                    formula(f, nb_op_vjp(op, k));
                     if (!used) {
                         fprintf(f, " (skipped: ");
-                        h(f, nb_node_name(g, in));
+                        h(f, shown(g, in));
                         fprintf(f, " needs no gradient)");
                     }
                     fprintf(f, "</font>");
@@ -252,13 +315,13 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
         if (consumers[i] > 1) {
             /* fan-out: the contributions meet in Σ, which passes dC/dz on */
             fputs("  ", f);
-            id(f, "sum:", name);
+            node_id(f, "sum:", g, i);
             fprintf(f, " [shape=circle, fixedsize=true, width=0.45, fontsize=16, label=\"Σ\", "
                        "style=\"%s\", fillcolor=\"%s\"];\n  ",
                     computed ? "filled" : "filled,dashed", computed ? "#ffe9a8" : "#f2f2f2");
-            id(f, "sum:", name);
+            node_id(f, "sum:", g, i);
             fputs(" -> ", f);
-            id(f, nb_op_is_leaf(op) ? "grad:" : "vjp:", name);
+            node_id(f, nb_op_is_leaf(op) ? "grad:" : "vjp:", g, i);
             snprintf(label, sizeof label, "dC/d%s %s", name,
                      nb_node_shape_str(g, i, shape, sizeof shape));
             fputs(" [label=", f);
@@ -275,17 +338,17 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
             if (!carries_grad(g, i, k))
                 continue;
             int in = nb_node_input(g, i, k);
-            const char *in_name = nb_node_name(g, in);
+            const char *in_name = shown(g, in);
             int computed = nb_node_requires_grad(g, in);
             fputs("  ", f);
-            id(f, "vjp:", nb_node_name(g, i));
+            node_id(f, "vjp:", g, i);
             fputs(" -> ", f);
             if (consumers[in] > 1) {
-                id(f, "sum:", in_name);
-                snprintf(label, sizeof label, "dC/d%s via %s %s", in_name, nb_node_name(g, i),
+                node_id(f, "sum:", g, in);
+                snprintf(label, sizeof label, "dC/d%s via %s %s", in_name, shown(g, i),
                          nb_node_shape_str(g, in, shape, sizeof shape));
             } else {
-                id(f, nb_op_is_leaf(nb_node_op(g, in)) ? "grad:" : "vjp:", in_name);
+                node_id(f, nb_op_is_leaf(nb_node_op(g, in)) ? "grad:" : "vjp:", g, in);
                 snprintf(label, sizeof label, "dC/d%s %s", in_name,
                          nb_node_shape_str(g, in, shape, sizeof shape));
             }

@@ -38,19 +38,19 @@ cp out.txt forward.dot
 grep -q '^digraph ' forward.dot || fail "graph to write a digraph" "$(head -n 5 forward.dot)"
 # every node of the description, the parameters Linear creates and the cost training appends
 for node in x h1 a1 h2 res both drop out h1.weight h1.bias h2.weight h2.bias out.weight \
-    out.bias __labels__ __loss__; do
+    out.bias y: cost:; do
     grep -q "^  \"$node\" \[" forward.dot || fail "forward graph: a node \"$node\"" "$(cat forward.dot)"
 done
 # edges carry shapes: batched values [N,…], parameters their full shape, the cost [1]
 for edge in '"x" -> "h1" \[label="\[N,64\]"\]' '"x" -> "res" \[label="\[N,64\]"\]' \
     '"a1" -> "both" \[label="\[N,64\]"\]' '"out.weight" -> "out" \[label="\[10,64\]"\]' \
-    '"out" -> "__loss__" \[label="\[N,10\]"\]' '"__labels__" -> "__loss__" \[label="\[N\]"\]'; do
+    '"out" -> "cost:" \[label="\[N,10\]"\]' '"y:" -> "cost:" \[label="\[N\]"\]'; do
     grep -qE "$edge" forward.dot || fail "forward graph: an edge /$edge/" "$(cat forward.dot)"
 done
 grep -q 'shape=ellipse, style=filled' forward.dot && grep -q 'observed input' forward.dot ||
     fail "inputs drawn as shaded ellipses" "$(cat forward.dot)"
 grep -q '"h1.weight" \[shape=box' forward.dot || fail "parameters drawn as boxes" "$(cat forward.dot)"
-grep -q 'C (cost)' forward.dot || fail "the loss drawn as the cost" "$(cat forward.dot)"
+grep -q '<b>C</b> (cost)' forward.dot || fail "the loss drawn as the cost" "$(cat forward.dot)"
 run graph 784-256-10
 grep -q '"x" -> "fc1" \[label="\[N,784\]"\]' out.txt || fail "shorthand: an edge x -> fc1 with [N,784]" "$(cat out.txt)"
 ok "graph: every node, the shapes on the edges, inputs/parameters/modules/cost styled"
@@ -65,17 +65,51 @@ grep -q '"vjp:h2" -> "sum:a1"' backward.dot && grep -q '"vjp:both" -> "sum:a1"' 
     fail "both contributions into Σ, and dC/da1 out of it" "$(cat backward.dot)"
 # x fans out too (h1 and res), but training computes no gradient for an observed input
 grep -q '"sum:x" .*dashed' backward.dot || fail "x's Σ drawn dashed (not computed)" "$(cat backward.dot)"
-for vjp in __loss__ out drop both res h2 a1 h1; do
+for vjp in cost: out drop both res h2 a1 h1; do
     grep -q "^  \"vjp:$vjp\" \[" backward.dot || fail "a VJP node for $vjp" "$(cat backward.dot)"
 done
 grep -q 'dX += dY·W' backward.dot && grep -q 'dW += dYᵀ·X' backward.dot ||
     fail "Linear's VJP formulas" "$(cat backward.dot)"
 grep -q '"vjp:h1" -> "grad:h1.weight" \[label="dC/dh1.weight \[64,64\]"\]' backward.dot ||
     fail "an edge carrying dC/dh1.weight [64,64] to the parameter" "$(cat backward.dot)"
-grep -q '"seed:" -> "vjp:__loss__"' backward.dot || fail "backprop seeded at the cost" "$(cat backward.dot)"
+grep -q '"seed:" -> "vjp:cost:"' backward.dot || fail "backprop seeded at the cost" "$(cat backward.dot)"
 run graph 2-64-3 --backward
 grep -q 'label="Σ"' out.txt && fail "no Σ node in a chain without fan-out" "$(cat out.txt)"
 ok "graph --backward: a VJP per module, gradients with shapes, Σ where a1 and x fan out"
+
+# ---- nabla graph: what a person reads -----------------------------------------------------------
+# no internal names: the cost training appends is C, its labels or targets y
+grep -q 'label=<<b>C</b> (cost) · cross_entropy' forward.dot && grep -q 'label=<<b>y</b><br/>' forward.dot &&
+    grep -q 'label="dC/dC = 1"' backward.dot || fail "the added cost drawn as C, its labels as y" "$(cat forward.dot)"
+run graph "$ROOT/examples/linear.nb"
+cp out.txt linear.dot
+run graph "$ROOT/examples/linear.nb" --backward
+cat out.txt >>linear.dot
+run graph 784-256-10:tanh --backward
+cat out.txt >>linear.dot
+for f in forward.dot backward.dot linear.dot; do
+    ! grep -n '__' "$f" || fail "$f: no internal name (__loss__, __labels__, __targets__) anywhere"
+done
+# subscripts are subscripts: a formula's Σ_c is drawn Σ<sub>c</sub>, names keep their underscores
+printf 'x = input(1, 8, 8)\nconv_a = conv2d(x, 4, 3)\nr = relu(conv_a)\np = global_avg_pool(r)\nf = flatten(p)\nout_z = linear(f, 3)\n' >cnn.nb
+run graph cnn.nb
+grep -q 'Σ<sub>c</sub> W\[k,c\]' out.txt && grep -q 'Σ<sub>h,w</sub> X' out.txt &&
+    grep -q '<b>conv_a</b>' out.txt && grep -q '<b>out_z</b>' out.txt ||
+    fail "formula subscripts as <sub>, node names with their underscores" "$(grep -E 'conv_a|global' out.txt)"
+# inside a label's formula line (after <br/>) no underscore is left: it would read as a name
+labels_with_underscore=$(grep -o '<br/><font[^>]*>[^<]*' out.txt | grep -c '_' || true)
+[ "$labels_with_underscore" -eq 0 ] || fail "no '_' left in a formula line" "$(grep -o '<br/><font[^>]*>[^<]*' out.txt | grep '_')"
+# a model file's input normalisation: the first module, between x and the first layer
+"$NABLA" train 2-8-3 --data spirals:20 --epochs 1 -q -o norm.safetensors >/dev/null 2>&1 || fail "a model to draw"
+run graph norm.safetensors
+grep -q '^  "normalise:" \[.*per feature' out.txt && grep -q '^  "x" -> "normalise:" \[label="\[N,2\]"\]' out.txt &&
+    grep -q '^  "normalise:" -> "fc1"' out.txt && ! grep -q '"x" -> "fc1"' out.txt ||
+    fail "norm.safetensors: x -> normalise -> fc1" "$(cat out.txt)"
+"$NABLA" train 2-8-3 --data spirals:20 --epochs 1 --normalize none -q -o raw.safetensors >/dev/null 2>&1 || fail "a model without normalisation"
+run graph raw.safetensors
+grep -q 'normalise' out.txt && fail "no normalise node without a stored normalisation" "$(cat out.txt)"
+grep -q '"x" -> "fc1"' out.txt || fail "raw.safetensors: x -> fc1"
+ok "graph: C and y instead of internal names, subscripts as subscripts, the stored normalisation first"
 
 # ---- rendering with Graphviz -----------------------------------------------------------------
 if [ "$have_dot" = 1 ]; then
