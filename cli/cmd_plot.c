@@ -245,7 +245,7 @@ static void shared_label(char *const *names, char *const *labels, int n, char *b
     buf[0] = '\0';
     for (int i = 0; i < n && used < size; i++)
         used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "", labels[i]);
-    if (used > 40)
+    if (used > 30)
         buf[0] = '\0'; /* too long to read along an axis: the legend says it */
 }
 

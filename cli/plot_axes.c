@@ -31,11 +31,12 @@ static void linear_label(char *buf, size_t size, double v, double step)
         snprintf(buf, size, "%.*f", decimals, v);
 }
 
-/* m·10^k on a log axis: plain decimals from 0.001 to 10000 ("0.002", "5000"), beyond that
- * "10⁻⁶" or "2×10⁻⁶" — never "2e-06" nor a row of zeros. */
-static void log_label(char *buf, size_t size, int m, int k)
+/* m·10^k on a log axis: plain decimals ("0.002", "5000") when the whole axis stays within
+ * 0.001 to 10000 (plain), else "10⁻⁶" or "2×10⁻⁶" on every tick — never "2e-06" nor a row of
+ * zeros, and one style per axis. */
+static void log_label(char *buf, size_t size, int m, int k, int plain)
 {
-    if (k >= -3 && k <= 4) {
+    if (plain) {
         snprintf(buf, size, "%.*f", k < 0 ? -k : 0, m * pow(10, k));
         return;
     }
@@ -68,6 +69,7 @@ static int log_ticks(double lo, double hi, int want, plot_tick *t)
         labelled = some, nlabelled = 3;
     else
         labelled = one, nlabelled = 1;
+    int plain = floor(lo + 1e-9) >= -3 && ceil(hi - 1e-9) <= 4;
     for (int pass = 0; pass < 2; pass++) {
         n = 0;
         for (int k = (int)floor(lo); k <= (int)ceil(hi) && n < MAX_TICKS; k++)
@@ -83,7 +85,7 @@ static int log_ticks(double lo, double hi, int want, plot_tick *t)
                     continue; /* many decades: no minor ticks, they would blur */
                 t[n].at = at;
                 if (label)
-                    log_label(t[n].label, sizeof t[n].label, m, k);
+                    log_label(t[n].label, sizeof t[n].label, m, k, plain);
                 else
                     t[n].label[0] = '\0';
                 n++;

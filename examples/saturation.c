@@ -140,7 +140,8 @@ int main(int argc, char **argv)
                         "--y", "softplus=log(1+e^s),log_sigmoid=log σ(s) = s − log(1+e^s)",
                         "--y", "dsigmoid=σ′(s),dsoftplus=d/ds log(1+e^s) = σ(s),"
                                "dlog_sigmoid=d/ds log σ(s) = 1 − σ(s)",
-                        "--log-y=3", "--size", "1500x460", NULL};
+                        "--ylabel", "σ(s), σ′(s)", "--ylabel", "log(1+e^s), log σ(s)",
+                        "--ylabel", "slope", "--log-y=3", "--size", "1500x460", NULL};
         if (run_tool(argv[0], args) != 0)
             goto done;
         fprintf(stderr, "wrote %s and %s\n", csv, png);
