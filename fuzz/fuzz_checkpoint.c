@@ -5,7 +5,8 @@
  * Built once per process: the model "2-8-3" (what `nabla train 2-8-3` trains, so checkpoints
  * from the CLI are valid seeds), 20 spiral points per class for 3 classes, and a trainer with
  * the default configuration (SGD with momentum: one state buffer) for 1 epoch in batches of
- * 16. Before each input the weights are reset to their initial values, so that every input
+ * 16, validated on 10 points per class, keeping the best epoch with a patience of 1 (so the
+ * best epoch's weights, "optim.best", and the patience counter are read too). Before each input the weights are reset to their initial values, so that every input
  * sees the same trainer whatever the previous one left behind.
  *
  * A checkpoint that resumes must be trainable: if its epoch is below the run's, the rest of
@@ -14,7 +15,7 @@
 #include "nabla.h"
 
 static nb_model *model;
-static nb_dataset train;
+static nb_dataset train, val;
 static nb_trainer *trainer;
 static float *initial;
 static size_t n_params;
@@ -23,14 +24,16 @@ static void setup(void)
 {
     nb_error err = {0};
     nb_gemm *gemm = NULL; /* the model's graph makes and owns the default backend */
-    if (nb_spirals(&train, 20, 3, 0.1f, 1, &err) ||
+    if (nb_spirals(&train, 20, 3, 0.1f, 1, &err) || nb_spirals(&val, 10, 3, 0.1f, 2, &err) ||
         !(model = nb_model_new("2-8-3", "fuzz", 1, gemm, &err)))
         fuzz_die(err.msg);
     nb_train_config cfg;
     nb_train_config_default(&cfg);
     cfg.epochs = 1;
     cfg.batch = 16;
-    if (!(trainer = nb_trainer_new(model, &train, NULL, &cfg, &err)))
+    cfg.keep = NB_KEEP_BEST;
+    cfg.patience = 1;
+    if (!(trainer = nb_trainer_new(model, &train, &val, &cfg, &err)))
         fuzz_die(err.msg);
     nb_graph *g = nb_model_graph(model);
     nb_rng rng;

@@ -94,15 +94,18 @@ def norm(mode, mean, std, features, eps=1e-5):
 
 
 def checkpoint_meta(epoch, step, optimizer=0, optim_steps=None, rng=None, dropout=None,
-                    position=0, loss_sum=0.0, correct=0):
+                    position=0, loss_sum=0.0, correct=0, best=None):
     """The trainer's state as src/train/train.c writes it (checkpoint_state)."""
     rng = rng or ["9e3779b97f4a7c15", "bf58476d1ce4e5b9", "94d049bb133111eb", "2545f4914f6cdd1d"]
     dropout = dropout or ["0123456789abcdef", "fedcba9876543210", "0f1e2d3c4b5a6978",
                           "8796a5b4c3d2e1f0"]
-    return json.dumps({"epoch": epoch, "step": step, "position": position, "loss_sum": loss_sum,
-                       "correct": correct, "optimizer": optimizer,
-                       "optimizer_steps": step if optim_steps is None else optim_steps,
-                       "rng": rng, "dropout_rng": dropout}, separators=(",", ":"))
+    state = {"epoch": epoch, "step": step, "position": position, "loss_sum": loss_sum,
+             "correct": correct, "optimizer": optimizer,
+             "optimizer_steps": step if optim_steps is None else optim_steps,
+             "rng": rng, "dropout_rng": dropout}
+    if best:  # (best_epoch, best_metric, wait, monitor): src/train/best.c
+        state.update(zip(("best_epoch", "best_metric", "wait", "monitor"), best))
+    return json.dumps(state, separators=(",", ":"))
 
 
 def main():
@@ -244,9 +247,12 @@ output m
                        ("epoch-1", checkpoint_meta(1, 4)),
                        ("mid-epoch", checkpoint_meta(0, 2, position=32, loss_sum=35.5,
                                                      correct=12)),
-                       ("adam-kind", checkpoint_meta(0, 3, optimizer=1))]:
+                       ("adam-kind", checkpoint_meta(0, 3, optimizer=1)),
+                       ("best-kept", checkpoint_meta(1, 4, best=(1, 0.91, 0, "val_loss"))),
+                       ("best-waiting", checkpoint_meta(3, 12, best=(1, 0.91, 2, "val_loss")))]:
+        extra = [("optim.best", [params], floats(params, rng))] if "best" in name else []
         write("checkpoint", name, safetensors(
-            mlp_tensors([2, 8, 3], rng) + [("optim.state.0", [params], floats(params, rng))], {
+            mlp_tensors([2, 8, 3], rng) + [("optim.state.0", [params], floats(params, rng))] + extra, {
                 "format": "pt", "nabla.description": "2-8-3",
                 "nabla.norm": norm("feature", [0.0, 0.0], [1.0, 1.0], 2),
                 "nabla.checkpoint": meta}))

@@ -24,37 +24,16 @@ import os
 import re
 import shutil
 import struct
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import torch
 
+from lib_torch import NABLA, fail, run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NABLA = os.environ.get("NABLA") or os.path.join(os.environ.get("NABLA_BUILD", "build"), "nabla")
 FASHION = "/usr/share/datasets/fashion-mnist"
 TOL = 1e-5
-
-
-def fail(what, expected=None, actual=None):
-    print("FAIL:", what, file=sys.stderr)
-    if expected is not None:
-        print("  expected:", expected, file=sys.stderr)
-    if actual is not None:
-        print("  actual:  ", actual, file=sys.stderr)
-    sys.exit(1)
-
-
-def run(*args, stderr=False):
-    """Runs the CLI; fails the test unless it exits 0. Returns stdout (or stderr)."""
-    env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    p = subprocess.run([NABLA, *args], capture_output=True, text=True, env=env)
-    if p.returncode != 0:
-        fail("nabla " + " ".join(args), "exit status 0",
-             "exit status %d\n%s%s" % (p.returncode, p.stdout[-2000:], p.stderr[-2000:]))
-    return p.stderr if stderr else p.stdout
 
 
 def readme_blocks():

@@ -21,39 +21,16 @@ import json
 import os
 import shutil
 import struct
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import torch
 
-NABLA = os.environ.get("NABLA") or os.path.join(os.environ.get("NABLA_BUILD", "build"), "nabla")
+from lib_torch import NABLA, fail, run
+
 FASHION = "/usr/share/datasets/fashion-mnist"
 TOL = 1e-5
 
-
-def fail(what, expected=None, actual=None):
-    print("FAIL:", what, file=sys.stderr)
-    if expected is not None:
-        print("  expected:", expected, file=sys.stderr)
-    if actual is not None:
-        print("  actual:  ", actual, file=sys.stderr)
-    sys.exit(1)
-
-
-def run(*args):
-    """Runs the CLI; fails the test with its output unless it exits 0. Returns stdout."""
-    env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads crawl on a busy machine
-    p = subprocess.run([NABLA, *args], capture_output=True, text=True, env=env)
-    if p.returncode != 0:
-        fail("nabla " + " ".join(args), "exit status 0",
-             "exit status %d\n%s%s" % (p.returncode, p.stdout[-2000:], p.stderr[-2000:]))
-    return p.stdout
-
-
-# ---- safetensors by hand ------------------------------------------------------------------
 
 def read_safetensors(path):
     """Returns (tensors name -> float32 array, metadata dict), validating as it goes."""

@@ -110,23 +110,23 @@ static int64_t small_int(const cJSON *o, const char *key, int64_t fallback)
     return (int64_t)v->valuedouble;
 }
 
-nb_status nb_best_from_json(nb_best *b, const cJSON *o, const nb_safetensors *st,
-                            const char *path, nb_error *err)
+nb_status nb_best_from_json(const nb_best *b, const cJSON *o, const nb_safetensors *st,
+                            const char *path, nb_best_saved *out, nb_error *err)
 {
     int64_t epoch = small_int(o, "best_epoch", 0), wait = small_int(o, "wait", 0);
     int64_t done = small_int(o, "epoch", -1);
     const cJSON *metric = cJSON_GetObjectItemCaseSensitive(o, "best_metric");
     const cJSON *monitor = cJSON_GetObjectItemCaseSensitive(o, "monitor");
+    int known = cJSON_IsString(monitor) && (strcmp(monitor->valuestring, "val_loss") == 0 ||
+                                            strcmp(monitor->valuestring, "val_accuracy") == 0);
+    memset(out, 0, sizeof *out);
     if (epoch < 0 || wait < 0 || done < 0 || epoch > done || wait > done ||
-        (epoch && (!cJSON_IsNumber(metric) || !isfinite(metric->valuedouble) ||
-                   !cJSON_IsString(monitor))))
+        (epoch && (!cJSON_IsNumber(metric) || !isfinite(metric->valuedouble) || !known)))
         return nb_error_set(err, NB_EFORMAT, "%s: __metadata__ 'nabla.checkpoint': malformed "
                             "best_epoch, best_metric, wait or monitor", path);
     if (epoch && strcmp(monitor->valuestring, nb_best_monitor_name(b->monitor)) != 0)
         return nb_error_set(err, NB_EINVAL, "%s: the checkpoint's best epoch was chosen by %s; "
-                            "this run monitors %s", path,
-                            strcmp(monitor->valuestring, "val_accuracy") == 0 ? "val_accuracy"
-                                                                               : "val_loss",
+                            "this run monitors %s", path, monitor->valuestring,
                             nb_best_monitor_name(b->monitor));
     if (b->weights && epoch) {
         const nb_tensor_ref *ref = nb_safetensors_find(st, BEST_TENSOR);
@@ -137,11 +137,20 @@ nb_status nb_best_from_json(nb_best *b, const cJSON *o, const nb_safetensors *st
         if (ref->ndim != 1 || ref->dims[0] != (int64_t)b->floats)
             return nb_error_set(err, NB_EFORMAT, "%s: tensor '" BEST_TENSOR "' has the wrong "
                                 "size; expected [%zu]", path, b->floats);
-        memcpy(b->weights, ref->data, b->floats * sizeof(float));
+        out->weights = ref->data;
     }
-    b->epoch = (int)epoch;
-    b->metric = epoch ? metric->valuedouble : 0.0;
-    b->wait = (int)wait;
-    b->stopped = b->patience > 0 && b->wait >= b->patience;
+    out->epoch = (int)epoch;
+    out->metric = epoch ? metric->valuedouble : 0.0;
+    out->wait = (int)wait;
     return NB_OK;
+}
+
+void nb_best_apply(nb_best *b, const nb_best_saved *saved)
+{
+    if (b->weights && saved->weights)
+        memcpy(b->weights, saved->weights, b->floats * sizeof(float));
+    b->epoch = saved->epoch;
+    b->metric = saved->metric;
+    b->wait = saved->wait;
+    b->stopped = b->patience > 0 && b->wait >= b->patience;
 }

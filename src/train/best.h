@@ -31,12 +31,23 @@ nb_status nb_best_update(nb_best *b, int epoch, const float *w, nb_dist *dist,
 /* "val_loss" or "val_accuracy". */
 const char *nb_best_monitor_name(nb_monitor m);
 
-/* Checkpoint state: adds "best_epoch", "best_metric", "wait", "stopped", "monitor" to o;
- * reads them back (absent in checkpoints of older versions: nothing tracked yet). The best
+/* Checkpoint state: adds "best_epoch", "best_metric", "wait", "monitor" to o. The best
  * weights travel as the tensor "optim.best" (nb_best_tensor gives it when there is one). */
 void nb_best_to_json(const nb_best *b, cJSON *o);
-nb_status nb_best_from_json(nb_best *b, const cJSON *o, const nb_safetensors *st,
-                            const char *path, nb_error *err);
 int nb_best_tensor(const nb_best *b, nb_tensor_ref *ref);
+
+/* What a checkpoint says of the best epoch, validated but not yet applied. */
+typedef struct nb_best_saved {
+    int epoch, wait;
+    double metric;
+    const float *weights; /* in the checkpoint's tensors; NULL when not kept */
+} nb_best_saved;
+
+/* Reads and checks the fields (absent in checkpoints of older versions: nothing tracked yet)
+ * against b's settings; nb_best_apply then takes them, so that a checkpoint refused for any
+ * reason leaves b as it was. */
+nb_status nb_best_from_json(const nb_best *b, const cJSON *o, const nb_safetensors *st,
+                            const char *path, nb_best_saved *out, nb_error *err);
+void nb_best_apply(nb_best *b, const nb_best_saved *saved);
 
 #endif

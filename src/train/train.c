@@ -463,8 +463,9 @@ nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err)
         s = nb_error_set(err, NB_EINVAL, "%s: the checkpoint was written with another optimiser "
                          "(%s; this run uses %s)", path, optimizer_name(kind),
                          optimizer_name(t->cfg.optim.kind));
+    nb_best_saved best;
     if (!s)
-        s = nb_best_from_json(&t->best, state, st, path, err);
+        s = nb_best_from_json(&t->best, state, st, path, &best, err);
     if (!s)
         s = nb_model_take_weights(t->model, st, path, "optim.", err);
     for (int i = 0; !s && i < nb_optim_state_count(t->optim); i++) {
@@ -479,6 +480,7 @@ nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err)
     }
     if (!s) {
         t->epoch = (int)epoch;
+        nb_best_apply(&t->best, &best);
         t->step = step;
         t->position = position;
         t->epoch_loss_sum = loss_sum->valuedouble;
