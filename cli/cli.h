@@ -38,6 +38,10 @@ nb_status cli_check_targets(const char *spec, const nb_dataset *ds, const nb_mod
     "  spirals[:N[:K[:NOISE[:SEED]]]]  K interleaved 2-D spirals, N points each\n"            \
     "                        (defaults 100, 3, 0.2, 1)\n"
 
+/* Whether an executable `name` is on PATH (an empty PATH means /usr/bin:/bin); its full
+ * path is copied into found (may be NULL) when it is. */
+int cli_find_on_path(const char *name, char *found, size_t size);
+
 /* Reads a model argument: an MLP shorthand, or a description file. *text is malloc'd. */
 nb_status cli_read_model_text(const char *arg, char **text, nb_error *err);
 /* Whether path names a safetensors file (by extension). */

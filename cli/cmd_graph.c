@@ -366,29 +366,11 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
 
 /* ---- rendering with Graphviz --------------------------------------------------------------- */
 
-/* Whether an executable `name` is on PATH. */
-static int on_path(const char *name)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/bin:/bin";
-    while (*path) {
-        const char *colon = strchr(path, ':');
-        size_t len = colon ? (size_t)(colon - path) : strlen(path);
-        char file[4096];
-        snprintf(file, sizeof file, "%.*s/%s", (int)(len ? len : 1), len ? path : ".", name);
-        if (access(file, X_OK) == 0)
-            return 1;
-        path += len + (colon != NULL);
-    }
-    return 0;
-}
-
 /* Runs `dot -T<format> -o out` with the DOT text on its standard input. */
 static nb_status render(const char *text, size_t size, const char *format, const char *out,
                         nb_error *err)
 {
-    if (!on_path("dot"))
+    if (!cli_find_on_path("dot", NULL, 0))
         return nb_error_set(err, NB_ENOTSUP, "Graphviz is not installed ('dot' is not on PATH): "
                             "install it (apt-get install graphviz) to render --%s, or write the "
                             "DOT text with -o FILE.dot and render it elsewhere", format);

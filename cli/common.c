@@ -331,3 +331,23 @@ nb_status cli_set_precision(const char *cmd, nb_graph *g, int choice, nb_precisi
         *used = nb_graph_precision(g);
     return s;
 }
+
+int cli_find_on_path(const char *name, char *found, size_t size)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/bin:/bin";
+    while (*path) {
+        const char *colon = strchr(path, ':');
+        size_t len = colon ? (size_t)(colon - path) : strlen(path);
+        char file[4096];
+        snprintf(file, sizeof file, "%.*s/%s", (int)(len ? len : 1), len ? path : ".", name);
+        if (access(file, X_OK) == 0) {
+            if (found && size)
+                snprintf(found, size, "%s", file);
+            return 1;
+        }
+        path += len + (colon != NULL);
+    }
+    return 0;
+}

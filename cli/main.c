@@ -1,5 +1,6 @@
 /* nabla: the command-line tool. Dispatches to one subcommand per file. */
 #include "cli.h"
+#include "plot.h"
 
 #include <errno.h>
 #include <string.h>
@@ -19,6 +20,40 @@ static const struct {
     {"plot-regions", cmd_plot_regions, "picture of a 2-input classifier's decision regions"},
     {"plot-csv", cmd_plot_csv, "line charts of CSV columns (training logs, examples)"},
 };
+
+/* nabla --version: the library's line (version, matrix products compiled in), then what this
+ * tool can do here: each backend, bf16 (asked of the CPU now), MPI and cairo (compiled in or
+ * not), Graphviz (looked up on PATH now, as `nabla graph --png` does). */
+static void print_version(void)
+{
+    printf("%s\n", nb_version_string());
+    static const nb_gemm_backend backends[] = {NB_GEMM_ONEDNN, NB_GEMM_OPENBLAS,
+                                               NB_GEMM_PORTABLE};
+    printf("  %-18s", "matrix products:");
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        printf("%s%s %s", i ? ", " : "", nb_gemm_backend_name(backends[i]),
+               nb_gemm_available(backends[i]) ? "yes" : "no (built without it)");
+    printf("\n");
+    nb_error why = {0};
+    if (nb_bf16_supported(&why) == NB_OK)
+        printf("  bf16:             yes (--precision bf16)\n");
+    else
+        printf("  bf16:             no (%s)\n", why.msg);
+    printf("  MPI:              %s\n",
+           nb_dist_available() ? "yes (mpirun -np N nabla train)"
+                               : "no (built without Open MPI: install libopenmpi-dev, rebuild)");
+    nb_error plot = {0};
+    if (plot_check(&plot) == NB_OK)
+        printf("  cairo:            yes (train --plot, plot-csv, plot-regions)\n");
+    else
+        printf("  cairo:            no (%s)\n", plot.msg);
+    char dot[4096];
+    if (cli_find_on_path("dot", dot, sizeof dot))
+        printf("  Graphviz:         yes, %s (graph --png, --svg)\n", dot);
+    else
+        printf("  Graphviz:         no ('dot' is not on PATH: install graphviz for "
+               "graph --png, --svg)\n");
+}
 
 static void usage(FILE *out)
 {
@@ -40,7 +75,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("%s\n", nb_version_string());
+        print_version();
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -1,14 +1,17 @@
-/* A tiny test harness: every CHECK that fails is reported with its line and counted, and
- * the program's exit status is the number of failures (capped), so a test cannot pass by
- * accident. */
+/* A tiny test harness: every CHECK that fails is reported with its line and counted; the
+ * program exits 1 if any failed, else 77 (SKIP, scripts/run-tests.sh) if a part could not
+ * run for want of a dependency (check_skip), else 0. So a test cannot pass by accident, nor
+ * by skipping. */
 #ifndef NB_CHECK_H
 #define NB_CHECK_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 static int check_failures;
 static int check_count;
+static int check_skips;
 
 #define CHECK(cond)                                                                      \
     do {                                                                                 \
@@ -44,10 +47,27 @@ static int check_count;
         CHECK_MSG(check_s_ == 0, "status %d: %s", check_s_, (errp)->msg);               \
     } while (0)
 
+/* A part of the test that cannot run here: prints "SKIP " and the reason (say what to
+ * install), and makes the program exit 77 unless a check failed. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static inline void check_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("SKIP ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    check_skips++;
+}
+
 static int check_finish(const char *name)
 {
-    printf("%s: %d checks, %d failed\n", name, check_count, check_failures);
-    return check_failures > 100 ? 100 : check_failures;
+    printf("%s: %d checks, %d failed%s\n", name, check_count, check_failures,
+           check_skips ? ", some skipped (see SKIP above)" : "");
+    return check_failures ? 1 : check_skips ? 77 : 0;
 }
 
 #endif

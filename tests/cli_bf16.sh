@@ -54,9 +54,8 @@ ok "--precision bf16 refused with the reason where unavailable (NABLA_DISABLE_BF
 run_rc gradcheck 8-16-4 --precision bf16
 if [ "$rc" -ne 0 ]; then
     grep -q 'bf16 precision is unavailable' err.txt || fail "gradcheck --precision bf16" "$(cat err.txt)"
-    echo "SKIP bf16 runs: $(cat err.txt)"
-    echo "cli_bf16: all passed"
-    exit 0
+    skip "bf16 runs: $(cat err.txt)"
+    cli_finish cli_bf16
 fi
 
 cat > ce.nb <<'EOF'
@@ -98,4 +97,4 @@ run predict bf16.safetensors --data "$SPIRALS" --precision bf16 --limit 5
 [ "$(wc -l < out.txt)" -eq 6 ] || fail "predict --precision bf16 prints 5 rows" "$(cat out.txt)"
 ok "train / eval / predict --precision bf16 (spirals: fp32 $fp32, bf16 $bf16 accuracy)"
 
-echo "cli_bf16: all passed"
+cli_finish cli_bf16

@@ -21,11 +21,11 @@ set -euo pipefail
 [ -x "$NABLA" ] || { echo "FAIL: an executable CLI at $NABLA (run make)" >&2; exit 1; }
 if ! command -v mpirun >/dev/null 2>&1; then
     echo "SKIP: mpirun not found (apt-get install openmpi-bin libopenmpi-dev, then rebuild)"
-    exit 0
+    exit 77
 fi
 if "$NABLA" train --help | grep -q 'unavailable'; then
     echo "SKIP: $NABLA was built without MPI (apt-get install libopenmpi-dev, then rebuild)"
-    exit 0
+    exit 77
 fi
 
 cli_mpirun_setup  # MPIRUN=(mpirun as root, oversubscribed, in containers: lib_cli.sh)

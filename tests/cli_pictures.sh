@@ -126,7 +126,7 @@ if [ "$have_dot" = 1 ]; then
     grep -q '<svg' mynet.svg || fail "--svg to write SVG" "$(head -c 300 mynet.svg)"
     ok "graph: dot -Tsvg parses both graphs; --png and --svg render through Graphviz"
 else
-    echo "skip: Graphviz (dot) is not installed: the DOT text is not parsed"
+    skip "Graphviz (dot) is not installed: the DOT text is not parsed (apt-get install graphviz)"
 fi
 # without dot on PATH: a clear error, and the DOT still written with -o
 mkdir -p nodot
@@ -150,8 +150,8 @@ if [ "$rc" -ne 0 ] && grep -q 'built without cairo' err.txt; then
     refuse 1 "$msg" train 2-8-3 --data spirals:20 --epochs 1 -q -o m2.safetensors --plot c.png
     [ -e m2.safetensors ] && fail "train --plot without cairo to refuse before training"
     ok "built without cairo: plot-csv, plot-regions and train --plot say plotting is unavailable"
-    echo "cli_pictures: all passed (without cairo)"
-    exit 0
+    skip "the pictures: nabla was built without cairo (apt-get install libcairo2-dev, rebuild)"
+    cli_finish cli_pictures
 fi
 [ "$rc" -eq 0 ] || fail "plot-csv on a tiny CSV" "exit $rc: $(cat err.txt)"
 [ -x "$PROBE" ] || fail "$PROBE to exist (make builds it)"
@@ -351,7 +351,7 @@ ok "train --plot: after --resume every epoch of the log (identical to an uninter
 for ex in saturation gd_paths; do
     bin=$BUILD/examples/$ex
     if [ ! -x "$bin" ]; then
-        echo "skip: $bin is not built"
+        skip "examples/$ex: $bin is not built"
         continue
     fi
     rc=0
@@ -371,4 +371,4 @@ for ex in saturation gd_paths; do
     ok "examples/$ex --png: the table in $ex.csv only, a $w×$h picture"
 done
 
-echo "cli_pictures: all passed"
+cli_finish cli_pictures

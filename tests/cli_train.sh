@@ -50,7 +50,7 @@ if [ -r "$FASHION/train-images-idx3-ubyte.gz" ]; then
     grep -q 'test accuracy' err.txt || fail "the test accuracy on stderr" "$(cat err.txt)"
     ok "fashion-mnist 784-32-10, 1 epoch: test accuracy $(json fashion.json 'round(100 * d["test_accuracy"], 2)') %"
 else
-    echo "skip: Fashion-MNIST not installed in $FASHION (make deps)"
+    skip "Fashion-MNIST not installed in $FASHION (make deps)"
 fi
 
 # ---- the CSV log: a header and one row per epoch ------------------------------------------
@@ -257,4 +257,4 @@ rc=0
     fail "examples/mynet.nb on 2-D data: exit 1 naming 2 features and the model's 600" "exit $rc: $(cat err.txt)"
 ok "examples/mynet.nb on spirals is refused (2 features vs 600)"
 
-echo "cli_train: all passed"
+cli_finish cli_train

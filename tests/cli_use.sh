@@ -128,7 +128,7 @@ assert all(p["samples"] == 1000 for p in d["per_class"])
     acc=$("$PY" -c 'import json, sys; print(round(100 * json.load(open(sys.argv[1]))["accuracy"], 2))' fashion.json)
     ok "Fashion-MNIST: eval with class names ($acc %), predict with p0..p9"
 else
-    echo "skip: Fashion-MNIST not installed in $FASHION (make deps)"
+    skip "Fashion-MNIST not installed in $FASHION (make deps)"
 fi
 
 # ---- info -----------------------------------------------------------------------------------
@@ -237,4 +237,4 @@ rc=0
 [ "$rc" -eq 1 ] && grep -q 'FAILED' out.txt || fail "gradcheck --tol 1e-12: exit 1 and FAILED" "exit $rc: $(cat out.txt err.txt)"
 ok "gradcheck passes on 8-16-4 (relu, tanh, sigmoid), mynet.nb, residual.nb, every module, cross_entropy, mse; fails at --tol 1e-12"
 
-echo "cli_use: all passed"
+cli_finish cli_use

@@ -27,6 +27,20 @@ fail() {  # what was expected, then optionally the actual output
 }
 ok() { printf 'ok: %s\n' "$1"; }
 
+# skip REASON: a part of the script cannot run here (the reason says what to install); the
+# script goes on, and cli_finish then exits 77 (SKIP): a skipped part is not a passed one.
+cli_skipped=0
+skip() { printf 'SKIP: %s\n' "$1"; cli_skipped=1; }
+# cli_finish NAME: the closing line; exit 77 if a part was skipped, else 0.
+cli_finish() {
+    if [ "$cli_skipped" = 1 ]; then
+        echo "$1: every check that ran passed; some parts were skipped (SKIP above)"
+        exit 77
+    fi
+    echo "$1: all passed"
+    exit 0
+}
+
 sanitizer_clean() { ! grep -qE 'Sanitizer|runtime error:' "$1"; }
 
 # Fails unless `nabla ARGS...` exits 0 without a sanitizer report; stdout in out.txt,

@@ -463,7 +463,7 @@ int main(void)
     test_refusal();
     nb_error why = {0};
     if (nb_bf16_supported(&why)) {
-        printf("SKIP bf16 products on this machine: %s\n", why.msg);
+        check_skip("bf16 products on this machine: %s", why.msg);
         return check_finish("test_bf16");
     }
     for (int threads = 1; threads <= 2; threads++) {

@@ -109,8 +109,8 @@ static void test_fashion_mnist(void)
     const char *test_lab = FMNIST "t10k-labels-idx1-ubyte.gz";
     if (!file_exists(train_img) || !file_exists(train_lab) || !file_exists(test_img) ||
         !file_exists(test_lab)) {
-        printf("SKIP Fashion-MNIST: files not found in " FMNIST
-               " (apt-get install dataset-fashion-mnist)\n");
+        check_skip("Fashion-MNIST: files not found in " FMNIST
+                   " (apt-get install dataset-fashion-mnist)");
         return;
     }
     nb_dataset train, test;
