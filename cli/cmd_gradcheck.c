@@ -40,6 +40,7 @@ static void draw(nb_graph *g, uint64_t seed, int64_t batch)
     for (size_t i = 0; i < nb_graph_param_floats(g); i++)
         if (p[i] == 0.0f)
             p[i] = 0.2f * (nb_rng_uniform(&rng) - 0.5f);
+    nb_graph_params_changed(g);
     for (int i = 0; i < nb_graph_node_count(g); i++) {
         if (nb_node_op(g, i) == NB_OP_INPUT) {
             float *x = nb_value(g, i);

@@ -111,6 +111,7 @@ int main(int argc, char **argv)
         if (nb_graph_backward(g, loss, NULL, &err))
             goto done;
         nb_optim_step(opt, nb_graph_params(g), nb_graph_param_grads(g), ETA);
+        nb_graph_params_changed(g); /* the step wrote the weights */
     }
     printf("%s: the loss went from %.4f to %.4f%s\n", decreasing ? "ok" : "FAILED",
            (double)first, (double)previous, decreasing ? ", down at every step" : ", NOT down at every step");

@@ -88,6 +88,7 @@ static float step(net *n, nb_optim *opt, float eta, nb_error *err)
     if (nb_graph_forward(n->g, err) || nb_graph_backward(n->g, n->loss, NULL, err))
         return NAN;
     nb_optim_step(opt, nb_graph_params(n->g), nb_graph_param_grads(n->g), eta);
+    nb_graph_params_changed(n->g); /* the step wrote the weights */
     return nb_value(n->g, n->loss)[0];
 }
 

@@ -327,6 +327,8 @@ void nb_graph_zero_grad(nb_graph *g);
 /* All parameters live in one flat buffer, and their gradients in another of the same layout,
  * in creation order (so an optimiser or a file format sees one array). Owned by the graph. */
 size_t nb_graph_param_floats(const nb_graph *g);
+/* A write through nb_graph_params is declared with nb_graph_params_changed (see "Mixed
+ * precision"): reading it is not a change. */
 float *nb_graph_params(nb_graph *g);
 float *nb_graph_param_grads(nb_graph *g);
 /* The parameter nodes in creation order. */
@@ -344,7 +346,8 @@ int nb_graph_buffer_count(const nb_graph *g);
 int nb_graph_buffer_node(const nb_graph *g, int i);
 
 /* ------------------------------------------------------------------------------------------
- * Mixed precision (src/backend/bf16.c). In NB_PRECISION_BF16 the three matrix products of every
+ * Mixed precision (src/backend/linear.h, bf16_linear.c). Precision is asked of the compute
+ * backend: in NB_PRECISION_BF16 the three matrix products of every
  * Linear layer — Y = X Wᵀ, dX = dY W, dW = dYᵀ X — take bfloat16 operands (8-bit
  * significand, unit roundoff u = 2^−8) through oneDNN's bf16 matmul, accumulate in fp32 and
  * write fp32. Everything else stays fp32: the master weights, their gradients, the optimiser
@@ -352,10 +355,12 @@ int nb_graph_buffer_node(const nb_graph *g, int i);
  * product; the weights are rounded (and laid out as the kernel wants) once per change into
  * a bf16 shadow copy. fp32 is the default.
  *
- * The shadow follows a generation counter of the parameters: nb_graph_params, nb_value of a
- * parameter, nb_graph_init_params, loading weights and the trainer's optimiser steps all
- * count as changes. Code that keeps a parameter pointer and writes through it later calls
- * nb_graph_params_changed before the next forward pass.
+ * The shadow lives in the gemm context and follows a generation counter of the parameters:
+ * the trainer's optimiser steps, nb_graph_init_params, loading weights and nb_value of a
+ * parameter count as changes; reading does not (nb_graph_params, saving a model or a
+ * checkpoint, the replicas' check), so the shadow survives them. Code that writes through
+ * the nb_graph_params pointer (its own optimiser loop, say) calls nb_graph_params_changed
+ * before the next forward pass.
  * ---------------------------------------------------------------------------------------- */
 
 typedef enum nb_precision { NB_PRECISION_FP32 = 0, NB_PRECISION_BF16 } nb_precision;

@@ -8,9 +8,9 @@
  *     derived bound 2u·Σ|a_k b_k|, u = 2^-8; one and two threads, batches that split or not;
  *   - the gradient check in bf16 mode passes within 8uL on small models, and fails at fp32's
  *     tolerance (so backprop really ran in bf16);
- *   - the weights' shadow follows the parameters: writes through nb_graph_params or after
- *     nb_graph_params_changed are seen, a write the graph was not told of is not (the
- *     contract), and the trainer's bf16 run equals a hand-written loop that invalidates the
+ *   - the weights' shadow follows the parameters: writes through nb_value of a parameter or
+ *     declared by nb_graph_params_changed are seen, a write the graph was not told of is not
+ *     (the contract: reading, through nb_graph_params too, is not a change), and the trainer's bf16 run equals a hand-written loop that invalidates the
  *     shadow after every step, and differs from one that does not (a stale shadow is caught);
  *   - the refusal path: NABLA_DISABLE_BF16=1 makes nb_bf16_supported and
  *     nb_graph_set_precision refuse with NB_ENOTSUP and a message, leaving the graph in fp32.
@@ -18,6 +18,7 @@
 #include "backend/bf16.h"
 #include "check.h"
 #include "backend/gemm_pool.h"
+#include "core/graph.h"
 #include "nabla.h"
 
 #include <float.h>

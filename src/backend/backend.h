@@ -33,6 +33,18 @@ void *nb_gemm_portable_new_isa(const char *isa, nb_error *err);
 void nb_gemm_dots(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc);
 
+/* Linear's output pass over rows [i0, i1) × columns [j0, j1) of C (row stride ldc), run by
+ * the thread that computed that block while it is in its cache, for fp32 and bf16 products
+ * alike: C += bias (per column) when bias is not NULL, then relu = max(C, 0) (same stride)
+ * when relu is not NULL. */
+void nb_linear_epilogue(float *C, int ldc, const float *bias, float *relu, int i0, int i1, int j0,
+                        int j1);
+
+/* The bf16 state a context carries (bf16_linear.c): made on first use, freed with it. */
+struct nb_bf16_state;
+struct nb_bf16_state **nb_gemm_bf16_state(nb_gemm *gemm);
+void nb_bf16_state_free(struct nb_bf16_state *st);
+
 #ifdef NB_HAVE_OPENBLAS
 nb_backend_new_fn nb_gemm_openblas_new;
 nb_backend_free_fn nb_gemm_openblas_free;

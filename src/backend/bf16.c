@@ -221,9 +221,6 @@ nb_status nb_bf16_supported(nb_error *err)
     return NB_OK;
 }
 
-nb_precision nb_graph_precision(const nb_graph *g) { return g->precision; }
-
-void nb_graph_params_changed(nb_graph *g) { g->param_generation++; }
 
 const char *nb_bf16_hardware(void)
 {

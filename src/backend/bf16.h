@@ -6,7 +6,7 @@
 #ifndef NB_BF16_H
 #define NB_BF16_H
 
-#include "core/graph.h"
+#include "backend/linear.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -46,20 +46,18 @@ const char *nb_bf16_missing(void);
 /* The bf16 hardware found, e.g. "AVX512-BF16" (after nb_bf16_missing). Static string. */
 const char *nb_bf16_hardware(void);
 
-/* The rest is bf16_linear.c. */
-
-/* The graph's bf16 state: oneDNN engine, per-thread streams and primitive caches, the bf16
- * shadows of the weights and bf16 copies of Linear inputs and output gradients. */
-typedef struct nb_bf16_state nb_bf16_state;
-void nb_bf16_state_free(nb_bf16_state *st);
-
-/* Called by nb_graph_prepare in bf16 mode: sizes the bf16 buffers for `batch` samples. */
-nb_status nb_bf16_prepare(nb_graph *g, int64_t batch, nb_error *err);
-
-/* Linear's forward and its two backward products with bf16 operands (op_linear.c calls them
- * in bf16 mode). Return 0 when they did not run and the fp32 path must (never after writing
- * anything). */
-int nb_bf16_linear_forward(nb_graph *g, nb_node *n, int64_t N);
-int nb_bf16_linear_backward(nb_graph *g, nb_node *n, int64_t N);
+/* The rest is bf16_linear.c: Linear's products with bf16 operands, which nb_linear_forward
+ * and nb_linear_backward (backend/linear.h) call in NB_PRECISION_BF16, with the same
+ * arguments. They return 0 when they did not run, having written nothing, and the fp32
+ * products must run instead. */
+int nb_bf16_linear_forward(nb_gemm *ctx, const nb_linear_shape *s, const float *X,
+                           const nb_weights *W, const float *bias, float *Y, float *R);
+int nb_bf16_linear_backward(nb_gemm *ctx, const nb_linear_shape *s, const float *X,
+                            const nb_weights *W, const float *dY, float beta_x, float *dX,
+                            float beta_w, float *dW);
+/* As nb_linear_forget, nb_linear_bf16_start and nb_linear_kernels for bf16. */
+void nb_bf16_forget(nb_gemm *ctx);
+nb_status nb_bf16_start(nb_gemm *ctx, nb_error *err);
+char *nb_bf16_kernels(nb_gemm *ctx, char *buf, size_t size);
 
 #endif

@@ -5,8 +5,8 @@
  *   backward  dX = dYb Wb                  dYb = bf16(dY) (N,out)  rounded once, for both
  *             dW = dYbᵀ Xb                 Xb kept from the forward pass
  *
- * Wb is the bf16 shadow of the fp32 master weights W: made once per parameter generation
- * (graph.h: every optimiser step, load or nb_graph_params moves it on), never per call. The
+ * Wb is the bf16 shadow of the fp32 master weights W: made once per weights generation (the
+ * caller moves it on when the values change: an optimiser step, a load), never per call. The
  * products run as oneDNN bf16 matmul primitives (bf16 × bf16, fp32 accumulation, fp32
  * output, beta through a sum post-op); bias, ReLU, losses, the optimiser and the master
  * weights stay fp32. The only error bf16 adds is the rounding of the operands, relative
@@ -25,13 +25,17 @@
  * per generation. NABLA_BF16_WEIGHTS=plain|blocked overrides the choice (on AMX, whose
  * kernels repack relatively more per call, blocked may pay in training too).
  *
- * Threads: as gemm.c, every product is cut into one block per thread of the graph's pool
+ * Threads: as gemm.c, every product is cut into one block per thread of the context's pool
  * (rows of the output for Y and dX, the longer side for dW), and each thread runs its block
  * through its own stream and primitive cache with oneDNN's OpenMP capped to one thread. The
  * rounding of X or dY rows is done by the thread that then multiplies them, while they are in
  * its cache. A shape oneDNN declines (or an allocation that fails) is computed in fp32 by the
- * graph's gemm backend instead and counted (nb_graph_kernels says so).
+ * context's fp32 backend instead and counted (nb_linear_kernels says so).
+ *
+ * All of it lives in the context (nb_gemm): the shadows and each layer's Xb and dYb, keyed by
+ * the caller's layer name (backend/linear.h), grown on first use.
  */
+#include "backend/backend.h"
 #include "backend/bf16.h"
 #include "backend/gemm_pool.h"
 #include "backend/openmp.h"
@@ -43,6 +47,8 @@
 #include <dnnl.h>
 
 /* ---- the oneDNN side ---------------------------------------------------------------------- */
+
+typedef struct nb_bf16_state nb_bf16_state;
 
 /* rows × cols of src (row stride lds) into dst (row stride ldd). */
 static void convert_rows(const float *src, size_t lds, nb_bf16 *dst, size_t ldd, int64_t rows,
@@ -102,9 +108,15 @@ typedef struct shadow {
     dnnl_memory_t from, to;
 } shadow;
 
+/* One layer's bf16 copies: of its weights (the shadows, made from `source`) and of its
+ * activations. Allocated one by one, so that the shadows' addresses, which name cached
+ * primitives, never move. */
 typedef struct lin {
-    size_t x_at, dy_at; /* Xb and dYb in the arena (elements) */
-    int x_valid;        /* Xb holds the rounded input of the last forward pass */
+    const void *layer;   /* the caller's name for the layer */
+    nb_bf16 *x, *dy;     /* Xb (N,in) and dYb (N,out) */
+    size_t x_cap, dy_cap;
+    int x_valid;         /* Xb holds the rounded input of the last forward pass */
+    const float *source; /* the fp32 weights the shadows were made from */
     shadow shadows[MAX_SHADOWS];
 } lin;
 
@@ -112,10 +124,8 @@ struct nb_bf16_state {
     dnnl_engine_t engine;
     int threads;
     thread_ctx *ctx;     /* one per pool thread */
-    lin *lins;           /* per node */
-    int lin_count;
-    nb_bf16 *arena;
-    size_t arena_elems;
+    lin **lins;
+    int lin_count, lin_capacity;
     int layouts_used;    /* 1: plain, 2: blocked */
     int policy;          /* NABLA_BF16_WEIGHTS: 0 auto, 1 plain, 2 blocked */
     nb_openmp omp;       /* oneDNN's OpenMP, capped to one thread per pool thread */
@@ -167,15 +177,18 @@ void nb_bf16_state_free(nb_bf16_state *st)
         if (st->ctx[t].stream)
             dnnl_stream_destroy(st->ctx[t].stream);
     }
-    for (int i = 0; i < st->lin_count; i++)
+    for (int i = 0; i < st->lin_count; i++) {
         for (int k = 0; k < MAX_SHADOWS; k++)
-            shadow_clear(&st->lins[i].shadows[k]);
+            shadow_clear(&st->lins[i]->shadows[k]);
+        free(st->lins[i]->x);
+        free(st->lins[i]->dy);
+        free(st->lins[i]);
+    }
     if (st->engine)
         dnnl_engine_destroy(st->engine);
     nb_openmp_close(&st->omp);
     free(st->ctx);
     free(st->lins);
-    free(st->arena);
     free(st);
 }
 
@@ -198,25 +211,6 @@ static nb_bf16_state *state_new(nb_error *err)
     return st;
 }
 
-nb_status nb_graph_set_precision(nb_graph *g, nb_precision p, nb_error *err)
-{
-    if (p == NB_PRECISION_FP32) {
-        g->precision = p; /* the bf16 state stays for a switch back */
-        return NB_OK;
-    }
-    if (p != NB_PRECISION_BF16)
-        return nb_error_set(err, NB_EINVAL, "unknown precision %d", (int)p);
-    nb_status s = nb_bf16_supported(err);
-    if (s)
-        return s;
-    if (!g->bf16 && !(g->bf16 = state_new(err)))
-        return err ? err->code : NB_ENOMEM;
-    g->precision = p;
-    if (g->batch && (s = nb_bf16_prepare(g, g->batch, err)))
-        g->precision = NB_PRECISION_FP32;
-    return s;
-}
-
 /* Aligned storage for n bf16 values (oneDNN's kernels like 64-byte rows). */
 static void *alloc_bf16(size_t n)
 {
@@ -224,58 +218,89 @@ static void *alloc_bf16(size_t n)
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
-nb_status nb_bf16_prepare(nb_graph *g, int64_t batch, nb_error *err)
+/* The context's bf16 state, made on first use: the engine, and a stream per pool thread. */
+static nb_bf16_state *state_get(nb_gemm *gemm, nb_error *err)
 {
-    if (!g->bf16 && !(g->bf16 = state_new(err)))
-        return err ? err->code : NB_ENOMEM;
-    nb_bf16_state *st = g->bf16;
-    int threads = nb_gemm_threads(g->gemm);
+    nb_bf16_state **slot = nb_gemm_bf16_state(gemm);
+    if (*slot)
+        return *slot;
+    if (nb_bf16_supported(err))
+        return NULL;
+    nb_bf16_state *st = state_new(err);
+    if (!st)
+        return NULL;
+    int threads = nb_gemm_threads(gemm);
+    st->ctx = calloc((size_t)threads, sizeof *st->ctx);
     if (!st->ctx) {
-        st->ctx = calloc((size_t)threads, sizeof *st->ctx);
-        if (!st->ctx)
-            return nb_error_set(err, NB_ENOMEM, "bf16: out of memory");
-        st->threads = threads;
-        for (int t = 0; t < threads; t++)
-            if (dnnl_stream_create(&st->ctx[t].stream, st->engine, dnnl_stream_default_flags) !=
-                dnnl_success) {
-                st->ctx[t].stream = NULL;
-                return nb_error_set(err, NB_ENOTSUP, "bf16: oneDNN cannot create a stream");
-            }
+        nb_bf16_state_free(st);
+        nb_error_set(err, NB_ENOMEM, "bf16: out of memory");
+        return NULL;
     }
-    if (st->lin_count < g->count) {
-        /* primitives name shadows by address: drop them all before the array moves */
-        for (int t = 0; t < st->threads; t++)
-            cache_flush(&st->ctx[t]);
-        lin *l = realloc(st->lins, (size_t)g->count * sizeof *l);
-        if (!l)
-            return nb_error_set(err, NB_ENOMEM, "bf16: out of memory");
-        memset(l + st->lin_count, 0, (size_t)(g->count - st->lin_count) * sizeof *l);
-        st->lins = l;
-        st->lin_count = g->count;
+    st->threads = threads;
+    for (int t = 0; t < threads; t++)
+        if (dnnl_stream_create(&st->ctx[t].stream, st->engine, dnnl_stream_default_flags) !=
+            dnnl_success) {
+            st->ctx[t].stream = NULL;
+            nb_bf16_state_free(st);
+            nb_error_set(err, NB_ENOTSUP, "bf16: oneDNN cannot create a stream");
+            return NULL;
+        }
+    return *slot = st;
+}
+
+nb_status nb_bf16_start(nb_gemm *gemm, nb_error *err)
+{
+    return state_get(gemm, err) ? NB_OK : (err && err->code ? err->code : NB_ENOTSUP);
+}
+
+void nb_bf16_forget(nb_gemm *gemm)
+{
+    nb_bf16_state *st = *nb_gemm_bf16_state(gemm);
+    for (int i = 0; st && i < st->lin_count; i++)
+        st->lins[i]->x_valid = 0;
+}
+
+/* Grows *buf to hold n values (its old contents are dropped); 0 when out of memory. */
+static int reserve(nb_bf16 **buf, size_t *cap, size_t n)
+{
+    if (n <= *cap)
+        return 1;
+    nb_bf16 *b = alloc_bf16(n);
+    if (!b)
+        return 0;
+    free(*buf);
+    *buf = b;
+    *cap = n;
+    return 1;
+}
+
+/* The state of `layer`, with room for N samples' Xb and dYb; NULL when out of memory. */
+static lin *lin_get(nb_bf16_state *st, const nb_linear_shape *s)
+{
+    lin *l = NULL;
+    for (int i = 0; i < st->lin_count && !l; i++)
+        if (st->lins[i]->layer == s->layer)
+            l = st->lins[i];
+    if (!l) {
+        if (st->lin_count == st->lin_capacity) {
+            int cap = st->lin_capacity ? 2 * st->lin_capacity : 8;
+            lin **more = realloc(st->lins, (size_t)cap * sizeof *more);
+            if (!more)
+                return NULL;
+            st->lins = more;
+            st->lin_capacity = cap;
+        }
+        if (!(l = calloc(1, sizeof *l)))
+            return NULL;
+        l->layer = s->layer;
+        st->lins[st->lin_count++] = l;
     }
-    size_t elems = 0;
-    for (int i = 0; i < g->count; i++) {
-        nb_node *n = &g->nodes[i];
-        lin *l = &st->lins[i];
+    size_t x_need = (size_t)s->N * (size_t)s->in, dy_need = (size_t)s->N * (size_t)s->out;
+    if (x_need > l->x_cap)
         l->x_valid = 0;
-        if (n->op != NB_OP_LINEAR)
-            continue;
-        l->x_at = elems;
-        elems += (size_t)batch * (size_t)nb_in(g, n, 0)->size;
-        l->dy_at = elems;
-        elems += (size_t)batch * (size_t)n->size;
-        elems = (elems + 31) / 32 * 32; /* each buffer on a 64-byte boundary */
-    }
-    if (elems > st->arena_elems) {
-        nb_bf16 *a = alloc_bf16(elems);
-        if (!a)
-            return nb_error_set(err, NB_ENOMEM, "bf16: out of memory for %zu MB of bf16 "
-                                "activations", elems * sizeof *a >> 20);
-        free(st->arena);
-        st->arena = a;
-        st->arena_elems = elems;
-    }
-    return NB_OK;
+    if (!reserve(&l->x, &l->x_cap, x_need) || !reserve(&l->dy, &l->dy_cap, dy_need))
+        return NULL;
+    return l;
 }
 
 /* ---- primitives --------------------------------------------------------------------------- */
@@ -430,19 +455,18 @@ static void convert_task(void *arg, int64_t first, int64_t last, int task)
 }
 
 /* rows × cols converted on the pool (blocks of ≥ 32 k elements). */
-static void convert_parallel(nb_graph *g, const float *src, size_t lds, nb_bf16 *dst, size_t ldd,
+static void convert_parallel(nb_gemm *gemm, const float *src, size_t lds, nb_bf16 *dst, size_t ldd,
                              int64_t rows, int64_t cols)
 {
     convert_job j = {.src = src, .dst = dst, .cols = cols, .lds = lds, .ldd = ldd};
-    nb_parallel_for(g->gemm, rows, 32768 / (cols > 0 ? cols : 1), 8, 0, convert_task, &j);
+    nb_parallel_for(gemm, rows, 32768 / (cols > 0 ? cols : 1), 8, 0, convert_task, &j);
 }
 
 /* Whether Linear n's products read the blocked layout now: evaluation runs many batches per
  * weight generation, a training step one (see the top of this file). */
-static int use_blocked(const nb_graph *g)
+static int use_blocked(const nb_bf16_state *st, const nb_weights *W)
 {
-    const nb_bf16_state *st = g->bf16;
-    return st->policy ? st->policy == 2 : !g->training;
+    return st->policy ? st->policy == 2 : W->reused;
 }
 
 /* The layout primitives of this kind prefer for W of Linear n, asked with weights "any" at
@@ -469,18 +493,20 @@ static int preferred_layout(nb_bf16_state *st, int kind, const prim_key *k,
     return s == dnnl_success;
 }
 
-/* The bf16 weights for a product of `kind` on Linear n, made from the current fp32 weights
- * if the parameters changed since; *wmd receives the layout (NULL: plain [out, in]). NULL
- * when it cannot be made (the caller computes in fp32). */
-static const void *shadow_get(nb_graph *g, nb_node *n, int kind, const prim_key *first_block,
+/* The bf16 weights of layer l for a product of `kind`, made from W's values if they changed
+ * since (another generation, or other values altogether); *wmd receives the layout (NULL:
+ * plain [out, in]). NULL when it cannot be made (the caller computes in fp32). */
+static const void *shadow_get(nb_gemm *gemm, nb_bf16_state *st, lin *l, const nb_weights *W,
+                              int64_t out, int64_t in, int kind, const prim_key *first_block,
                               const dnnl_memory_desc_t **wmd)
 {
-    nb_bf16_state *st = g->bf16;
-    const nb_node *w = nb_in(g, n, 1);
-    lin *l = &st->lins[n - g->nodes];
-    int blocked = use_blocked(g);
+    int blocked = use_blocked(st, W);
     shadow *sh = blocked ? &l->shadows[kind == KIND_FWD ? 1 : 2] : &l->shadows[0];
-    int64_t out = w->dims[0], in = w->dims[1];
+    if (l->source != W->values) { /* other weights under this layer's name: start again */
+        for (int k = 0; k < MAX_SHADOWS; k++)
+            l->shadows[k].generation = 0;
+        l->source = W->values;
+    }
     if (sh->failed) {
         blocked = 0;
         sh = &l->shadows[0];
@@ -512,28 +538,28 @@ static const void *shadow_get(nb_graph *g, nb_node *n, int kind, const prim_key 
             if (!ok) {
                 shadow_clear(sh);
                 sh->used = sh->failed = 1;
-                return shadow_get(g, n, kind, first_block, wmd); /* the plain one */
+                return shadow_get(gemm, st, l, W, out, in, kind, first_block, wmd); /* plain */
             }
         } else if (!(sh->data = alloc_bf16((size_t)(out * in)))) {
             shadow_clear(sh);
             return NULL;
         }
     }
-    if (sh->generation != g->param_generation) {
+    if (sh->generation != W->generation || !W->generation) {
         if (sh->blocked) {
             int thread = nb_pool_current_thread();
             dnnl_exec_arg_t args[2] = {{.arg = DNNL_ARG_FROM, .memory = sh->from},
                                        {.arg = DNNL_ARG_TO, .memory = sh->to}};
             cap_threads(st);
-            if (dnnl_memory_set_data_handle(sh->from, w->value) != dnnl_success ||
+            if (dnnl_memory_set_data_handle(sh->from, (void *)W->values) != dnnl_success ||
                 dnnl_primitive_execute(sh->reorder, st->ctx[thread].stream, 2, args) !=
                     dnnl_success)
                 return NULL;
             dnnl_stream_wait(st->ctx[thread].stream);
         } else {
-            convert_parallel(g, w->value, (size_t)in, sh->data, (size_t)in, out, in);
+            convert_parallel(gemm, W->values, (size_t)in, sh->data, (size_t)in, out, in);
         }
-        sh->generation = g->param_generation;
+        sh->generation = W->generation;
     }
     st->layouts_used |= sh->blocked ? 2 : 1;
     *wmd = sh->blocked ? &sh->md : NULL;
@@ -546,7 +572,8 @@ static const void *shadow_get(nb_graph *g, nb_node *n, int kind, const prim_key 
  * (A32) block by block when A32 is given; B is bf16 (a shadow, or Xb). fA, fB are the fp32
  * operands, for the fallback. */
 typedef struct product {
-    nb_graph *g;
+    nb_gemm *gemm;
+    nb_bf16_state *st;
     int kind, M, N, K;
     const float *A32;
     nb_bf16 *Ab;
@@ -565,22 +592,10 @@ typedef struct product {
     int split_rows, tasks;
 } product;
 
-static void add_bias(float *restrict c, const float *restrict b, int n)
-{
-    for (int j = 0; j < n; j++)
-        c[j] += b[j];
-}
-
-static void relu_copy(float *restrict y, const float *restrict c, int n)
-{
-    for (int j = 0; j < n; j++)
-        y[j] = c[j] > 0.0f ? c[j] : 0.0f;
-}
-
 /* The block rows [i0, i1) × columns [j0, j1) of the product in fp32 (oneDNN declined). */
 static void block_fp32(const product *p, int i0, int i1, int j0, int j1)
 {
-    nb_gemm *gemm = p->g->gemm;
+    nb_gemm *gemm = p->gemm;
     int rows = i1 - i0, cols = j1 - j0;
     if (p->kind == KIND_FWD)      /* Y = X Wᵀ */
         nb_gemm_run(gemm, 0, 1, rows, cols, p->K, 1.0f, p->fA + (size_t)i0 * p->lda, p->lda,
@@ -597,7 +612,7 @@ static void block_fp32(const product *p, int i0, int i1, int j0, int j1)
 static void product_block(void *arg, int task, int thread)
 {
     const product *p = arg;
-    nb_bf16_state *st = p->g->bf16;
+    nb_bf16_state *st = p->st;
     int64_t first, last;
     nb_task_range(p->split_rows ? p->M : p->N, p->tasks, task,
                   p->split_rows ? ROW_ALIGN : COL_ALIGN, &first, &last);
@@ -626,14 +641,7 @@ static void product_block(void *arg, int task, int thread)
         st->ctx[thread].fallbacks++;
         block_fp32(p, i0, i1, j0, j1);
     }
-    if (p->bias || p->relu)
-        for (int i = i0; i < i1; i++) {
-            float *c = p->C + (size_t)i * p->ldc;
-            if (p->bias)
-                add_bias(c + j0, p->bias + j0, j1 - j0);
-            if (p->relu)
-                relu_copy(p->relu + (size_t)i * p->ldc + j0, c + j0, j1 - j0);
-        }
+    nb_linear_epilogue(p->C, p->ldc, p->bias, p->relu, i0, i1, j0, j1);
 }
 
 /* Splits as gemm.c does: one block per thread along rows (Y, dX) or the longer side (dW),
@@ -641,7 +649,7 @@ static void product_block(void *arg, int task, int thread)
 static void product_run(product *p)
 {
     double flops = 2.0 * p->M * (double)p->N * p->K;
-    int threads = nb_gemm_threads(p->g->gemm);
+    int threads = nb_gemm_threads(p->gemm);
     p->split_rows = p->kind != KIND_DW || p->M >= p->N;
     int64_t extent = p->split_rows ? p->M : p->N, align = p->split_rows ? ROW_ALIGN : COL_ALIGN;
     int64_t tasks = (extent + align - 1) / align;
@@ -651,32 +659,24 @@ static void product_run(product *p)
     if (p->tasks == 1)
         product_block(p, 0, nb_pool_current_thread());
     else
-        nb_gemm_parallel(p->g->gemm, p->tasks, product_block, p);
+        nb_gemm_parallel(p->gemm, p->tasks, product_block, p);
 }
 
-static int ready(const nb_graph *g, const nb_node *n)
+int nb_bf16_linear_forward(nb_gemm *gemm, const nb_linear_shape *s, const float *X,
+                           const nb_weights *W, const float *bias, float *Y, float *R)
 {
-    const nb_bf16_state *st = g->bf16;
-    return st && st->arena && st->lin_count > n - g->nodes && st->ctx;
-}
-
-int nb_bf16_linear_forward(nb_graph *g, nb_node *n, int64_t N)
-{
-    if (!ready(g, n))
+    nb_bf16_state *st = state_get(gemm, NULL);
+    lin *l = st ? lin_get(st, s) : NULL;
+    if (!l)
         return 0;
-    nb_bf16_state *st = g->bf16;
-    lin *l = &st->lins[n - g->nodes];
-    const nb_node *x = nb_in(g, n, 0), *w = nb_in(g, n, 1);
-    int in = (int)x->dims[0], out = (int)n->dims[0];
-    product p = {.g = g, .kind = KIND_FWD, .M = (int)N, .N = out, .K = in, .A32 = x->value,
-                 .Ab = st->arena + l->x_at, .lda = in, .ldb = in, .fA = x->value,
-                 .fB = w->value, .fldb = in, .beta = 0.0f, .C = n->value, .ldc = out,
-                 .bias = n->n_inputs == 3 ? nb_in(g, n, 2)->value : NULL,
-                 .relu = n->relu_out >= 0 ? g->nodes[n->relu_out].value : NULL};
-    int threads = nb_gemm_threads(g->gemm);
-    prim_key first = {.kind = KIND_FWD, .M = (int)(N > threads * ROW_ALIGN ? N / threads : N),
+    int N = s->N, in = s->in, out = s->out;
+    product p = {.gemm = gemm, .st = st, .kind = KIND_FWD, .M = N, .N = out, .K = in, .A32 = X,
+                 .Ab = l->x, .lda = in, .ldb = in, .fA = X, .fB = W->values, .fldb = in,
+                 .beta = 0.0f, .C = Y, .ldc = out, .bias = bias, .relu = R};
+    int threads = nb_gemm_threads(gemm);
+    prim_key first = {.kind = KIND_FWD, .M = N > threads * ROW_ALIGN ? N / threads : N,
                       .N = out, .K = in, .lda = in, .ldb = in, .ldc = out};
-    if (!(p.B = shadow_get(g, n, KIND_FWD, &first, &p.wmd)))
+    if (!(p.B = shadow_get(gemm, st, l, W, out, in, KIND_FWD, &first, &p.wmd)))
         return 0;
     p.owner = p.wmd ? (const void *)p.wmd : NULL;
     product_run(&p);
@@ -684,51 +684,51 @@ int nb_bf16_linear_forward(nb_graph *g, nb_node *n, int64_t N)
     return 1;
 }
 
-int nb_bf16_linear_backward(nb_graph *g, nb_node *n, int64_t N)
+int nb_bf16_linear_backward(nb_gemm *gemm, const nb_linear_shape *s, const float *X,
+                            const nb_weights *W, const float *dY, float beta_x, float *dX,
+                            float beta_w, float *dW)
 {
-    if (!ready(g, n))
+    nb_bf16_state *st = state_get(gemm, NULL);
+    lin *l = st ? lin_get(st, s) : NULL;
+    if (!l)
         return 0;
-    nb_bf16_state *st = g->bf16;
-    lin *l = &st->lins[n - g->nodes];
-    nb_node *x = nb_in(g, n, 0), *w = nb_in(g, n, 1);
-    int in = (int)x->dims[0], out = (int)n->dims[0];
-    nb_bf16 *Xb = st->arena + l->x_at, *dYb = st->arena + l->dy_at;
+    int N = s->N, in = s->in, out = s->out;
+    nb_bf16 *Xb = l->x, *dYb = l->dy;
     const void *Wb = NULL;
     const dnnl_memory_desc_t *wmd = NULL;
-    int threads = nb_gemm_threads(g->gemm);
-    if (x->requires_grad) {
-        prim_key first = {.kind = KIND_DX, .M = (int)(N > threads * ROW_ALIGN ? N / threads : N),
+    int threads = nb_gemm_threads(gemm);
+    if (dX) {
+        prim_key first = {.kind = KIND_DX, .M = N > threads * ROW_ALIGN ? N / threads : N,
                           .N = in, .K = out, .lda = out, .ldb = in, .ldc = in};
-        if (!(Wb = shadow_get(g, n, KIND_DX, &first, &wmd)))
+        if (!(Wb = shadow_get(gemm, st, l, W, out, in, KIND_DX, &first, &wmd)))
             return 0;
     }
-    /* committed from here: the fresh flags are consumed below */
-    if (x->requires_grad) { /* dX = dYb Wb, rounding dY on the way (dYb serves dW too) */
-        product p = {.g = g, .kind = KIND_DX, .M = (int)N, .N = in, .K = out, .A32 = n->grad,
-                     .Ab = dYb, .lda = out, .B = Wb, .ldb = in, .wmd = wmd,
-                     .owner = wmd ? (const void *)wmd : NULL, .fA = n->grad, .fB = w->value,
-                     .fldb = in, .beta = nb_grad_beta(&x->grad_fresh), .C = x->grad, .ldc = in};
+    /* committed from here */
+    if (dX) { /* dX = dYb Wb, rounding dY on the way (dYb serves dW too) */
+        product p = {.gemm = gemm, .st = st, .kind = KIND_DX, .M = N, .N = in, .K = out,
+                     .A32 = dY, .Ab = dYb, .lda = out, .B = Wb, .ldb = in, .wmd = wmd,
+                     .owner = wmd ? (const void *)wmd : NULL, .fA = dY, .fB = W->values,
+                     .fldb = in, .beta = beta_x, .C = dX, .ldc = in};
         product_run(&p);
     } else {
-        convert_parallel(g, n->grad, (size_t)out, dYb, (size_t)out, N, out);
+        convert_parallel(gemm, dY, (size_t)out, dYb, (size_t)out, N, out);
     }
-    if (w->requires_grad) { /* dW = dYbᵀ Xb */
+    if (dW) { /* dW = dYbᵀ Xb */
         if (!l->x_valid) /* backward without a bf16 forward before it */
-            convert_parallel(g, x->value, (size_t)in, Xb, (size_t)in, N, in);
-        product p = {.g = g, .kind = KIND_DW, .M = out, .N = in, .K = (int)N, .Ab = dYb,
-                     .lda = out, .B = Xb, .ldb = in, .fA = n->grad, .fB = x->value, .fldb = in,
-                     .beta = nb_grad_beta(&w->grad_fresh), .C = w->grad, .ldc = in};
+            convert_parallel(gemm, X, (size_t)in, Xb, (size_t)in, N, in);
+        product p = {.gemm = gemm, .st = st, .kind = KIND_DW, .M = out, .N = in, .K = N,
+                     .Ab = dYb, .lda = out, .B = Xb, .ldb = in, .fA = dY, .fB = X, .fldb = in,
+                     .beta = beta_w, .C = dW, .ldc = in};
         product_run(&p);
     }
     return 1;
 }
 
-char *nb_graph_kernels(const nb_graph *g, char *buf, size_t size)
+char *nb_bf16_kernels(nb_gemm *gemm, char *buf, size_t size)
 {
-    const nb_bf16_state *st = g->bf16;
-    if (g->precision != NB_PRECISION_BF16 || !st || !st->ctx) {
-        snprintf(buf, size, "%s", g->precision == NB_PRECISION_BF16 ? "bf16 (nothing run yet)"
-                                                                     : "fp32");
+    const nb_bf16_state *st = *nb_gemm_bf16_state(gemm);
+    if (!st || !st->ctx) {
+        snprintf(buf, size, "bf16 (nothing run yet)");
         return buf;
     }
     size_t used = 0;
@@ -758,45 +758,35 @@ char *nb_graph_kernels(const nb_graph *g, char *buf, size_t size)
 
 #else /* no oneDNN: fp32 only */
 
-void nb_bf16_state_free(nb_bf16_state *st) { (void)st; }
+void nb_bf16_state_free(struct nb_bf16_state *st) { (void)st; }
 
-nb_status nb_graph_set_precision(nb_graph *g, nb_precision p, nb_error *err)
+nb_status nb_bf16_start(nb_gemm *gemm, nb_error *err)
 {
-    if (p == NB_PRECISION_FP32) {
-        g->precision = p;
-        return NB_OK;
-    }
-    if (p != NB_PRECISION_BF16)
-        return nb_error_set(err, NB_EINVAL, "unknown precision %d", (int)p);
+    (void)gemm;
     return nb_bf16_supported(err);
 }
 
-nb_status nb_bf16_prepare(nb_graph *g, int64_t batch, nb_error *err)
-{
-    (void)g;
-    (void)batch;
-    return nb_bf16_supported(err);
-}
+void nb_bf16_forget(nb_gemm *gemm) { (void)gemm; }
 
-int nb_bf16_linear_forward(nb_graph *g, nb_node *n, int64_t N)
+int nb_bf16_linear_forward(nb_gemm *gemm, const nb_linear_shape *s, const float *X,
+                           const nb_weights *W, const float *bias, float *Y, float *R)
 {
-    (void)g;
-    (void)n;
-    (void)N;
+    (void)gemm, (void)s, (void)X, (void)W, (void)bias, (void)Y, (void)R;
     return 0;
 }
 
-int nb_bf16_linear_backward(nb_graph *g, nb_node *n, int64_t N)
+int nb_bf16_linear_backward(nb_gemm *gemm, const nb_linear_shape *s, const float *X,
+                            const nb_weights *W, const float *dY, float beta_x, float *dX,
+                            float beta_w, float *dW)
 {
-    (void)g;
-    (void)n;
-    (void)N;
+    (void)gemm, (void)s, (void)X, (void)W, (void)dY, (void)beta_x, (void)dX, (void)beta_w;
+    (void)dW;
     return 0;
 }
 
-char *nb_graph_kernels(const nb_graph *g, char *buf, size_t size)
+char *nb_bf16_kernels(nb_gemm *gemm, char *buf, size_t size)
 {
-    (void)g;
+    (void)gemm;
     snprintf(buf, size, "fp32");
     return buf;
 }

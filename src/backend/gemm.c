@@ -65,6 +65,9 @@ struct nb_gemm {
     int threads;
     nb_pool *pool;
     void **ctx; /* one per thread, owned, freed by impl->destroy */
+    /* The bf16 products' state (bf16_linear.c): oneDNN engine, per-thread streams and
+     * primitive caches, the bf16 copies of weights and activations. Made on first use. */
+    struct nb_bf16_state *bf16;
 };
 
 /* Products of op(A) = A and op(B) = Bᵀ with at most this many rows (Linear on a few samples)
@@ -200,6 +203,7 @@ void nb_gemm_free(nb_gemm *gemm)
 {
     if (!gemm)
         return;
+    nb_bf16_state_free(gemm->bf16); /* before the pool whose threads it used */
     nb_pool_free(gemm->pool);
     for (int t = 0; t < gemm->threads; t++)
         if (gemm->ctx[t])
@@ -240,6 +244,25 @@ static void relu_copy(float *restrict y, const float *restrict c, int n)
 {
     for (int j = 0; j < n; j++)
         y[j] = c[j] > 0.0f ? c[j] : 0.0f;
+}
+
+void nb_linear_epilogue(float *C, int ldc, const float *bias, float *relu, int i0, int i1, int j0,
+                        int j1)
+{
+    if (!bias && !relu)
+        return;
+    for (int i = i0; i < i1; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (bias)
+            add_bias(c + j0, bias + j0, j1 - j0);
+        if (relu)
+            relu_copy(relu + (size_t)i * ldc + j0, c + j0, j1 - j0);
+    }
+}
+
+struct nb_bf16_state **nb_gemm_bf16_state(nb_gemm *gemm)
+{
+    return &gemm->bf16;
 }
 
 /* An M × N block of the product, on thread `thread`'s backend context. */
@@ -297,15 +320,7 @@ static void run_block(void *arg, int task, int thread)
         nb_gemm_dots(i1 - i0, j1 - j0, p->K, A, p->lda, B, p->ldb, p->beta, C, p->ldc);
     else
         gemm_ctx_run(p, thread, i1 - i0, j1 - j0, A, B, C);
-    if (p->bias || p->relu) {
-        for (int i = i0; i < i1; i++) {
-            float *restrict c = p->C + (size_t)i * p->ldc;
-            if (p->bias)
-                add_bias(c + j0, p->bias + j0, j1 - j0);
-            if (p->relu)
-                relu_copy(p->relu + (size_t)i * p->ldc + j0, c + j0, j1 - j0);
-        }
-    }
+    nb_linear_epilogue(p->C, p->ldc, p->bias, p->relu, i0, i1, j0, j1);
 }
 
 /* C = beta · C over M × N; beta = 0 stores zeros without reading C. */

@@ -6,7 +6,7 @@
  * never forming a Jacobian: each module implements its vector–Jacobian product. Because
  * every product accumulates (+=), a node feeding several modules (the lecture's Duplicate,
  * n-way fan-out) receives the sum of their gradients without a module of its own. */
-#include "backend/bf16.h"
+#include "backend/linear.h"
 #include "core/graph.h"
 
 #include <stdarg.h>
@@ -101,7 +101,6 @@ void nb_graph_free(nb_graph *g)
 {
     if (!g)
         return;
-    nb_bf16_state_free(g->bf16); /* before the gemm context whose threads it used */
     if (g->owns_gemm)
         nb_gemm_free(g->gemm);
     free(g->nodes);
@@ -394,12 +393,9 @@ void nb_node_set_requires_grad(nb_graph *g, int node, int flag)
 }
 
 size_t nb_graph_param_floats(const nb_graph *g) { return g->param_floats; }
-/* A writable pointer to the parameters counts as a change (bf16.c remakes the shadow). */
-float *nb_graph_params(nb_graph *g)
-{
-    g->param_generation++;
-    return g->params;
-}
+/* Reading is not a change: a writer declares it (nb_graph_params_changed), so that the
+ * backend's copies of the weights in another precision survive reads. */
+float *nb_graph_params(nb_graph *g) { return g->params; }
 float *nb_graph_param_grads(nb_graph *g) { return g->param_grads; }
 int nb_graph_param_count(const nb_graph *g) { return g->param_count; }
 int nb_graph_param_node(const nb_graph *g, int i) { return g->param_nodes[i]; }
@@ -569,13 +565,7 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
         memset(g->arena, 0, floats * sizeof *g->arena);
     if (labels)
         memset(g->label_arena, 0, labels * sizeof *g->label_arena);
-    if (g->precision == NB_PRECISION_BF16) {
-        nb_status s = nb_bf16_prepare(g, batch, err);
-        if (s) {
-            g->batch = 0; /* the plan above no longer matches the old batch */
-            return s;
-        }
-    }
+    nb_linear_forget(g->gemm); /* the kernels' kept activations belong to the old plan */
     g->batch = batch;
     return NB_OK;
 }

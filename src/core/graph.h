@@ -71,11 +71,11 @@ struct nb_graph {
     int training;
     nb_gemm *gemm;
     int owns_gemm;
-    /* mixed precision (bf16.c): Linear's products in bf16 when precision is NB_PRECISION_BF16;
-     * the bf16 shadow of the weights is remade when param_generation moved on */
+    /* The precision the kernels are asked for (precision.c). The backend keeps copies of the
+     * weights in that precision, remade when param_generation moved on: every optimiser
+     * step, initialisation, load or declared write (nb_graph_params_changed), never a read. */
     nb_precision precision;
     uint64_t param_generation;
-    struct nb_bf16_state *bf16;
 };
 
 /* One entry of the module table: the shape rule, the forward and the vector–Jacobian

@@ -334,7 +334,7 @@ nb_status nb_model_save_extra(const nb_model *m, const char *path, const nb_tens
         int node = nb_graph_param_node(g, i);
         t[i].name = nb_node_name(g, node);
         t[i].ndim = nb_node_shape(g, node, t[i].dims);
-        t[i].data = nb_value(g, node);
+        t[i].data = g->params + g->nodes[node].param_offset; /* read: not a change */
     }
     for (int i = 0; i < n_extra; i++)
         t[count + i] = extra[i];

@@ -14,10 +14,10 @@
  * computed the block; when the graph fused a ReLU behind this Linear (its only consumer,
  * graph.c), the same pass also writes the ReLU's output r = max(Y, 0).
  *
- * In bf16 precision (nb_graph_set_precision) the three products take bf16 operands instead:
- * bf16.c, which does the same output pass; the bias gradient stays here, in fp32. */
-#include "backend/bf16.h"
-#include "backend/gemm_pool.h"
+ * The products are the backend's Linear kernels (backend/linear.h), asked for in the graph's
+ * precision: in bf16 they take bf16 operands and do the same output pass; the bias gradient
+ * stays here, in fp32. */
+#include "backend/linear.h"
 #include "core/graph.h"
 
 #include <stdio.h>
@@ -43,31 +43,44 @@ static nb_status linear_shape(nb_graph *g, nb_node *n, nb_error *err)
     return NB_OK;
 }
 
+/* The weights as the kernels see them: values and the parameters' generation, which moves on
+ * only when they change, so the backend may keep them converted (bf16) across products. */
+static nb_weights weights(const nb_graph *g, const nb_node *w)
+{
+    return (nb_weights){.values = w->value, .generation = g->param_generation,
+                        .reused = !g->training};
+}
+
+static nb_linear_shape kernel_shape(const nb_graph *g, const nb_node *n, int64_t N)
+{
+    return (nb_linear_shape){.layer = n, .N = (int)N, .out = (int)n->dims[0],
+                             .in = (int)nb_in((nb_graph *)g, n, 0)->dims[0]};
+}
+
 static void linear_forward(nb_graph *g, nb_node *n, int64_t N)
 {
-    const nb_node *x = nb_in(g, n, 0), *w = nb_in(g, n, 1);
-    int in = (int)x->dims[0], out = (int)n->dims[0];
-    float *Y = n->value;                                   /* (N,out) */
+    const nb_node *x = nb_in(g, n, 0);
+    nb_linear_shape s = kernel_shape(g, n, N);
+    nb_weights W = weights(g, nb_in(g, n, 1));
     const float *b = n->n_inputs == 3 ? nb_in(g, n, 2)->value : NULL; /* (out) */
     float *R = n->relu_out >= 0 ? g->nodes[n->relu_out].value : NULL; /* (N,out) */
-    if (g->precision == NB_PRECISION_BF16 && nb_bf16_linear_forward(g, n, N))
-        return;
-    nb_gemm_linear(g->gemm, (int)N, out, in, x->value, in, w->value, in, b, Y, out, R);
+    nb_linear_forward(g->gemm, g->precision, &s, x->value, &W, b, n->value, R);
 }
 
 static void linear_backward(nb_graph *g, nb_node *n, int64_t N)
 {
     nb_node *x = nb_in(g, n, 0), *w = nb_in(g, n, 1);
-    int in = (int)x->dims[0], out = (int)n->dims[0];
+    nb_linear_shape s = kernel_shape(g, n, N);
+    nb_weights W = weights(g, w);
     const float *dY = n->grad;                             /* (N,out) */
-    int bf16 = g->precision == NB_PRECISION_BF16 && nb_bf16_linear_backward(g, n, N);
-    if (x->requires_grad && !bf16)                         /* dX += dY W */
-        nb_gemm_run(g->gemm, 0, 0, (int)N, in, out, 1.0f, dY, out, w->value, in,
-                    nb_grad_beta(&x->grad_fresh), x->grad, in);
-    if (w->requires_grad && !bf16)                         /* dW += dYᵀ X */
-        nb_gemm_run(g->gemm, 1, 0, out, in, (int)N, 1.0f, dY, out, x->value, in,
-                    nb_grad_beta(&w->grad_fresh), w->grad, in);
+    /* dX += dY W,  dW += dYᵀ X */
+    float beta_x = x->requires_grad ? nb_grad_beta(&x->grad_fresh) : 0.0f;
+    float beta_w = w->requires_grad ? nb_grad_beta(&w->grad_fresh) : 0.0f;
+    nb_linear_backward(g->gemm, g->precision, &s, x->value, &W, dY, beta_x,
+                       x->requires_grad ? x->grad : NULL, beta_w,
+                       w->requires_grad ? w->grad : NULL);
     if (n->n_inputs == 3 && nb_in(g, n, 2)->requires_grad) {
+        int out = s.out;
         nb_node *bias = nb_in(g, n, 2);
         float *restrict db = bias->grad;                   /* db += Σ_n dY[n,:] */
         if (nb_grad_beta(&bias->grad_fresh) == 0.0f)
