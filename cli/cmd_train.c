@@ -107,9 +107,31 @@ typedef struct run {
     int tracking;         /* --keep best or --early-stop: mark the best epoch */
 } run;
 
-static volatile sig_atomic_t stop_requested;
-static void on_sigint(int sig) { (void)sig; stop_requested = 1; }
-static int interrupted(void *user) { (void)user; return stop_requested; }
+/* SIGINT (Ctrl-C) and SIGTERM (what schedulers send before they kill, and what mpirun sends
+ * every rank when it is interrupted): the first asks training to stop between two steps and
+ * write the checkpoint; a second ends the process at once, as without a handler. */
+static volatile sig_atomic_t stop_signal;
+static void on_stop_signal(int sig)
+{
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+}
+static int interrupted(void *user) { (void)user; return stop_signal != 0; }
+
+static void catch_stop_signals(int catch)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = catch ? on_stop_signal : SIG_DFL;
+    sa.sa_flags = SA_RESTART; /* a write or fsync under way completes */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 static void progress(void *user, int epoch, int64_t done, int64_t total, double loss, double secs)
 {
@@ -587,32 +609,35 @@ int cmd_train(int argc, char **argv)
                 "split into shares of about %lld rows\n", nb_dist_size(dist),
                 nb_dist_local_size(dist), threads,
                 (long long)((cfg.batch ? cfg.batch : train.count) / nb_dist_size(dist)));
-    /* Under mpirun, Ctrl-C makes mpirun end every rank (SIGTERM): the last epoch's checkpoint
-     * stands. One rank alone must not stop between steps, as its peers would wait for it. */
-    if (!dist)
-        signal(SIGINT, on_sigint);
+    /* Under mpirun, Ctrl-C makes mpirun send every rank SIGTERM (and SIGKILL a second later,
+     * mpirun's odls_base_sigkill_timeout); the ranks agree to stop before the same step. */
+    catch_stop_signals(1);
     nb_train_callbacks cb = {.user = &r, .progress = progress,
                              .epoch_end = dist ? epoch_end_dist : epoch_end,
-                             .interrupted = dist ? NULL : interrupted};
+                             .interrupted = interrupted};
     nb_status s = nb_trainer_run(t, &cb, &err);
-    signal(SIGINT, SIG_DFL);
+    catch_stop_signals(0);
     if (s == NB_EINTR) {
-        /* the trainer stopped between two steps: save exactly that state */
-        if (!checkpoint) {
-            fprintf(stderr, "\nnabla train: %s; no checkpoint written (--checkpoint none)\n",
-                    err.msg);
+        /* the trainer stopped between two steps (every rank at the same one): save exactly
+         * that state, and exit with the signal's conventional status (130, 143) */
+        const char *name = stop_signal == SIGTERM ? "SIGTERM" : "SIGINT";
+        in_step = 1;
+        if (!root) {
             err.msg[0] = 0;
-            status = 130;
-            goto done;
+        } else if (!checkpoint) {
+            fprintf(stderr, "\nnabla train: %s: %s; no checkpoint written (--checkpoint none)\n",
+                    name, err.msg);
+            err.msg[0] = 0;
+        } else {
+            char where[sizeof err.msg];
+            snprintf(where, sizeof where, "%s", err.msg);
+            if (nb_trainer_save_checkpoint(t, checkpoint, &err))
+                goto done;
+            fprintf(stderr, "\nnabla train: %s: %s; saved the checkpoint %s — continue with "
+                    "--resume\n", name, where, checkpoint);
+            err.msg[0] = 0;
         }
-        char where[sizeof err.msg];
-        snprintf(where, sizeof where, "%s", err.msg);
-        if (nb_trainer_save_checkpoint(t, checkpoint, &err))
-            goto done;
-        fprintf(stderr, "\nnabla train: %s; saved the checkpoint %s — continue with --resume\n",
-                where, checkpoint);
-        err.msg[0] = 0;
-        status = 130;
+        status = 128 + (stop_signal ? stop_signal : SIGINT);
         goto done;
     }
     if (s == NB_ENUMERIC) {

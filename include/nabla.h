@@ -807,7 +807,10 @@ typedef struct nb_train_callbacks {
     /* After each epoch; a non-zero return stops training (as after the last epoch). */
     int (*epoch_end)(void *user, const nb_epoch_stats *stats);
     /* Polled before each step; non-zero stops with NB_EINTR at the end of that epoch's last
-     * complete step (the model is consistent; the caller writes a checkpoint). */
+     * complete step (the model is consistent; the caller writes a checkpoint). Under MPI
+     * (nb_trainer_set_dist) the ranks agree before every step (one small all-reduce): a
+     * request on any rank stops all of them before the same step, with the epoch's running
+     * sums gathered so that rank 0's checkpoint holds them. */
     int (*interrupted)(void *user);
 } nb_train_callbacks;
 

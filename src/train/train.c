@@ -234,12 +234,26 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
         nb_graph_set_training(g, 1);
         int64_t done_at_start = t->position;
         for (int64_t first = t->position; first < P; first += t->batch) {
-            if (cb && cb->interrupted && cb->interrupted(cb->user)) {
+            int stop = cb && cb->interrupted && cb->interrupted(cb->user);
+            /* With ranks, a request seen by any (a signal may reach one rank first, or only
+             * one) stops all of them before the same step. */
+            if (t->dist && cb && cb->interrupted)
+                stop = nb_dist_any(t->dist, stop);
+            if (stop) {
                 /* Stop between two steps: weights, optimiser, step and position agree, so a
                  * checkpoint written now resumes exactly here. */
                 t->position = first;
                 if (first == 0) /* no step of this epoch yet: its order is drawn again */
                     t->rng = t->epoch_rng;
+                if (t->dist) { /* the epoch's sums so far over all rows, as at its end */
+                    int carried = nb_dist_rank(t->dist) != 0;
+                    double sums[2] = {loss_sum - carried * t->epoch_loss_sum,
+                                      (double)(correct - carried * t->epoch_correct)};
+                    if ((s = nb_dist_sum(t->dist, sums, 2, err)))
+                        return s;
+                    loss_sum = sums[0];
+                    correct = (int64_t)sums[1];
+                }
                 t->epoch_loss_sum = loss_sum;
                 t->epoch_correct = correct;
                 nb_graph_set_training(g, 0);

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Signals stop training cleanly (issue 12): SIGTERM (what schedulers send before they kill)
+# and SIGINT (Ctrl-C) stop `nabla train` between two steps, write the checkpoint at that exact
+# position within the epoch and exit with the signal's conventional status (143, 130); a
+# second signal ends the process at once. Signals are sent at random moments of real runs,
+# and every resumed run ends bit-identical (cmp) to an uninterrupted one:
+#   - one process: SIGTERM three times at random moments, SIGINT once, each followed by
+#     --resume; a second signal during the stop;
+#   - mpirun -np 2: SIGINT to mpirun (which sends every rank SIGTERM) and SIGTERM to rank 1
+#     alone (the ranks agree to stop before the same step; rank 0 writes the checkpoint).
+#
+# Run from the repository root: bash tests/cli_signals.sh. $NABLA is the CLI (default
+# $NABLA_BUILD/nabla, NABLA_BUILD defaulting to build). Exits non-zero on the first failure.
+set -euo pipefail
+
+. "$(dirname "$0")/lib_cli.sh"
+bg=""
+kill_background() { if [ -n "$bg" ]; then kill -9 "$bg" 2>/dev/null || true; fi; }
+cli_enter_scratch signals kill_background
+[ -x "$NABLA" ] || fail "an executable CLI at $NABLA (run make)"
+
+same() {  # file file what
+    cmp -s "$1" "$2" || fail "$3: $1 and $2 bit-identical" "$(cmp "$1" "$2" 2>&1)"
+}
+# wait_for FILE PATTERN: until FILE shows PATTERN (30 s at most)
+wait_for() {
+    local i
+    for i in $(seq 3000); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.01; done
+    fail "$1 to show /$2/ within 30 s" "$(cat "$1")"
+}
+# pause R MAX: sleeps R/32767 of MAX seconds (R drawn from $RANDOM by the caller)
+pause() { sleep "$(awk -v r="$1" -v d="$2" 'BEGIN { printf "%.3f", r / 32767 * d }')"; }
+
+# ---- one process ---------------------------------------------------------------------------
+A=(2-64-3 --data spirals:20000:3:0.2 --batch 16 --epochs 2 --threads 1)
+run train "${A[@]}" -q -o ref.safetensors --checkpoint ref.ckpt
+stops=""
+for sig in TERM INT TERM TERM; do
+    resume=()
+    [ -e s.ckpt ] && resume=(--resume)
+    rm -f s.err
+    "$NABLA" train "${A[@]}" -o s.safetensors --checkpoint s.ckpt "${resume[@]}" >/dev/null 2>s.err &
+    bg=$!
+    wait_for s.err '^training '
+    r=$RANDOM
+    pause "$r" 0.15
+    kill -"$sig" "$bg" 2>/dev/null || true
+    rc=0
+    wait "$bg" || rc=$?
+    bg=""
+    sanitizer_clean s.err || fail "no sanitizer report" "$(cat s.err)"
+    if [ "$rc" -eq 0 ]; then  # the run ended before the signal came
+        stops="$stops $sig:finished"
+        break
+    fi
+    want=143
+    [ "$sig" = INT ] && want=130
+    [ "$rc" -eq "$want" ] || fail "SIG$sig: exit status $want" "exit $rc: $(cat s.err)"
+    grep -qE "^nabla train: SIG$sig: interrupted in epoch [0-9]+ after [0-9]+ of 60000 samples; saved the checkpoint s\.ckpt" s.err ||
+        fail "SIG$sig: a message with the position and the checkpoint" "$(cat s.err)"
+    where=$(grep -oE 'epoch [0-9]+ after [0-9]+' s.err)
+    stops="$stops $sig:${where// /_}"
+done
+[ ! -e s.ckpt ] || resume=(--resume)
+run train "${A[@]}" -q -o s.safetensors --checkpoint s.ckpt "${resume[@]}"
+same ref.safetensors s.safetensors "stopped at${stops} and resumed: the final model"
+same ref.ckpt s.ckpt "stopped at${stops} and resumed: the final checkpoint"
+ok "SIGTERM/SIGINT at random moments ($stops): status 143/130, checkpoint, resumed run bit-identical"
+
+# a second signal while the first is being handled ends the process at once: no checkpoint
+cp s.ckpt before.ckpt
+"$NABLA" train "${A[@]}" -o d.safetensors --checkpoint d.ckpt >/dev/null 2>d.err &
+bg=$!
+wait_for d.err '^training '
+kill -INT "$bg"
+kill -TERM "$bg"
+rc=0
+wait "$bg" || rc=$?
+bg=""
+# (the kernel may deliver them in either order: the second one handled kills)
+{ [ "$rc" -eq 143 ] || [ "$rc" -eq 130 ]; } && ! grep -q 'interrupted' d.err ||
+    fail "SIGINT and SIGTERM at once: the process ends by the second (130 or 143) without stopping cleanly" "exit $rc: $(cat d.err)"
+[ ! -e d.ckpt ] || "$NABLA" info d.ckpt >/dev/null || fail "a checkpoint from before the signals still loads"
+ok "a second signal ends the run at once (exit $rc)"
+
+# --checkpoint none: the stop is clean, and says that nothing was saved
+"$NABLA" train "${A[@]}" -o n.safetensors --checkpoint none >/dev/null 2>n.err &
+bg=$!
+wait_for n.err '^training '
+kill -TERM "$bg"
+rc=0
+wait "$bg" || rc=$?
+bg=""
+[ "$rc" -eq 143 ] && grep -q 'no checkpoint written (--checkpoint none)' n.err ||
+    fail "SIGTERM with --checkpoint none: 143 and 'no checkpoint written'" "exit $rc: $(cat n.err)"
+ok "SIGTERM with --checkpoint none: exit 143, 'no checkpoint written'"
+
+# ---- mpirun -np 2 ----------------------------------------------------------------------------
+if ! command -v mpirun >/dev/null 2>&1 || "$NABLA" train --help | grep -q 'is unavailable'; then
+    echo "SKIP: mpirun or nabla's MPI support missing: the distributed half is not tested"
+    exit 77
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMPI_MCA_mpi_yield_when_idle=1
+MPIRUN=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" mpirun --oversubscribe)
+[ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
+# pid.<rank> records each rank's process id
+cat > rankpid.sh <<'EOS'
+echo $$ > "$RANKS_DIR/pid.${OMPI_COMM_WORLD_RANK:-0}"
+exec "$@"
+EOS
+export RANKS_DIR=$tmp
+M=(2-32-3:tanh --data spirals:3000:3:0.2 --batch 16 --epochs 2)
+timeout 120 "${MPIRUN[@]}" -np 2 "$NABLA" train "${M[@]}" -q -o mref.safetensors --checkpoint mref.ckpt >/dev/null 2>err.txt ||
+    fail "the uninterrupted 2-rank run" "$(cat err.txt)"
+stops=""
+for target in mpirun rank1; do
+    resume=()
+    [ -e m.ckpt ] && resume=(--resume)
+    rm -f m.err pid.*
+    timeout 120 "${MPIRUN[@]}" -np 2 sh rankpid.sh "$NABLA" train "${M[@]}" -o m.safetensors --checkpoint m.ckpt "${resume[@]}" >/dev/null 2>m.err &
+    bg=$!
+    wait_for m.err '^distributed: '
+    r=$RANDOM
+    pause "$r" 0.3
+    if [ $target = mpirun ]; then kill -INT "$bg"; else kill -TERM "$(cat pid.1)"; fi
+    rc=0
+    wait "$bg" || rc=$?
+    bg=""
+    sanitizer_clean m.err || fail "no sanitizer report" "$(cat m.err)"
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "2 ranks, SIGINT to $target: a non-zero exit, not a timeout" "exit $rc: $(cat m.err)"
+    [ "$(grep -c 'interrupted in epoch' m.err)" -eq 1 ] ||
+        fail "2 ranks, signal to $target: one message (rank 0's) with the position" "$(cat m.err)"
+    ! grep -qE 'MPI_ABORT|ORTE_ERROR_LOG' m.err || fail "2 ranks, signal to $target: no abort noise" "$(cat m.err)"
+    "$NABLA" info m.ckpt >/dev/null 2>&1 || fail "2 ranks, signal to $target: the checkpoint loads"
+    where=$(grep -oE 'epoch [0-9]+ after [0-9]+' m.err)
+    stops="$stops $target:${where// /_}"
+done
+timeout 120 "${MPIRUN[@]}" -np 2 "$NABLA" train "${M[@]}" -q -o m.safetensors --checkpoint m.ckpt --resume >/dev/null 2>err.txt ||
+    fail "the resumed 2-rank run" "$(cat err.txt)"
+same mref.safetensors m.safetensors "2 ranks stopped at${stops} and resumed: the final model"
+ok "mpirun -np 2, SIGINT to mpirun and SIGTERM to rank 1 ($stops): every rank stops, rank 0 writes the checkpoint, resumed run bit-identical"
+
+echo "cli_signals: all passed"
