@@ -202,5 +202,27 @@ run 0 saturation
 run 2 saturation --png
 ok "examples run from / through PATH; gd_paths and saturation print their CSV without --png"
 
+# ---- the repository stands alone: links and citations stay inside it ---------------------------
+cd "$ROOT"
+# every relative link of the README and docs/ names a file of the repository
+for doc in README.md docs/*.md src/README.md; do
+    dir=$(dirname "$doc")
+    grep -oE '\]\([^)#]+' "$doc" | sed 's/^](//' | grep -vE '^[a-z]+:' | while read -r link; do
+        [ -e "$dir/$link" ] && case $(realpath -m "$dir/$link") in "$ROOT"/*) ;; *) false ;; esac ||
+            fail "$doc: the link '$link' to name a file inside the repository"
+    done
+done
+! grep -rnE 'LECTURE\.md|\.\./shared' README.md docs src cli include examples tests scripts Makefile \
+    --exclude=cli_examples.sh || fail "no reference to a lecture file outside the repository"
+# every § the sources cite is a section of docs/lecture.md
+sections=$(grep -oE '^##+ [0-9]+(\.[0-9]+)?' docs/lecture.md | awk '{ print $2 }' | sed 's/\.$//')
+cited=$(grep -rhoE '§ ?[0-9]+(\.[0-9]+)?' --exclude=test_gemm.c README.md src cli include examples tests |
+    tr -d '§ ' | sort -u)
+for n in $cited; do
+    grep -qx "$n" <<<"$sections" || fail "§$n is cited but docs/lecture.md has no section $n" "$sections"
+done
+ok "README and docs link only inside the repository; the $(echo $cited | wc -w) cited § exist in docs/lecture.md"
+
 [ "$skipped" = 0 ] || { echo "cli_examples: the rest passed; classify skipped"; exit 77; }
+
 echo "all examples passed"
