@@ -53,7 +53,7 @@ int cmd_info(int argc, char **argv)
            "module", "inputs", "shape", batch);
     for (int i = 0; i < nb_graph_node_count(g); i++) {
         nb_op op = nb_node_op(g, i);
-        if (op == NB_OP_PARAM)
+        if (op == NB_OP_PARAM || op == NB_OP_BUFFER)
             continue;
         char inputs[256] = "", shape[64], jac[256] = "";
         size_t used = 0;
@@ -64,8 +64,8 @@ int cmd_info(int argc, char **argv)
                                      nb_node_name(g, in));
             if (used >= sizeof inputs)
                 break;
-            if (nb_node_op(g, in) == NB_OP_LABELS)
-                continue;
+            if (nb_node_op(g, in) == NB_OP_LABELS || nb_node_op(g, in) == NB_OP_BUFFER)
+                continue; /* no gradient flows to labels or running statistics */
             int64_t df = nb_node_size(g, in) * (nb_node_is_batched(g, in) ? batch : 1);
             size_t j = strlen(jac);
             snprintf(jac + j, sizeof jac - j, "%s[%lld×%lld]", j ? " ; " : "", (long long)dg,
@@ -80,6 +80,14 @@ int cmd_info(int argc, char **argv)
         char shape[64];
         printf("  %-24s %-16s %lld\n", nb_node_name(g, p), nb_node_shape_str(g, p, shape, sizeof shape),
                (long long)nb_node_size(g, p));
+    }
+    if (nb_graph_buffer_count(g))
+        printf("\nbuffers (saved, not trained):\n");
+    for (int i = 0; i < nb_graph_buffer_count(g); i++) {
+        int b = nb_graph_buffer_node(g, i);
+        char shape[64];
+        printf("  %-24s %-16s %lld\n", nb_node_name(g, b), nb_node_shape_str(g, b, shape, sizeof shape),
+               (long long)nb_node_size(g, b));
     }
     nb_model_free(m);
     nb_gemm_free(gemm);

@@ -944,6 +944,16 @@ void nb_dist_share(const nb_dist *d, int64_t n, int64_t *first, int64_t *count);
 nb_status nb_dist_allreduce_grads(nb_dist *d, float *g, size_t n, double *loss, nb_error *err);
 /* Sums v[0..n) over all ranks, in place (epoch statistics). */
 nb_status nb_dist_sum(nb_dist *d, double *v, int n, nb_error *err);
+/* Replaces v[0..n) by its mean over all ranks, in place. Batch norm under data parallelism:
+ * each rank normalises its share of a batch by that share's own mean and variance (as
+ * PyTorch's DistributedDataParallel without SyncBatchNorm; the gradient all-reduce then sums
+ * the shares' gradients), and after every step the trainer averages the buffers (running
+ * statistics) over the ranks with this. The averaged running mean is exactly the running
+ * mean of the whole batch's mean when the shares are equal; the averaged running variance is
+ * the mean of the shares' unbiased variances (the spread between shares' means is left
+ * out). The replicas stay equal, so the model file and checkpoint rank 0 writes hold the
+ * average. */
+nb_status nb_dist_average(nb_dist *d, float *v, size_t n, nb_error *err);
 /* 1 on every rank if flag is non-zero on any (an agreed decision, e.g. to stop). */
 int nb_dist_any(nb_dist *d, int flag);
 /* Checks that w[0..n) is bitwise the same on every rank (a 64-bit hash compared across

@@ -280,44 +280,82 @@ typedef struct pool_job {
     int include_pad, tasks;
 } pool_job;
 
+/* y and the arg-max of one window of plane x: rows [h0, h1), columns [w0, w1) step dil. The
+ * first maximum in row-major order wins (v > best), and a NaN ends the search (it wins, as
+ * in PyTorch's CPU kernel). */
+static inline void max_window(const float *x, int64_t W, int64_t h0, int64_t h1, int64_t dh,
+                              int64_t w0, int64_t w1, int64_t dw, float *y, int32_t *at)
+{
+    int64_t best_at = h0 * W + w0;
+    float best = x[best_at];
+    for (int64_t h = h0; h < h1; h += dh)
+        for (int64_t w = w0; w < w1; w += dw) {
+            float v = x[h * W + w];
+            if (v > best || v != v) {
+                best = v;
+                best_at = h * W + w;
+                if (v != v)
+                    goto done;
+            }
+        }
+done:
+    *y = best;
+    *at = (int32_t)best_at;
+}
+
+/* The first tap index k in [0, taps) with o·stride − pad + k·dil ≥ 0, and one past the last
+ * with it < extent: the window's valid taps, so the inner loops check no bounds. */
+static void taps(int64_t o, int64_t stride, int64_t pad, int64_t dil, int64_t taps_n,
+                 int64_t extent, int64_t *lo, int64_t *hi)
+{
+    int64_t start = o * stride - pad;
+    int64_t a = start >= 0 ? 0 : (-start + dil - 1) / dil;
+    int64_t b = start >= extent ? 0 : (extent - start + dil - 1) / dil;
+    *lo = a;
+    *hi = b < taps_n ? b : taps_n;
+}
+
 /* Planes (n, c) are independent: a task takes a block of them. */
 static void max_forward_task(void *arg, int task, int thread)
 {
     (void)thread;
     const pool_job *j = arg;
     const nb_conv_shape *s = j->s;
-    int64_t first, last;
+    int64_t first, last, W = s->W, Q = s->Q;
+    int fast = s->R == 2 && s->S == 2 && s->stride_h == 2 && s->stride_w == 2 && s->pad_h == 0 &&
+               s->pad_w == 0 && s->dil_h == 1 && s->dil_w == 1;
     nb_task_range(s->N * s->C, j->tasks, task, 1, &first, &last);
     for (int64_t plane = first; plane < last; plane++) {
-        const float *x = j->x + plane * s->H * s->W;
-        float *y = j->y + plane * s->P * s->Q;
-        int32_t *am = j->argmax + plane * s->P * s->Q;
-        for (int64_t p = 0; p < s->P; p++)
-            for (int64_t q = 0; q < s->Q; q++) {
-                float best = -INFINITY;
-                int64_t at = -1;
-                for (int64_t r = 0; r < s->R; r++) {
-                    int64_t h = p * s->stride_h - s->pad_h + r * s->dil_h;
-                    if (h < 0 || h >= s->H)
+        const float *x = j->x + plane * s->H * W;
+        float *y = j->y + plane * s->P * Q;
+        int32_t *am = j->argmax + plane * s->P * Q;
+        for (int64_t p = 0; p < s->P; p++) {
+            int64_t r0, r1;
+            taps(p, s->stride_h, s->pad_h, s->dil_h, s->R, s->H, &r0, &r1);
+            int64_t h0 = p * s->stride_h - s->pad_h;
+            for (int64_t q = 0; q < Q; q++) {
+                if (fast) { /* the common 2×2 window at stride 2: branch-free; ties keep
+                             * the first in row-major order (a later one must be greater) */
+                    const float *a = x + 2 * p * W + 2 * q, *b = a + W;
+                    float a0 = a[0], a1 = a[1], b0 = b[0], b1 = b[1];
+                    int ka = a1 > a0, kb = b1 > b0;
+                    float ma = ka ? a1 : a0, mb = kb ? b1 : b0;
+                    int k = mb > ma;
+                    if (a0 + a1 + b0 + b1 == a0 + a1 + b0 + b1) { /* no NaN (nor ∞ − ∞) */
+                        y[p * Q + q] = k ? mb : ma;
+                        am[p * Q + q] = (int32_t)(2 * p * W + 2 * q + (k ? W + kb : ka));
                         continue;
-                    for (int64_t t = 0; t < s->S; t++) {
-                        int64_t w = q * s->stride_w - s->pad_w + t * s->dil_w;
-                        if (w < 0 || w >= s->W)
-                            continue;
-                        float v = x[h * s->W + w];
-                        if (at < 0 || v > best || isnan(v)) {
-                            best = v;
-                            at = h * s->W + w;
-                            if (isnan(v))
-                                goto found;
-                        }
                     }
                 }
-            found:
-                y[p * s->Q + q] = best;
-                am[p * s->Q + q] = (int32_t)at; /* the shape rule keeps a real element in
-                                                   every window (padding ≤ kernel/2) */
+                int64_t t0, t1;
+                taps(q, s->stride_w, s->pad_w, s->dil_w, s->S, W, &t0, &t1);
+                int64_t w0 = q * s->stride_w - s->pad_w;
+                /* the shape rule keeps a real element in every window (padding ≤ kernel/2) */
+                max_window(x, W, h0 + r0 * s->dil_h, h0 + r1 * s->dil_h, s->dil_h,
+                           w0 + t0 * s->dil_w, w0 + t1 * s->dil_w, s->dil_w, &y[p * Q + q],
+                           &am[p * Q + q]);
             }
+        }
     }
 }
 
@@ -429,6 +467,39 @@ static void avg_backward(nb_gemm *ctx, const nb_conv_shape *s, int include_pad,
 
 /* ---- batch normalisation ------------------------------------------------------------------- */
 
+/* Σ x[i] and Σ (x[i] − m)·y[i] (y may be NULL: Σ (x[i] − m)²) in float over eight interleaved
+ * partial sums: independent chains the compiler vectorises, where one running sum would be
+ * a chain of dependent additions. */
+static float sum8(const float *restrict x, int64_t n)
+{
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += x[i + k];
+    float s = 0.0f;
+    for (; i < n; i++)
+        s += x[i];
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    return s;
+}
+
+static float dot8_centred(const float *restrict x, float m, const float *restrict y, int64_t n)
+{
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += (x[i + k] - m) * (y ? y[i + k] : x[i + k] - m);
+    float s = 0.0f;
+    for (; i < n; i++)
+        s += (x[i] - m) * (y ? y[i] : x[i] - m);
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    return s;
+}
+
 typedef struct bn_job {
     const nb_bn_shape *s;
     const float *x, *dy, *gamma, *beta, *running_mean, *running_var;
@@ -450,17 +521,15 @@ static void bn_forward_task(void *arg, int task, int thread)
     for (int64_t c = first; c < last; c++) {
         double mu, istd;
         if (j->batch_stats) {
+            /* each run of HW values summed in float (vectorised), the runs in double */
             double sum = 0.0, sq = 0.0;
             for (int64_t n = 0; n < s->N; n++) {
-                const float *x = j->x + (n * s->C + c) * s->HW;
-                for (int64_t i = 0; i < s->HW; i++)
-                    sum += x[i];
+                sum += sum8(j->x + (n * s->C + c) * s->HW, s->HW);
             }
             mu = sum / (double)M;
+            float muf = (float)mu;
             for (int64_t n = 0; n < s->N; n++) {
-                const float *x = j->x + (n * s->C + c) * s->HW;
-                for (int64_t i = 0; i < s->HW; i++)
-                    sq += (x[i] - mu) * (x[i] - mu);
+                sq += dot8_centred(j->x + (n * s->C + c) * s->HW, muf, NULL, s->HW);
             }
             double var = sq / (double)M;
             istd = 1.0 / sqrt(var + (double)j->eps);
@@ -491,14 +560,14 @@ static void bn_backward_task(void *arg, int task, int thread)
     int64_t first, last, M = s->N * s->HW;
     nb_task_range(s->C, j->tasks, task, 1, &first, &last);
     for (int64_t c = first; c < last; c++) {
-        double mu = j->mean_in[c], istd = j->invstd_in[c], sum_dy = 0.0, sum_dy_xhat = 0.0;
+        double mu = j->mean_in[c], istd = j->invstd_in[c], sum_dy = 0.0, sum_dy_xc = 0.0;
+        float muf = (float)mu;
         for (int64_t n = 0; n < s->N; n++) {
             const float *x = j->x + (n * s->C + c) * s->HW, *dy = j->dy + (n * s->C + c) * s->HW;
-            for (int64_t i = 0; i < s->HW; i++) {
-                sum_dy += dy[i];
-                sum_dy_xhat += dy[i] * (x[i] - mu) * istd;
-            }
+            sum_dy += sum8(dy, s->HW);
+            sum_dy_xc += dot8_centred(x, muf, dy, s->HW);
         }
+        double sum_dy_xhat = sum_dy_xc * istd;
         if (j->dgamma)
             j->dgamma[c] = (j->param_beta == 0.0f ? 0.0f : j->param_beta * j->dgamma[c]) +
                            (float)sum_dy_xhat;

@@ -317,7 +317,8 @@ nb_status nb_model_save_extra(const nb_model *m, const char *path, const nb_tens
                               const char *const *extra_values, int n_meta, nb_error *err)
 {
     nb_graph *g = m->graph;
-    int count = nb_graph_param_count(g);
+    /* parameters, then buffers (batch norm's running statistics): PyTorch's state_dict */
+    int params = nb_graph_param_count(g), count = params + nb_graph_buffer_count(g);
     enum { BASE_META = 8, MAX_META = 20 };
     if (n_meta > MAX_META - BASE_META)
         return nb_error_set(err, NB_EINVAL, "%s: too many metadata entries", path);
@@ -331,7 +332,7 @@ nb_status nb_model_save_extra(const nb_model *m, const char *path, const nb_tens
         return nb_error_set(err, NB_ENOMEM, "%s: out of memory", path);
     }
     for (int i = 0; i < count; i++) {
-        int node = nb_graph_param_node(g, i);
+        int node = i < params ? nb_graph_param_node(g, i) : nb_graph_buffer_node(g, i - params);
         t[i].name = nb_node_name(g, node);
         t[i].ndim = nb_node_shape(g, node, t[i].dims);
         t[i].data = g->params + g->nodes[node].param_offset; /* read: not a change */
@@ -372,13 +373,32 @@ nb_status nb_model_load_weights(nb_model *m, const char *path, nb_error *err)
     return s;
 }
 
+/* A buffer holds statistics: finite, and a variance or a count is not negative (batch norm
+ * divides by √(running_var + eps)). */
+static nb_status check_buffer(const nb_tensor_ref *t, const char *path, nb_error *err)
+{
+    size_t len = strlen(t->name);
+    int nonneg = (len > 12 && strcmp(t->name + len - 12, ".running_var") == 0) ||
+                 (len > 20 && strcmp(t->name + len - 20, ".num_batches_tracked") == 0);
+    int64_t n = 1;
+    for (int k = 0; k < t->ndim; k++)
+        n *= t->dims[k];
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(t->data[i]) || (nonneg && t->data[i] < 0))
+            return nb_error_set(err, NB_EFORMAT, "%s: tensor '%s' element %lld is %g, expected a "
+                                "finite%s statistic", path, t->name, (long long)i,
+                                (double)t->data[i], nonneg ? ", non-negative" : "");
+    return NB_OK;
+}
+
 nb_status nb_model_take_weights(nb_model *m, const nb_safetensors *st, const char *path,
                                 const char *skip_prefix, nb_error *err)
 {
     nb_status s = NB_OK;
     nb_graph *g = m->graph;
-    for (int i = 0; !s && i < nb_graph_param_count(g); i++) {
-        int node = nb_graph_param_node(g, i);
+    int params = nb_graph_param_count(g);
+    for (int i = 0; !s && i < params + nb_graph_buffer_count(g); i++) {
+        int node = i < params ? nb_graph_param_node(g, i) : nb_graph_buffer_node(g, i - params);
         const char *name = nb_node_name(g, node);
         const nb_tensor_ref *t = nb_safetensors_find(st, name);
         int64_t dims[NB_MAX_DIMS];
@@ -402,6 +422,8 @@ nb_status nb_model_take_weights(nb_model *m, const nb_safetensors *st, const cha
                 snprintf(got + at, sizeof got - at, "]");
             s = nb_error_set(err, NB_ESHAPE, "%s: tensor '%s' has shape %s, the model expects %s",
                              path, name, got, want);
+        } else if (i >= params && (s = check_buffer(t, path, err))) {
+            break;
         } else
             memcpy(nb_value(g, node), t->data, (size_t)nb_node_size(g, node) * sizeof(float));
     }
@@ -411,9 +433,9 @@ nb_status nb_model_take_weights(nb_model *m, const nb_safetensors *st, const cha
         if (skip_prefix && strncmp(name, skip_prefix, strlen(skip_prefix)) == 0)
             continue;
         int node = nb_graph_find(g, name);
-        if (node < 0 || nb_node_op(g, node) != NB_OP_PARAM)
-            s = nb_error_set(err, NB_EFORMAT, "%s: tensor '%s' is not a parameter of the model",
-                             path, name);
+        if (node < 0 || (nb_node_op(g, node) != NB_OP_PARAM && nb_node_op(g, node) != NB_OP_BUFFER))
+            s = nb_error_set(err, NB_EFORMAT, "%s: tensor '%s' is not a parameter or buffer of "
+                             "the model", path, name);
     }
     return s;
 }

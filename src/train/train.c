@@ -34,6 +34,7 @@ struct nb_trainer {
     int64_t batch;
     int64_t *order, *scratch;
     float *snapshot;       /* the last weights known to give a finite loss (an epoch's start) */
+    float *buffer_snapshot; /* and the buffers (batch norm's running statistics) with them */
     int good_epoch;        /* the epoch whose start they are */
     int proven;            /* whether a step of this run computed a finite loss with them */
     nb_dist *dist;         /* NULL, or the MPI job whose ranks share every batch (src/dist/dist.c) */
@@ -98,7 +99,8 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_datase
     size_t params = nb_graph_param_floats(g);
     if (!t || !(t->order = malloc((size_t)train->count * sizeof *t->order)) ||
         !(t->scratch = malloc((size_t)train->count * sizeof *t->scratch)) ||
-        !(t->snapshot = malloc((params ? params : 1) * sizeof *t->snapshot))) {
+        !(t->snapshot = malloc((params ? params : 1) * sizeof *t->snapshot)) ||
+        !(t->buffer_snapshot = malloc((nb_graph_buffer_floats(g) + 1) * sizeof(float)))) {
         nb_trainer_free(t);
         nb_error_set(err, NB_ENOMEM, "out of memory for the trainer");
         return NULL;
@@ -129,6 +131,7 @@ void nb_trainer_free(nb_trainer *t)
     free(t->order);
     free(t->scratch);
     free(t->snapshot);
+    free(t->buffer_snapshot);
     free(t);
 }
 
@@ -222,7 +225,11 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
     float *w = nb_graph_params(g), *dw = nb_graph_param_grads(g);
     size_t params = nb_graph_param_floats(g);
     nb_status s = NB_OK;
+    size_t buffers = nb_graph_buffer_floats(g);
+    float *buf = nb_graph_buffers(g);
     memcpy(t->snapshot, w, params * sizeof *w); /* until a step proves them or better ones */
+    if (buffers)
+        memcpy(t->buffer_snapshot, buf, buffers * sizeof *buf);
     t->good_epoch = t->epoch;
     t->proven = 0;
     while (t->epoch < t->cfg.epochs && !t->best.stopped) {
@@ -278,6 +285,8 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
                 return s;
             if (!isfinite(loss)) {
                 memcpy(w, t->snapshot, params * sizeof *w);
+                if (buffers) /* the failed forward moved the running statistics too */
+                    memcpy(buf, t->buffer_snapshot, buffers * sizeof *buf);
                 nb_graph_params_changed(g);
                 if (t->best.weights && t->best.epoch) {
                     use_best(t); /* validated weights, so a step has shown them finite */
@@ -303,6 +312,8 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             }
             if (first == done_at_start) { /* these weights gave a finite loss: keep them */
                 memcpy(t->snapshot, w, params * sizeof *w);
+                if (buffers) /* as they were before this step's forward: close enough */
+                    memcpy(t->buffer_snapshot, buf, buffers * sizeof *buf);
                 t->good_epoch = t->epoch;
                 t->proven = 1;
             }
@@ -310,6 +321,10 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             /* w ← w − η ∂L/∂w, or Adam's rule, on the graph's threads */
             nb_optim_step_parallel(t->optim, w, dw, (float)lr, g->gemm);
             nb_graph_params_changed(g); /* bf16: the next forward remakes the weights' shadow */
+            /* Each rank's batch norm normalised by its own share's statistics and moved its
+             * running statistics by them: averaging keeps the replicas equal (see nabla.h) */
+            if (t->dist && buffers && (s = nb_dist_average(t->dist, buf, buffers, err)))
+                return s;
             t->step++;
             const float *z = nb_value(g, out);
             const int32_t *labels = y >= 0 ? nb_labels_data(g, y) : NULL;
