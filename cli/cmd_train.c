@@ -68,6 +68,10 @@ static void help(void)
            "                       validation, and the --test result; after --resume, the\n"
            "                       earlier epochs come from the --log file\n"
            "  --seed N             seed for initialisation, order and dropout (default 1)\n"
+           "  --augment            image models: random crops of the image padded by 2 pixels\n"
+           "                       and random horizontal flips of every training sample,\n"
+           "                       drawn from the seed, epoch and row (reproducible, resumable)\n"
+           "  --augment-pad N      the crops' padding (default 2; 0: flips only)\n"
            "  --threads N          threads (default: all cores)\n"
            "  --gemm NAME          auto|onednn|openblas|portable matrix-product backend\n"
            PRECISION_HELP
@@ -267,7 +271,7 @@ int cmd_train(int argc, char **argv)
         O_ADAM_EPS, O_WD, O_L2, O_L1, O_CLIP, O_SCHEDULE, O_STEP_SIZE, O_GAMMA, O_MIN_LR,
         O_WARMUP, O_INIT_SCHEME, O_INIT, O_CHECKPOINT, O_RESUME, O_LOG, O_SEED, O_THREADS,
         O_GEMM, O_JSON, O_PLOT, O_PRECISION, O_KEEP, O_KEEP_METRIC, O_EARLY_STOP, O_LOSS,
-        O_NORM_TARGETS
+        O_NORM_TARGETS, O_AUGMENT, O_AUGMENT_PAD
     };
     static const struct option options[] = {
         {"data", required_argument, 0, O_DATA}, {"val-split", required_argument, 0, O_VAL_SPLIT},
@@ -293,6 +297,7 @@ int cmd_train(int argc, char **argv)
         {"early-stop", required_argument, 0, O_EARLY_STOP},
         {"loss", required_argument, 0, O_LOSS},
         {"normalize-targets", required_argument, 0, O_NORM_TARGETS},
+        {"augment", no_argument, 0, O_AUGMENT}, {"augment-pad", required_argument, 0, O_AUGMENT_PAD},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     static const char *const optimizers[] = {[NB_OPT_SGD] = "sgd", [NB_OPT_ADAM] = "adam",
@@ -385,6 +390,11 @@ int cmd_train(int argc, char **argv)
         case O_SEED: if (!cli_int("train", "--seed", optarg, 0, 1LL << 62, &n)) return 2; cfg.seed = (uint64_t)n; break;
         case O_THREADS: if (!cli_int("train", "--threads", optarg, 0, 1024, &n)) return 2; threads = (int)n; break;
         case O_GEMM: gemm_name = optarg; break;
+        case O_AUGMENT: cfg.augment_flip = 1; if (!cfg.augment_pad) cfg.augment_pad = 2; break;
+        case O_AUGMENT_PAD:
+            if (!cli_int("train", "--augment-pad", optarg, 0, 1 << 20, &n)) return 2;
+            cfg.augment_pad = (int)n ? (int)n : -1; /* -1: no crops, set below */
+            break;
         case O_JSON: json = 1; break;
         case O_PLOT: plot = optarg; break;
         case O_PRECISION:
@@ -421,6 +431,10 @@ int cmd_train(int argc, char **argv)
     if (optind + 1 != argc)
         return cli_usage_error("train", "expected one MODEL argument (e.g. 784-256-128-10)");
     const char *model_arg = argv[optind];
+    if (cfg.augment_pad && !cfg.augment_flip)
+        return cli_usage_error("train", "--augment-pad needs --augment");
+    if (cfg.augment_pad < 0)
+        cfg.augment_pad = 0;
     if (cfg.optim.kind != NB_OPT_SGD && !lr_given)
         cfg.optim.lr = 1e-3f;
     if (cfg.optim.kind != NB_OPT_SGD)

@@ -329,6 +329,17 @@ nb_status cli_set_precision(const char *cmd, nb_graph *g, int choice, nb_precisi
         *err = why;
     if (used)
         *used = nb_graph_precision(g);
+    /* bf16 covers Linear's products; say so where the model has image modules */
+    for (int i = 0; !s && nb_graph_precision(g) == NB_PRECISION_BF16 &&
+                    i < nb_graph_node_count(g); i++) {
+        nb_op op = nb_node_op(g, i);
+        if (op == NB_OP_CONV2D || op == NB_OP_BATCH_NORM || op == NB_OP_MAX_POOL2D ||
+            op == NB_OP_AVG_POOL2D) {
+            fprintf(stderr, "nabla %s: note: --precision bf16 applies to Linear layers; "
+                    "convolution, pooling and batch norm run in fp32\n", cmd);
+            break;
+        }
+    }
     return s;
 }
 

@@ -782,6 +782,13 @@ typedef struct nb_train_config {
     nb_monitor monitor;   /* what "best" means for keep and patience */
     int patience;         /* > 0: stop after this many epochs in a row without improvement
                              (Keras' EarlyStopping(patience)); 0: never stop early */
+    /* Image augmentation (src/train/augment.c), for a model whose input is [C, H, W] or
+     * [H, W]: random crops of the image padded by augment_pad pixels (of raw value 0), and
+     * random horizontal flips — torchvision's RandomCrop(padding) and RandomHorizontalFlip.
+     * Each sample's draw depends only on seed, the epoch and its row in the epoch's order, so
+     * runs are reproducible and resume exactly. 0: none. */
+    int augment_pad;
+    int augment_flip;
 } nb_train_config;
 
 void nb_train_config_default(nb_train_config *cfg);

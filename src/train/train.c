@@ -5,6 +5,7 @@
  * the samples is drawn anew every epoch (§5.4) from the trainer's own generator. */
 #include "backend/gemm_pool.h"
 #include "core/graph.h"
+#include "train/augment.h"
 #include "model/model.h"
 #include "train/best.h"
 
@@ -35,6 +36,7 @@ struct nb_trainer {
     int64_t *order, *scratch;
     float *snapshot;       /* the last weights known to give a finite loss (an epoch's start) */
     float *buffer_snapshot; /* and the buffers (batch norm's running statistics) with them */
+    nb_augment augment;     /* cfg.augment_*: crops and flips of each training batch */
     int good_epoch;        /* the epoch whose start they are */
     int proven;            /* whether a step of this run computed a finite loss with them */
     nb_dist *dist;         /* NULL, or the MPI job whose ranks share every batch (src/dist/dist.c) */
@@ -113,6 +115,12 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_datase
     if (t->cfg.schedule.kind == NB_SCHED_COSINE && t->cfg.schedule.total <= 0) /* anneal over the run */
         t->cfg.schedule.total = (int64_t)cfg->epochs * ((train->count + t->batch - 1) / t->batch);
     nb_rng_seed(&t->rng, cfg->seed);
+    if ((cfg->augment_pad > 0 || cfg->augment_flip) &&
+        nb_augment_init(&t->augment, m, nb_model_norm(m), cfg->augment_pad, cfg->augment_flip,
+                        cfg->seed, err)) {
+        nb_trainer_free(t);
+        return NULL;
+    }
     if (nb_best_init(&t->best, cfg, params, err) ||
         !(t->optim = nb_optim_new(&cfg->optim, params, err)) ||
         nb_graph_prepare(g, t->batch, err)) {
@@ -132,6 +140,7 @@ void nb_trainer_free(nb_trainer *t)
     free(t->scratch);
     free(t->snapshot);
     free(t->buffer_snapshot);
+    nb_augment_free(&t->augment);
     free(t);
 }
 
@@ -272,6 +281,9 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             if (nb_graph_batch(g) != nr && (s = nb_graph_prepare(g, nr, err)))
                 return s;
             gather(m, ds, t->order + first + lo, nr);
+            if (t->augment.blank)
+                nb_augment_batch(&t->augment, nb_value(g, nb_model_input(m)), nr, t->epoch,
+                                 first + lo);
             if ((s = nb_graph_forward_to(g, lossn, err)))
                 return s;
             double loss = nb_value(g, lossn)[0];
