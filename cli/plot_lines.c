@@ -286,6 +286,7 @@ nb_status plot_training_curves(const char *path, const char *title, const plot_h
     if (!buf)
         return nb_error_set(err, NB_ENOMEM, "out of memory for the training curves");
     double *epoch = buf, *tl = buf + n, *ta = buf + 2 * n, *vl = buf + 3 * n, *va = buf + 4 * n;
+    int have_acc = n == 0; /* a regression has no accuracy: one panel */
     for (int i = 0; i < n; i++) {
         const nb_epoch_stats *e = &h->stats[i];
         epoch[i] = e->epoch;
@@ -293,6 +294,7 @@ nb_status plot_training_curves(const char *path, const char *title, const plot_h
         ta[i] = 100 * e->train_accuracy;
         vl[i] = e->val_loss;
         va[i] = 100 * e->val_accuracy;
+        have_acc |= !isnan(e->train_accuracy);
     }
     /* the test set, evaluated once after the last epoch: one marked point there, its value in
      * the legend (a series without a number — no --test, no validation — has no entry) */
@@ -305,10 +307,12 @@ nb_status plot_training_curves(const char *path, const char *title, const plot_h
     plot_series acc[3] = {{"training", epoch, ta, n}, {"validation", epoch, va, n},
                           {acc_label, &last, &test_pct, n ? 1 : 0}};
     plot_panel panels[2] = {
-        {"loss (cross-entropy)", "epoch", "loss", loss, 3, 0},
+        {have_acc ? "loss (cross-entropy)" : "loss (mean squared error)", "epoch", "loss", loss,
+         3, 0},
         {"accuracy", "epoch", "accuracy (%)", acc, 3, 0},
     };
-    nb_status s = plot_lines(path, title, panels, 2, 1100, 440, err);
+    nb_status s = plot_lines(path, title, panels, have_acc ? 2 : 1, have_acc ? 1100 : 600, 440,
+                             err);
     free(buf);
     return s;
 }

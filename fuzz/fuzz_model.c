@@ -1,9 +1,11 @@
 /* libFuzzer harness for nb_model_load (src/model/model.c): the input is a model file — safetensors
- * whose __metadata__ carries "nabla.description", "nabla.norm" and "nabla.classes".
+ * whose __metadata__ carries "nabla.description", "nabla.norm" and "nabla.classes", and for a
+ * regression "nabla.loss", "nabla.target_norm" and "nabla.targets".
  *
- * A model that loads must be usable: its normalisation fits its input and never divides by
- * zero, it predicts on two all-zero samples when its activations are small, and it survives a
- * round trip (nb_model_save, nb_model_load: same description, same weights). The round trip
+ * A model that loads must be usable: its normalisations (inputs, targets) fit and never divide
+ * by zero, it predicts on two all-zero samples when its activations are small (classes, or a
+ * regression's values), and it survives a round trip (nb_model_save, nb_model_load: same
+ * description, weights, names, loss and normalisations). The round trip
  * writes under /dev/shm (or /tmp), in a directory made and removed around it. */
 #include "fuzz_file.h"
 #include "nabla.h"
@@ -13,14 +15,12 @@
 #define RUN_LIMIT ((int64_t)1 << 18)
 
 static nb_gemm *gemm;
-static void check_norm(const nb_model *m)
+static void check_one_norm(const nb_norm *norm, int64_t features)
 {
-    const nb_norm *norm = nb_model_norm(m);
     FUZZ_ASSERT(norm->mode >= NB_NORM_NONE && norm->mode <= NB_NORM_GLOBAL, "mode %d",
                 (int)norm->mode);
     if (norm->mode == NB_NORM_NONE)
         return;
-    int64_t features = nb_model_features(m);
     FUZZ_ASSERT(norm->features == features && norm->size >= 1 && features % norm->size == 0,
                 "norm of %lld entries for %lld features, model has %lld",
                 (long long)norm->size, (long long)norm->features, (long long)features);
@@ -29,6 +29,16 @@ static void check_norm(const nb_model *m)
                         (norm->std[i] > 0 || norm->eps > 0) && isfinite(norm->std[i]),
                     "norm entry %lld: mean %g, std %g, eps %g: (b - m) / max(std, eps) is not "
                     "finite", (long long)i, norm->mean[i], norm->std[i], norm->eps);
+}
+
+static void check_norm(const nb_model *m)
+{
+    check_one_norm(nb_model_norm(m), nb_model_features(m));
+    if (nb_model_targets(m) >= 0)
+        check_one_norm(nb_model_target_norm(m), nb_model_classes(m));
+    else
+        FUZZ_ASSERT(nb_model_target_norm(m)->mode == NB_NORM_NONE && !nb_model_target_names_text(m),
+                    "a classifier with target statistics or names");
 }
 
 /* Two all-zero samples through nb_model_predict. */
@@ -50,6 +60,8 @@ static void predict(nb_model *m)
         for (int r = 0; r < 2; r++)
             FUZZ_ASSERT(cls[r] >= 0 && cls[r] < classes, "class %d of %lld", cls[r],
                         (long long)classes);
+    if (ds.f32 && probs && nb_model_targets(m) >= 0)
+        (void)nb_model_predict_values(m, &ds, NULL, 2, probs, &err); /* no crash, any value */
     free(ds.f32);
     free(probs);
 }
@@ -72,6 +84,16 @@ static void round_trip(nb_model *m)
     FUZZ_ASSERT(nb_model_norm(m)->mode == nb_model_norm(back)->mode, "norm mode changed");
     const char *ca = nb_model_classes_text(m), *cb = nb_model_classes_text(back);
     FUZZ_ASSERT((!ca && !cb) || (ca && cb && strcmp(ca, cb) == 0), "class names changed");
+    const char *ta = nb_model_target_names_text(m), *tb = nb_model_target_names_text(back);
+    FUZZ_ASSERT((!ta && !tb) || (ta && tb && strcmp(ta, tb) == 0), "target names changed");
+    FUZZ_ASSERT(nb_model_targets(m) == nb_model_targets(back) &&
+                    nb_model_loss(m) == nb_model_loss(back),
+                "the regression target or the loss changed in the round trip");
+    const nb_norm *na = nb_model_target_norm(m), *nbk = nb_model_target_norm(back);
+    FUZZ_ASSERT(na->mode == nbk->mode && na->size == nbk->size &&
+                    (na->size == 0 || (memcmp(na->mean, nbk->mean, (size_t)na->size * sizeof(float)) == 0 &&
+                                       memcmp(na->std, nbk->std, (size_t)na->size * sizeof(float)) == 0)),
+                "target statistics changed in the round trip");
     nb_model_free(back);
     fuzz_out_end();
 }

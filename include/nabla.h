@@ -678,7 +678,8 @@ const char *nb_safetensors_meta(const nb_safetensors *st, const char *key);
  * description text, the input normalisation fitted on the training set, class names — saved
  * as one safetensors file that PyTorch's load_state_dict accepts (tensors "<node>.weight",
  * "<node>.bias"; the rest in __metadata__: "nabla.description", "nabla.norm",
- * "nabla.classes").
+ * "nabla.classes", and for a regression "nabla.loss" ("mse" when the loss was appended),
+ * "nabla.target_norm" and "nabla.targets").
  * ---------------------------------------------------------------------------------------- */
 
 typedef struct nb_model nb_model;

@@ -236,6 +236,14 @@ output m
     write("model", "nearest", safetensors(
         [("n.weight", [3, 2], floats(6, rng))],
         {"nabla.description": "x = input(2)\nn = nearest(x, 3)\n"}))
+    write("model", "regression-appended-mse", safetensors(mlp_tensors([3, 4, 2], rng), {
+        "nabla.description": "3-4-2", "nabla.loss": "mse", "nabla.norm": norm("none", [], [], 3),
+        "nabla.target_norm": norm("feature", [10.0, -2.0], [3.0, 0.5], 2),
+        "nabla.targets": "price,rent"}))
+    write("model", "regression-described-mse", safetensors(
+        [("y.weight", [1, 2], floats(2, rng)), ("y.bias", [1], floats(1, rng))], {
+            "nabla.description": "x = input(2)\ny = linear(x, 1)\nt = input(1)\nl = mse(y, t)\n",
+            "nabla.target_norm": norm("feature", [1.5], [2.0], 1), "nabla.targets": "y"}))
     write("model", "with-optim-state", safetensors(
         mlp_tensors([2, 3], rng) + [("optim.state.0", [9], floats(9, rng))],
         {"nabla.description": "2-3"}))

@@ -309,7 +309,8 @@ static nb_status finish_labels(const char *path, const char *column, size_t fiel
                                   "a class label, an integer 0 <= k < %lld or a class name, found "
                                   "\"%.40s\"%s", path, (long long)seen->line[k], field, column,
                                   (long long)CSV_MAX_LABEL, seen->names[k], REGRESSION_HINT);
-            value[k] = (int64_t)v;
+            else
+                value[k] = (int64_t)v;
         }
         *classes = 0;
         for (int64_t k = 0; k < seen->count && !st; k++)

@@ -491,7 +491,7 @@ nb_model *nb_model_load(const char *path, uint64_t seed, nb_gemm *gemm, nb_error
     if (!s && classes)
         s = nb_model_set_classes(m, classes, err);
     const char *targets = nb_safetensors_meta(st, "nabla.targets");
-    if (!s && targets)
+    if (!s && targets && m->targets >= 0) /* a classifier has no use for them */
         s = nb_model_set_target_names(m, targets, err);
     if (!s)
         s = nb_model_take_weights(m, st, path, "optim.", err);
