@@ -61,6 +61,13 @@ grep -q "wrote fc-model.safetensors: 4 tensors, 27 parameters, normalisation non
 run predict fc-model.safetensors --data csv:data.csv:label
 ok "fc-named weights import as they are, with no normalisation"
 
+# a description file: the lecture's mynet (input 3x10x20, fc1 600 -> 60, fc2, fc3)
+weights mynet-w.safetensors fc1.weight:60x600 fc1.bias:60 fc2.weight:40x60 fc2.bias:40 fc3.weight:10x40 fc3.bias:10
+run import mynet-w.safetensors --model "$ROOT/examples/mynet.nb" -o mynet.safetensors
+run info mynet.safetensors
+grep -q "fc1" out.txt || fail "nabla info of the imported mynet" "$(cat out.txt)"
+ok "weights for a description file (examples/mynet.nb) import"
+
 # nn.Sequential with ten Linear layers: 0, 2, ..., 18 ordered as numbers, not as text (10 < 2)
 args=()
 for i in $(seq 0 9); do args+=("$((2 * i)).weight:2x2" "$((2 * i)).bias:2"); done

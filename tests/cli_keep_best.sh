@@ -13,8 +13,8 @@
 #   - a run stopped after some epochs and resumed ends with the same model file, byte for
 #     byte, as the uninterrupted run (the best weights and the patience counter are in the
 #     checkpoint); resuming after an early stop trains no further;
-#   - under mpirun -np 2 the kept model is the best epoch of that run's log and the ranks
-#     agree on when to stop;
+#   - under mpirun -np 2 the kept model is the best epoch of that run's log, the ranks agree
+#     on when to stop, and a run stopped and resumed on 2 ranks ends with the same file;
 #   - bad options and mismatched checkpoints are refused with messages naming them.
 #
 # Run from the repository root: bash tests/cli_keep_best.sh. $NABLA is the CLI (default
@@ -194,6 +194,18 @@ if command -v mpirun >/dev/null 2>&1 && ! "$NABLA" train --help | grep -q 'unava
     got=$(eval_loss mpi.safetensors)
     close_to "$got" "$want" || fail "2 ranks: the kept model's val loss $want" "$got"
     ok "mpirun -np 2: kept epoch $mpi_best (val loss $got), ended after epoch $mpi_epochs (early stop: $mpi_stop)"
+    # stopped after the best epoch and resumed, still on 2 ranks: the same model file
+    mpi_cut=$((mpi_best + 1))
+    [ "$mpi_cut" -lt "$mpi_epochs" ] || mpi_cut=$((mpi_epochs - 1))
+    for part in "--epochs $mpi_cut" "--epochs $EPOCHS --resume"; do
+        # shellcheck disable=SC2086 # $part is two or three words
+        "${MPIRUN[@]}" -np 2 "$NABLA" train "${COMMON[@]}" $part --keep best --early-stop $patience \
+            -o mpi-resumed.safetensors -q >out.txt 2>err.txt ||
+            fail "mpirun -np 2 nabla train $part to succeed" "$(tail -n 20 err.txt)"
+    done
+    cmp -s mpi.safetensors mpi-resumed.safetensors ||
+        fail "2 ranks stopped after epoch $mpi_cut and resumed: the uninterrupted run's model file"
+    ok "mpirun -np 2: stopped after epoch $mpi_cut and resumed, the same model file, byte for byte"
 elif [ "${CI:-}" = true ]; then
     fail "mpirun and an MPI build for the MPI part (CI counts a skip as a failure)"
 else
