@@ -42,6 +42,28 @@ nb_status cli_check_targets(const char *spec, const nb_dataset *ds, const nb_mod
  * path is copied into found (may be NULL) when it is. */
 int cli_find_on_path(const char *name, char *found, size_t size);
 
+/* The files a data spec reads: path[0] and path[1] (idx: images and labels; "" when absent)
+ * and the column of csv:FILE:COLUMN (NULL when absent; points into path[0]'s buffer).
+ * Returns how many paths (0 for generated data such as spirals). */
+typedef struct cli_data_source {
+    char path[2][1024];
+    const char *column;
+} cli_data_source;
+int cli_data_files(const char *spec, cli_data_source *src);
+
+/* Outputs of a command: refused when empty, equal to one another or to an input (the same
+ * file, by device and inode, or the same path), or being written by another nabla process
+ * (an advisory fcntl lock on PATH.lock beside each, held until cli_outputs_release and released
+ * by the kernel if the process dies). inputs may hold NULLs (absent options). */
+typedef struct cli_outputs {
+    int count;
+    int fd[8];
+    char *lock[8];
+} cli_outputs;
+nb_status cli_outputs_claim(cli_outputs *out, const char *const *paths, const char *const *names,
+                            int n, const char *const *inputs, int n_inputs, nb_error *err);
+void cli_outputs_release(cli_outputs *out);
+
 /* Reads a model argument: an MLP shorthand, or a description file. *text is malloc'd. */
 nb_status cli_read_model_text(const char *arg, char **text, nb_error *err);
 /* Whether path names a safetensors file (by extension). */

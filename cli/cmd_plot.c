@@ -106,7 +106,13 @@ int cmd_plot_regions(int argc, char **argv)
     const char *ignored;
     char title[512];
     int status = 1;
-    if (plot_check(&err))
+    cli_outputs claimed = {0};
+    cli_data_source src;
+    cli_data_files(data ? data : "", &src);
+    const char *outs[] = {output, opt.pixels}, *out_names[] = {"-o", "--pixels"};
+    const char *ins[] = {model_path, src.path[0][0] ? src.path[0] : NULL,
+                         src.path[1][0] ? src.path[1] : NULL};
+    if (plot_check(&err) || cli_outputs_claim(&claimed, outs, out_names, 2, ins, 3, &err))
         goto done;
     if (!(gemm = cli_gemm(gemm_name, (int)threads, &err)) ||
         !(m = nb_model_load(model_path, 1, gemm, &err)))
@@ -128,6 +134,7 @@ int cmd_plot_regions(int argc, char **argv)
 done:
     if (status)
         cli_fail("plot-regions", &err);
+    cli_outputs_release(&claimed);
     nb_dataset_free(&ds);
     nb_model_free(m);
     nb_gemm_free(gemm);

@@ -503,7 +503,25 @@ int cmd_train(int argc, char **argv)
              .plot = plot, .dist = dist, .log_path = log_path,
              .tracking = cfg.keep == NB_KEEP_BEST || cfg.patience > 0};
     const char *classes = NULL, *ignored;
+    cli_outputs claimed = {0};
 
+    /* rank 0 writes: its outputs are distinct, none is an input, and no other nabla process
+     * is writing them */
+    cli_data_source sources[3];
+    cli_data_files(data, &sources[0]);
+    cli_data_files(val_spec ? val_spec : "", &sources[1]);
+    cli_data_files(test_spec ? test_spec : "", &sources[2]);
+    const char *outs[] = {output, checkpoint, log_path, plot};
+    const char *out_names[] = {"-o", "--checkpoint", "--log", "--plot"};
+    const char *ins[] = {cli_is_model_file(model_arg) ? model_arg : NULL, init_file,
+                         sources[0].path[0][0] ? sources[0].path[0] : NULL,
+                         sources[0].path[1][0] ? sources[0].path[1] : NULL,
+                         sources[1].path[0][0] ? sources[1].path[0] : NULL,
+                         sources[1].path[1][0] ? sources[1].path[1] : NULL,
+                         sources[2].path[0][0] ? sources[2].path[0] : NULL,
+                         sources[2].path[1][0] ? sources[2].path[1] : NULL};
+    if (root && cli_outputs_claim(&claimed, outs, out_names, 4, ins, 8, &err))
+        goto done;
     if (root && (!check_writable(output, &err) || (checkpoint && !check_writable(checkpoint, &err)) ||
                  (log_path && !check_writable(log_path, &err))))
         goto done;
@@ -776,6 +794,7 @@ int cmd_train(int argc, char **argv)
 done:
     if (status == 1 && err.msg[0])
         cli_fail(who, &err);
+    cli_outputs_release(&claimed);
     if (r.log)
         fclose(r.log);
     plot_history_free(&r.history);

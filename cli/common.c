@@ -102,6 +102,38 @@ static nb_status load_csv(const char *path, const char *columns, const nb_model 
     return s;
 }
 
+int cli_data_files(const char *spec, cli_data_source *src)
+{
+    memset(src, 0, sizeof *src);
+    if (strcmp(spec, "fashion-mnist") == 0 || strcmp(spec, "fashion-mnist-test") == 0) {
+        const char *split = spec[13] ? "t10k" : "train";
+        snprintf(src->path[0], sizeof src->path[0], "%s/%s-images-idx3-ubyte.gz", FASHION_DIR, split);
+        snprintf(src->path[1], sizeof src->path[1], "%s/%s-labels-idx1-ubyte.gz", FASHION_DIR, split);
+        return 2;
+    }
+    if (strncmp(spec, "idx:", 4) == 0) {
+        snprintf(src->path[0], sizeof src->path[0], "%s", spec + 4);
+        char *comma = strchr(src->path[0], ',');
+        if (!comma)
+            return 1;
+        *comma = 0;
+        snprintf(src->path[1], sizeof src->path[1], "%s", comma + 1);
+        return 2;
+    }
+    if (strncmp(spec, "csv:", 4) == 0) {
+        char *buf = src->path[0];
+        snprintf(buf, sizeof src->path[0], "%s", spec + 4);
+        /* csv:FILE:COLUMN, unless FILE itself contains the colon */
+        char *colon = strrchr(buf, ':');
+        if (colon && colon != buf && access(buf, F_OK) != 0) {
+            *colon = 0;
+            src->column = colon + 1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 nb_status cli_load_data(const char *spec, nb_dataset *ds, const char **classes, nb_error *err)
 {
     return cli_load_data_for(spec, ds, classes, NULL, err);
@@ -115,24 +147,12 @@ nb_status cli_load_data_for(const char *spec, nb_dataset *ds, const char **class
         *classes = FASHION_CLASSES;
         return fashion(ds, spec[13] ? "t10k" : "train", err);
     }
-    if (strncmp(spec, "idx:", 4) == 0) {
-        char buf[1024];
-        snprintf(buf, sizeof buf, "%s", spec + 4);
-        char *comma = strchr(buf, ',');
-        if (comma)
-            *comma = 0;
-        return nb_idx_load(ds, buf, comma ? comma + 1 : NULL, err);
-    }
-    if (strncmp(spec, "csv:", 4) == 0) {
-        char buf[1024];
-        snprintf(buf, sizeof buf, "%s", spec + 4);
-        char *colon = strrchr(buf, ':');
-        if (colon && colon != buf && access(buf, F_OK) != 0)
-            *colon = 0;
-        else
-            colon = NULL;
-        return load_csv(buf, colon ? colon + 1 : NULL, m, ds, err);
-    }
+    cli_data_source src;
+    cli_data_files(spec, &src);
+    if (strncmp(spec, "idx:", 4) == 0)
+        return nb_idx_load(ds, src.path[0], src.path[1][0] ? src.path[1] : NULL, err);
+    if (strncmp(spec, "csv:", 4) == 0)
+        return load_csv(src.path[0], src.column, m, ds, err);
     if (strncmp(spec, "spirals", 7) == 0 && (spec[7] == 0 || spec[7] == ':')) {
         double v[4] = {100, 3, 0.2, 1};
         const char *s = spec + 7;

@@ -8,6 +8,9 @@
 #   - a test set that does not fit the model is refused before the first epoch;
 #   - a classifier ending in softmax is refused for cross-entropy, naming the fix;
 #   - results that cannot reach standard output (/dev/full) fail the command;
+#   - an output another nabla process is writing (advisory lock), or that is an input or
+#     another output, is refused;
+#   - fault injection (below): every write-side call of a save failed in turn.
 #
 # Run from the repository root: bash tests/cli_failures.sh. $NABLA is the CLI (default
 # $NABLA_BUILD/nabla, NABLA_BUILD defaulting to build). Exits non-zero on the first failure.
@@ -81,6 +84,36 @@ rc=0
 [ "$rc" -eq 1 ] && grep -q 'standard output failed: No space left on device' err.txt ||
     fail "predict > /dev/full: exit 1 naming standard output and the cause" "exit $rc: $(cat err.txt)"
 ok "predictions that cannot be written (/dev/full) fail the command"
+
+# ---- outputs: another nabla process writing them, an output that is an input ---------------
+"$NABLA" train 2-16-3 --data spirals:20000:3:0.2 --threads 1 --batch 4 --epochs 50 -q \
+    -o busy.safetensors --log busy.csv >/dev/null 2>busy.err &
+pid=$!
+pids+=("$pid")
+for _ in $(seq 300); do [ -e busy.safetensors.ckpt ] && break; sleep 0.05; done
+[ -e busy.safetensors.ckpt ] || fail "a first checkpoint of the busy run within 15 s" "$(cat busy.err)"
+expect_fail 1 '-o busy\.safetensors: another nabla process is writing it' :: \
+    train 2-16-3 "${S[@]}" --epochs 1 -o busy.safetensors --checkpoint none
+expect_fail 1 '--checkpoint busy\.safetensors\.ckpt: another nabla process is writing it' :: \
+    train 2-16-3 "${S[@]}" --epochs 1 -o mine.safetensors --checkpoint busy.safetensors.ckpt
+expect_fail 1 '--log ./busy\.csv: another nabla process is writing it' :: \
+    train 2-16-3 "${S[@]}" --epochs 1 -o mine.safetensors --log ./busy.csv
+[ ! -e mine.safetensors ] || fail "a refused run writes no model"
+kill -TERM "$pid"
+wait "$pid" || true
+pids=()
+[ ! -e busy.safetensors.lock ] || fail "the lock file removed when its run ends" "$(ls)"
+run train 2-16-3 "${S[@]}" --epochs 1 -o busy.safetensors --checkpoint none
+expect_fail 1 '-o good\.safetensors is also an input of this run' :: \
+    train good.safetensors "${S[@]}" --epochs 1 -o good.safetensors
+expect_fail 1 '-o x\.safetensors is also an input of this run' :: \
+    train 2-16-3 "${S[@]}" --epochs 1 -o x.safetensors --init ./x.safetensors
+expect_fail 1 '--log three\.csv is also an input' :: \
+    train 2-3 --data csv:three.csv:c --epochs 1 -q -o x.safetensors --log three.csv
+expect_fail 1 '-o x\.safetensors and --checkpoint \./x\.safetensors are the same file' :: \
+    train 2-16-3 "${S[@]}" --epochs 1 -o x.safetensors --checkpoint ./x.safetensors
+cmp -s good.safetensors before.safetensors || fail "the refused runs left good.safetensors as it was"
+ok "outputs another nabla process is writing, outputs that are inputs or each other: refused, naming them"
 
 # ---- fault injection: every write-side call of a save, failed in turn ----------------------
 # tests/shim_failio.c, preloaded, counts the calls by which nabla writes files (open for

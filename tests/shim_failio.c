@@ -1,6 +1,7 @@
 /* Fault injection for tests (LD_PRELOAD=failio.so nabla ...): counts the calls by which a
  * process writes files — opening a file for writing, mkstemp, fchmod, write and fwrite to a
- * regular file, fputs, fflush, fsync, fdatasync, close of a file open for writing, rename — and makes
+ * regular file, fputs, fflush, fsync, fdatasync, close of a file open for writing that holds
+ * data, rename — and makes
  * the k-th of them fail as a full or broken disk would. Reads, and writes to the terminal,
  * pipes and sockets, are not counted: they are not what a save consists of.
  *
@@ -239,9 +240,17 @@ int fdatasync(int fd)
     return REAL(fdatasync)(fd);
 }
 
+/* Only a file that holds data can fail to write it back at close (an empty lock file or
+ * probe cannot). */
+static int holds_data(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_size > 0;
+}
+
 int close(int fd)
 {
-    int e = regular_fd(fd) && writable_fd(fd) ? hit_fd("close", fd) : 0;
+    int e = regular_fd(fd) && writable_fd(fd) && holds_data(fd) ? hit_fd("close", fd) : 0;
     int rc = REAL(close)(fd);
     if (e) {
         errno = e;
