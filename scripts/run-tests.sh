@@ -80,7 +80,8 @@ for build in "$@"; do
         if [ "$have_torch" = 1 ]; then
             run_one "$(basename "$t")" "$PYTHON" "$t"
         else
-            skip_test "$(basename "$t")" "$PYTHON cannot import torch (apt-get install python3-torch, or make deps)"
+            skip_test "$(basename "$t")" \
+                "$PYTHON cannot import torch (apt-get install python3-torch, or make deps)"
         fi
     done
     for t in tests/build_*.sh; do
