@@ -41,12 +41,11 @@ static void log_label(char *buf, size_t size, int m, int k, int plain)
         return;
     }
     static const char *const sup[10] = {"⁰", "¹", "²", "³", "⁴", "⁵", "⁶", "⁷", "⁸", "⁹"};
-    char exp[40] = "";
-    char digits[16];
+    char exp[16] = "", digits[16]; /* a double's exponents have at most 3 digits: ≤ 12 bytes */
     snprintf(digits, sizeof digits, "%d", k < 0 ? -k : k);
     if (k < 0)
         strcat(exp, "⁻");
-    for (const char *d = digits; *d; d++)
+    for (const char *d = digits; *d && strlen(exp) + 3 < sizeof exp; d++)
         strcat(exp, sup[*d - '0']);
     if (m == 1)
         snprintf(buf, size, "10%s", exp);
