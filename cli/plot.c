@@ -148,6 +148,37 @@ void plot_text(cairo_t *cr, double x, double y, const char *s, double ax, double
     cairo_show_text(cr, s);
 }
 
+void plot_text_fit(cairo_t *cr, double x, double y, const char *s, double ax, double ay,
+                   double max_width)
+{
+    cairo_matrix_t m;
+    cairo_get_font_matrix(cr, &m);
+    double size = m.yy, min = 9; /* the size plot_font set */
+    while (plot_text_width(cr, s) > max_width && size > min) {
+        size = fmax(min, size - 0.5);
+        cairo_set_font_size(cr, size);
+    }
+    if (plot_text_width(cr, s) <= max_width) {
+        plot_text(cr, x, y, s, ax, ay);
+        return;
+    }
+    /* still too wide: keep the start and the end, "…" between, cut at characters (UTF-8) */
+    size_t len = strlen(s), keep = len;
+    char buf[1024];
+    while (keep > 2) {
+        keep = keep * 9 / 10;
+        size_t head = keep / 2, tail = keep - head;
+        while (head > 0 && ((unsigned char)s[head] & 0xC0) == 0x80)
+            head--;
+        while (tail > 0 && ((unsigned char)s[len - tail] & 0xC0) == 0x80)
+            tail--;
+        snprintf(buf, sizeof buf, "%.*s…%s", (int)head, s, s + len - tail);
+        if (plot_text_width(cr, buf) <= max_width)
+            break;
+    }
+    plot_text(cr, x, y, keep > 2 ? buf : "…", ax, ay);
+}
+
 
 /* cairo finds fonts through fontconfig, which keeps its configuration until FcFini; cairo
  * never calls that, and nabla does not link fontconfig itself, so it is looked up in the

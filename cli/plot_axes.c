@@ -178,17 +178,17 @@ void plot_draw_axes(cairo_t *cr, const axes *a, const char *title, const char *x
     }
     plot_font(cr, LABEL_FONT, 0);
     if (xlabel)
-        plot_text(cr, a->px + a->pw / 2, a->py + a->ph + 24, xlabel, 0.5, 0);
+        plot_text_fit(cr, a->px + a->pw / 2, a->py + a->ph + 24, xlabel, 0.5, 0, a->pw);
     if (ylabel) {
         cairo_save(cr);
         cairo_translate(cr, a->px - ylabel_room - 12, a->py + a->ph / 2);
         cairo_rotate(cr, -PI / 2);
-        plot_text(cr, 0, 0, ylabel, 0.5, 1);
+        plot_text_fit(cr, 0, 0, ylabel, 0.5, 1, a->ph);
         cairo_restore(cr);
     }
     if (title) {
         plot_font(cr, TITLE_FONT - 1, 1);
-        plot_text(cr, a->px + a->pw / 2, a->py - 8, title, 0.5, 1);
+        plot_text_fit(cr, a->px + a->pw / 2, a->py - 8, title, 0.5, 1, a->pw + 40);
     }
     cairo_restore(cr);
 }

@@ -50,6 +50,10 @@ double plot_text_width(cairo_t *cr, const char *s);
 /* Draws s with its anchor at (x, y): ax = 0, ½, 1 for left, centre, right; ay likewise for
  * top, middle, bottom of the font's ascent/descent box. */
 void plot_text(cairo_t *cr, double x, double y, const char *s, double ax, double ay);
+/* plot_text within max_width pixels: the font shrinks down to 9 pt, then the middle of the
+ * text gives way to "…" (a title naming two long paths keeps both ends readable). */
+void plot_text_fit(cairo_t *cr, double x, double y, const char *s, double ax, double ay,
+                   double max_width);
 /* Frame, ticks, tick labels, axis labels and title around a's rectangle; grid lines at the
  * ticks when `grid`. */
 void plot_draw_axes(cairo_t *cr, const axes *a, const char *title, const char *xlabel,

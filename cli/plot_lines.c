@@ -269,7 +269,7 @@ nb_status plot_lines(const char *path, const char *title, const plot_panel *pane
     if (title) {
         plot_font(cr, TITLE_FONT + 1, 1);
         plot_set_rgb(cr, 0x111111);
-        plot_text(cr, width / 2.0, 10, title, 0.5, 0);
+        plot_text_fit(cr, width / 2.0, 10, title, 0.5, 0, width - 20);
         top = 34;
     }
     double w = (double)width / count;

@@ -246,7 +246,7 @@ nb_status plot_regions(const char *path, nb_model *m, const nb_dataset *ds,
     if (opt->title) {
         plot_font(cr, TITLE_FONT, 1);
         plot_set_rgb(cr, 0x111111);
-        plot_text(cr, width / 2.0, 12, opt->title, 0.5, 0);
+        plot_text_fit(cr, width / 2.0, 12, opt->title, 0.5, 0, width - 20);
     }
     s = plot_finish(surface, cr, path, err);
     if (!s && opt->pixels && ds)

@@ -347,6 +347,19 @@ refuse 1 "notlog.csv: not a training log \(no column 'epoch'\)" train "${train_a
     -o nl.safetensors --log notlog.csv --resume --plot nl.png
 ok "train --plot: after --resume every epoch of the log (identical to an uninterrupted run's picture); the test result marked"
 
+# a title longer than the picture (two long paths) shrinks, then gives up its middle, but stays
+# inside: the outermost columns of the title band are white
+long=a_directory_with_a_rather_long_name_to_make_the_title_long/and_one_more_level_of_it
+mkdir -p "$long"
+cp "$ROOT/examples/linear.nb" "$ROOT/examples/houses.csv" "$long/"
+run train "$PWD/$long/linear.nb" --data "csv:$PWD/$long/houses.csv:price" --epochs 3 -q \
+    -o lin.safetensors --plot lin.png
+read -r lw _ < <(probe lin.png | head -n 1)
+edges=$(( $(probe --nonwhite lin.png 0 0 6 34) + $(probe --nonwhite lin.png $((lw - 6)) 0 "$lw" 34) ))
+[ "$edges" -eq 0 ] && [ "$(probe --nonwhite lin.png 0 0 "$lw" 34)" -gt 100 ] ||
+    fail "a long title drawn within the picture" "$edges pixels at the edges of the title band"
+ok "titles: a long one fits the picture"
+
 # ---- the examples draw through the tool ---------------------------------------------------------
 for ex in saturation gd_paths; do
     bin=$BUILD/examples/$ex
