@@ -5,6 +5,8 @@
  *     NB_KEEP_LAST the last epoch's;
  *   - patience N stops N epochs after the best, as the figures reported per epoch say;
  *   - a checkpoint written mid-run and resumed by a fresh trainer ends with the same weights;
+ *   - with batch norm, the kept model has the best epoch's running statistics too (its
+ *     evaluation again gives exactly that epoch's figure);
  *   - keeping or patience without validation data, and a negative patience, are refused.
  * The run (a 2-64-64-3 ReLU net, lr 0.2, batches of 8 on noisy spirals) is one whose
  * validation loss is lowest early, so the best and the last epoch differ. */
@@ -43,6 +45,7 @@ static int on_epoch(void *user, const nb_epoch_stats *s)
 }
 
 static nb_dataset train, val;
+static const char *description = "2-64-64-3";
 
 /* Trains a fresh model with cfg; returns it (caller frees) and fills *r. resume: a checkpoint
  * to continue from. */
@@ -50,7 +53,7 @@ static nb_model *train_run(const nb_train_config *cfg, record *r, const char *ch
                            int checkpoint_at, const char *resume, nb_trainer **keep)
 {
     nb_error err = {0};
-    nb_model *m = nb_model_new("2-64-64-3", "test", 2, NULL, &err);
+    nb_model *m = nb_model_new(description, "test", 2, NULL, &err);
     CHECK_OK(m == NULL, &err);
     nb_rng rng;
     nb_rng_seed(&rng, 7);
@@ -174,6 +177,23 @@ int main(void)
     rmdir(dir);
     nb_model_free(whole);
     nb_model_free(resumed);
+
+    /* ---- batch norm: running statistics are part of the kept state ---- */
+    description = "x = input(2)\nh1 = linear(x, 64)\nb1 = batch_norm(h1)\nr1 = relu(b1)\n"
+                  "h2 = linear(r1, 64)\nb2 = batch_norm(h2)\nr2 = relu(b2)\nz = linear(r2, 3)\n";
+    config(&cfg);
+    cfg.keep = NB_KEEP_BEST;
+    best = train_run(&cfg, &r, NULL, 0, NULL, &t);
+    int bn_best = nb_trainer_best_epoch(t, NULL);
+    CHECK(bn_best >= 1 && bn_best <= EPOCHS);
+    CHECK_MSG(bn_best < EPOCHS, "batch norm run: best epoch %d is the last; the check below "
+              "needs an earlier one", bn_best);
+    CHECK_MSG(eval_loss(best, NULL) == r.val_loss[bn_best], "batch norm: kept model %.9g, "
+              "epoch %d: %.9g", eval_loss(best, NULL), bn_best, r.val_loss[bn_best]);
+    printf("batch norm: kept epoch %d with its running statistics (val loss %.6f)\n", bn_best,
+           r.val_loss[bn_best]);
+    nb_trainer_free(t);
+    nb_model_free(best);
 
     /* ---- refused configurations ---- */
     nb_trainer *bad = nb_trainer_new(last, &train, NULL, &cfg, &err);

@@ -23,12 +23,15 @@ const char *nb_best_monitor_name(nb_monitor m)
     return m == NB_MONITOR_VAL_ACCURACY ? "val_accuracy" : "val_loss";
 }
 
-nb_status nb_best_init(nb_best *b, const nb_train_config *cfg, size_t floats, nb_error *err)
+nb_status nb_best_init(nb_best *b, const nb_train_config *cfg, size_t params, size_t buffers,
+                       nb_error *err)
 {
+    size_t floats = params + buffers;
     memset(b, 0, sizeof *b);
     b->keep = cfg->keep;
     b->monitor = cfg->monitor;
     b->patience = cfg->patience;
+    b->params = params;
     b->floats = floats;
     if (cfg->patience < 0)
         return nb_error_set(err, NB_EINVAL, "patience must not be negative (0: never stop early)");
@@ -46,7 +49,7 @@ void nb_best_free(nb_best *b)
     b->weights = NULL;
 }
 
-nb_status nb_best_update(nb_best *b, int epoch, const float *w, nb_dist *dist,
+nb_status nb_best_update(nb_best *b, int epoch, const float *w, const float *buf, nb_dist *dist,
                          nb_epoch_stats *stats, nb_error *err)
 {
     double metric = b->monitor == NB_MONITOR_VAL_ACCURACY ? stats->val_accuracy : stats->val_loss;
@@ -68,8 +71,11 @@ nb_status nb_best_update(nb_best *b, int epoch, const float *w, nb_dist *dist,
         b->epoch = epoch;
         b->metric = metric;
         b->wait = 0;
-        if (b->weights)
-            memcpy(b->weights, w, b->floats * sizeof *w);
+        if (b->weights) {
+            memcpy(b->weights, w, b->params * sizeof *w);
+            if (b->floats > b->params)
+                memcpy(b->weights + b->params, buf, (b->floats - b->params) * sizeof *buf);
+        }
     } else {
         b->wait++;
     }
@@ -136,7 +142,7 @@ nb_status nb_best_from_json(const nb_best *b, const cJSON *o, const nb_safetenso
                                 "epoch so far is unknown", path);
         if (ref->ndim != 1 || ref->dims[0] != (int64_t)b->floats)
             return nb_error_set(err, NB_EFORMAT, "%s: tensor '" BEST_TENSOR "' has the wrong "
-                                "size; expected [%zu]", path, b->floats);
+                                "size; expected [%zu] (parameters and buffers)", path, b->floats);
         out->weights = ref->data;
     }
     out->epoch = (int)epoch;

@@ -10,8 +10,10 @@ typedef struct nb_best {
     nb_keep keep;
     nb_monitor monitor;
     int patience;
-    size_t floats;   /* parameter floats */
-    float *weights;  /* the best epoch's parameters (NB_KEEP_BEST), owned */
+    size_t params;   /* parameter floats */
+    size_t floats;   /* parameter and buffer floats */
+    float *weights;  /* the best epoch's parameters, then its buffers (batch norm's running
+                        statistics, which belong to those weights) (NB_KEEP_BEST), owned */
     int epoch;       /* 1-based; 0: no epoch validated yet */
     double metric;   /* its monitored value */
     int wait;        /* epochs since the best one */
@@ -19,13 +21,14 @@ typedef struct nb_best {
 } nb_best;
 
 /* Sets up tracking for cfg; allocates the weights copy when keeping the best. */
-nb_status nb_best_init(nb_best *b, const nb_train_config *cfg, size_t floats, nb_error *err);
+nb_status nb_best_init(nb_best *b, const nb_train_config *cfg, size_t params, size_t buffers,
+                       nb_error *err);
 void nb_best_free(nb_best *b);
 
 /* After epoch `epoch` was validated: decides whether it improved on the best (under MPI, rank
- * 0 decides and every rank adopts its metric), copies w when it did and the best is kept,
- * counts patience. Fills stats' best_* , improved and stopping. */
-nb_status nb_best_update(nb_best *b, int epoch, const float *w, nb_dist *dist,
+ * 0 decides and every rank adopts its metric), copies the parameters w and buffers buf when
+ * it did and the best is kept, counts patience. Fills stats' best_*, improved and stopping. */
+nb_status nb_best_update(nb_best *b, int epoch, const float *w, const float *buf, nb_dist *dist,
                          nb_epoch_stats *stats, nb_error *err);
 
 /* "val_loss" or "val_accuracy". */

@@ -121,7 +121,7 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_datase
         nb_trainer_free(t);
         return NULL;
     }
-    if (nb_best_init(&t->best, cfg, params, err) ||
+    if (nb_best_init(&t->best, cfg, params, nb_graph_buffer_floats(g), err) ||
         !(t->optim = nb_optim_new(&cfg->optim, params, err)) ||
         nb_graph_prepare(g, t->batch, err)) {
         nb_trainer_free(t);
@@ -161,7 +161,10 @@ static void use_best(nb_trainer *t)
     if (!t->best.weights || !t->best.epoch)
         return;
     nb_graph *g = nb_model_graph(t->model);
-    memcpy(nb_graph_params(g), t->best.weights, t->best.floats * sizeof(float));
+    memcpy(nb_graph_params(g), t->best.weights, t->best.params * sizeof(float));
+    if (t->best.floats > t->best.params) /* the running statistics of those weights */
+        memcpy(nb_graph_buffers(g), t->best.weights + t->best.params,
+               (t->best.floats - t->best.params) * sizeof(float));
     nb_graph_params_changed(g);
 }
 
@@ -371,7 +374,7 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
         st.samples_per_second = (double)P / st.seconds;
         if (t->val && (s = nb_evaluate(m, t->val, &st.val_loss, &st.val_accuracy, NULL, err)))
             return s;
-        if (t->val && (s = nb_best_update(&t->best, t->epoch, w, t->dist, &st, err)))
+        if (t->val && (s = nb_best_update(&t->best, t->epoch, w, buf, t->dist, &st, err)))
             return s;
         if (nb_graph_batch(g) != t->batch && (s = nb_graph_prepare(g, t->batch, err)))
             return s;
