@@ -29,7 +29,7 @@ endif
 NO_CONFIG_GOALS := deps deps-run deps-test run test bench fuzz clean
 ifneq ($(filter-out $(NO_CONFIG_GOALS),$(or $(MAKECMDGOALS),all)),)
 CONFIGURE := $(shell CC='$(CC)' HAVE_ONEDNN='$(HAVE_ONEDNN)' HAVE_OPENBLAS='$(HAVE_OPENBLAS)' \
-	HAVE_CAIRO='$(HAVE_CAIRO)' HAVE_MPI='$(HAVE_MPI)' scripts/configure.sh '$(BUILD)' >&2 || echo failed)
+	HAVE_CAIRO='$(HAVE_CAIRO)' HAVE_MPI='$(HAVE_MPI)' HAVE_ONNX='$(HAVE_ONNX)' scripts/configure.sh '$(BUILD)' >&2 || echo failed)
 ifneq ($(CONFIGURE),)
 $(error scripts/configure.sh failed (its message is above))
 endif
@@ -63,6 +63,16 @@ EX_SRC    := $(sort $(wildcard examples/*.c))
 EX_BIN    := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+# ---- ONNX export (optional; src/export/onnx.c) ---------------------------------------------
+# Needs libprotobuf-c and protoc-c (configure.sh: HAVE_ONNX, NB_HAVE_ONNX). protoc-c compiles the
+# vendored ONNX schema (src/export/onnx/onnx.proto) into $(BUILD)/gen/ at build time; generated
+# code is never committed. Without them, `nabla export --format onnx` says why; --format c works.
+ifeq ($(HAVE_ONNX),1)
+CFLAGS  += -I$(BUILD)/gen
+LIB_OBJ += $(BUILD)/obj/gen/onnx.pb-c.o
+endif
+# ---- end of ONNX export --------------------------------------------------------------------
 
 STATIC := $(BUILD)/libnabla.a
 SHARED := $(BUILD)/libnabla.so
@@ -99,6 +109,14 @@ $(BUILD)/examples/%: examples/%.c $(CONFIG_H) Makefile $(STATIC)
 $(BUILD)/bench/%: bench/%.c $(CONFIG_H) Makefile $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) $(LDFLAGS)
+# ONNX export: the schema compiled at build time (see "ONNX export" above).
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: src/export/onnx/onnx.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=src/export/onnx --c_out=$(BUILD)/gen src/export/onnx/onnx.proto
+$(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h $(CONFIG_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/obj/export/onnx.o: $(if $(filter 1,$(HAVE_ONNX)),$(BUILD)/gen/onnx.pb-c.h)
 
 # ---- fault injection (tests/cli_failures.sh): an LD_PRELOAD shim, not a program ------------
 FAILIO := $(BUILD)/tests/failio.so

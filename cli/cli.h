@@ -108,6 +108,7 @@ int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_plot_regions(int argc, char **argv);
 int cmd_plot_csv(int argc, char **argv);
 

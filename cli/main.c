@@ -16,6 +16,7 @@ static const struct {
     {"import", cmd_import, "make a model file from PyTorch weights (safetensors) and a description"},
     {"info", cmd_info, "modules, shapes, parameters and Jacobian sizes of a model"},
     {"gradcheck", cmd_gradcheck, "check backprop against finite differences"},
+    {"export", cmd_export, "the model as ONNX, or as one dependency-free C file (optionally int8)"},
     {"graph", cmd_graph, "the computation graph (or its gradient graph) in Graphviz DOT"},
     {"plot-regions", cmd_plot_regions, "picture of a 2-input classifier's decision regions"},
     {"plot-csv", cmd_plot_csv, "line charts of CSV columns (training logs, examples)"},

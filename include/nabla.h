@@ -17,6 +17,7 @@
  *   data        IDX, CSV, spirals; normalisation, splits, minibatch order — §5.4, §5.5, §6
  *   optim       SGD, momentum, Nesterov, Adam, AdamW, L1/L2, schedules, clipping — §2, §5
  *   files       safetensors model files and checkpoints
+ *   export      ONNX, and a model compiled to one dependency-free C file
  *
  * Conventions: float32 tensors, row-major, batch dimension first, PyTorch's layouts
  * (a Linear weight is [out, in] and Y = X Wᵀ + b). Every function that returns memory says
@@ -755,6 +756,47 @@ nb_status nb_model_predict(nb_model *m, const nb_dataset *ds, const int64_t *idx
  * units (the target standardisation undone). */
 nb_status nb_model_predict_values(nb_model *m, const nb_dataset *ds, const int64_t *idx,
                                   int64_t n, float *values, nb_error *err);
+
+/* ------------------------------------------------------------------------------------------
+ * Export (src/export/): a trained model for other tools and for C programs without nabla.
+ * Both take the nodes between the model's input and its output (losses and labels are
+ * dropped), put the input normalisation stored with the model in front, so the exported model
+ * takes raw inputs as nabla predict does, and refuse a module the format cannot express
+ * (NB_ENOTSUP naming the node). Files are written atomically.
+ * ---------------------------------------------------------------------------------------- */
+
+/* Whether ONNX export is built in (it needs libprotobuf-c and protoc-c at build time). */
+int nb_export_onnx_available(void);
+/* Writes m as an ONNX model (opset `opset`, 13 to 17; 0 means 13): Linear as Gemm, the
+ * point-wise modules, Add/Max/Mul, Scale as Mul by a constant, Sum/Mean as MatMul by a
+ * constant column, Softmax/LogSoftmax, Dropout as Identity, Flatten/Reshape as Reshape; the
+ * normalisation as Sub and Mul nodes first. Input "input" [N, dims…]; outputs the model's
+ * output under its node name and, for a classifier, "probabilities" = Softmax of it (what
+ * nabla predict prints). Class names go into metadata_props ("nabla.classes"). Nearest
+ * neighbour is refused. NB_ENOTSUP when built without protobuf-c. */
+nb_status nb_export_onnx(nb_model *m, const char *path, int opset, nb_error *err);
+
+typedef enum nb_quantize { NB_QUANT_NONE = 0, NB_QUANT_INT8 } nb_quantize;
+
+typedef struct nb_export_c_options {
+    const char *name;     /* prefix of the generated symbols, a C identifier (NULL: "model") */
+    nb_quantize quantize; /* NB_QUANT_INT8: Linear weights as int8, one float scale per output
+                             row (symmetric); activations, bias, accumulation stay float */
+    const char *source;   /* what the model came from, named in the files' comments (or NULL) */
+} nb_export_c_options;
+
+/* Writes m as one self-contained C99 file (c_path) and its header (h_path, which the .c file
+ * includes by its base name): the weights as static const arrays, the normalisation, and
+ *   int  NAME_predict(const float *input, float *probabilities);   → the arg-max class
+ *   void NAME_predict_batch(const float *inputs, int n, float *probabilities, int *classes);
+ *   void NAME_forward(const float *input, float *output, float *scratch);
+ *   const char *NAME_class_name(int k);
+ * No allocation, no global mutable state, nothing beyond <math.h> (whose functions the user
+ * may replace by macros, NAME_EXPF …, on freestanding targets). NAME_predict keeps
+ * NAME_SCRATCH_FLOATS floats (sized here, from the nodes' live ranges) on the stack;
+ * NAME_forward takes a caller's buffer instead. opt may be NULL. */
+nb_status nb_export_c(nb_model *m, const char *c_path, const char *h_path,
+                      const nb_export_c_options *opt, nb_error *err);
 
 /* ------------------------------------------------------------------------------------------
  * Training (§2, §5) and evaluation (§6). The trainer owns the run's generator (data order),

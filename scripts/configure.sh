@@ -8,7 +8,7 @@
 # one (a package installed, an option forced off) rebuilds exactly what includes the header.
 #
 # Each optional dependency is probed unless forced by the environment: HAVE_ONEDNN,
-# HAVE_OPENBLAS, HAVE_CAIRO, HAVE_MPI = 0 (off) or 1 (required: an error if missing);
+# HAVE_OPENBLAS, HAVE_CAIRO, HAVE_MPI, HAVE_ONNX = 0 (off) or 1 (required: an error if missing);
 # empty = detect. The Makefile passes its variables, so `make HAVE_ONEDNN=0` works.
 # Prints one line to stderr when the configuration changes; exits 1 with the package to
 # install when a required dependency (cJSON, zlib) is missing.
@@ -71,6 +71,9 @@ onednn=$(decide HAVE_ONEDNN "${HAVE_ONEDNN:-}" compiles_and_links dnnl.h -ldnnl)
 openblas=$(decide HAVE_OPENBLAS "${HAVE_OPENBLAS:-}" pkg_probe openblas cblas.h)
 cairo=$(decide HAVE_CAIRO "${HAVE_CAIRO:-}" pkg_probe cairo cairo.h)
 mpi=$(decide HAVE_MPI "${HAVE_MPI:-}" pkg_probe ompi-c mpi.h)
+# ONNX export (src/export/onnx.c): libprotobuf-c, and protoc-c to compile the schema.
+onnx_probe() { pkg_probe libprotobuf-c protobuf-c/protobuf-c.h && command -v protoc-c >/dev/null; }
+onnx=$(decide HAVE_ONNX "${HAVE_ONNX:-}" onnx_probe)
 
 tool_cflags=""; tool_libs=""
 [ "$onednn" = 1 ] && dep_libs="$dep_libs -ldnnl"
@@ -82,6 +85,10 @@ fi
 if [ "$mpi" = 1 ]; then
     dep_cflags="$dep_cflags $(pkg-config --cflags ompi-c)"
     dep_libs="$dep_libs $(pkg-config --libs ompi-c)"
+fi
+if [ "$onnx" = 1 ]; then
+    dep_cflags="$dep_cflags $(pkg-config --cflags libprotobuf-c)"
+    dep_libs="$dep_libs $(pkg-config --libs libprotobuf-c)"
 fi
 # Pictures (nabla train --plot, plot-csv, plot-regions) are drawn by the tool, not the library.
 if [ "$cairo" = 1 ]; then
@@ -108,6 +115,7 @@ header() {  # GUARD, then the body on stdin
     define NB_HAVE_ONEDNN "$onednn"
     define NB_HAVE_OPENBLAS "$openblas"
     define NB_HAVE_MPI "$mpi"
+    define NB_HAVE_ONNX "$onnx"
     echo "/* compiled with: $(squeeze "$dep_cflags") */"
 } | header NB_CONFIG_H >"$build/config.h.new"
 {
@@ -120,6 +128,7 @@ header() {  # GUARD, then the body on stdin
     echo "HAVE_OPENBLAS := $openblas"
     echo "HAVE_MPI := $mpi"
     echo "HAVE_CAIRO := $cairo"
+    echo "HAVE_ONNX := $onnx"
     echo "DEP_CFLAGS := $(squeeze "$dep_cflags")"
     echo "DEP_LIBS := $(squeeze "$dep_libs")"
     echo "TOOL_CFLAGS := $(squeeze "$tool_cflags")"
@@ -136,5 +145,5 @@ for f in config.h config-tool.h config.mk; do
 done
 yn() { [ "$1" = 1 ] && echo yes || echo no; }
 [ "$changed" = 1 ] && echo "nabla: configured $build: oneDNN $(yn "$onednn"), OpenBLAS $(yn "$openblas")," \
-    "cairo $(yn "$cairo"), Open MPI $(yn "$mpi")" >&2
+    "cairo $(yn "$cairo"), Open MPI $(yn "$mpi"), ONNX export $(yn "$onnx")" >&2
 exit 0

@@ -1,0 +1,564 @@
+/* A trained model as one dependency-free C99 file and its header (nb_export_c).
+ *
+ * The generated file holds the weights as static const arrays, the input normalisation, one
+ * static function per module family (c_kernels.c) and a forward function that calls them in
+ * the graph's topological order on slices of one scratch buffer. Its sizes are planned here,
+ * once: each node's values live from its definition to its last reader, Reshape, Flatten and
+ * Dropout (identity at inference) share their input's storage, and a point-wise module whose
+ * input dies with it writes in place; live ranges that do not overlap share memory
+ * (first fit). No allocation, no global mutable state, nothing beyond <math.h> — and not even
+ * that when the user supplies the few math functions by macro (freestanding targets).
+ *
+ * --quantize int8 (weight-only): each Linear weight row o is stored as int8 q[o][i] with one
+ * float scale s_o = max_i |W[o][i]| / 127 (symmetric, per output channel: W ≈ s_o q), q =
+ * round(W / s_o); activations, bias and accumulation stay float. */
+#include "export/c_kernels.h"
+#include "export/plan.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME_LIMIT 40
+
+typedef struct c_file {
+    const nb_export_plan *plan;
+    const nb_export_c_options *opt;
+    const char *name;          /* symbol prefix, lower case as given */
+    char upper[NAME_LIMIT + 1];/* macro prefix */
+    const char *header;        /* the header's file name, as the .c file includes it */
+    int *root;                 /* per plan node: the node whose storage it uses */
+    long *offset;              /* per root: offset into the scratch buffer */
+    long scratch;              /* floats */
+    char (*ident)[NB_NAME_MAX + 8]; /* per plan node: a C identifier for its arrays */
+    unsigned kernels;
+    int uses_log, uses_tanh;
+} c_file;
+
+static int is_in_place(nb_op op)
+{
+    return op == NB_OP_RELU || op == NB_OP_TANH || op == NB_OP_SIGMOID || op == NB_OP_SCALE ||
+           op == NB_OP_SOFTMAX || op == NB_OP_LOG_SOFTMAX || op == NB_OP_ADD ||
+           op == NB_OP_MAX || op == NB_OP_MUL;
+}
+
+/* Storage: roots, their live ranges [root, end] and first-fit offsets. */
+static nb_status plan_storage(c_file *c, nb_error *err)
+{
+    const nb_export_plan *p = c->plan;
+    int n = p->count;
+    int *end = malloc((size_t)n * sizeof *end);
+    c->root = malloc((size_t)n * sizeof *c->root);
+    c->offset = malloc((size_t)n * sizeof *c->offset);
+    if (!end || !c->root || !c->offset) {
+        free(end);
+        return nb_error_set(err, NB_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        const nb_export_node *e = &p->nodes[i];
+        int last = i == p->output ? INT_MAX : e->last_use, r = i;
+        if (e->op == NB_OP_RESHAPE || e->op == NB_OP_DROPOUT)
+            r = c->root[e->inputs[0]];
+        else if (is_in_place(e->op))
+            /* the input's storage is read last here: write over it */
+            for (int k = 0; k < e->n_inputs && r == i; k++)
+                if (end[c->root[e->inputs[k]]] == i)
+                    r = c->root[e->inputs[k]];
+        c->root[i] = r;
+        end[r] = r == i ? last : (last > end[r] ? last : end[r]);
+    }
+    c->scratch = 0;
+    for (int i = 0; i < n; i++) {
+        if (c->root[i] != i)
+            continue;
+        long at = 0, size = (long)p->nodes[i].size;
+        for (int moved = 1; moved;) { /* lowest offset clear of every overlapping range */
+            moved = 0;
+            for (int j = 0; j < i; j++)
+                if (c->root[j] == j && end[j] >= i && c->offset[j] < at + size &&
+                    at < c->offset[j] + (long)p->nodes[j].size) {
+                    at = c->offset[j] + (long)p->nodes[j].size;
+                    moved = 1;
+                }
+        }
+        c->offset[i] = at;
+        c->scratch = at + size > c->scratch ? at + size : c->scratch;
+    }
+    free(end);
+    if (c->scratch > INT_MAX / 4)
+        return nb_error_set(err, NB_ENOTSUP, "C export: the model needs %ld floats of scratch "
+                            "per sample, more than a generated file supports", c->scratch);
+    return NB_OK;
+}
+
+/* A C identifier for each node's arrays: its name with other characters as '_', made unique. */
+static nb_status plan_identifiers(c_file *c, nb_error *err)
+{
+    const nb_export_plan *p = c->plan;
+    c->ident = calloc((size_t)p->count, sizeof *c->ident);
+    if (!c->ident)
+        return nb_error_set(err, NB_ENOMEM, "out of memory");
+    for (int i = 0; i < p->count; i++) {
+        char *id = c->ident[i];
+        snprintf(id, sizeof c->ident[i], "%s%s", isdigit((unsigned char)p->nodes[i].name[0]) ?
+                 "n" : "", p->nodes[i].name);
+        for (char *s = id; *s; s++)
+            *s = isalnum((unsigned char)*s) ? *s : '_';
+        for (int j = 0; j < i; j++)
+            if (strcmp(c->ident[j], id) == 0) {
+                size_t len = strlen(id);
+                snprintf(id + len, sizeof c->ident[i] - len, "_%d", i);
+                break;
+            }
+    }
+    return NB_OK;
+}
+
+/* Shortest text that reads back as the same float, as a C float literal. */
+static void put_float(FILE *f, float v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.9g", (double)v);
+    for (int digits = 6; digits < 9; digits++) {
+        char shorter[32];
+        snprintf(shorter, sizeof shorter, "%.*g", digits, (double)v);
+        if (strtof(shorter, NULL) == v) {
+            memcpy(buf, shorter, sizeof buf);
+            break;
+        }
+    }
+    fputs(buf, f);
+    fputs(strpbrk(buf, ".en") ? "f" : ".0f", f);
+}
+
+static void put_floats(FILE *f, const char *type_name, const char *ident, const char *suffix,
+                       const float *v, int64_t n)
+{
+    fprintf(f, "static const %s %s_%s[%lld] = {", type_name, ident, suffix, (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        fputs(i % 8 ? ", " : i ? ",\n    " : "\n    ", f);
+        put_float(f, v[i]);
+    }
+    fputs("\n};\n", f);
+}
+
+/* Symmetric per-row int8: q = round(w / s), s = max |w| / 127 (1 for a zero row). */
+static void put_quantized(FILE *f, const char *ident, const float *w, int64_t rows, int64_t cols)
+{
+    fprintf(f, "static const float %s_scale[%lld] = {", ident, (long long)rows);
+    for (int64_t o = 0; o < rows; o++) {
+        float m = 0.0f;
+        for (int64_t i = 0; i < cols; i++)
+            m = fabsf(w[o * cols + i]) > m ? fabsf(w[o * cols + i]) : m;
+        fputs(o % 8 ? ", " : o ? ",\n    " : "\n    ", f);
+        put_float(f, m > 0 ? m / 127.0f : 1.0f);
+    }
+    fputs("\n};\n", f);
+    fprintf(f, "static const signed char %s_q[%lld] = {", ident, (long long)(rows * cols));
+    for (int64_t o = 0; o < rows; o++) {
+        float m = 0.0f;
+        for (int64_t i = 0; i < cols; i++)
+            m = fabsf(w[o * cols + i]) > m ? fabsf(w[o * cols + i]) : m;
+        float s = m > 0 ? m / 127.0f : 1.0f;
+        for (int64_t i = 0; i < cols; i++) {
+            long q = lroundf(w[o * cols + i] / s);
+            q = q > 127 ? 127 : q < -127 ? -127 : q;
+            int64_t k = o * cols + i;
+            fputs(k % 16 ? ", " : k ? ",\n    " : "\n    ", f);
+            fprintf(f, "%ld", q);
+        }
+    }
+    fputs("\n};\n", f);
+}
+
+/* "scratch + 1234": where node i's values live. */
+static void put_buffer(FILE *f, const c_file *c, int i)
+{
+    fprintf(f, "scratch + %ld", c->offset[c->root[i]]);
+}
+
+static void put_call(FILE *f, const c_file *c, int i)
+{
+    const nb_export_node *e = &c->plan->nodes[i];
+    const nb_export_node *a = e->n_inputs > 0 ? &c->plan->nodes[e->inputs[0]] : NULL;
+    const char *id = c->ident[i];
+    fprintf(f, "    /* %s: %s %s */\n    ", e->name, nb_op_name(e->op),
+            e->op == NB_OP_INPUT ? "(the raw input, normalised)" : "");
+    int n = (int)e->size;
+    switch (e->op) {
+    case NB_OP_INPUT:
+        if (c->plan->norm->mode != NB_NORM_NONE && c->plan->norm->size > 0) {
+            fputs("normalize(input, ", f);
+            put_buffer(f, c, i);
+            fprintf(f, ", input_mean, input_inv, %lld, %lld);\n", (long long)c->plan->norm->size,
+                    (long long)(c->plan->features / c->plan->norm->size));
+        } else {
+            fputs("copy(input, ", f);
+            put_buffer(f, c, i);
+            fprintf(f, ", %d);\n", n);
+        }
+        return;
+    case NB_OP_LINEAR:
+        fputs(c->opt->quantize == NB_QUANT_INT8 ? "linear_q8(" : "linear(", f);
+        put_buffer(f, c, e->inputs[0]);
+        if (c->opt->quantize == NB_QUANT_INT8)
+            fprintf(f, ", %s_q, %s_scale", id, id);
+        else
+            fprintf(f, ", %s_weight", id);
+        if (e->bias)
+            fprintf(f, ", %s_bias, ", id);
+        else
+            fputs(", 0, ", f);
+        put_buffer(f, c, i);
+        fprintf(f, ", %lld, %lld);\n", (long long)e->cols, (long long)e->rows);
+        return;
+    case NB_OP_NEAREST:
+        fputs("nearest(", f);
+        put_buffer(f, c, e->inputs[0]);
+        fprintf(f, ", %s_weight, ", id);
+        put_buffer(f, c, i);
+        fprintf(f, ", %lld, %lld);\n", (long long)e->rows, (long long)e->cols);
+        return;
+    case NB_OP_RESHAPE:
+    case NB_OP_DROPOUT:
+        fprintf(f, "/* the same values as '%s' */\n", a->name);
+        return;
+    case NB_OP_ADD:
+    case NB_OP_MAX:
+    case NB_OP_MUL:
+        fputs(e->op == NB_OP_ADD ? "add(" : e->op == NB_OP_MAX ? "max2(" : "mul(", f);
+        put_buffer(f, c, e->inputs[0]);
+        fputs(", ", f);
+        put_buffer(f, c, e->inputs[1]);
+        fputs(", ", f);
+        put_buffer(f, c, i);
+        fprintf(f, ", %d);\n", n);
+        return;
+    case NB_OP_SCALE:
+        fputs("scale(", f);
+        put_buffer(f, c, e->inputs[0]);
+        fputs(", ", f);
+        put_float(f, e->factor);
+        fputs(", ", f);
+        put_buffer(f, c, i);
+        fprintf(f, ", %d);\n", n);
+        return;
+    case NB_OP_SUM:
+    case NB_OP_MEAN:
+        fputs("reduce(", f);
+        put_buffer(f, c, e->inputs[0]);
+        fputs(", ", f);
+        put_float(f, e->op == NB_OP_SUM ? 1.0f : 1.0f / (float)a->size);
+        fputs(", ", f);
+        put_buffer(f, c, i);
+        fprintf(f, ", %d);\n", (int)a->size);
+        return;
+    case NB_OP_SOFTMAX:
+    case NB_OP_LOG_SOFTMAX: {
+        int64_t last = e->dims[e->ndim - 1];
+        fputs("softmax_rows(", f);
+        put_buffer(f, c, e->inputs[0]);
+        fputs(", ", f);
+        put_buffer(f, c, i);
+        fprintf(f, ", %lld, %lld, %d);\n", (long long)(e->size / last), (long long)last,
+                e->op == NB_OP_LOG_SOFTMAX);
+        return;
+    }
+    default: /* relu, tanh, sigmoid */
+        fputs(e->op == NB_OP_RELU ? "relu(" : e->op == NB_OP_TANH ? "tanh_(" : "sigmoid(", f);
+        put_buffer(f, c, e->inputs[0]);
+        fputs(", ", f);
+        put_buffer(f, c, i);
+        fprintf(f, ", %d);\n", n);
+        return;
+    }
+}
+
+static void put_c_string(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 32 || ch >= 127)
+            fprintf(f, "\\%03o", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+/* One comment line naming what was exported; the model's own text never ends it early. */
+static void put_origin(FILE *f, const c_file *c)
+{
+    fprintf(f, " * Generated by nabla %s", NB_VERSION);
+    if (c->opt->source) {
+        fputs(" from ", f);
+        for (const char *s = c->opt->source; *s; s++)
+            fputc(*s == '*' && s[1] == '/' ? '+' : (unsigned char)*s < 32 ? '?' : *s, f);
+    }
+    fprintf(f, "%s; do not edit.\n", c->opt->quantize == NB_QUANT_INT8 ?
+            " (int8 weights, float activations)" : "");
+}
+
+static int write_header(FILE *f, void *ctx)
+{
+    const c_file *c = ctx;
+    const char *n = c->name, *P = c->upper;
+    fprintf(f, "/* %s: a neural network compiled to C.\n", c->header);
+    put_origin(f, c);
+    fprintf(f, " *\n"
+            " * Self-contained C99: no allocation, no global mutable state (every function is\n"
+            " * reentrant), nothing beyond <math.h>. On a freestanding target, define each math\n"
+            " * function the model uses as a macro naming your own float f(float): here %s_EXPF",
+            P);
+    if (c->uses_log)
+        fprintf(f, ", %s_LOGF", P);
+    if (c->uses_tanh)
+        fprintf(f, ", %s_TANHF", P);
+    fprintf(f, "\n * (e.g. -D%s_EXPF=my_expf), and <math.h> is not included. */\n", P);
+    fprintf(f, "#ifndef %s_H\n#define %s_H\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n", P,
+            P);
+    fprintf(f, "#define %s_INPUT_FEATURES %lld  /* floats per input sample, raw (not normalised) */\n"
+            "#define %s_OUTPUTS %lld         /* values per output sample */\n"
+            "#define %s_SCRATCH_FLOATS %ld  /* working memory of one forward pass */\n\n",
+            P, (long long)c->plan->features, P, (long long)c->plan->outputs, P, c->scratch);
+    fprintf(f,
+            "/* Runs the model on one raw input (%s_INPUT_FEATURES floats) and writes the softmax of\n"
+            " * its output to probabilities (%s_OUTPUTS floats; may be NULL). Returns the arg-max\n"
+            " * (the predicted class). Uses %s_SCRATCH_FLOATS floats of stack: where the stack is\n"
+            " * small, call %s_forward with a buffer of your own. */\n"
+            "int %s_predict(const float *input, float *probabilities);\n\n"
+            "/* %s_predict for n inputs stored one after another; probabilities (n x %s_OUTPUTS)\n"
+            " * and classes (n) may be NULL. */\n"
+            "void %s_predict_batch(const float *inputs, int n, float *probabilities, int *classes);\n\n"
+            "/* The model's raw output (%s_OUTPUTS floats, e.g. logits) for one raw input, using\n"
+            " * scratch (%s_SCRATCH_FLOATS floats, not aliasing input or output) as working memory. */\n"
+            "void %s_forward(const float *input, float *output, float *scratch);\n\n"
+            "/* The name of class k, or NULL when the model has none. */\n"
+            "const char *%s_class_name(int k);\n\n",
+            P, P, P, n, n, n, P, n, P, P, n, n);
+    fprintf(f, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
+    return 0;
+}
+
+static void put_math(FILE *f, const char *P, const char *fn, int used)
+{
+    if (used)
+        fprintf(f, "#ifndef %s_%s\n#define %s_%s %s\n#else\nfloat %s_%s(float);\n#endif\n", P,
+                fn, P, fn, fn[0] == 'E' ? "expf" : fn[0] == 'L' ? "logf" : "tanhf", P, fn);
+}
+
+static int write_source(FILE *f, void *ctx)
+{
+    const c_file *c = ctx;
+    const nb_export_plan *p = c->plan;
+    const char *n = c->name, *P = c->upper;
+    fprintf(f, "/* A neural network compiled to C: %s_predict and the functions beside it, declared in %s.\n",
+            n, c->header);
+    put_origin(f, c);
+    fputs(" *\n * Nodes (in the order they run):\n", f);
+    for (int i = 0; i < p->count; i++) {
+        char shape[64] = "[";
+        for (int d = 0; d < p->nodes[i].ndim; d++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? "," : "",
+                     (long long)p->nodes[i].dims[d]);
+        fprintf(f, " *   %-20s %-12s %s]\n", c->ident[i], nb_op_name(p->nodes[i].op), shape);
+    }
+    fputs(" */\n", f);
+    fprintf(f, "#include \"%s\"\n\n", c->header);
+    fprintf(f, "#if !defined(%s_EXPF)%s%s%s%s%s%s\n#include <math.h>\n#endif\n", P,
+            c->uses_log ? " || !defined(" : "", c->uses_log ? P : "", c->uses_log ? "_LOGF)" : "",
+            c->uses_tanh ? " || !defined(" : "", c->uses_tanh ? P : "",
+            c->uses_tanh ? "_TANHF)" : "");
+    put_math(f, P, "EXPF", 1);
+    put_math(f, P, "LOGF", c->uses_log);
+    put_math(f, P, "TANHF", c->uses_tanh);
+    fputs("\n", f);
+
+    const nb_norm *norm = p->norm;
+    if (norm->mode != NB_NORM_NONE && norm->size > 0) {
+        float *inv = malloc((size_t)norm->size * sizeof *inv);
+        if (!inv)
+            return 1;
+        for (int64_t s = 0; s < norm->size; s++)
+            inv[s] = nb_export_norm_inv(norm, s);
+        fputs("/* Input normalisation fitted on the training set: x^ = (x - mean) * inv,\n"
+              " * inv = 1 / max(std, eps). */\n", f);
+        put_floats(f, "float", "input", "mean", norm->mean, norm->size);
+        put_floats(f, "float", "input", "inv", inv, norm->size);
+        free(inv);
+        fputs("\n", f);
+    }
+    for (int i = 0; i < p->count; i++) {
+        const nb_export_node *e = &p->nodes[i];
+        if (!e->weight)
+            continue;
+        fprintf(f, "/* %s: %s, weight [%lld, %lld]%s */\n", e->name, nb_op_name(e->op),
+                (long long)e->rows, (long long)e->cols, e->bias ? ", bias" : "");
+        if (e->op == NB_OP_LINEAR && c->opt->quantize == NB_QUANT_INT8)
+            put_quantized(f, c->ident[i], e->weight, e->rows, e->cols);
+        else
+            put_floats(f, "float", c->ident[i], "weight", e->weight, e->rows * e->cols);
+        if (e->bias)
+            put_floats(f, "float", c->ident[i], "bias", e->bias, e->rows);
+        fputs("\n", f);
+    }
+    if (p->classes) {
+        /* one string of NUL-terminated names and their offsets: constant data without
+         * relocations (an array of pointers would need them) */
+        long at = 0;
+        int count = 0;
+        fputs("static const char class_text[] =", f);
+        for (const char *s = p->classes; count < p->outputs; count++) {
+            size_t len = strcspn(s, ",");
+            fputs("\n    ", f);
+            put_c_string(f, s, len);
+            fputs(" \"\\0\"", f);
+            s += len;
+            if (!*s) {
+                count++;
+                break;
+            }
+            s++;
+        }
+        fprintf(f, ";\nstatic const long class_at[%d] = {", count);
+        int k = 0;
+        for (const char *s = p->classes; k < count; k++) {
+            size_t len = strcspn(s, ",");
+            fprintf(f, "%s%ld", k ? ", " : "", at);
+            at += (long)len + 1;
+            s += len + (s[len] ? 1 : 0);
+        }
+        fprintf(f, "};\n#define CLASS_NAMES %d\n\n", count);
+    }
+    nb_c_kernels_write(f, c->kernels, P);
+
+    fprintf(f, "void %s_forward(const float *input, float *output, float *scratch)\n{\n", n);
+    for (int i = 0; i < p->count; i++)
+        put_call(f, c, i);
+    fprintf(f, "    copy(");
+    put_buffer(f, c, p->output);
+    fprintf(f, ", output, %lld);\n}\n\n", (long long)p->outputs);
+
+    fprintf(f,
+            "int %s_predict(const float *input, float *probabilities)\n"
+            "{\n"
+            "    float scratch[%s_SCRATCH_FLOATS], z[%s_OUTPUTS];\n"
+            "    double sum = 0.0;\n"
+            "    int j, best = 0;\n"
+            "    %s_forward(input, z, scratch);\n"
+            "    for (j = 1; j < %s_OUTPUTS; j++)\n"
+            "        best = z[j] > z[best] ? j : best;\n"
+            "    if (!probabilities)\n"
+            "        return best;\n"
+            "    /* softmax(z) = exp(z - max) / sum exp(z - max) */\n"
+            "    for (j = 0; j < %s_OUTPUTS; j++) {\n"
+            "        probabilities[j] = %s_EXPF(z[j] - z[best]);\n"
+            "        sum += probabilities[j];\n"
+            "    }\n"
+            "    for (j = 0; j < %s_OUTPUTS; j++)\n"
+            "        probabilities[j] = (float)(probabilities[j] / sum);\n"
+            "    return best;\n"
+            "}\n\n", n, P, P, n, P, P, P, P);
+    fprintf(f,
+            "void %s_predict_batch(const float *inputs, int n, float *probabilities, int *classes)\n"
+            "{\n"
+            "    int i;\n"
+            "    for (i = 0; i < n; i++) {\n"
+            "        int k = %s_predict(inputs + (long)i * %s_INPUT_FEATURES,\n"
+            "                           probabilities ? probabilities + (long)i * %s_OUTPUTS : 0);\n"
+            "        if (classes)\n"
+            "            classes[i] = k;\n"
+            "    }\n"
+            "}\n\n", n, n, P, P);
+    fprintf(f, "const char *%s_class_name(int k)\n{\n", n);
+    if (p->classes)
+        fputs("    return k >= 0 && k < CLASS_NAMES ? class_text + class_at[k] : 0;\n}\n", f);
+    else
+        fputs("    (void)k;\n    return 0;\n}\n", f);
+    return 0;
+}
+
+/* The kernels the plan uses, and refusals. */
+static nb_status choose_kernels(c_file *c, nb_error *err)
+{
+    const nb_export_plan *p = c->plan;
+    c->kernels = K_COPY;
+    if (p->norm->mode != NB_NORM_NONE && p->norm->size > 0)
+        c->kernels |= K_NORMALIZE;
+    for (int i = 0; i < p->count; i++) {
+        switch (p->nodes[i].op) {
+        case NB_OP_INPUT: case NB_OP_RESHAPE: case NB_OP_DROPOUT: break;
+        case NB_OP_LINEAR:
+            c->kernels |= c->opt->quantize == NB_QUANT_INT8 ? K_LINEAR_Q8 : K_LINEAR;
+            break;
+        case NB_OP_RELU: c->kernels |= K_RELU; break;
+        case NB_OP_TANH: c->kernels |= K_TANH; c->uses_tanh = 1; break;
+        case NB_OP_SIGMOID: c->kernels |= K_SIGMOID; break;
+        case NB_OP_ADD: c->kernels |= K_ADD; break;
+        case NB_OP_MAX: c->kernels |= K_MAX; break;
+        case NB_OP_MUL: c->kernels |= K_MUL; break;
+        case NB_OP_SCALE: c->kernels |= K_SCALE; break;
+        case NB_OP_SUM: case NB_OP_MEAN: c->kernels |= K_REDUCE; break;
+        case NB_OP_SOFTMAX: c->kernels |= K_SOFTMAX; c->uses_log = 1; break;
+        case NB_OP_LOG_SOFTMAX: c->kernels |= K_LOG_SOFTMAX; c->uses_log = 1; break;
+        case NB_OP_NEAREST: c->kernels |= K_NEAREST; break;
+        default:
+            return nb_error_set(err, NB_ENOTSUP, "C export: node '%s' is a %s, which the C "
+                                "export does not support", p->nodes[i].name,
+                                nb_op_name(p->nodes[i].op));
+        }
+    }
+    return NB_OK;
+}
+
+/* The base name of a path: what an #include beside it names. */
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+nb_status nb_export_c(nb_model *m, const char *c_path, const char *h_path,
+                      const nb_export_c_options *opt, nb_error *err)
+{
+    nb_export_c_options defaults = {0};
+    opt = opt ? opt : &defaults;
+    c_file c = {.opt = opt, .name = opt->name ? opt->name : "model"};
+    if (!c_path || !h_path)
+        return nb_error_set(err, NB_EINVAL, "C export: the .c and .h paths must be given");
+    size_t len = strlen(c.name);
+    int valid = len > 0 && len <= NAME_LIMIT && !isdigit((unsigned char)c.name[0]);
+    for (size_t i = 0; valid && i < len; i++)
+        valid = isalnum((unsigned char)c.name[i]) || c.name[i] == '_';
+    if (!valid)
+        return nb_error_set(err, NB_EINVAL, "C export: name '%s' is not a C identifier of at "
+                            "most %d characters (letters, digits, '_'; not starting with a "
+                            "digit)", c.name, NAME_LIMIT);
+    if (opt->quantize != NB_QUANT_NONE && opt->quantize != NB_QUANT_INT8)
+        return nb_error_set(err, NB_EINVAL, "C export: unknown quantisation %d",
+                            (int)opt->quantize);
+    for (size_t i = 0; i <= len; i++)
+        c.upper[i] = (char)toupper((unsigned char)c.name[i]);
+    c.header = base_name(h_path);
+    if (strchr(c.header, '"') || strchr(c.header, '\\') || !c.header[0])
+        return nb_error_set(err, NB_EINVAL, "%s: a header name an #include can name is needed",
+                            h_path);
+    nb_export_plan plan;
+    nb_status s = nb_export_plan_make(m, "C", &plan, err);
+    if (s)
+        return s;
+    c.plan = &plan;
+    if (!(s = choose_kernels(&c, err)) && !(s = plan_storage(&c, err)) &&
+        !(s = plan_identifiers(&c, err)) && !(s = nb_export_write(h_path, write_header, &c, err)))
+        s = nb_export_write(c_path, write_source, &c, err);
+    free(c.root);
+    free(c.offset);
+    free(c.ident);
+    nb_export_plan_free(&plan);
+    return s;
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# `nabla export --format c`: the generated C99 file of each model (the default MLP, the residual
+# DAG of examples/residual.nb, a DAG of every module) compiles without a warning under gcc and
+# clang with -std=c99 -Wall -Wextra -pedantic, and, built into examples/embed/main.c, predicts
+# what `nabla predict` does (same class on all 10,000 Fashion-MNIST test images; probabilities
+# within 1e-5). Also: no global mutable state, -ffreestanding with a user's expf, the int8 file
+# (4x smaller, accuracy within 0.5 points of fp32), and the errors. About 30 seconds.
+#
+# Run from the repository root: bash tests/cli_export.sh ($NABLA as in lib_cli.sh).
+set -euo pipefail
+
+. "$(dirname "$0")/lib_cli.sh"
+. "$(dirname "$0")/lib_export.sh"
+cli_enter_scratch export
+[ -x "$NABLA" ] || fail "an executable CLI at $NABLA (run make)"
+WARN=(-std=c99 -Wall -Wextra -pedantic -Werror)
+compilers=(gcc)
+if command -v clang >/dev/null; then compilers+=(clang)
+elif [ "${CI:-}" = true ]; then fail "clang installed (CI)"
+else echo "note: clang not installed: gcc only"; fi
+
+export_models
+
+# build_embedded MODEL DIR [export options...]: exports MODEL to DIR/model.c and builds the
+# embedding example against it with every compiler (DIR/run-gcc, DIR/run-clang).
+build_embedded() {
+    local model=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    run export "$model" --format c -o "$dir/model.c" "$@"
+    [ -f "$dir/model.h" ] || fail "export to write $dir/model.h beside $dir/model.c"
+    for cc in "${compilers[@]}"; do
+        "$cc" "${WARN[@]}" -O2 -I"$dir" "$ROOT/examples/embed/main.c" "$dir/model.c" -lm \
+            -o "$dir/run-$cc" 2>"$dir/cc.txt" || fail "$cc to compile $dir/model.c without a warning" "$(head -n 20 "$dir/cc.txt")"
+    done
+}
+
+for m in mlp:t10k.idx res:res-x.idx dag:dag-x.idx; do
+    name=${m%%:*} data=${m#*:}
+    build_embedded "$name.safetensors" "c-$name"
+    predict_json "$name.safetensors" "$data"
+    for cc in "${compilers[@]}"; do
+        "c-$name/run-$cc" "$data" > "c-$name/$cc.csv" || fail "c-$name/run-$cc to run"
+        agree "$name ($cc)" "$name.json" "c-$name/$cc.csv"
+    done
+    # static const weights and code only: nothing writable at file scope
+    gcc "${WARN[@]}" -O2 -c "c-$name/model.c" -o "c-$name/model.o"
+    writable=$(nm "c-$name/model.o" | awk '$2 ~ /^[bBdDcC]$/' || true)
+    [ -z "$writable" ] || fail "$name: no global mutable state in the generated object" "$writable"
+done
+ok "no writable data in the generated objects (nm shows no .data/.bss/common symbols)"
+
+# ---- freestanding: the user's expf, no <math.h>, no libc --------------------------------------
+gcc "${WARN[@]}" -O2 -ffreestanding -DMODEL_EXPF=my_expf -DMODEL_LOGF=my_logf -DMODEL_TANHF=my_tanhf \
+    -c c-dag/model.c -o free.o 2>cc.txt || fail "the DAG to compile with -ffreestanding" "$(cat cc.txt)"
+undefined=$(nm -u free.o | awk '{print $2}' | grep -vxE 'my_expf|my_logf|my_tanhf|memset|memcpy' || true)
+[ -z "$undefined" ] || fail "-ffreestanding: no symbols but the user's math functions (and memset/memcpy)" "$undefined"
+cat > mymath.c <<'C'
+#include <math.h>
+float my_expf(float x) { return expf(x); }
+float my_logf(float x) { return logf(x); }
+float my_tanhf(float x) { return tanhf(x); }
+C
+gcc -O2 -Ic-dag "$ROOT/examples/embed/main.c" free.o mymath.c -lm -o free-run
+./free-run dag-x.idx > free.csv
+cmp -s free.csv c-dag/gcc.csv || fail "the freestanding build with the user's math to print what the hosted one does"
+ok "-ffreestanding with user-supplied expf/logf/tanhf: only those (and memset/memcpy) undefined; same output"
+
+# ---- int8 --------------------------------------------------------------------------------------
+build_embedded mlp.safetensors c-q8 --quantize int8
+grep -q 'static const signed char fc1_q\[200704\]' c-q8/model.c || fail "int8 weights as signed char arrays"
+c-q8/run-gcc t10k.idx > c-q8/gcc.csv
+gcc "${WARN[@]}" -O2 -c c-q8/model.c -o c-q8/model.o
+msg=$("$PY" - <<'PY' 2>&1
+import csv, subprocess
+labels = open("t10k-labels.idx", "rb").read()[8:]
+def accuracy(path):
+    rows = list(csv.DictReader(open(path)))
+    assert len(rows) == 10000
+    return 100.0 * sum(int(r["class"]) == labels[i] for i, r in enumerate(rows)) / len(rows)
+def rodata(obj):  # bytes of constant data: the weights
+    out = subprocess.run(["size", "-A", obj], capture_output=True, text=True, check=True).stdout
+    return sum(int(l.split()[1]) for l in out.splitlines() if l.startswith(".rodata"))
+a32, a8 = accuracy("c-mlp/gcc.csv"), accuracy("c-q8/gcc.csv")
+s32, s8 = rodata("c-mlp/model.o"), rodata("c-q8/model.o")
+assert abs(a8 - a32) <= 0.5, f"int8 accuracy {a8:.2f} % vs fp32 {a32:.2f} %: more than 0.5 points apart"
+assert s32 / s8 >= 3.5, f"int8 constants {s8} bytes vs fp32 {s32}: only {s32 / s8:.2f}x smaller"
+print(f"int8 {a8:.2f} % vs fp32 {a32:.2f} % test accuracy ({a8 - a32:+.2f} points); constants {s8} vs {s32} bytes ({s32 / s8:.2f}x smaller)")
+PY
+) || fail "int8: accuracy within 0.5 points of fp32, about 4x smaller" "$msg"
+ok "$msg"
+
+# ---- errors ------------------------------------------------------------------------------------
+expect_error() {  # WHAT PATTERN ARGS...
+    local what=$1 pattern=$2 rc=0
+    shift 2
+    "$NABLA" export "$@" >out.txt 2>err.txt || rc=$?
+    [ "$rc" -ne 0 ] && grep -qE "$pattern" err.txt && sanitizer_clean err.txt ||
+        fail "$what (exit $rc, a message matching /$pattern/)" "$(cat err.txt)"
+}
+expect_error "-o must name a .c file" "name a file ending in .c" mlp.safetensors --format c -o model.txt
+expect_error "--name must be a C identifier" "not a C identifier" mlp.safetensors --format c -o x.c --name 9lives
+expect_error "--quantize takes int8" "expected int8" mlp.safetensors --format c -o x.c --quantize int4
+expect_error "--format is required" "format onnx or --format c is required" mlp.safetensors -o x.c
+expect_error "a missing model file is named" "no-such.safetensors" no-such.safetensors --format c -o x.c
+expect_error "an unwritable output is reported" "no-such-dir/x\.[ch]" mlp.safetensors --format c -o no-such-dir/x.c
+[ ! -e x.c ] && [ ! -e x.h ] || fail "nothing written by a failed export"
+ok "errors: bad -o, --name, --quantize, missing --format, missing model, unwritable output"

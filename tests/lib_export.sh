@@ -1,0 +1,101 @@
+# Shared by tests/cli_export.sh and tests/cli_export_onnx.sh (sourced, not run): the models both
+# exports are checked on, trained quickly, and a comparison of predictions with `nabla predict`.
+# Needs lib_cli.sh sourced and the scratch directory entered.
+
+FASHION=/usr/share/datasets/fashion-mnist
+
+# A DAG of every module both exports support: flatten, linear (with and without bias), relu,
+# tanh, max, sigmoid, mul, scale, add (residual), dropout, reshape, softmax over the last
+# dimension, mean, sum, log_softmax output; per-channel normalisation of a 3×10×20 input.
+write_dag() {
+    cat > dag.nb <<'NB'
+x  = input(3, 10, 20)
+h  = flatten(x)
+a  = linear(h, 48)
+r  = relu(a)
+b  = linear(h, 48, bias=false)
+t  = tanh(b)
+m  = max(r, t)
+c  = linear(m, 48)
+s  = sigmoid(c)
+p  = mul(m, s)
+q  = scale(p, 0.5)
+u  = add(q, r)
+d  = dropout(u, 0.2)
+g  = reshape(d, 6, 8)
+sm = softmax(g)
+f  = flatten(sm)
+mu = mean(f)
+su = sum(h)
+k  = add(mu, su)
+e  = linear(k, 10)
+z  = linear(u, 10)
+o  = add(z, e)
+out = log_softmax(o)
+NB
+}
+
+# IDX files of N random samples of the given shape whose label is learnable (the arg-max of the
+# first 10 values, blurred by noise), written by Python: NAME-x.idx, NAME-y.idx.
+write_idx() {  # NAME N DIMS...
+    "$PY" - "$@" <<'PY'
+import struct, sys
+import numpy as np
+name, n, dims = sys.argv[1], int(sys.argv[2]), [int(d) for d in sys.argv[3:]]
+rng = np.random.default_rng(7)
+x = rng.integers(0, 256, size=[n] + dims, dtype=np.uint8)
+flat = x.reshape(n, -1).astype(np.int32)
+y = flat[:, :10].argmax(1).astype(np.uint8)
+with open(name + "-x.idx", "wb") as f:
+    f.write(struct.pack(">BBBB", 0, 0, 8, 1 + len(dims)) + struct.pack(">" + "I" * (1 + len(dims)), n, *dims))
+    f.write(x.tobytes())
+with open(name + "-y.idx", "wb") as f:
+    f.write(struct.pack(">BBBBI", 0, 0, 8, 1, n) + y.tobytes())
+PY
+}
+
+# The three models: the default MLP of the main job (784-256-128-10, one epoch on the 60,000
+# Fashion-MNIST training images, about a second), examples/residual.nb (fan-out, Add, Max,
+# Dropout) and the DAG above, each trained a few seconds on random data.
+export_models() {
+    gunzip -c "$FASHION/t10k-images-idx3-ubyte.gz" > t10k.idx
+    gunzip -c "$FASHION/t10k-labels-idx1-ubyte.gz" > t10k-labels.idx
+    run train 784-256-128-10 --data fashion-mnist --epochs 1 --batch 128 --optimizer sgd \
+        --lr 0.05 --momentum 0.9 --normalize feature --seed 1 --threads 2 -q -o mlp.safetensors
+    write_idx res 2000 64
+    run train "$ROOT/examples/residual.nb" --data idx:res-x.idx,res-y.idx --epochs 8 \
+        --normalize feature --seed 1 --threads 2 -q -o res.safetensors
+    write_dag
+    write_idx dag 2000 30 20   # IDX holds at most 3 dimensions: 30 "channels" of 20 values
+    run train dag.nb --data idx:dag-x.idx,dag-y.idx --epochs 8 --optimizer adam --lr 0.002 \
+        --normalize channel --seed 1 --threads 2 -q -o dag.safetensors
+}
+
+# predict_json MODEL IMAGES: nabla predict's classes and probabilities, as JSON in MODEL.json.
+predict_json() {
+    run predict "$1" --data "idx:$2" --format json
+    mv out.txt "${1%.safetensors}.json"
+}
+
+# agree WHAT REFERENCE.json CANDIDATE.csv: the same class on every input and probabilities within
+# 1e-5 (CANDIDATE: index,class,name,p0,… as nabla predict's CSV). Prints the largest difference.
+agree() {
+    local msg
+    msg=$("$PY" - "$2" "$3" <<'PY' 2>&1
+import csv, json, sys
+ref = json.load(open(sys.argv[1]))
+got = list(csv.DictReader(open(sys.argv[2])))
+assert len(ref) == len(got), f"{len(got)} rows, expected {len(ref)}"
+worst, differ = 0.0, []
+for r, g in zip(ref, got):
+    if int(g["class"]) != r["class"]:
+        differ.append(r["index"])
+    for j, p in enumerate(r["probabilities"]):
+        worst = max(worst, abs(float(g[f"p{j}"]) - p))
+assert not differ, f"{len(differ)} inputs classified differently, e.g. {differ[:5]}"
+assert worst <= 1e-5, f"probabilities differ by up to {worst:.3g} (limit 1e-5)"
+print(f"{len(ref)} inputs, same class, probabilities within {worst:.2g}")
+PY
+) || fail "$1: the same predictions as nabla predict" "$msg"
+    ok "$1: $msg"
+}
