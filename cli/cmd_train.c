@@ -479,7 +479,11 @@ int cmd_train(int argc, char **argv)
     nb_dist *dist = NULL;
     int ranks = nb_dist_launched(), root = 1;
     char who[64] = "train"; /* "train [rank 3 of 4]" in error messages of ranks other than 0 */
-    int in_step = 0;        /* failed at the same point on every rank: leave MPI normally */
+    /* Under MPI, every rank ends through one agreement on the outcome (nb_dist_agree), met at
+     * the same point by all: before training (a rank that failed to set up meets the others
+     * there, and none trains), then at the end. A failure inside a step seen by one rank
+     * alone leaves the others waiting in a collective: only then is the job aborted. */
+    int skip_agree = 0, need_abort = 0;
     if (ranks > 1 || (ranks == 1 && nb_dist_available())) {
         if (!(dist = nb_dist_new(&err)))
             return cli_fail("train", &err);
@@ -630,6 +634,14 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
     }
+    if (dist) {
+        int first;
+        if (nb_dist_agree(dist, 0, &first)) { /* another rank failed to set up: it reports */
+            status = 1;
+            skip_agree = 1; /* that was the agreement */
+            goto done;
+        }
+    }
     if (!quiet)
         fprintf(stderr, "training %s on %s: %lld samples, %lld parameters, batch %lld, %s, gemm %s%s\n",
                 model_arg, data, (long long)train.count,
@@ -653,7 +665,6 @@ int cmd_train(int argc, char **argv)
         /* the trainer stopped between two steps (every rank at the same one): save exactly
          * that state, and exit with the signal's conventional status (130, 143) */
         const char *name = stop_signal == SIGTERM ? "SIGTERM" : "SIGINT";
-        in_step = 1;
         if (!root) {
             err.msg[0] = 0;
         } else if (!checkpoint) {
@@ -687,7 +698,6 @@ int cmd_train(int argc, char **argv)
         }
         status = 1;
         err.msg[0] = 0;
-        in_step = 1;
         goto done;
     }
     if (!s && r.failed) { /* an epoch's file could not be written: stopped, not finished */
@@ -695,7 +705,11 @@ int cmd_train(int argc, char **argv)
                      "was", r.fail_err.msg, nb_trainer_epoch(t), cfg.epochs, output);
         goto done;
     }
-    if (s || (root && nb_model_save(m, output, &err)))
+    if (s) {
+        skip_agree = need_abort = dist != NULL; /* this rank alone may have stopped here */
+        goto done;
+    }
+    if (root && nb_model_save(m, output, &err))
         goto done;
     double test_loss = NAN, test_acc = NAN;
     if (root && test.count && nb_model_targets(m) >= 0 &&
@@ -791,8 +805,17 @@ int cmd_train(int argc, char **argv)
         cJSON_Delete(j);
     }
     status = 0;
-done:
-    if (status == 1 && err.msg[0])
+done:;
+    int mine = status;
+    if (dist && !skip_agree) {
+        /* a failure before training meets the other ranks' agreement before training; after
+         * it, this is the agreement at the end. The lowest failing rank alone reports. */
+        int first, all = nb_dist_agree(dist, status, &first);
+        if (first != nb_dist_rank(dist))
+            err.msg[0] = 0;
+        status = mine ? mine : all;
+    }
+    if (mine == 1 && err.msg[0])
         cli_fail(who, &err);
     cli_outputs_release(&claimed);
     if (r.log)
@@ -806,7 +829,7 @@ done:
     nb_dataset_free(&test);
     nb_metrics_free(&test_metrics);
     nb_dataset_free(&all);
-    if (dist && status != 0 && !in_step)
+    if (need_abort)
         nb_dist_abort(dist, status); /* a rank that stops alone would leave the others waiting */
     nb_dist_free(dist);
     return status;

@@ -15,6 +15,8 @@ int cli_fail(const char *cmd, const nb_error *err)
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
+    if (nb_dist_launched() > 1 && nb_dist_launched_rank() > 0)
+        return 2; /* under mpirun every rank sees the same options: rank 0 says it once */
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "nabla %s: ", cmd);

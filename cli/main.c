@@ -81,6 +81,15 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
+            /* Under mpirun only train joins the job; any other command would run N times and
+             * print N times: rank 0 runs it alone, the other ranks leave at once. */
+            int ranks = nb_dist_launched();
+            if (ranks > 1 && commands[i].run != cmd_train) {
+                if (nb_dist_launched_rank() > 0)
+                    return 0;
+                fprintf(stderr, "nabla %s: started by mpirun with %d processes; it runs once, in "
+                        "rank 0 (only train is distributed)\n", argv[1], ranks);
+            }
             int status = commands[i].run(argc - 1, argv + 1);
             /* results printed on standard output (predictions, JSON, DOT) that did not reach
              * their file — a full disk, a closed pipe — fail the command */

@@ -961,6 +961,9 @@ int nb_dist_available(void);
  * started by one. Needs no MPI: a plain run never initialises it (a singleton MPI_Init
  * starts Open MPI's runtime and costs far more than loading a small data set). */
 int nb_dist_launched(void);
+/* This process's rank as the launcher names it (OMPI_COMM_WORLD_RANK, PMI_RANK), or 0: lets a
+ * command that does not join the job print its messages once. */
+int nb_dist_launched_rank(void);
 
 /* Joins the MPI job (MPI_Init_thread, MPI_THREAD_FUNNELED: only the calling thread talks
  * MPI; the matrix products' own threads never do). Errors come back as statuses
@@ -1006,6 +1009,12 @@ nb_status nb_dist_sum(nb_dist *d, double *v, int n, nb_error *err);
 nb_status nb_dist_average(nb_dist *d, float *v, size_t n, nb_error *err);
 /* 1 on every rank if flag is non-zero on any (an agreed decision, e.g. to stop). */
 int nb_dist_any(nb_dist *d, int flag);
+/* Agrees on an outcome (collective): returns the largest status of all ranks (0 when every
+ * rank succeeded) and sets *first (may be NULL) to the lowest rank whose status is non-zero,
+ * or -1 — the one rank that reports the failure, so that it is printed once. Lets ranks that
+ * failed at the same point (before training, or at its end) leave the job normally
+ * (nb_dist_free) instead of aborting it. */
+int nb_dist_agree(nb_dist *d, int status, int *first);
 /* Checks that w[0..n) is bitwise the same on every rank (a 64-bit hash compared across
  * ranks): NB_ENUMERIC naming the first rank that differs from rank 0. */
 nb_status nb_dist_check_replicas(nb_dist *d, const float *w, size_t n, nb_error *err);

@@ -7,7 +7,9 @@
 #   - one process: SIGTERM three times at random moments, SIGINT once, each followed by
 #     --resume; a second signal during the stop;
 #   - mpirun -np 2: SIGINT to mpirun (which sends every rank SIGTERM) and SIGTERM to rank 1
-#     alone (the ranks agree to stop before the same step; rank 0 writes the checkpoint).
+#     alone (the ranks agree to stop before the same step; rank 0 writes the checkpoint);
+#   - under mpirun, errors (an option, data missing on every rank or on one, a checkpoint that
+#     cannot be written) print once, without MPI_ABORT noise; eval runs once, in rank 0.
 #
 # Run from the repository root: bash tests/cli_signals.sh. $NABLA is the CLI (default
 # $NABLA_BUILD/nabla, NABLA_BUILD defaulting to build). Exits non-zero on the first failure.
@@ -147,5 +149,48 @@ timeout 120 "${MPIRUN[@]}" -np 2 "$NABLA" train "${M[@]}" -q -o m.safetensors --
     fail "the resumed 2-rank run" "$(cat err.txt)"
 same mref.safetensors m.safetensors "2 ranks stopped at${stops} and resumed: the final model"
 ok "mpirun -np 2, SIGINT to mpirun and SIGTERM to rank 1 ($stops): every rank stops, rank 0 writes the checkpoint, resumed run bit-identical"
+
+# ---- under mpirun, errors print once, without MPI_ABORT noise --------------------------------
+# once PATTERN FILE: PATTERN on exactly one line of FILE, and no abort noise
+once() {
+    [ "$(grep -cE "$1" "$2")" -eq 1 ] || fail "/$1/ printed once" "$(cat "$2")"
+    ! grep -qE 'MPI_ABORT|ORTE_ERROR_LOG|MPI_Abort' "$2" || fail "no MPI_ABORT noise" "$(cat "$2")"
+}
+mpi_fails() {  # nabla ARGS under 2 ranks: exits non-zero by itself; stderr in err.txt
+    local rc=0
+    timeout 120 "${MPIRUN[@]}" -np 2 sh rankdir.sh "$NABLA" "$@" >out.txt 2>err.txt || rc=$?
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "mpirun -np 2 nabla $*: a non-zero exit, not a timeout" "exit $rc: $(cat err.txt)"
+    sanitizer_clean err.txt || fail "no sanitizer report" "$(cat err.txt)"
+}
+# rank 1 runs in rank1/, where a file of rank 0's directory may be missing
+mkdir rank1
+cat > rankdir.sh <<'EOS'
+[ "${OMPI_COMM_WORLD_RANK:-0}" = 0 ] || cd "$RANKS_DIR/rank1"
+exec "$@"
+EOS
+printf 'x0,x1,c\n0,1,0\n1,0,1\n1,1,2\n0,0,0\n' > d.csv
+mpi_fails train 2-8-3 --data spirals:100 --bogus
+once "unknown option '--bogus'" err.txt
+mpi_fails train 2-8-3 --data csv:missing.csv -o x.safetensors
+once 'missing\.csv' err.txt
+mpi_fails train 2-8-3 --data csv:d.csv:c --batch 4 -o x.safetensors
+once '^nabla train \[rank 1 of 2\]: d\.csv: ' err.txt
+mkdir sub
+timeout 120 "${MPIRUN[@]}" -np 2 "$NABLA" train 2-8-3:tanh --data spirals:2000:3:0.2 --batch 16 --epochs 500 -q \
+    -o y.safetensors --checkpoint sub/c.ckpt >out.txt 2>err.txt &
+bg=$!
+for _ in $(seq 300); do [ -e sub/c.ckpt ] && break; sleep 0.05; done
+rm -rf sub
+rc=0
+wait "$bg" || rc=$?
+bg=""
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "2 ranks, checkpoint directory removed: a non-zero exit" "exit $rc: $(cat err.txt)"
+once 'sub/c\.ckpt: .*training stopped at the end of epoch' err.txt
+[ ! -e y.safetensors ] || fail "2 ranks, checkpoint failed: no model saved as if finished"
+timeout 120 "${MPIRUN[@]}" -np 2 "$NABLA" eval mref.safetensors --data spirals:50:3:0.2 >out.txt 2>err.txt ||
+    fail "mpirun -np 2 nabla eval" "$(cat err.txt)"
+[ "$(grep -c '^accuracy' out.txt)" -eq 1 ] || fail "mpirun -np 2 nabla eval: the result printed once" "$(cat out.txt)"
+grep -q 'runs once, in rank 0' err.txt || fail "mpirun -np 2 nabla eval: a note that rank 0 alone runs it" "$(cat err.txt)"
+ok "under mpirun: a bad option, missing data (on all ranks, on rank 1 alone), a checkpoint that cannot be written: one message, no MPI_ABORT; eval runs once"
 
 echo "cli_signals: all passed"

@@ -42,6 +42,19 @@ int nb_dist_launched(void)
     return 0;
 }
 
+int nb_dist_launched_rank(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        char *end;
+        long n = v ? strtol(v, &end, 10) : 0;
+        if (v && *v && !*end && n >= 0 && n < (1L << 30))
+            return (int)n;
+    }
+    return 0;
+}
+
 int nb_dist_threads(const nb_dist *d)
 {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -212,6 +225,25 @@ int nb_dist_any(nb_dist *d, int flag)
     return any != 0;
 }
 
+int nb_dist_agree(nb_dist *d, int status, int *first)
+{
+    if (!d) {
+        if (first)
+            *first = status ? 0 : -1;
+        return status;
+    }
+    /* one all-reduce (max) of {status, N − rank if failed}: the largest status, and the
+     * lowest failing rank as the largest N − rank */
+    int mine[2] = {status, status ? d->size - d->rank : 0}, all[2] = {status, mine[1]};
+    if (MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MAX, d->comm) != MPI_SUCCESS) {
+        all[0] = status ? status : 1; /* cannot agree: failing is the safe answer */
+        all[1] = d->size - d->rank;
+    }
+    if (first)
+        *first = all[1] ? d->size - all[1] : -1;
+    return all[0];
+}
+
 nb_status nb_dist_check_replicas(nb_dist *d, const float *w, size_t n, nb_error *err)
 {
     if (!d)
@@ -283,6 +315,14 @@ nb_status nb_dist_average(nb_dist *d, float *v, size_t n, nb_error *err)
 }
 
 int nb_dist_any(nb_dist *d, int flag) { (void)d; return flag != 0; }
+
+int nb_dist_agree(nb_dist *d, int status, int *first)
+{
+    (void)d;
+    if (first)
+        *first = status ? 0 : -1;
+    return status;
+}
 
 nb_status nb_dist_check_replicas(nb_dist *d, const float *w, size_t n, nb_error *err)
 {
