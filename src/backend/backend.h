@@ -40,6 +40,9 @@ void nb_gemm_dots(int M, int N, int K, const float *A, int lda, const float *B, 
 void nb_linear_epilogue(float *C, int ldc, const float *bias, float *relu, int i0, int i1, int j0,
                         int j1);
 
+/* A number the context never handed out before, from 1 (nb_linear_new_generation). */
+uint64_t nb_gemm_new_generation(nb_gemm *gemm);
+
 /* The bf16 state a context carries (bf16_linear.c): made on first use, freed with it. */
 struct nb_bf16_state;
 struct nb_bf16_state **nb_gemm_bf16_state(nb_gemm *gemm);

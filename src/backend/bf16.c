@@ -150,12 +150,28 @@ static const char *cpu_missing(const char **what)
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static char probe_reason[256];   /* empty: supported */
 static char probe_hardware[64];
+static int probe_emulated;
 
-/* The CPU, then oneDNN: its ISA ceiling and the implementation of a small bf16 matmul. */
+static int emulation_asked(void)
+{
+    const char *v = getenv("NABLA_BF16_EMULATE");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* The CPU, then oneDNN: its ISA ceiling and the implementation of a small bf16 matmul. Where
+ * the CPU has no bf16 instructions and NABLA_BF16_EMULATE is set, the bf16 path runs on the
+ * fp32 products instead, with the same bf16-rounded operands (bf16_linear.c): the same
+ * numbers up to the order of additions, far slower — so that the path can be tested on any
+ * machine with oneDNN. */
 static void probe(void)
 {
     const char *what, *missing = cpu_missing(&what);
     snprintf(probe_hardware, sizeof probe_hardware, "%s", what);
+    if (missing && emulation_asked()) {
+        probe_emulated = 1;
+        snprintf(probe_hardware, sizeof probe_hardware, "none (emulated: NABLA_BF16_EMULATE)");
+        return;
+    }
     if (missing) {
         snprintf(probe_reason, sizeof probe_reason, "%s", missing);
         return;
@@ -221,6 +237,16 @@ nb_status nb_bf16_supported(nb_error *err)
     return NB_OK;
 }
 
+
+int nb_bf16_emulated(void)
+{
+#ifdef NB_HAVE_ONEDNN
+    pthread_once(&probe_once, probe);
+    return probe_emulated;
+#else
+    return 0;
+#endif
+}
 
 const char *nb_bf16_hardware(void)
 {

@@ -45,6 +45,9 @@ void nb_bf16_convert(const float *src, nb_bf16 *dst, size_t n);
 const char *nb_bf16_missing(void);
 /* The bf16 hardware found, e.g. "AVX512-BF16" (after nb_bf16_missing). Static string. */
 const char *nb_bf16_hardware(void);
+/* Whether the bf16 path runs emulated: the CPU has no bf16 instructions and
+ * NABLA_BF16_EMULATE=1 asked for fp32 products of the bf16-rounded operands (for tests). */
+int nb_bf16_emulated(void);
 
 /* The rest is bf16_linear.c: Linear's products with bf16 operands, which nb_linear_forward
  * and nb_linear_backward (backend/linear.h) call in NB_PRECISION_BF16, with the same
@@ -55,6 +58,7 @@ int nb_bf16_linear_forward(nb_gemm *ctx, const nb_linear_shape *s, const float *
 int nb_bf16_linear_backward(nb_gemm *ctx, const nb_linear_shape *s, const float *X,
                             const nb_weights *W, const float *dY, float beta_x, float *dX,
                             float beta_w, float *dW);
+void nb_bf16_release(nb_gemm *ctx, const void *layer);
 /* As nb_linear_forget, nb_linear_bf16_start and nb_linear_kernels for bf16. */
 void nb_bf16_forget(nb_gemm *ctx);
 nb_status nb_bf16_start(nb_gemm *ctx, nb_error *err);

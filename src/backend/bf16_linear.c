@@ -93,7 +93,9 @@ typedef struct thread_ctx {
     prim cache[CACHE_MAX];
     int count;
     char impl[KINDS][96]; /* the implementations of each kind's primitives, '+'-joined */
-    int64_t fallbacks;    /* blocks computed in fp32 */
+    int64_t fallbacks;    /* blocks oneDNN declined */
+    float *widened;       /* block_widened's scratch */
+    size_t widened_cap;
 } thread_ctx;
 
 /* W in bf16, plain (row-major [out, in], like W) or in a primitive's blocked layout for one
@@ -127,6 +129,7 @@ struct nb_bf16_state {
     lin **lins;
     int lin_count, lin_capacity;
     int layouts_used;    /* 1: plain, 2: blocked */
+    int emulated;        /* no bf16 hardware: every block through block_widened */
     int policy;          /* NABLA_BF16_WEIGHTS: 0 auto, 1 plain, 2 blocked */
     nb_openmp omp;       /* oneDNN's OpenMP, capped to one thread per pool thread */
 };
@@ -168,22 +171,30 @@ static void shadow_clear(shadow *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Frees layer l's copies (its primitives, named by its shadows' addresses, go first). */
+static void lin_free(nb_bf16_state *st, lin *l)
+{
+    for (int t = 0; t < st->threads; t++)
+        cache_flush(&st->ctx[t]);
+    for (int k = 0; k < MAX_SHADOWS; k++)
+        shadow_clear(&l->shadows[k]);
+    free(l->x);
+    free(l->dy);
+    free(l);
+}
+
 void nb_bf16_state_free(nb_bf16_state *st)
 {
     if (!st)
         return;
     for (int t = 0; st->ctx && t < st->threads; t++) {
         cache_flush(&st->ctx[t]);
+        free(st->ctx[t].widened);
         if (st->ctx[t].stream)
             dnnl_stream_destroy(st->ctx[t].stream);
     }
-    for (int i = 0; i < st->lin_count; i++) {
-        for (int k = 0; k < MAX_SHADOWS; k++)
-            shadow_clear(&st->lins[i]->shadows[k]);
-        free(st->lins[i]->x);
-        free(st->lins[i]->dy);
-        free(st->lins[i]);
-    }
+    for (int i = 0; i < st->lin_count; i++)
+        lin_free(st, st->lins[i]);
     if (st->engine)
         dnnl_engine_destroy(st->engine);
     nb_openmp_close(&st->omp);
@@ -237,6 +248,7 @@ static nb_bf16_state *state_get(nb_gemm *gemm, nb_error *err)
         return NULL;
     }
     st->threads = threads;
+    st->emulated = nb_bf16_emulated();
     for (int t = 0; t < threads; t++)
         if (dnnl_stream_create(&st->ctx[t].stream, st->engine, dnnl_stream_default_flags) !=
             dnnl_success) {
@@ -251,6 +263,17 @@ static nb_bf16_state *state_get(nb_gemm *gemm, nb_error *err)
 nb_status nb_bf16_start(nb_gemm *gemm, nb_error *err)
 {
     return state_get(gemm, err) ? NB_OK : (err && err->code ? err->code : NB_ENOTSUP);
+}
+
+void nb_bf16_release(nb_gemm *gemm, const void *layer)
+{
+    nb_bf16_state *st = gemm ? *nb_gemm_bf16_state(gemm) : NULL;
+    for (int i = 0; st && i < st->lin_count; i++)
+        if (st->lins[i]->layer == layer) {
+            lin_free(st, st->lins[i]);
+            st->lins[i] = st->lins[--st->lin_count];
+            return;
+        }
 }
 
 void nb_bf16_forget(nb_gemm *gemm)
@@ -466,7 +489,7 @@ static void convert_parallel(nb_gemm *gemm, const float *src, size_t lds, nb_bf1
  * weight generation, a training step one (see the top of this file). */
 static int use_blocked(const nb_bf16_state *st, const nb_weights *W)
 {
-    return st->policy ? st->policy == 2 : W->reused;
+    return !st->emulated && (st->policy ? st->policy == 2 : W->reused);
 }
 
 /* The layout primitives of this kind prefer for W of Linear n, asked with weights "any" at
@@ -592,7 +615,8 @@ typedef struct product {
     int split_rows, tasks;
 } product;
 
-/* The block rows [i0, i1) × columns [j0, j1) of the product in fp32 (oneDNN declined). */
+/* The block rows [i0, i1) × columns [j0, j1) of the product on the fp32 originals (oneDNN
+ * declined, and block_widened could not run). */
 static void block_fp32(const product *p, int i0, int i1, int j0, int j1)
 {
     nb_gemm *gemm = p->gemm;
@@ -607,6 +631,53 @@ static void block_fp32(const product *p, int i0, int i1, int j0, int j1)
     else                          /* dW = dYᵀ X */
         nb_gemm_run(gemm, 1, 0, rows, cols, p->K, 1.0f, p->fA + i0, p->lda, p->fB + j0, p->fldb,
                     p->beta, p->C + (size_t)i0 * p->ldc + j0, p->ldc);
+}
+
+/* src (rows × cols bf16, row stride lds) widened to fp32 into dst (row stride ldd): exact. */
+static void widen(const nb_bf16 *src, size_t lds, float *dst, size_t ldd, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++)
+            dst[(size_t)r * ldd + j] = nb_bf16_to_float(src[(size_t)r * lds + j]);
+}
+
+/* The block rows [i0, i1) × columns [j0, j1) in fp32 arithmetic on the bf16-rounded operands:
+ * both widened (exactly) to fp32 and multiplied by the context's fp32 product, which
+ * accumulates in fp32 as the bf16 kernels do. A product of two bf16 values is exact in fp32
+ * (8 + 8 significand bits), so this differs from a bf16 kernel only in the order of the
+ * additions. Serves where oneDNN declines a shape, and the whole emulated path. 0 when the
+ * weights are in a blocked layout (not readable here) or the scratch cannot be had. */
+static int block_widened(const product *p, thread_ctx *c, int i0, int i1, int j0, int j1)
+{
+    int rows = i1 - i0, cols = j1 - j0, K = p->K;
+    size_t need = (size_t)rows * K + (size_t)K * cols;
+    if (p->wmd)
+        return 0;
+    if (need > c->widened_cap) {
+        float *w = malloc(need * sizeof *w);
+        if (!w)
+            return 0;
+        free(c->widened);
+        c->widened = w;
+        c->widened_cap = need;
+    }
+    float *A = c->widened, *B = A + (size_t)rows * K;
+    const nb_bf16 *Ab = p->Ab, *Bb = p->B;
+    float *C = p->C + (size_t)i0 * p->ldc + j0;
+    if (p->kind == KIND_FWD) {      /* Y = Xb Wbᵀ: rows of Xb, rows j0.. of Wb [out, in] */
+        widen(Ab + (size_t)i0 * p->lda, (size_t)p->lda, A, (size_t)K, rows, K);
+        widen(Bb + (size_t)j0 * p->ldb, (size_t)p->ldb, B, (size_t)K, cols, K);
+        nb_gemm_run(p->gemm, 0, 1, rows, cols, K, 1.0f, A, K, B, K, p->beta, C, p->ldc);
+    } else if (p->kind == KIND_DX) { /* dX = dYb Wb: rows of dYb, columns j0.. of Wb */
+        widen(Ab + (size_t)i0 * p->lda, (size_t)p->lda, A, (size_t)K, rows, K);
+        widen(Bb + j0, (size_t)p->ldb, B, (size_t)cols, K, cols);
+        nb_gemm_run(p->gemm, 0, 0, rows, cols, K, 1.0f, A, K, B, cols, p->beta, C, p->ldc);
+    } else {                         /* dW = dYbᵀ Xb: columns i0.. of dYb, j0.. of Xb */
+        widen(Ab + i0, (size_t)p->lda, A, (size_t)rows, K, rows);
+        widen(Bb + j0, (size_t)p->ldb, B, (size_t)cols, K, cols);
+        nb_gemm_run(p->gemm, 1, 0, rows, cols, K, 1.0f, A, rows, B, cols, p->beta, C, p->ldc);
+    }
+    return 1;
 }
 
 static void product_block(void *arg, int task, int thread)
@@ -637,9 +708,15 @@ static void product_block(void *arg, int task, int thread)
                     .ldb = p->wmd ? 0 : p->ldb, .ldc = p->ldc, .beta = p->beta,
                     .owner = p->owner};
     float *C = p->C + (size_t)i0 * p->ldc + j0;
-    if (!prim_run(st, thread, &key, p->wmd, A, B, C)) {
-        st->ctx[thread].fallbacks++;
-        block_fp32(p, i0, i1, j0, j1);
+    thread_ctx *c = &st->ctx[thread];
+    if (st->emulated) {
+        add_name(c->impl[p->kind], sizeof c->impl[p->kind], "emulated");
+        if (!block_widened(p, c, i0, i1, j0, j1))
+            block_fp32(p, i0, i1, j0, j1);
+    } else if (!prim_run(st, thread, &key, p->wmd, A, B, C)) {
+        c->fallbacks++;
+        if (!block_widened(p, c, i0, i1, j0, j1))
+            block_fp32(p, i0, i1, j0, j1);
     }
     nb_linear_epilogue(p->C, p->ldc, p->bias, p->relu, i0, i1, j0, j1);
 }
@@ -767,6 +844,12 @@ nb_status nb_bf16_start(nb_gemm *gemm, nb_error *err)
 }
 
 void nb_bf16_forget(nb_gemm *gemm) { (void)gemm; }
+
+void nb_bf16_release(nb_gemm *gemm, const void *layer)
+{
+    (void)gemm;
+    (void)layer;
+}
 
 int nb_bf16_linear_forward(nb_gemm *gemm, const nb_linear_shape *s, const float *X,
                            const nb_weights *W, const float *bias, float *Y, float *R)

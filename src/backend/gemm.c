@@ -68,6 +68,7 @@ struct nb_gemm {
     /* The bf16 products' state (bf16_linear.c): oneDNN engine, per-thread streams and
      * primitive caches, the bf16 copies of weights and activations. Made on first use. */
     struct nb_bf16_state *bf16;
+    uint64_t generations; /* handed out so far (nb_gemm_new_generation) */
 };
 
 /* Products of op(A) = A and op(B) = Bᵀ with at most this many rows (Linear on a few samples)
@@ -258,6 +259,11 @@ void nb_linear_epilogue(float *C, int ldc, const float *bias, float *relu, int i
         if (relu)
             relu_copy(relu + (size_t)i * ldc + j0, c + j0, j1 - j0);
     }
+}
+
+uint64_t nb_gemm_new_generation(nb_gemm *gemm)
+{
+    return gemm ? ++gemm->generations : 0;
 }
 
 struct nb_bf16_state **nb_gemm_bf16_state(nb_gemm *gemm)

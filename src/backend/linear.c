@@ -1,6 +1,7 @@
 /* Linear's kernels (backend/linear.h): the precision the caller asks for picks the
  * implementation — bf16 operands through bf16_linear.c, else (or where that cannot run) the
  * context's fp32 products with the output pass fused (gemm.c). */
+#include "backend/backend.h"
 #include "backend/bf16.h"
 #include "backend/gemm_pool.h"
 #include "backend/linear.h"
@@ -27,6 +28,16 @@ void nb_linear_backward(nb_gemm *ctx, nb_precision p, const nb_linear_shape *s, 
         nb_gemm_run(ctx, 0, 0, N, in, out, 1.0f, dY, out, W->values, in, beta_x, dX, in);
     if (dW) /* dW = dYᵀ X */
         nb_gemm_run(ctx, 1, 0, out, in, N, 1.0f, dY, out, X, in, beta_w, dW, in);
+}
+
+uint64_t nb_linear_new_generation(nb_gemm *ctx)
+{
+    return nb_gemm_new_generation(ctx);
+}
+
+void nb_linear_release(nb_gemm *ctx, const void *layer)
+{
+    nb_bf16_release(ctx, layer);
 }
 
 void nb_linear_forget(nb_gemm *ctx)

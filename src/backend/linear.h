@@ -46,6 +46,14 @@ void nb_linear_backward(nb_gemm *ctx, nb_precision p, const nb_linear_shape *s, 
                         const nb_weights *W, const float *dY, float beta_x, float *dX,
                         float beta_w, float *dW);
 
+/* A generation number this context never handed out before (never 0): the caller's weights
+ * take a new one whenever they change. Unique per context, so that callers sharing it cannot
+ * confuse each other's weights, even at a reused address. */
+uint64_t nb_linear_new_generation(nb_gemm *ctx);
+
+/* The context drops what it keeps for `layer` (its caller is going away). */
+void nb_linear_release(nb_gemm *ctx, const void *layer);
+
 /* Forget every layer's kept activations (the caller's buffers moved: a new batch size). */
 void nb_linear_forget(nb_gemm *ctx);
 

@@ -93,7 +93,6 @@ nb_graph *nb_graph_new(uint64_t seed, nb_gemm *gemm)
         return NULL;
     nb_rng_seed(&g->rng, seed);
     g->gemm = gemm;
-    g->param_generation = 1;
     return g;
 }
 
@@ -101,6 +100,8 @@ void nb_graph_free(nb_graph *g)
 {
     if (!g)
         return;
+    for (int i = 0; g->gemm && !g->owns_gemm && i < g->count; i++)
+        nb_linear_release(g->gemm, &g->nodes[i]); /* a shared context outlives this graph */
     if (g->owns_gemm)
         nb_gemm_free(g->gemm);
     free(g->nodes);
@@ -413,7 +414,7 @@ float *nb_value(nb_graph *g, int node)
 {
     nb_node *n = &g->nodes[node];
     if (n->op == NB_OP_PARAM) {
-        g->param_generation++; /* as nb_graph_params */
+        g->param_generation = 0; /* a writable pointer: a change */
         return g->params + n->param_offset;
     }
     if (n->op == NB_OP_BUFFER)

@@ -73,7 +73,9 @@ struct nb_graph {
     int owns_gemm;
     /* The precision the kernels are asked for (precision.c). The backend keeps copies of the
      * weights in that precision, remade when param_generation moved on: every optimiser
-     * step, initialisation, load or declared write (nb_graph_params_changed), never a read. */
+     * step, initialisation, load or declared write (nb_graph_params_changed) sets it to 0,
+     * never a read, and the next kernel call takes a new number from the backend context —
+     * unique among all the graphs sharing it, whose weights may reuse freed addresses. */
     nb_precision precision;
     uint64_t param_generation;
 };
@@ -166,6 +168,9 @@ static inline nb_node *nb_in(nb_graph *g, const nb_node *n, int i)
 {
     return &g->nodes[n->inputs[i]];
 }
+
+/* The parameters' current generation, numbered by the backend (precision.c). */
+uint64_t nb_graph_weights_generation(nb_graph *g);
 
 /* Shape-rule helpers: format a shape, and report a mismatch between two nodes. */
 char *nb_shape_format(const nb_node *n, char *buf, size_t size);

@@ -24,7 +24,15 @@ nb_status nb_graph_set_precision(nb_graph *g, nb_precision p, nb_error *err)
 
 nb_precision nb_graph_precision(const nb_graph *g) { return g->precision; }
 
-void nb_graph_params_changed(nb_graph *g) { g->param_generation++; }
+/* 0: changed since the backend last numbered the weights (see nb_graph_weights_generation). */
+void nb_graph_params_changed(nb_graph *g) { g->param_generation = 0; }
+
+uint64_t nb_graph_weights_generation(nb_graph *g)
+{
+    if (!g->param_generation)
+        g->param_generation = nb_linear_new_generation(g->gemm);
+    return g->param_generation;
+}
 
 char *nb_graph_kernels(const nb_graph *g, char *buf, size_t size)
 {

@@ -45,9 +45,9 @@ static nb_status linear_shape(nb_graph *g, nb_node *n, nb_error *err)
 
 /* The weights as the kernels see them: values and the parameters' generation, which moves on
  * only when they change, so the backend may keep them converted (bf16) across products. */
-static nb_weights weights(const nb_graph *g, const nb_node *w)
+static nb_weights weights(nb_graph *g, const nb_node *w)
 {
-    return (nb_weights){.values = w->value, .generation = g->param_generation,
+    return (nb_weights){.values = w->value, .generation = nb_graph_weights_generation(g),
                         .reused = !g->training};
 }
 
