@@ -397,8 +397,8 @@ char *nb_graph_kernels(const nb_graph *g, char *buf, size_t size);
  * skipped and counted: the derivative is not defined between the two points. The graph must be prepared and its inputs
  * and labels filled; Dropout's draw is held fixed across the perturbed forwards. A graph in
  * bf16 precision backpropagates in bf16 while the finite differences run in fp32: the errors
- * then measure bf16's rounding (about 2^−8 relative per operand; see nabla gradcheck's
- * --precision for the tolerance that implies), normwise: relative to the largest gradient of
+ * then measure bf16's rounding (about 2^−8 relative per operand; nb_gradcheck_tolerance
+ * derives what that allows), normwise: relative to the largest gradient of
  * each tensor (the floor rises to it). When bf16's rounding alone puts a ReLU or Max input
  * on the other side of its kink, the two sides differentiate different functions: the check
  * then returns NB_ENUMERIC, and the caller draws other inputs.
@@ -411,6 +411,8 @@ typedef struct nb_gradcheck_tensor {
     double worst;       /* worst error */
     int64_t worst_at;   /* its flat index */
     double analytic, numeric; /* the two values there */
+    double tolerance;   /* the largest error accepted */
+    int passed;         /* worst <= tolerance */
 } nb_gradcheck_tensor;
 
 typedef struct nb_gradcheck_options {
@@ -418,7 +420,14 @@ typedef struct nb_gradcheck_options {
     double eps;         /* default 1e-2 */
     double floor;       /* default 1e-2 */
     int64_t max_elements; /* per tensor, 0 = all; others are sampled */
+    double tol;         /* largest accepted error; 0: nb_gradcheck_tolerance(g, output) */
 } nb_gradcheck_options;
+
+/* The error a correct backward may show on g (at its current precision) up to `output`:
+ * 1e-2 in fp32, where the differences' truncation and float rounding dominate; in bf16
+ * 8·2^−8·L for L Linear layers on the longest path from an input (the derivation is in
+ * src/core/gradcheck.c). */
+double nb_gradcheck_tolerance(const nb_graph *g, int output);
 
 /* Fills results[0..*count) (at most `capacity`), one per checked tensor. */
 nb_status nb_gradcheck(nb_graph *g, int output, const nb_gradcheck_options *opt,

@@ -261,6 +261,9 @@ static void test_gradcheck(nb_gemm *gemm, const char *label, const char *desc, d
     nb_node_set_requires_grad(g, in, 1);
     CHECK_OK(nb_graph_set_precision(g, NB_PRECISION_BF16, &err), &err);
     CHECK_OK(nb_graph_prepare(g, 3, &err), &err);
+    /* the library's rule (nb_gradcheck_tolerance) is the 8uL derived for these models */
+    CHECK_MSG(fabs(nb_gradcheck_tolerance(g, out) - tol) < 1e-12, "%s: tolerance %.4g, expected %.4g",
+              label, nb_gradcheck_tolerance(g, out), tol);
     nb_gradcheck_tensor res[16];
     int count = 0;
     nb_gradcheck_options opt = {.seed = 5, .eps = 1e-2, .floor = 1e-2};
@@ -284,6 +287,7 @@ static void test_gradcheck(nb_gemm *gemm, const char *label, const char *desc, d
     for (int i = 0; i < count; i++) {
         CHECK_MSG(res[i].worst <= tol && res[i].checked > 0, "%s: %s: worst error %.3g > %.3g",
                   label, nb_node_name(g, res[i].node), res[i].worst, tol);
+        CHECK(res[i].passed && res[i].tolerance == nb_gradcheck_tolerance(g, out));
         worst = res[i].worst > worst ? res[i].worst : worst;
     }
     /* fp32's check allows 1e-4 relative here; bf16's rounding must show above it */
