@@ -299,6 +299,22 @@ static const char *target_name(const nb_model *m, int64_t t, char *buf, size_t s
     return buf;
 }
 
+/* ",text", quoted (with "" for a quote) when the text holds a comma, quote or space. */
+static void print_csv_field(const char *text)
+{
+    if (!text[strcspn(text, ",\" \t")]) {
+        printf(",%s", text);
+        return;
+    }
+    printf(",\"");
+    for (const char *c = text; *c; c++) {
+        if (*c == '"')
+            putchar('"');
+        putchar(*c);
+    }
+    printf("\"");
+}
+
 /* A regression model's predictions: index and one value per target, named. */
 static int predict_values(const common *o, nb_model *m, const nb_dataset *ds, int64_t n, int csv,
                           nb_error *err)
@@ -318,7 +334,7 @@ static int predict_values(const common *o, nb_model *m, const nb_dataset *ds, in
     if (csv) {
         printf("index");
         for (int64_t t = 0; t < T; t++)
-            printf(",%s", target_name(m, t, name, sizeof name));
+            print_csv_field(target_name(m, t, name, sizeof name));
         printf("\n");
         for (int64_t i = 0; i < n; i++) {
             printf("%lld", (long long)i);

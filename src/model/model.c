@@ -169,8 +169,7 @@ nb_status nb_model_set_target_names(nb_model *m, const char *names, nb_error *er
     return set_text(&m->target_names, names, err);
 }
 
-/* The samples' count and size: all that inference needs. */
-static nb_status check_inputs(const nb_model *m, const nb_dataset *ds, const char *what,
+nb_status nb_model_check_inputs(const nb_model *m, const nb_dataset *ds, const char *what,
                               nb_error *err)
 {
     int64_t features = nb_model_features(m);
@@ -186,7 +185,7 @@ static nb_status check_inputs(const nb_model *m, const nb_dataset *ds, const cha
 nb_status nb_model_check_data(const nb_model *m, const nb_dataset *ds, const char *what,
                               nb_error *err)
 {
-    nb_status s = check_inputs(m, ds, what, err);
+    nb_status s = nb_model_check_inputs(m, ds, what, err);
     if (s)
         return s;
     if (m->targets >= 0) {
@@ -501,103 +500,4 @@ nb_model *nb_model_load(const char *path, uint64_t seed, nb_gemm *gemm, nb_error
         return NULL;
     }
     return m;
-}
-
-/* ---- inference ---------------------------------------------------------------------------- */
-
-/* Runs the output for samples idx[0..n) (idx NULL: the first n) in chunks, calling `use` with
- * each chunk's first row and its [count, C] outputs. */
-typedef void (*chunk_fn)(void *user, int64_t first, int64_t count, const float *z, int64_t C);
-
-static nb_status run_output(nb_model *m, const nb_dataset *ds, const int64_t *idx, int64_t n,
-                            chunk_fn use, void *user, nb_error *err)
-{
-    nb_graph *g = m->graph;
-    nb_status s = check_inputs(m, ds, "predict", err);
-    if (s)
-        return s;
-    int was_training = nb_graph_training(g);
-    nb_graph_set_training(g, 0);
-    enum { CHUNK = 256 };
-    int64_t C = nb_model_classes(m), rows[CHUNK];
-    for (int64_t start = 0; !s && start < n; start += CHUNK) {
-        int64_t count = n - start < CHUNK ? n - start : CHUNK;
-        for (int64_t i = 0; i < count; i++)
-            rows[i] = idx ? idx[start + i] : start + i;
-        if (nb_graph_batch(g) != count && (s = nb_graph_prepare(g, count, err)))
-            break;
-        nb_dataset_gather(ds, rows, count, m->norm.mode ? &m->norm : NULL, nb_value(g, m->input),
-                          NULL);
-        if ((s = nb_graph_forward_to(g, m->output, err)))
-            break;
-        use(user, start, count, nb_value(g, m->output), C);
-    }
-    nb_graph_set_training(g, was_training);
-    return s;
-}
-
-typedef struct class_out {
-    float *probs;
-    int32_t *classes;
-} class_out;
-
-static void to_classes(void *user, int64_t start, int64_t count, const float *z, int64_t C)
-{
-    const class_out *o = user;
-    for (int64_t r = 0; r < count; r++) {
-        const float *zr = z + r * C;
-        int64_t best = 0;
-        for (int64_t j = 1; j < C; j++)
-            best = zr[j] > zr[best] ? j : best;
-        if (o->classes)
-            o->classes[start + r] = (int32_t)best;
-        if (o->probs) { /* softmax(z) = exp(z − max) / Σ exp(z − max) */
-            double sum = 0.0;
-            for (int64_t j = 0; j < C; j++)
-                sum += exp((double)(zr[j] - zr[best]));
-            for (int64_t j = 0; j < C; j++)
-                o->probs[(start + r) * C + j] = (float)(exp((double)(zr[j] - zr[best])) / sum);
-        }
-    }
-}
-
-nb_status nb_model_predict(nb_model *m, const nb_dataset *ds, const int64_t *idx, int64_t n,
-                           float *probs, int32_t *classes, nb_error *err)
-{
-    class_out o = {probs, classes};
-    return run_output(m, ds, idx, n, to_classes, &o, err);
-}
-
-void nb_targets_to_units(const nb_norm *norm, const float *z, int64_t rows, int64_t C,
-                         float *out)
-{
-    int64_t per_slot = norm && norm->mode != NB_NORM_NONE && norm->size > 0 ? C / norm->size : 0;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < C; j++) {
-            float v = z[r * C + j];
-            if (per_slot) {
-                int64_t k = j / per_slot;
-                float d = norm->std[k] > norm->eps ? norm->std[k] : norm->eps;
-                v = v * (d > 0 ? d : 1.0f) + norm->mean[k];
-            }
-            out[r * C + j] = v;
-        }
-}
-
-typedef struct value_out {
-    const nb_norm *norm;
-    float *values;
-} value_out;
-
-static void to_values(void *user, int64_t start, int64_t count, const float *z, int64_t C)
-{
-    const value_out *o = user;
-    nb_targets_to_units(o->norm, z, count, C, o->values + start * C);
-}
-
-nb_status nb_model_predict_values(nb_model *m, const nb_dataset *ds, const int64_t *idx,
-                                  int64_t n, float *values, nb_error *err)
-{
-    value_out o = {m->targets >= 0 ? &m->target_norm : NULL, values};
-    return run_output(m, ds, idx, n, to_values, &o, err);
 }

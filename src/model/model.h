@@ -1,4 +1,5 @@
-/* Internal: model-file helpers shared by the model and the trainer's checkpoints. */
+/* Internal: model helpers shared by the model, its inference, evaluation (src/eval/) and the
+ * trainer's checkpoints. */
 #ifndef NB_MODEL_H
 #define NB_MODEL_H
 
@@ -13,6 +14,9 @@ nb_status nb_model_save_extra(const nb_model *m, const char *path, const nb_tens
 nb_status nb_model_take_weights(nb_model *m, const nb_safetensors *st, const char *path,
                                 const char *skip_prefix, nb_error *err);
 
+/* The samples' count and size against the model's input: all that inference needs. */
+nb_status nb_model_check_inputs(const nb_model *m, const nb_dataset *ds, const char *what,
+                                nb_error *err);
 /* Regression outputs in the targets' own units: out = z·max(σ, ε) + m per target (the
  * inverse of their standardisation; norm NULL or mode none: a copy). rows × C floats. */
 void nb_targets_to_units(const nb_norm *norm, const float *z, int64_t rows, int64_t C,
