@@ -14,8 +14,8 @@ static void help(void)
 {
     printf("Usage: nabla import WEIGHTS.safetensors --model DESC -o MODEL.safetensors [OPTIONS]\n\n"
            "Makes a nabla model file from PyTorch weights: a state_dict saved as safetensors\n"
-           "(safetensors.torch.save_file(model.state_dict(), PATH); F32, F16, BF16 or F64, read\n"
-           "as float32) and a description of the same network (a .nb file or an MLP shorthand\n"
+           "(safetensors.torch.save_file(model.state_dict(), PATH); F32, F16, BF16, F64 and\n"
+           "I64 counts, read as float32) and a description of the same network (a .nb file or an MLP shorthand\n"
            "such as 784-256-128-10, whose layers are fc1, fc2, ...). Every parameter of the\n"
            "description must be in WEIGHTS with its shape, and every tensor of WEIGHTS must be a\n"
            "parameter. PyTorch's pickled .pt files are not read (they can run code).\n\n"
@@ -135,6 +135,7 @@ static nb_status copy_tensor(nb_graph *g, int node, const nb_tensor_ref *t, cons
     int same = t->ndim == ndim;
     for (int k = 0; same && k < ndim; k++)
         same = t->dims[k] == dims[k];
+    same = same || (t->ndim == 0 && ndim == 1 && dims[0] == 1); /* a PyTorch scalar */
     if (!same)
         return nb_error_set(err, NB_ESHAPE, "%s: tensor '%s' %s does not fit '%s' %s of the "
                             "description (the i-th module of the file goes to the i-th module "

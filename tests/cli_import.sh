@@ -119,7 +119,7 @@ expect_fail 2 "model.pt: PyTorch's pickle files are not read" "save_file\(model.
 expect_fail 2 "--names: expected exact or sequential" :: import fc.safetensors --model 2-4-3 --names auto -o out.safetensors
 expect_fail 1 "absent.safetensors: cannot open" :: import absent.safetensors --model 2-4-3 -o out.safetensors
 expect_fail 1 "absent.nb" :: import fc.safetensors --model absent.nb -o out.safetensors
-expect_fail 1 "i32.safetensors: tensor 'fc1.weight': dtype: expected F32, F16, BF16 or F64, found I32" :: \
+expect_fail 1 "i32.safetensors: tensor 'fc1.weight': dtype: expected F32, F16, BF16, F64 or I64, found I32" :: \
     import i32.safetensors --model 2-4-3 -o out.safetensors
 expect_fail 1 "seq.safetensors: tensor 'fc1.weight' \[4,2\] is missing" \
     "names like '0.weight' are nn.Sequential's: add --names sequential" :: \

@@ -6,7 +6,7 @@
  *   - patience N stops N epochs after the best, as the figures reported per epoch say;
  *   - a checkpoint written mid-run and resumed by a fresh trainer ends with the same weights;
  *   - with batch norm, the kept model has the best epoch's running statistics too (its
- *     evaluation again gives exactly that epoch's figure);
+ *     evaluation again gives exactly that epoch's figure), and so has its model file;
  *   - keeping or patience without validation data, and a negative patience, are refused.
  * The run (a 2-64-64-3 ReLU net, lr 0.2, batches of 8 on noisy spirals) is one whose
  * validation loss is lowest early, so the best and the last epoch differ. */
@@ -190,8 +190,23 @@ int main(void)
               "needs an earlier one", bn_best);
     CHECK_MSG(eval_loss(best, NULL) == r.val_loss[bn_best], "batch norm: kept model %.9g, "
               "epoch %d: %.9g", eval_loss(best, NULL), bn_best, r.val_loss[bn_best]);
-    printf("batch norm: kept epoch %d with its running statistics (val loss %.6f)\n", bn_best,
-           r.val_loss[bn_best]);
+    /* and they are what the model file holds: saved and loaded, the same evaluation */
+    char bn_dir[] = "/tmp/nb_keep_best_bn_XXXXXX", bn_path[64];
+    CHECK(mkdtemp(bn_dir) != NULL);
+    snprintf(bn_path, sizeof bn_path, "%s/bn.safetensors", bn_dir);
+    CHECK_OK(nb_model_save(best, bn_path, &err), &err);
+    nb_model *loaded = nb_model_load(bn_path, 1, NULL, &err);
+    CHECK_OK(loaded == NULL, &err);
+    if (loaded) {
+        nb_graph_prepare(nb_model_graph(loaded), cfg.batch, &err); /* the same chunks */
+        CHECK_MSG(eval_loss(loaded, NULL) == r.val_loss[bn_best], "saved and loaded: %.9g",
+                  eval_loss(loaded, NULL));
+    }
+    nb_model_free(loaded);
+    unlink(bn_path);
+    rmdir(bn_dir);
+    printf("batch norm: kept epoch %d with its running statistics (val loss %.6f), saved and "
+           "loaded alike\n", bn_best, r.val_loss[bn_best]);
     nb_trainer_free(t);
     nb_model_free(best);
 

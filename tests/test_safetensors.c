@@ -141,7 +141,7 @@ static const bad_case bad_cases[] = {
     {"no-offsets", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, -1, 0,
      "missing field 'data_offsets'"},
     {"i32", "{" T("w", "I32", "[1]", "[0,4]") "}", 4, -1, 0,
-     "tensor 'w': dtype: expected F32, F16, BF16 or F64, found I32"},
+     "tensor 'w': dtype: expected F32, F16, BF16, F64 or I64, found I32"},
     {"f8", "{" T("w", "F8_E4M3", "[4]", "[0,4]") "}", 4, -1, 0, "found F8_E4M3"},
     {"dtype-lower", "{" T("w", "f32", "[1]", "[0,4]") "}", 4, -1, 0, "found f32"},
     {"dtype-number", "{\"w\":{\"dtype\":32,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, -1, 0,
@@ -162,6 +162,9 @@ static const bad_case bad_cases[] = {
     {"bf16-neg-inf", "{" T("w", "BF16", "[2]", "[0,4]") "}", 4, 0, 0xff800000u, "is -Inf"},
     {"f64-nan", "{" T("w", "F64", "[1]", "[0,8]") "}", 8, 1, 0x7ff80000u, "element 0 [0] "
      "(file offset 62) is NaN"},
+    {"i64-inexact", "{" T("n", "I64", "[1]", "[0,8]") "}", 8, 1, 0x00000001u,
+     "tensor 'n': element 0 [0] (file offset 62) is 4294967296 in I64, beyond the integers "
+     "float32 holds exactly"},
     {"f64-beyond-f32", "{" T("w", "F64", "[1]", "[0,8]") "}", 8, 1, 0x7fe00000u,
      "element 0 [0] (file offset 62) is 8.9884656743115795e+307 in F64, beyond float32's range"},
     {"extra-field", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"foo\":1}}",
@@ -295,7 +298,8 @@ static void test_malformed(void)
 
 /* F16, BF16 and F64 tensors load as float32: exactly for the first two (normal, subnormal,
  * signed zero, the largest finite), rounded to nearest for F64 (ties to even; below float32's
- * smallest subnormal to zero). Data bytes are little-endian, whatever the host. */
+ * smallest subnormal to zero); I64 (PyTorch's num_batches_tracked) exactly within ±2^24.
+ * Data bytes are little-endian, whatever the host. */
 static void test_dtypes(void)
 {
     static const uint16_t f16[] = {0x3c00, 0xc000, 0x0001, 0x03ff, 0x0400, 0x7bff, 0x8000,
@@ -307,9 +311,10 @@ static void test_dtypes(void)
     const double f64[] = {0.1, -1e-50, 3.4028234663852886e38, 1.0 + 0x1p-24, 1.0 + 0x1.8p-24,
                           -1.0e-45};
     const float f64_want[] = {0.1f, -0.0f, FLT_MAX, 1.0f, 1.0f + 0x1p-23f, -0x1p-149f};
-    /* header: the three tensors, data F16 (16 bytes), BF16 (8), F64 (48) */
+    const int64_t i64[] = {0, 5, -3, 16777216, -16777216};
+    /* header: the four tensors, data F16 (16 bytes), BF16 (8), F64 (48), I64 (40) */
     const char *hdr = "{" T("h", "F16", "[2,4]", "[0,16]") "," T("b", "BF16", "[4]", "[16,24]")
-                      "," T("d", "F64", "[6]", "[24,72]") "}";
+                      "," T("d", "F64", "[6]", "[24,72]") "," T("n", "I64", "[5]", "[72,112]") "}";
     size_t hlen = strlen(hdr), at = 8 + hlen;
     unsigned char file[512];
     put_le64(file, hlen);
@@ -323,13 +328,15 @@ static void test_dtypes(void)
         memcpy(&bits, &f64[i], 8);
         put_le64(file + at, bits);
     }
+    for (size_t i = 0; i < 5; i++, at += 8)
+        put_le64(file + at, (uint64_t)i64[i]);
     const char *p = in_dir("dtypes.safetensors");
     write_bytes(p, file, at);
     nb_safetensors *st = NULL;
     nb_error err = {0};
     CHECK_OK(nb_safetensors_read(p, &st, &err), &err);
     const nb_tensor_ref *h = nb_safetensors_find(st, "h"), *b = nb_safetensors_find(st, "b"),
-                        *d = nb_safetensors_find(st, "d");
+                        *d = nb_safetensors_find(st, "d"), *n = nb_safetensors_find(st, "n");
     CHECK(h && h->ndim == 2 && h->dims[0] == 2 && h->dims[1] == 4);
     CHECK(b && b->ndim == 1 && b->dims[0] == 4 && d && d->ndim == 1 && d->dims[0] == 6);
     /* bit for bit: -0.0f must stay negative */
@@ -342,12 +349,15 @@ static void test_dtypes(void)
     for (int i = 0; d && i < 6; i++)
         CHECK_MSG(memcmp(&d->data[i], &f64_want[i], 4) == 0, "F64 element %d: %a, expected %a",
                   i, (double)d->data[i], (double)f64_want[i]);
+    for (int i = 0; n && i < 5; i++)
+        CHECK_MSG(n->data[i] == (float)i64[i], "I64 element %d: %g", i, (double)n->data[i]);
+    CHECK(n && n->ndim == 1 && n->dims[0] == 5);
     nb_safetensors_free(st);
 
-    /* A truncated F64 tensor names its byte count. */
-    p = in_dir("f64-cut.safetensors");
+    /* A truncated I64 tensor names its byte count. */
+    p = in_dir("i64-cut.safetensors");
     write_bytes(p, file, at - 5);
-    expect_reject(p, "tensor 'd': data_offsets [24, 72] extend past the end of the 67-byte data");
+    expect_reject(p, "tensor 'n': data_offsets [72, 112] extend past the end of the 107-byte data");
 }
 
 /* The reader accepts what the spec allows even though nabla does not write it: an unpadded

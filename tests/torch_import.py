@@ -11,7 +11,9 @@ the README cannot drift from what works):
    without --normalize the model file carries no normalisation (even when the weights file
    came from nabla and carries one); --normalize feature:SPEC stores the data set's mean and
    std; mean-std:M,S and from:MODEL store what they name; fc-named weights import without
-   --names; F16 weights (model.half()) import as torch's .float() of them.
+   --names; F16 weights (model.half()) import as torch's .float() of them; a CNN with batch
+   norm (conv2d, BatchNorm2d with its running statistics and int64 num_batches_tracked,
+   max pooling, Linear) imports with its running statistics and predicts as torch's eval().
 3. A nabla model -> torch (load_nabla) -> save_safetensors -> nabla import --normalize
    from:ORIGINAL gives back the original's predictions exactly.
 
@@ -235,6 +237,52 @@ def main():
         run("import", f16_path, "--model", "2-24-12-3", "-q", "-o", imported)
         compare("F16 weights (model.half()) named fc1... -> nabla import", want_half,
                 predict_json(imported, data))
+
+        # a CNN with batch norm: conv weights [out, in, kh, kw], running statistics, and
+        # num_batches_tracked as PyTorch keeps it (an int64 scalar), written with the README's
+        # save_safetensors (F32) and as the safetensors package writes it (I64)
+        if os.path.exists(test_images):
+            torch.manual_seed(3)
+            cnn = torch.nn.Sequential()
+            cnn.conv1 = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)
+            cnn.bn1 = torch.nn.BatchNorm2d(4)
+            cnn.relu = torch.nn.ReLU()
+            cnn.pool = torch.nn.MaxPool2d(2)
+            cnn.flat = torch.nn.Flatten()
+            cnn.fc1 = torch.nn.Linear(4 * 14 * 14, 10)
+            pixels = read_idx_images(test_images, 200).astype(np.float32)
+            x = torch.from_numpy(pixels).reshape(-1, 1, 28, 28)
+            with torch.no_grad():
+                for i in range(3):  # training-mode passes move the running statistics
+                    cnn(x[64 * i:64 * (i + 1)])
+                cnn.eval()
+                want_cnn = torch.softmax(cnn(x).double(), 1).numpy()
+            desc = os.path.join(tmp, "cnn.nb")
+            with open(desc, "w") as f:
+                f.write("x = input(1, 28, 28)\nconv1 = conv2d(x, 4, 3, padding=1, bias=false)\n"
+                        "bn1 = batch_norm(conv1)\nr = relu(bn1)\np = max_pool2d(r, 2)\n"
+                        "f = flatten(p)\nfc1 = linear(f, 10)\n")
+            state = cnn.state_dict()
+            if int(state["bn1.num_batches_tracked"]) != 3 or state["bn1.num_batches_tracked"].dim():
+                fail("torch's num_batches_tracked", "an int64 scalar 3", state["bn1.num_batches_tracked"])
+            cnn_f32, cnn_i64 = (os.path.join(tmp, n) for n in ("cnn-f32.safetensors", "cnn-i64.safetensors"))
+            save_safetensors(cnn_f32, state)
+            header, blobs, pos = {}, [], 0
+            for k, v in state.items():
+                integer = v.dtype == torch.int64
+                blob = v.numpy().astype("<i8" if integer else "<f4").tobytes()
+                header[k] = {"dtype": "I64" if integer else "F32", "shape": list(v.shape),
+                             "data_offsets": [pos, pos + len(blob)]}
+                blobs.append(blob)
+                pos += len(blob)
+            text = json.dumps(header).encode()
+            with open(cnn_i64, "wb") as f:
+                f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+            for weights_file in (cnn_f32, cnn_i64):
+                run("import", weights_file, "--model", desc, "-q", "-o", imported)
+                compare("a torch CNN with batch norm (%s) -> nabla import"
+                        % os.path.basename(weights_file), want_cnn,
+                        predict_json(imported, "fashion-mnist-test", 200), tol=1e-4)
 
         # ---- 3. nabla -> torch -> nabla ---------------------------------------------------
         back = os.path.join(tmp, "back.safetensors")

@@ -310,7 +310,7 @@ def test_rejections(tmp):
         text = raw[8:8 + n].replace(b"[4,3]", b"[4,4]")
         open(path, "wb").write(raw[:8] + text + raw[8 + n:])
 
-    expect("i32", i32, "tensor 'fc1.weight'", "expected F32, F16, BF16 or F64, found I32")
+    expect("i32", i32, "tensor 'fc1.weight'", "expected F32, F16, BF16, F64 or I64, found I32")
     expect("f64-beyond-f32", f64_huge, "tensor 'fc2.bias': element 3 [3]",
            "is 1.0000000000000001e+300 in F64, beyond float32's range")
     expect("nan", nan, "tensor 'fc2.bias': element 3 [3]", "is NaN")

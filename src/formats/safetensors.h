@@ -38,13 +38,14 @@ typedef struct st_dtype {
     void (*to_f32)(const unsigned char *raw, size_t n, float *out);
 } st_dtype;
 
-#define ST_DTYPE_NAMES "F32, F16, BF16 or F64"
+#define ST_DTYPE_NAMES "F32, F16, BF16, F64 or I64"
 
 /* The dtype named `name`, or NULL. */
 const st_dtype *st_dtype_find(const char *name);
 
-/* The little-endian double at raw. */
+/* The little-endian double, or int64, at raw. */
 double st_f64_at(const unsigned char *raw);
+int64_t st_i64_at(const unsigned char *raw);
 
 int st_host_is_little(void);
 

@@ -1,6 +1,7 @@
-/* The floating-point dtypes a safetensors file may hold, and their conversion to float32,
+/* The dtypes a safetensors file may hold that nabla reads, and their conversion to float32,
  * which is what nabla computes in. PyTorch users save F32 (the default), F16 or BF16 (half
- * precision checkpoints, model.half() / model.bfloat16()) and sometimes F64 (model.double()).
+ * precision checkpoints, model.half() / model.bfloat16()) and sometimes F64 (model.double());
+ * a batch norm's state_dict holds one I64 (num_batches_tracked, a count).
  *
  * Each is little-endian in the file. The conversions are exact except F64's, which rounds to
  * the nearest float32 (as torch's .float() does); a double beyond float32's range (|x| >
@@ -75,11 +76,30 @@ static void from_f64(const unsigned char *raw, size_t n, float *out)
     }
 }
 
+/* int64 two's complement; only integers of magnitude ≤ 2^24 have an exact float32, others
+ * become NaN for the reader to refuse (st_i64_at names the value). */
+int64_t st_i64_at(const unsigned char *raw)
+{
+    uint64_t bits = 0;
+    for (int i = 7; i >= 0; i--)
+        bits = bits << 8 | raw[i];
+    return bits <= INT64_MAX ? (int64_t)bits : -(int64_t)(~bits) - 1;
+}
+
+static void from_i64(const unsigned char *raw, size_t n, float *out)
+{
+    for (size_t k = 0; k < n; k++, raw += 8) {
+        int64_t v = st_i64_at(raw);
+        out[k] = v >= -16777216 && v <= 16777216 ? (float)v : NAN;
+    }
+}
+
 static const st_dtype dtypes[] = {
     {"F32", 4, from_f32},
     {"F16", 2, from_f16},
     {"BF16", 2, from_bf16},
     {"F64", 8, from_f64},
+    {"I64", 8, from_i64},
 };
 
 const st_dtype *st_dtype_find(const char *name)

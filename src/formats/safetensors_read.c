@@ -10,7 +10,7 @@
  *                         [begin, end) relative to the buffer's start; together the tensors
  *                         cover the buffer exactly, with no overlaps and no holes.
  *
- * Tensors may be F32, F16, BF16 or F64; each is converted to float32 as it is read
+ * Tensors may be F32, F16, BF16, F64 or I64; each is converted to float32 as it is read
  * (safetensors_dtype.c). The reader treats the file as hostile: every size is checked against
  * the file's size (fstat) before anything is allocated, the header is checked byte by byte
  * (UTF-8, control bytes, \u0000, number syntax) before cJSON parses it, because cJSON lets
@@ -210,7 +210,7 @@ static nb_status parse_entry(const char *path, const cJSON *item, int key, uint6
     if (!(e->dtype = st_dtype_find(dtype->valuestring)))
         return bad_tensor(err, path, name,
                           "dtype: expected " ST_DTYPE_NAMES ", found %s (nabla reads "
-                          "floating-point tensors and converts them to float32)",
+                          "floating-point tensors and int64 counts, as float32)",
                           st_show(dtype->valuestring).s);
 
     if (!cJSON_IsArray(shape))
@@ -363,9 +363,12 @@ static nb_status read_tensor(const char *path, FILE *f, uint64_t data_start, con
             e->dtype->to_f32(raw, chunk, t->data + done);
         size_t k = first_non_finite(t->data + done, chunk);
         if (k < chunk) {
-            char what[96];
+            char what[112];
             double d = size == 8 ? st_f64_at(raw + 8 * k) : 0.0;
-            if (size == 8 && isfinite(d)) /* a finite double beyond float32's range */
+            if (strcmp(e->dtype->name, "I64") == 0)
+                snprintf(what, sizeof what, "%lld in I64, beyond the integers float32 holds "
+                         "exactly (|n| <= 16777216)", (long long)st_i64_at(raw + 8 * k));
+            else if (size == 8 && isfinite(d)) /* a finite double beyond float32's range */
                 snprintf(what, sizeof what, "%.17g in F64, beyond float32's range (|x| <= "
                          "3.4028235e+38)", d);
             else

@@ -334,7 +334,8 @@ nb_status nb_model_save_extra(const nb_model *m, const char *path, const nb_tens
         int node = i < params ? nb_graph_param_node(g, i) : nb_graph_buffer_node(g, i - params);
         t[i].name = nb_node_name(g, node);
         t[i].ndim = nb_node_shape(g, node, t[i].dims);
-        t[i].data = g->params + g->nodes[node].param_offset; /* read: not a change */
+        /* read directly (nb_value would count a change of the parameters) */
+        t[i].data = (i < params ? g->params : g->buffers) + g->nodes[node].param_offset;
     }
     for (int i = 0; i < n_extra; i++)
         t[count + i] = extra[i];
@@ -411,6 +412,8 @@ nb_status nb_model_take_weights(nb_model *m, const nb_safetensors *st, const cha
         int same = t->ndim == ndim;
         for (int k = 0; same && k < ndim; k++)
             same = t->dims[k] == dims[k];
+        /* PyTorch keeps a one-number buffer (num_batches_tracked) as a 0-dim scalar */
+        same = same || (t->ndim == 0 && ndim == 1 && dims[0] == 1);
         if (!same) {
             char got[96]; /* the whole shape: 4 dims of at most 16 digits */
             size_t at = (size_t)snprintf(got, sizeof got, "[");
