@@ -126,7 +126,7 @@ expect_fail 1 "seq.safetensors: tensor 'fc1.weight' \[4,2\] is missing" \
     import seq.safetensors --model 2-4-3 -o out.safetensors
 expect_fail 1 "shape.safetensors: tensor 'fc1.weight' has shape \[4,3\], the model expects \[4,2\]" :: \
     import shape.safetensors --model 2-4-3 -o out.safetensors
-expect_fail 1 "extra.safetensors: tensor 'fc3.weight' is not a parameter of the model" :: \
+expect_fail 1 "extra.safetensors: tensor 'fc3.weight' is not a parameter or buffer of the model" :: \
     import extra.safetensors --model 2-4-3 -o out.safetensors
 expect_fail 1 "seq3.safetensors: 3 modules with parameters \(0 ... 4\), the description has 2 \(fc1 ... fc2\)" :: \
     import seq3.safetensors --model 2-4-3 --names sequential -o out.safetensors

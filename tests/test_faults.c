@@ -335,7 +335,7 @@ static void test_mismatched_tensors(void)
                       (tensor_edit){.reshape = "fc2.bias", .ndim = 0}, NB_ESHAPE,
                       "'fc2.bias' has shape []", "expects [3]");
     expect_load_error("extra.safetensors", "2-8-3", (tensor_edit){.extra = "fc3.weight"},
-                      NB_EFORMAT, "'fc3.weight'", "not a parameter of the model");
+                      NB_EFORMAT, "'fc3.weight'", "not a parameter or buffer of the model");
     /* A description of another model. */
     expect_load_error("other-model.safetensors", "64-64-3", (tensor_edit){0}, NB_ESHAPE,
                       "'fc1.weight' has shape [8,2]", "expects [64,64]");
