@@ -610,6 +610,9 @@ int cmd_train(int argc, char **argv)
             goto done;
         if (!quiet)
             fprintf(stderr, "resuming from %s after epoch %d\n", checkpoint, nb_trainer_epoch(t));
+        if (root && nb_trainer_resume_changes(t)[0])
+            fprintf(stderr, "nabla train: note: --resume with other settings than the "
+                    "checkpoint's: %s\n", nb_trainer_resume_changes(t));
         /* the curves show the whole run: the epochs before the stop come from the log */
         if (plot && log_path && access(log_path, R_OK) == 0 &&
             plot_history_read_log(&r.history, log_path, nb_trainer_epoch(t), &err))

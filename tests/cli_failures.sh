@@ -4,7 +4,8 @@
 # checked before the first step; conflicting options are refused, suspicious ones noted.
 #   - a checkpoint that cannot be written mid-run stops training with status 1 (never as if
 #     finished), the model file left as it was; --checkpoint none turns checkpoints off;
-#   - --val-split with --val, an empty -o/--checkpoint, --lr < 0 are refused; --lr 0 noted;
+#   - --val-split with --val, an empty -o/--checkpoint, --lr < 0 are refused; --lr 0 and
+#     --resume with other hyper-parameters than the checkpoint's are noted;
 #   - a test set that does not fit the model is refused before the first epoch;
 #   - a classifier ending in softmax is refused for cross-entropy, naming the fix;
 #   - results that cannot reach standard output (/dev/full) fail the command;
@@ -60,7 +61,14 @@ expect_fail 1 '--val-split 0.999 .*300 samples leaves no training samples' :: \
     train 2-16-3 "${S[@]}" --val-split 0.999
 run train 2-16-3 "${S[@]}" --epochs 1 --lr 0 -o lr0.safetensors
 grep -q 'note: --lr 0: the weights will not change' err.txt || fail "--lr 0: a one-line note" "$(cat err.txt)"
-ok "refused: empty -o/--checkpoint, --resume without checkpoints, --val-split with --val, --lr < 0, an empty training split; noted: --lr 0"
+run train 2-16-3 "${S[@]}" --epochs 1 -o r.safetensors
+run train 2-16-3 "${S[@]}" --epochs 2 -o r.safetensors --resume --lr 0.05 --batch 64
+[ "$(grep -c 'note: --resume with other settings' err.txt)" -eq 1 ] &&
+    grep -q 'batch 64 (the checkpoint.s: 128), lr 0.05 (the checkpoint.s: 0.1)' err.txt ||
+    fail "--resume with another --lr and --batch: a one-line note naming both" "$(cat err.txt)"
+run train 2-16-3 "${S[@]}" --epochs 3 -o r.safetensors --resume --lr 0.05 --batch 64
+! grep -q 'note:' err.txt || fail "--resume with the checkpoint's settings: no note" "$(cat err.txt)"
+ok "refused: empty -o/--checkpoint, --resume without checkpoints, --val-split with --val, --lr < 0, an empty training split; noted: --lr 0, --resume with other settings"
 
 # ---- data sets checked before the first step -----------------------------------------------
 expect_fail 1 'spirals:10:4: sample [0-9]+ has label 3, the model has 3 classes' :: \

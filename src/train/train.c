@@ -8,6 +8,7 @@
 #include "train/augment.h"
 #include "model/model.h"
 #include "train/best.h"
+#include "train/settings.h"
 
 #include <cjson/cJSON.h>
 
@@ -22,6 +23,7 @@ struct nb_trainer {
     nb_model *model;
     const nb_dataset *train, *val;
     nb_train_config cfg;
+    char resume_changes[512]; /* settings that differ from the resumed checkpoint's */
     nb_optim *optim;
     nb_rng rng;            /* data order; drawn from at the start of each epoch */
     nb_rng epoch_rng;      /* rng as it was before the current epoch's order was drawn */
@@ -145,6 +147,7 @@ void nb_trainer_free(nb_trainer *t)
 }
 
 int nb_trainer_epoch(const nb_trainer *t) { return t->epoch; }
+const char *nb_trainer_resume_changes(const nb_trainer *t) { return t->resume_changes; }
 int nb_trainer_weights_proven(const nb_trainer *t) { return t->proven; }
 int nb_trainer_stopped_early(const nb_trainer *t) { return t->best.stopped; }
 
@@ -404,6 +407,7 @@ static char *checkpoint_state(const nb_trainer *t)
     cJSON_AddNumberToObject(o, "optimizer", (int)t->cfg.optim.kind);
     cJSON_AddNumberToObject(o, "optimizer_steps", (double)nb_optim_steps(t->optim));
     nb_best_to_json(&t->best, o);
+    nb_settings_to_json(&t->cfg, t->batch, o);
     const nb_rng *gens[2] = {order, dropout};
     const char *names[2] = {"rng", "dropout_rng"};
     for (int k = 0; k < 2; k++) {
@@ -523,6 +527,8 @@ nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err)
             memcpy(nb_optim_state(t->optim, i), ref->data, nb_graph_param_floats(g) * sizeof(float));
     }
     if (!s) {
+        nb_settings_changes(&t->cfg, t->batch, state, t->resume_changes,
+                            sizeof t->resume_changes);
         t->epoch = (int)epoch;
         nb_best_apply(&t->best, &best);
         t->step = step;
