@@ -160,8 +160,8 @@ static void csv_help(void)
            "  --panel-title TEXT   the next panel's title (repeat, in --y order)\n"
            "  --xlabel TEXT        x axis label (default: the column name)\n"
            "  --ylabel TEXT        the next panel's y axis label (repeat, in --y order; default:\n"
-           "                       what its columns' names share, e.g. 'loss' for train_loss and\n"
-           "                       val_loss, else their labels)\n"
+           "                       what its columns' names end in, e.g. 'loss' for train_loss and\n"
+           "                       val_loss, else their labels if short)\n"
            "  --log-y[=N,…]        logarithmic y axis for all panels, or panels N,… (1-based)\n"
            "  --size WxH           picture size in pixels (default 560 wide per panel × 440)\n"
            "  -h, --help           this help\n\n"
@@ -221,32 +221,24 @@ static nb_status group_rows(const csv_table *t, const char *path, grouping *g, n
 }
 
 /* What a panel's columns are called together: the word after the last '_' that all their
- * names share (train_loss, val_loss → "loss"), else the word before the first one
- * (loss_train, loss_val → "loss"), else their labels joined, if that stays short. */
+ * names share (train_loss, val_loss → "loss"; the shared thing measured), else their labels
+ * joined, if that stays short enough to read along an axis. */
 static void shared_label(char *const *names, char *const *labels, int n, char *buf, size_t size)
 {
     if (n == 1) {
         snprintf(buf, size, "%s", labels[0]);
         return;
     }
-    for (int side = 0; side < 2; side++) {
-        const char *cut = side == 0 ? strrchr(names[0], '_') : strchr(names[0], '_');
-        if (!cut)
-            continue;
-        size_t len = side == 0 ? strlen(cut + 1) : (size_t)(cut - names[0]);
-        const char *word = side == 0 ? cut + 1 : names[0];
-        int all = len > 0;
-        for (int i = 1; i < n && all; i++) {
-            size_t li = strlen(names[i]);
-            all = li > len && (side == 0 ? names[i][li - len - 1] == '_' &&
-                                               strcmp(names[i] + li - len, word) == 0
-                                         : names[i][len] == '_' &&
-                                               strncmp(names[i], word, len) == 0);
-        }
-        if (all) {
-            snprintf(buf, size, "%.*s", (int)len, word);
-            return;
-        }
+    const char *cut = strrchr(names[0], '_');
+    size_t len = cut ? strlen(cut + 1) : 0;
+    int all = len > 0;
+    for (int i = 1; i < n && all; i++) {
+        size_t li = strlen(names[i]);
+        all = li > len && names[i][li - len - 1] == '_' && strcmp(names[i] + li - len, cut + 1) == 0;
+    }
+    if (all) {
+        snprintf(buf, size, "%s", cut + 1);
+        return;
     }
     size_t used = 0;
     buf[0] = '\0';

@@ -127,13 +127,32 @@ int plot_axis_ticks(double lo, double hi, int log_axis, int want, plot_tick *tic
     return n;
 }
 
+int plot_whole_ticks(double lo, double hi, int want, plot_tick *ticks)
+{
+    double at[MAX_TICKS], step;
+    int n = nice_ticks(lo, hi, want, at, &step);
+    if (step < 1) { /* 1, 2, 3, … */
+        n = 0;
+        for (double v = ceil(lo - 1e-9); v <= hi + 1e-9 && n < MAX_TICKS; v++)
+            at[n++] = v;
+        step = 1;
+    }
+    for (int i = 0; i < n; i++) {
+        ticks[i].at = at[i];
+        linear_label(ticks[i].label, sizeof ticks[i].label, at[i], step);
+    }
+    return n;
+}
+
 #ifdef NB_HAVE_CAIRO
 
 void plot_draw_axes(cairo_t *cr, const axes *a, const char *title, const char *xlabel,
                     const char *ylabel, int grid)
 {
     plot_tick xt[MAX_TICKS], yt[MAX_TICKS];
-    int nx = plot_axis_ticks(a->x0, a->x1, 0, a->pw > 360 ? 8 : 5, xt);
+    int want_x = a->pw > 360 ? 8 : 5;
+    int nx = a->x_whole ? plot_whole_ticks(a->x0, a->x1, want_x, xt)
+                        : plot_axis_ticks(a->x0, a->x1, 0, want_x, xt);
     int want_y = a->log_y ? (int)fmax(3, a->ph / 40) : a->ph > 300 ? 7 : 5;
     int ny = plot_axis_ticks(a->y0, a->y1, a->log_y, want_y, yt);
     cairo_save(cr);

@@ -20,6 +20,8 @@ typedef struct plot_tick {
  * multiples or, within less than a decade, nice steps of the values. Returns the count (at
  * most MAX_TICKS). */
 int plot_axis_ticks(double lo, double hi, int log_axis, int want, plot_tick *ticks);
+/* The same for an axis whose values are whole numbers (epochs): never a step below 1. */
+int plot_whole_ticks(double lo, double hi, int want, plot_tick *ticks);
 
 #ifdef NB_HAVE_CAIRO
 #include <cairo.h>
@@ -34,6 +36,7 @@ typedef struct axes {
     double px, py, pw, ph; /* the plot rectangle */
     double x0, x1, y0, y1; /* data range; log10 of it on a log y axis */
     int log_y;
+    int x_whole;           /* every x is a whole number: x ticks at whole numbers only */
 } axes;
 
 static inline double ax_x(const axes *a, double v) { return a->px + (v - a->x0) / (a->x1 - a->x0) * a->pw; }

@@ -46,6 +46,7 @@ static int usable(const axes *a, double x, double y)
 static int panel_range(const plot_panel *p, axes *a)
 {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    a->x_whole = 1;
     for (int s = 0; s < p->count; s++)
         for (int64_t i = 0; i < p->series[s].n; i++) {
             double x = p->series[s].x[i], y = p->series[s].y[i];
@@ -54,6 +55,7 @@ static int panel_range(const plot_panel *p, axes *a)
             if (a->log_y)
                 y = log10(y);
             x0 = fmin(x0, x), x1 = fmax(x1, x), y0 = fmin(y0, y), y1 = fmax(y1, y);
+            a->x_whole &= x == floor(x); /* epochs, steps: no tick at 2.5 */
         }
     if (!(x0 <= x1))
         return 0;

@@ -311,6 +311,22 @@ awk 'BEGIN { print "g,x,y"; for (i = 0; i < 70; i++) print "k" i ",0," i }' >man
 refuse 1 'more than 64 groups' plot-csv many.csv --x x --y y --group g -o g.png
 ok "plot-csv --group: 4 groups drawn as 4 lines ($c0/$c1/$c2/$c3 pixels), row order irrelevant, errors named"
 
+# whole-number x (epochs): ticks at whole numbers only — over 1…4, four vertical grid lines,
+# where half-epochs would give seven
+grid_columns() {  # FILE Y: the pixels of row Y in the grid's grey
+    local w
+    read -r w _ < <(probe "$1" | head -n 1)
+    # shellcheck disable=SC2046
+    probe "$1" $(seq 0 $((w - 1)) | awk -v y="$2" '{ printf "%s %s ", $1, y }') | tail -n +2 | grep -c '^230 230 230$' || true
+}
+printf 'epoch,a\n1,3\n2,1\n3,2\n4,0\n' >whole.csv
+printf 'epoch,a\n1,3\n1.5,2\n2,1\n3,2\n4,0\n' >half.csv
+run plot-csv whole.csv --x epoch --y a --size 600x300 --title '' -o whole.png
+run plot-csv half.csv --x epoch --y a --size 600x300 --title '' -o half.png
+gw=$(grid_columns whole.png 200) gh=$(grid_columns half.png 200)
+[ "$gw" -eq 4 ] && [ "$gh" -gt 4 ] || fail "x ticks at whole epochs only (4 grid lines; with a half epoch more)" "$gw vs $gh"
+ok "plot-csv: whole-number x gets whole-number ticks ($gw grid lines, $gh with a half step)"
+
 # ---- legends never cover a line ----------------------------------------------------------------
 # every legend box: no curve pixel showing through it (its own line samples excepted)
 for f in nv.png long.png log.png; do
