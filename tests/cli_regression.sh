@@ -7,7 +7,8 @@
 #   - `train --loss mse` on csv:FILE:y,z (two targets) and a description ending in mse(...)
 #     learn y = 3a − 2b + 1 and z = a + b (R² > 0.999); the target statistics stored in the
 #     model are the training targets' mean and population standard deviation; eval's figures
-#     equal those computed from predict's output; --normalize-targets none works too;
+#     equal those computed from predict's output; --normalize-targets none works too; a run
+#     resumed from its checkpoint saves the same bytes as one run straight through;
 #   - class labels written as names (cat, dog, bird): the model's classes are the sorted
 #     names, predict prints them, eval maps a test file's names through them, and an unknown
 #     name is an error naming the file, line and value;
@@ -140,7 +141,12 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["r2"] > 0.999 and [t["target"] for t in d["per_target"]] == ["y"], d
 ' out.txt
-ok "train --loss mse (y, z: R² $r2) and a description ending in mse; eval agrees with predict"
+# a regression resumed from its checkpoint ends with the same file as one run straight through
+run train 2-2 --loss mse --data csv:train.csv:y,z --epochs 4 --batch 32 --threads 1 -q -o full.safetensors
+run train 2-2 --loss mse --data csv:train.csv:y,z --epochs 2 --batch 32 --threads 1 -q -o part.safetensors
+run train 2-2 --loss mse --data csv:train.csv:y,z --epochs 4 --batch 32 --threads 1 -q -o part.safetensors --resume
+cmp -s full.safetensors part.safetensors || fail "a resumed regression to save the same bytes as a straight run"
+ok "train --loss mse (y, z: R² $r2) and a description ending in mse; eval agrees with predict; --resume exact"
 
 # ---- class names from the data -------------------------------------------------------------
 "$PY" - <<'EOF'
