@@ -16,7 +16,8 @@ static void help(void)
            "  --format onnx   an ONNX model (opset 13 by default) for ONNX Runtime, OpenCV's DNN,\n"
            "                  TensorRT, OpenVINO: Linear (Gemm), relu/tanh/sigmoid, add/max/mul,\n"
            "                  scale, sum/mean, softmax/log_softmax, dropout (identity),\n"
-           "                  flatten/reshape. Outputs the model's output and, for a classifier,\n"
+           "                  flatten/reshape, conv2d (Conv), max/avg_pool2d, global_avg_pool,\n"
+           "                  batch_norm. Outputs the model's output and, for a classifier,\n"
            "                  'probabilities'. Class names in its metadata. Not: nearest.\n"
            "  --format c      FILE.c and FILE.h: one self-contained C99 file (weights as static\n"
            "                  const arrays; no allocation, no global state, only <math.h>) with\n"
@@ -26,8 +27,8 @@ static void help(void)
            "  -o, --output FILE   the file to write (for c: FILE.c; FILE.h is written beside it)\n"
            "  --name NAME         c: prefix of the generated functions (default: FILE's base name)\n"
            "  --quantize int8     c: Linear weights as int8 with one float scale per output row\n"
-           "                      (symmetric, per channel; about 4x smaller); activations stay\n"
-           "                      float, so no calibration data is needed\n"
+           "                      (symmetric, per channel; about 4x smaller); activations (and\n"
+           "                      conv2d weights) stay float, so no calibration data is needed\n"
            "  --opset N           onnx: the operator set, 13 to 17 (default 13)\n"
            "  -h, --help          this help\n");
 }

@@ -778,8 +778,10 @@ nb_status nb_model_predict_values(nb_model *m, const nb_dataset *ds, const int64
 int nb_export_onnx_available(void);
 /* Writes m as an ONNX model (opset `opset`, 13 to 17; 0 means 13): Linear as Gemm, the
  * point-wise modules, Add/Max/Mul, Scale as Mul by a constant, Sum/Mean as MatMul by a
- * constant column, Softmax/LogSoftmax, Dropout as Identity, Flatten/Reshape as Reshape; the
- * normalisation as Sub and Mul nodes first. Input "input" [N, dims…]; outputs the model's
+ * constant column, Softmax/LogSoftmax, Dropout as Identity, Flatten/Reshape as Reshape,
+ * conv2d as Conv, max/avg_pool2d as MaxPool/AveragePool, global_avg_pool as GlobalAveragePool
+ * and Flatten, batch_norm as BatchNormalization (running statistics); the normalisation as Sub
+ * and Mul nodes first. Input "input" [N, dims…]; outputs the model's
  * output under its node name and, for a classifier, "probabilities" = Softmax of it (what
  * nabla predict prints). Class names go into metadata_props ("nabla.classes"). Nearest
  * neighbour is refused. NB_ENOTSUP when built without protobuf-c. */
@@ -790,12 +792,14 @@ typedef enum nb_quantize { NB_QUANT_NONE = 0, NB_QUANT_INT8 } nb_quantize;
 typedef struct nb_export_c_options {
     const char *name;     /* prefix of the generated symbols, a C identifier (NULL: "model") */
     nb_quantize quantize; /* NB_QUANT_INT8: Linear weights as int8, one float scale per output
-                             row (symmetric); activations, bias, accumulation stay float */
+                             row (symmetric); activations, bias, accumulation and conv2d
+                             weights stay float */
     const char *source;   /* what the model came from, named in the files' comments (or NULL) */
 } nb_export_c_options;
 
 /* Writes m as one self-contained C99 file (c_path) and its header (h_path, which the .c file
- * includes by its base name): the weights as static const arrays, the normalisation, and
+ * includes by its base name) — every module but the losses, batch norm folded into a
+ * per-channel y = a·x + b: the weights as static const arrays, the normalisation, and
  *   int  NAME_predict(const float *input, float *probabilities);   → the arg-max class
  *   void NAME_predict_batch(const float *inputs, int n, float *probabilities, int *classes);
  *   void NAME_forward(const float *input, float *output, float *scratch);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `nabla export --format onnx`: for the default MLP, the residual DAG of examples/residual.nb and
-# a DAG of every module, python3-onnx's checker accepts the file (at opsets 13 and 17), and
+# `nabla export --format onnx`: for the default MLP, the residual DAG of examples/residual.nb, a
+# DAG of every module and a CNN (Conv, BatchNormalization, MaxPool, AveragePool,
+# GlobalAveragePool), python3-onnx's checker accepts the file (at opsets 13 and 17), and
 # OpenCV's DNN module (cv2.dnn.readNetFromONNX) runs it on raw inputs and agrees with
 # `nabla predict`: the same class on every input (all 10,000 Fashion-MNIST test images for the
-# MLP), probabilities within 1e-5. Class names in the metadata; nearest neighbour refused.
+# MLP and the CNN), probabilities within 1e-5. Class names in the metadata; nearest neighbour refused.
 #
 # Exits 77 (skipped) without python3-onnx or python3-opencv, or when nabla was built without
 # libprotobuf-c. Run from the repository root: bash tests/cli_export_onnx.sh.
@@ -30,7 +31,7 @@ export_models
 onnx_agree() {
     local name=$1 data=$2 opset=$3 msg
     run export "$name.safetensors" --format onnx -o "$name-$opset.onnx" --opset "$opset"
-    msg=$("$PY" - "$name-$opset.onnx" "$data" "$name.safetensors" > "$name-$opset.csv" <<'PY' 2>&1
+    msg=$("$PY" - "$name-$opset.onnx" "$data" "$name.safetensors" 2>&1 > "$name-$opset.csv" <<'PY'
 import struct, sys
 import cv2, numpy as np, onnx
 path, images, model = sys.argv[1:4]
@@ -39,7 +40,7 @@ onnx.checker.check_model(m, full_check=True)
 meta = {p.key: p.value for p in m.metadata_props}
 assert "nabla.description" in meta, meta
 assert [o.name for o in m.graph.output][-1] == "probabilities", m.graph.output
-if "t10k" in images:
+if path.startswith("mlp"):  # trained on fashion-mnist, which names its classes
     assert meta.get("nabla.classes", "").startswith("T-shirt/top,Trouser"), meta
 raw = open(images, "rb").read()
 ndim = raw[3]
@@ -62,7 +63,7 @@ PY
         "$name.json" "$name-$opset.csv"
 }
 
-for m in mlp:t10k.idx res:res-x.idx dag:dag-x.idx; do
+for m in mlp:t10k.idx res:res-x.idx dag:dag-x.idx cnn:t10k.idx; do
     name=${m%%:*} data=${m#*:}
     predict_json "$name.safetensors" "$data"
     onnx_agree "$name" "$data" 13

@@ -35,6 +35,31 @@ out = log_softmax(o)
 NB
 }
 
+# A small CNN with every image module both exports support: conv2d (padding same, groups,
+# dilation, no bias), batch_norm over images and over features, max_pool2d, avg_pool2d
+# (padding, count_include_pad=false), global_avg_pool.
+write_cnn() {
+    cat > cnn.nb <<'NB'
+x  = input(1, 28, 28)
+c1 = conv2d(x, 8, 3, padding=same)
+b1 = batch_norm(c1)
+r1 = relu(b1)
+p1 = max_pool2d(r1, 2)
+c2 = conv2d(p1, 16, 3, padding=1, groups=2)
+r2 = relu(c2)
+p2 = avg_pool2d(r2, 3, stride=2, padding=1, count_include_pad=false)
+c3 = conv2d(p2, 16, 3, dilation=2, bias=false)
+g  = global_avg_pool(c3)
+f  = flatten(p2)
+h  = linear(f, 32)
+b2 = batch_norm(h)
+r3 = relu(b2)
+z1 = linear(r3, 10)
+z2 = linear(g, 10)
+z  = add(z1, z2)
+NB
+}
+
 # IDX files of N random samples of the given shape whose label is learnable (the arg-max of the
 # first 10 values, blurred by noise), written by Python: NAME-x.idx, NAME-y.idx.
 write_idx() {  # NAME N DIMS...
@@ -54,9 +79,22 @@ with open(name + "-y.idx", "wb") as f:
 PY
 }
 
-# The three models: the default MLP of the main job (784-256-128-10, one epoch on the 60,000
+# The first N Fashion-MNIST training images: tr-x.idx, tr-y.idx.
+write_fashion_subset() {
+    "$PY" - "$1" "$FASHION" <<'PY'
+import gzip, struct, sys
+n, d = int(sys.argv[1]), sys.argv[2]
+x = gzip.open(d + "/train-images-idx3-ubyte.gz").read()
+y = gzip.open(d + "/train-labels-idx1-ubyte.gz").read()
+open("tr-x.idx", "wb").write(x[:4] + struct.pack(">I", n) + x[8:16] + x[16:16 + n * 784])
+open("tr-y.idx", "wb").write(y[:4] + struct.pack(">I", n) + y[8:8 + n])
+PY
+}
+
+# The four models: the default MLP of the main job (784-256-128-10, one epoch on the 60,000
 # Fashion-MNIST training images, about a second), examples/residual.nb (fan-out, Add, Max,
-# Dropout) and the DAG above, each trained a few seconds on random data.
+# Dropout) and the DAG above, each trained a few seconds on random data, and the CNN above,
+# two epochs on 3,000 Fashion-MNIST images.
 export_models() {
     gunzip -c "$FASHION/t10k-images-idx3-ubyte.gz" > t10k.idx
     gunzip -c "$FASHION/t10k-labels-idx1-ubyte.gz" > t10k-labels.idx
@@ -69,11 +107,16 @@ export_models() {
     write_idx dag 2000 30 20   # IDX holds at most 3 dimensions: 30 "channels" of 20 values
     run train dag.nb --data idx:dag-x.idx,dag-y.idx --epochs 8 --optimizer adam --lr 0.002 \
         --normalize channel --seed 1 --threads 2 -q -o dag.safetensors
+    write_cnn
+    write_fashion_subset 3000
+    run train cnn.nb --data idx:tr-x.idx,tr-y.idx --epochs 2 --normalize global --seed 1 \
+        --threads 2 -q -o cnn.safetensors
 }
 
-# predict_json MODEL IMAGES: nabla predict's classes and probabilities, as JSON in MODEL.json.
+# predict_json MODEL IMAGES [LIMIT]: nabla predict's classes and probabilities (of the first
+# LIMIT inputs), as JSON in MODEL.json.
 predict_json() {
-    run predict "$1" --data "idx:$2" --format json
+    run predict "$1" --data "idx:$2" --format json ${3:+--limit "$3"}
     mv out.txt "${1%.safetensors}.json"
 }
 

@@ -10,6 +10,13 @@
  *   reduce      y = f · Σ_i x_i  (sum: f = 1, mean: f = 1/D), in double (op_reduce.c)
  *   softmax, log_softmax    over rows of the last dimension, max-subtracted (op_softmax.c)
  *   nearest     ȳ = argmin_k ‖x − w_k‖², in double, ties to the smallest k (op_nearest.c)
+ *   conv2d      Y[k,p,q] = b_k + Σ_{c,r,s} W[k,c,r,s] X[g·Cg + c, p·sh − pt + r·dh, q·sw − pl + s·dw]
+ *               (zero padding; g = k's group), directly rather than through im2col (op_conv.c)
+ *   max_pool2d, avg_pool2d   the window clipped to the input (padding is −∞ for max; avg
+ *               divides by R·S with count_include_pad, else by the clipped area) (op_pool.c)
+ *   global_avg  y_c = (Σ_{h,w} x[c,h,w]) / HW in float (op_pool.c)
+ *   channel_affine  y[c,i] = a_c x[c,i] + b_c: batch norm in evaluation, a = γ/√(var + eps),
+ *               b = β − mean·a, computed in double at export as the library does (op_batchnorm.c)
  *
  * The dot products keep LANES partial sums: a compiler may not reorder a float sum by itself
  * (it changes the rounding), so one accumulator would run at one add per latency of the
@@ -196,6 +203,120 @@ static const char nearest_text[] =
     "    y[0] = (float)arg;\n"
     "}\n\n";
 
+static const char window_text[] =
+    "/* A convolution or pooling window: input [C,H,W], output [K,P,Q], kernel R x S, stride,\n"
+    " * padding top/left, dilation, groups; avg_pool2d's count_include_pad. */\n"
+    "struct window {\n"
+    "    int C, H, W, K, P, Q, R, S, sh, sw, pt, pl, dh, dw, groups, include_pad;\n"
+    "};\n\n";
+
+static const char conv2d_text[] =
+    "/* Y[k][p][q] = b[k] + sum_{c,r,s} W[k][c][r][s] X[g Cg + c][p sh - pt + r dh][q sw - pl + s dw]\n"
+    " * (cross-correlation, zero padding, g = k / (K / groups), Cg = C / groups). */\n"
+    "static void conv2d(const float *restrict x, const float *restrict w, const float *restrict b,\n"
+    "                   float *restrict y, const struct window *d)\n"
+    "{\n"
+    "    int Cg = d->C / d->groups, Kg = d->K / d->groups, k, p, q, c, r, s;\n"
+    "    for (k = 0; k < d->K; k++) {\n"
+    "        const float *xg = x + (long)(k / Kg) * Cg * d->H * d->W;\n"
+    "        for (p = 0; p < d->P; p++)\n"
+    "            for (q = 0; q < d->Q; q++) {\n"
+    "                float acc = 0.0f;\n"
+    "                for (c = 0; c < Cg; c++)\n"
+    "                    for (r = 0; r < d->R; r++) {\n"
+    "                        int h = p * d->sh - d->pt + r * d->dh;\n"
+    "                        if (h < 0 || h >= d->H)\n"
+    "                            continue;\n"
+    "                        for (s = 0; s < d->S; s++) {\n"
+    "                            int v = q * d->sw - d->pl + s * d->dw;\n"
+    "                            if (v >= 0 && v < d->W)\n"
+    "                                acc += w[(((long)k * Cg + c) * d->R + r) * d->S + s] *\n"
+    "                                       xg[((long)c * d->H + h) * d->W + v];\n"
+    "                        }\n"
+    "                    }\n"
+    "                y[((long)k * d->P + p) * d->Q + q] = b ? acc + b[k] : acc;\n"
+    "            }\n"
+    "    }\n"
+    "}\n\n";
+
+/* The window of output (p, q) clipped to the input, as the library's pooling (conv_portable.c). */
+static const char pool_text[] =
+    "/* Window (p, q) clipped to the input: rows [*h0, *h1), columns [*w0, *w1). */\n"
+    "static void clip(const struct window *d, int p, int q, int *h0, int *h1, int *w0, int *w1)\n"
+    "{\n"
+    "    int hs = p * d->sh - d->pt, ws = q * d->sw - d->pl;\n"
+    "    *h0 = hs < 0 ? 0 : hs;\n"
+    "    *h1 = hs + d->R < d->H ? hs + d->R : d->H;\n"
+    "    *w0 = ws < 0 ? 0 : ws;\n"
+    "    *w1 = ws + d->S < d->W ? ws + d->S : d->W;\n"
+    "}\n\n";
+
+static const char max_pool_text[] =
+    "/* The maximum of each window (padding never wins). */\n"
+    "static void max_pool(const float *x, float *y, const struct window *d)\n"
+    "{\n"
+    "    int c, p, q, h, v, h0, h1, w0, w1;\n"
+    "    for (c = 0; c < d->C; c++, x += d->H * d->W)\n"
+    "        for (p = 0; p < d->P; p++)\n"
+    "            for (q = 0; q < d->Q; q++, y++) {\n"
+    "                float m;\n"
+    "                clip(d, p, q, &h0, &h1, &w0, &w1);\n"
+    "                m = x[h0 * d->W + w0];\n"
+    "                for (h = h0; h < h1; h++)\n"
+    "                    for (v = w0; v < w1; v++)\n"
+    "                        m = x[h * d->W + v] > m ? x[h * d->W + v] : m;\n"
+    "                *y = m;\n"
+    "            }\n"
+    "}\n\n";
+
+static const char avg_pool_text[] =
+    "/* The mean of each window: over R x S with count_include_pad, else over the clipped area. */\n"
+    "static void avg_pool(const float *x, float *y, const struct window *d)\n"
+    "{\n"
+    "    int c, p, q, h, v, h0, h1, w0, w1;\n"
+    "    for (c = 0; c < d->C; c++, x += d->H * d->W)\n"
+    "        for (p = 0; p < d->P; p++)\n"
+    "            for (q = 0; q < d->Q; q++, y++) {\n"
+    "                float sum = 0.0f, div;\n"
+    "                clip(d, p, q, &h0, &h1, &w0, &w1);\n"
+    "                div = d->include_pad ? (float)(d->R * d->S) : (float)((h1 - h0) * (w1 - w0));\n"
+    "                for (h = h0; h < h1; h++)\n"
+    "                    for (v = w0; v < w1; v++)\n"
+    "                        sum += x[h * d->W + v];\n"
+    "                *y = sum / div;\n"
+    "            }\n"
+    "}\n\n";
+
+static const char global_avg_text[] =
+    "/* y[c] = mean of channel c's hw values. */\n"
+    "static void global_avg(const float *x, float *y, int channels, int hw)\n"
+    "{\n"
+    "    int c, i;\n"
+    "    for (c = 0; c < channels; c++, x += hw) {\n"
+    "        float sum = 0.0f;\n"
+    "        for (i = 0; i < hw; i++)\n"
+    "            sum += x[i];\n"
+    "        y[c] = sum / (float)hw;\n"
+    "    }\n"
+    "}\n\n";
+
+static const char channel_affine_text[] =
+    "/* y[c][i] = a[c] x[c][i] + b[c]: batch normalisation with its running statistics. */\n"
+    "static void channel_affine(const float *x, float *y, const float *a, const float *b,\n"
+    "                           int channels, int hw)\n"
+    "{\n"
+    "    int c, i;\n"
+    "    for (c = 0; c < channels; c++)\n"
+    "        for (i = 0; i < hw; i++)\n"
+    "            y[c * hw + i] = a[c] * x[c * hw + i] + b[c];\n"
+    "}\n\n";
+
+void nb_c_kernels_write_types(FILE *f, unsigned kernels)
+{
+    if (kernels & K_WINDOW)
+        fputs(window_text, f);
+}
+
 void nb_c_kernels_write(FILE *f, unsigned kernels, const char *P)
 {
     if (kernels & (K_LINEAR | K_LINEAR_Q8))
@@ -228,4 +349,16 @@ void nb_c_kernels_write(FILE *f, unsigned kernels, const char *P)
         fprintf(f, softmax_text, P, P, P);
     if (kernels & K_NEAREST)
         fputs(nearest_text, f);
+    if (kernels & K_CONV2D)
+        fputs(conv2d_text, f);
+    if (kernels & (K_MAX_POOL | K_AVG_POOL))
+        fputs(pool_text, f);
+    if (kernels & K_MAX_POOL)
+        fputs(max_pool_text, f);
+    if (kernels & K_AVG_POOL)
+        fputs(avg_pool_text, f);
+    if (kernels & K_GLOBAL_AVG)
+        fputs(global_avg_text, f);
+    if (kernels & K_CHANNEL_AFFINE)
+        fputs(channel_affine_text, f);
 }

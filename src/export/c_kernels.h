@@ -23,9 +23,17 @@ enum {
     K_REDUCE = 1 << 11,
     K_SOFTMAX = 1 << 12,
     K_LOG_SOFTMAX = 1 << 13,
-    K_NEAREST = 1 << 14
+    K_NEAREST = 1 << 14,
+    K_CONV2D = 1 << 15,
+    K_MAX_POOL = 1 << 16,
+    K_AVG_POOL = 1 << 17,
+    K_GLOBAL_AVG = 1 << 18,
+    K_CHANNEL_AFFINE = 1 << 19,
+    K_WINDOW = K_CONV2D | K_MAX_POOL | K_AVG_POOL
 };
 
+/* Writes the types the kernels named by `kernels` take (before the data that uses them). */
+void nb_c_kernels_write_types(FILE *f, unsigned kernels);
 /* Writes the static functions named by `kernels` to f. P is the upper-case symbol prefix of
  * the math-function macros (P_EXPF, P_LOGF, P_TANHF). */
 void nb_c_kernels_write(FILE *f, unsigned kernels, const char *P);

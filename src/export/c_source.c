@@ -225,6 +225,36 @@ static void put_call(FILE *f, const c_file *c, int i)
     case NB_OP_DROPOUT:
         fprintf(f, "/* the same values as '%s' */\n", a->name);
         return;
+    case NB_OP_CONV2D:
+        fputs("conv2d(", f);
+        put_buffer(f, c, e->inputs[0]);
+        fprintf(f, ", %s_weight, %s%s, ", id, e->bias ? id : "0", e->bias ? "_bias" : "");
+        put_buffer(f, c, i);
+        fprintf(f, ", &%s_window);\n", id);
+        return;
+    case NB_OP_MAX_POOL2D:
+    case NB_OP_AVG_POOL2D:
+        fputs(e->op == NB_OP_MAX_POOL2D ? "max_pool(" : "avg_pool(", f);
+        put_buffer(f, c, e->inputs[0]);
+        fputs(", ", f);
+        put_buffer(f, c, i);
+        fprintf(f, ", &%s_window);\n", id);
+        return;
+    case NB_OP_GLOBAL_AVG_POOL:
+        fputs("global_avg(", f);
+        put_buffer(f, c, e->inputs[0]);
+        fputs(", ", f);
+        put_buffer(f, c, i);
+        fprintf(f, ", %lld, %lld);\n", (long long)a->dims[0], (long long)(a->size / a->dims[0]));
+        return;
+    case NB_OP_BATCH_NORM:
+        fputs("channel_affine(", f);
+        put_buffer(f, c, e->inputs[0]);
+        fputs(", ", f);
+        put_buffer(f, c, i);
+        fprintf(f, ", %s_a, %s_b, %lld, %lld);\n", id, id, (long long)e->dims[0],
+                (long long)(e->size / e->dims[0]));
+        return;
     case NB_OP_ADD:
     case NB_OP_MAX:
     case NB_OP_MUL:
@@ -345,6 +375,49 @@ static int write_header(FILE *f, void *ctx)
     return 0;
 }
 
+/* What conv2d, pooling and batch norm need besides weights: the window, and batch norm's
+ * per-channel y = a·x + b with a = γ/√(var + eps), b = β − mean·a, in double as the library's
+ * evaluation-mode forward computes them (backend/conv_portable.c). Non-zero when out of
+ * memory. */
+static int put_module_data(FILE *f, const c_file *c, int i)
+{
+    const nb_export_node *e = &c->plan->nodes[i];
+    const char *id = c->ident[i];
+    if (e->op == NB_OP_CONV2D || e->op == NB_OP_MAX_POOL2D || e->op == NB_OP_AVG_POOL2D) {
+        const nb_export_node *x = &c->plan->nodes[e->inputs[0]];
+        fprintf(f, "/* %s: %s %lldx%lld, stride %lldx%lld, padding %lld,%lld,%lld,%lld, dilation "
+                "%lldx%lld, groups %lld */\n", e->name, nb_op_name(e->op), (long long)e->kh,
+                (long long)e->kw, (long long)e->sh, (long long)e->sw, (long long)e->pt,
+                (long long)e->pl, (long long)e->pb, (long long)e->pr, (long long)e->dh,
+                (long long)e->dw, (long long)e->groups);
+        fprintf(f, "static const struct window %s_window = {%lld, %lld, %lld, %lld, %lld, %lld, "
+                "%lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d};\n\n", id,
+                (long long)x->dims[0], (long long)x->dims[1], (long long)x->dims[2],
+                (long long)e->dims[0], (long long)e->dims[1], (long long)e->dims[2],
+                (long long)e->kh, (long long)e->kw, (long long)e->sh, (long long)e->sw,
+                (long long)e->pt, (long long)e->pl, (long long)e->dh, (long long)e->dw,
+                (long long)e->groups, e->include_pad);
+    }
+    if (e->op != NB_OP_BATCH_NORM)
+        return 0;
+    int64_t C = e->dims[0];
+    float *ab = malloc(2 * (size_t)C * sizeof *ab);
+    if (!ab)
+        return 1;
+    for (int64_t k = 0; k < C; k++) {
+        double istd = 1.0 / sqrt((double)e->var[k] + (double)e->eps), mu = e->mean[k];
+        ab[k] = (float)(e->weight[k] * istd);
+        ab[C + k] = (float)(e->bias[k] - mu * e->weight[k] * istd);
+    }
+    fprintf(f, "/* %s: batch_norm in evaluation, y = a x + b per channel (eps %g) */\n", e->name,
+            (double)e->eps);
+    put_floats(f, "float", id, "a", ab, C);
+    put_floats(f, "float", id, "b", ab + C, C);
+    fputs("\n", f);
+    free(ab);
+    return 0;
+}
+
 static void put_math(FILE *f, const char *P, const char *fn, int used)
 {
     if (used)
@@ -379,6 +452,7 @@ static int write_source(FILE *f, void *ctx)
     put_math(f, P, "TANHF", c->uses_tanh);
     fputs("\n", f);
 
+    nb_c_kernels_write_types(f, c->kernels);
     const nb_norm *norm = p->norm;
     if (norm->mode != NB_NORM_NONE && norm->size > 0) {
         float *inv = malloc((size_t)norm->size * sizeof *inv);
@@ -394,8 +468,12 @@ static int write_source(FILE *f, void *ctx)
         fputs("\n", f);
     }
     for (int i = 0; i < p->count; i++) {
+        if (put_module_data(f, c, i))
+            return 1;
+    }
+    for (int i = 0; i < p->count; i++) {
         const nb_export_node *e = &p->nodes[i];
-        if (!e->weight)
+        if (!e->weight || e->op == NB_OP_BATCH_NORM)
             continue;
         fprintf(f, "/* %s: %s, weight [%lld, %lld]%s */\n", e->name, nb_op_name(e->op),
                 (long long)e->rows, (long long)e->cols, e->bias ? ", bias" : "");
@@ -507,6 +585,11 @@ static nb_status choose_kernels(c_file *c, nb_error *err)
         case NB_OP_SOFTMAX: c->kernels |= K_SOFTMAX; c->uses_log = 1; break;
         case NB_OP_LOG_SOFTMAX: c->kernels |= K_LOG_SOFTMAX; c->uses_log = 1; break;
         case NB_OP_NEAREST: c->kernels |= K_NEAREST; break;
+        case NB_OP_CONV2D: c->kernels |= K_CONV2D; break;
+        case NB_OP_MAX_POOL2D: c->kernels |= K_MAX_POOL; break;
+        case NB_OP_AVG_POOL2D: c->kernels |= K_AVG_POOL; break;
+        case NB_OP_GLOBAL_AVG_POOL: c->kernels |= K_GLOBAL_AVG; break;
+        case NB_OP_BATCH_NORM: c->kernels |= K_CHANNEL_AFFINE; break;
         default:
             return nb_error_set(err, NB_ENOTSUP, "C export: node '%s' is a %s, which the C "
                                 "export does not support", p->nodes[i].name,

@@ -17,6 +17,10 @@
  *                 as nabla's "over the last dimension")
  *   dropout       Identity (inference)
  *   flatten, reshape       Flatten(axis 1) / Reshape(x, [−1, d…])
+ *   conv2d        Conv(x, W, b; kernel_shape, strides, pads [t, l, b, r], dilations, group)
+ *   max_pool2d, avg_pool2d   MaxPool / AveragePool (count_include_pad as nabla's)
+ *   global_avg_pool          GlobalAveragePool, then Flatten: [N, C, 1, 1] → [N, C]
+ *   batch_norm    BatchNormalization(x, γ, β, running mean, running variance; epsilon)
  *   nearest       refused: ONNX has no arg-min-distance module
  *
  * Weights are referenced, not copied, until the message is packed. */
@@ -128,6 +132,37 @@ static Onnx__AttributeProto *attr_int(onnx_build *b, const char *name, int64_t v
     a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
     a->has_i = 1;
     a->i = v;
+    return a;
+}
+
+static Onnx__AttributeProto *attr_ints(onnx_build *b, const char *name, int n,
+                                       const int64_t *v)
+{
+    Onnx__AttributeProto *a = grab(b, sizeof *a);
+    int64_t *ints = grab(b, (size_t)n * sizeof *ints);
+    if (!a || !ints)
+        return NULL;
+    onnx__attribute_proto__init(a);
+    a->name = text(b, name);
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    memcpy(ints, v, (size_t)n * sizeof *ints);
+    a->n_ints = (size_t)n;
+    a->ints = ints;
+    return a;
+}
+
+static Onnx__AttributeProto *attr_float(onnx_build *b, const char *name, float v)
+{
+    Onnx__AttributeProto *a = grab(b, sizeof *a);
+    if (!a)
+        return NULL;
+    onnx__attribute_proto__init(a);
+    a->name = text(b, name);
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_f = 1;
+    a->f = v;
     return a;
 }
 
@@ -316,6 +351,59 @@ static nb_status emit(onnx_build *b, const nb_export_plan *p, int i, nb_error *e
             node(b, "Reshape", y, x, s, NULL);
         }
         return NB_OK;
+    case NB_OP_CONV2D:
+    case NB_OP_MAX_POOL2D:
+    case NB_OP_AVG_POOL2D: {
+        int64_t kernel[2] = {e->kh, e->kw}, strides[2] = {e->sh, e->sw};
+        int64_t pads[4] = {e->pt, e->pl, e->pb, e->pr}, dil[2] = {e->dh, e->dw};
+        if (e->op == NB_OP_CONV2D) {
+            char *w = derived(b, e->name, "weight");
+            char *bias = e->bias ? derived(b, e->name, "bias") : NULL;
+            initializer(b, w, e->weight_ndim, e->weight_dims, e->weight, NULL,
+                        (size_t)(e->rows * e->cols));
+            if (bias)
+                initializer(b, bias, 1, e->weight_dims, e->bias, NULL, (size_t)e->rows);
+            n = node(b, "Conv", y, x, w, bias);
+            add_attr(b, n, attr_ints(b, "dilations", 2, dil));
+            add_attr(b, n, attr_int(b, "group", e->groups));
+        } else {
+            n = node(b, e->op == NB_OP_MAX_POOL2D ? "MaxPool" : "AveragePool", y, x, NULL, NULL);
+            if (e->op == NB_OP_AVG_POOL2D)
+                add_attr(b, n, attr_int(b, "count_include_pad", e->include_pad));
+        }
+        add_attr(b, n, attr_ints(b, "kernel_shape", 2, kernel));
+        add_attr(b, n, attr_ints(b, "strides", 2, strides));
+        add_attr(b, n, attr_ints(b, "pads", 4, pads));
+        return NB_OK;
+    }
+    case NB_OP_GLOBAL_AVG_POOL: { /* ONNX keeps [N, C, 1, 1]; nabla's is [N, C] */
+        char *pooled = derived(b, e->name, "pooled");
+        node(b, "GlobalAveragePool", pooled, x, NULL, NULL);
+        add_attr(b, node(b, "Flatten", y, pooled, NULL, NULL), attr_int(b, "axis", 1));
+        return NB_OK;
+    }
+    case NB_OP_BATCH_NORM: { /* evaluation: the running statistics */
+        const char *what[4] = {"weight", "bias", "running_mean", "running_var"};
+        const float *data[4] = {e->weight, e->bias, e->mean, e->var};
+        char *names[4];
+        for (int k = 0; k < 4; k++) {
+            names[k] = derived(b, e->name, what[k]);
+            initializer(b, names[k], 1, e->dims, data[k], NULL, (size_t)e->dims[0]);
+        }
+        n = node(b, "BatchNormalization", y, x, names[0], names[1]);
+        if (n) { /* five inputs */
+            char **inputs = grab(b, 5 * sizeof *inputs);
+            if (inputs) {
+                memcpy(inputs, n->input, 3 * sizeof *inputs);
+                inputs[3] = names[2];
+                inputs[4] = names[3];
+                n->input = inputs;
+                n->n_input = 5;
+            }
+        }
+        add_attr(b, n, attr_float(b, "epsilon", e->eps));
+        return NB_OK;
+    }
     default:
         return nb_error_set(err, NB_ENOTSUP, "ONNX export: node '%s' is %s, which has no ONNX "
                             "equivalent%s", e->name, nb_op_name(e->op),

@@ -3,6 +3,7 @@
  * elsewhere (shapes, factors, weights). Losses, labels and nodes off the path are dropped. */
 #include "export/plan.h"
 #include "core/graph.h"
+#include "ops/window.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -70,7 +71,7 @@ nb_status nb_export_plan_make(nb_model *m, const char *format, nb_export_plan *p
     int n = 0;
     for (int i = 0; i <= output; i++) {
         const nb_node *node = &g->nodes[i];
-        if (!needed[i] || node->op == NB_OP_PARAM)
+        if (!needed[i] || node->op == NB_OP_PARAM || node->op == NB_OP_BUFFER)
             continue;
         if (node->op == NB_OP_INPUT && i != input)
             s = nb_error_set(err, NB_ENOTSUP, "%s export: the output depends on a second input "
@@ -87,7 +88,7 @@ nb_status nb_export_plan_make(nb_model *m, const char *format, nb_export_plan *p
     n = 0;
     for (int i = 0; !s && i <= output; i++) {
         const nb_node *node = &g->nodes[i];
-        if (!needed[i] || node->op == NB_OP_PARAM)
+        if (!needed[i] || node->op == NB_OP_PARAM || node->op == NB_OP_BUFFER)
             continue;
         nb_export_node *e = &nodes[n];
         index[i] = n;
@@ -99,22 +100,42 @@ nb_status nb_export_plan_make(nb_model *m, const char *format, nb_export_plan *p
         e->size = node->size;
         e->factor = node->fparam;
         e->last_use = n;
+        if (node->op == NB_OP_CONV2D || node->op == NB_OP_MAX_POOL2D ||
+            node->op == NB_OP_AVG_POOL2D) {
+            const int64_t *w = node->ints;
+            e->kh = w[CONV_KH], e->kw = w[CONV_KW], e->sh = w[CONV_SH], e->sw = w[CONV_SW];
+            e->pt = w[CONV_PT], e->pl = w[CONV_PL], e->pb = w[CONV_PB], e->pr = w[CONV_PR];
+            e->dh = w[CONV_DH], e->dw = w[CONV_DW], e->groups = w[CONV_GROUPS];
+            e->include_pad = node->op == NB_OP_AVG_POOL2D && w[POOL_INCLUDE_PAD];
+        }
+        e->eps = node->fparam2;
+        int owns_data = node->op == NB_OP_LINEAR || node->op == NB_OP_NEAREST ||
+                        node->op == NB_OP_CONV2D || node->op == NB_OP_BATCH_NORM;
         for (int k = 0; k < node->n_inputs; k++) {
-            const nb_node *in = &g->nodes[node->inputs[k]];
-            int owns_weights = node->op == NB_OP_LINEAR || node->op == NB_OP_NEAREST;
-            if (in->op == NB_OP_PARAM && owns_weights && k == 1) {
-                e->weight = g->params + in->param_offset;
-                e->rows = in->dims[0];
-                e->cols = in->dims[1];
-            } else if (in->op == NB_OP_PARAM && owns_weights && k == 2) {
-                e->bias = g->params + in->param_offset;
-            } else if (in->op == NB_OP_PARAM) {
-                s = nb_error_set(err, NB_ENOTSUP, "%s export: '%s' (%s) takes the parameter "
-                                 "'%s' as an input; only linear and nearest own parameters "
-                                 "in an exported model", format, node->name,
-                                 nb_op_name(node->op), in->name);
+            int h = node->inputs[k];
+            const nb_node *in = &g->nodes[h];
+            if (in->op == NB_OP_PARAM || in->op == NB_OP_BUFFER) {
+                /* weights and running statistics, at fixed input positions */
+                const float *v = nb_value(g, h);
+                if (!owns_data || k == 0)
+                    s = nb_error_set(err, NB_ENOTSUP, "%s export: '%s' (%s) takes the parameter "
+                                     "'%s' as an input; only linear, conv2d, batch_norm and "
+                                     "nearest own parameters in an exported model", format,
+                                     node->name, nb_op_name(node->op), in->name);
+                else if (k == 1) {
+                    e->weight = v;
+                    e->weight_ndim = in->ndim;
+                    memcpy(e->weight_dims, in->dims, sizeof e->weight_dims);
+                    e->rows = in->dims[0];
+                    e->cols = in->size / (in->dims[0] ? in->dims[0] : 1);
+                } else if (k == 2)
+                    e->bias = v;
+                else if (k == 3)
+                    e->mean = v;
+                else if (k == 4)
+                    e->var = v;
             } else if (e->n_inputs < 2) {
-                int j = index[node->inputs[k]];
+                int j = index[h];
                 e->inputs[e->n_inputs++] = j;
                 nodes[j].consumers++;
                 nodes[j].last_use = n;

@@ -18,10 +18,18 @@ typedef struct nb_export_node {
     int64_t dims[NB_MAX_DIMS]; /* per sample */
     int64_t size;              /* floats per sample */
     float factor;              /* Scale: a; Dropout: p */
-    /* Linear and nearest: weight [rows, cols] ([out, in], or [K, D]); Linear's bias [rows] or
-     * NULL. Owned by the graph. */
-    const float *weight, *bias;
+    /* Linear and nearest: weight [rows, cols] ([out, in], or [K, D]); conv2d: weight [K, C/g,
+     * R, S] (rows = K, cols = C/g·R·S); batch_norm: weight γ, bias β, running mean and
+     * variance [C]. bias is NULL when absent. Owned by the graph. */
+    const float *weight, *bias, *mean, *var;
     int64_t rows, cols;
+    int weight_ndim;
+    int64_t weight_dims[NB_MAX_DIMS];
+    /* conv2d and pooling: kernel, stride, padding top/left/bottom/right, dilation, groups,
+     * count_include_pad (avg_pool2d) */
+    int64_t kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups;
+    int include_pad;
+    float eps;                 /* batch_norm */
     int consumers;             /* plan nodes that read this one */
     int last_use;              /* index of the last plan node that reads it (its own if none) */
 } nb_export_node;
