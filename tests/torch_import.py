@@ -31,7 +31,7 @@ import tempfile
 import numpy as np
 import torch
 
-from lib_torch import NABLA, fail, run
+from lib_torch import NABLA, fail, run, spirals_csv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -69,21 +69,6 @@ def compare(what, torch_probs, nabla_probs, tol=TOL):
     if worst > tol:
         fail(what + ": probabilities differ by %.3g" % worst, "<= %g" % tol)
     print("ok: %s: %d rows within %.0e (worst %.1e)" % (what, len(torch_probs), tol, worst))
-
-
-def spirals_csv(path, per_class=120, classes=3, seed=5):
-    """K interleaved spirals (x0, x1, label), offset and scaled so that normalising matters."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for k in range(classes):
-        r = np.linspace(0.05, 1.0, per_class)
-        t = np.linspace(k * 4.0, (k + 1) * 4.0, per_class) + rng.normal(0, 0.2, per_class)
-        rows += [(3 + 2 * ri * np.sin(ti), -1 + 0.5 * ri * np.cos(ti), k) for ri, ti in zip(r, t)]
-    with open(path, "w") as f:
-        f.write("x0,x1,label\n")
-        for a, b, k in rows:
-            f.write("%r,%r,%d\n" % (float(a), float(b), k))
-    return np.array([(a, b) for a, b, _ in rows], dtype=np.float32), np.array([k for *_, k in rows])
 
 
 def read_idx_images(path, limit):
@@ -144,7 +129,7 @@ def main():
             print("skip: the Fashion-MNIST part (no data in %s)" % FASHION)
 
         csv = os.path.join(tmp, "spirals.csv")
-        xs, ys = spirals_csv(csv)
+        xs, ys = spirals_csv(csv, 120, offset=(3.0, -1.0), scale=(2.0, 0.5))
         data = "csv:%s:label" % csv
         for mode in ("feature", "global", "none"):
             path = os.path.join(tmp, "spirals-%s.safetensors" % mode)

@@ -21,12 +21,13 @@ import json
 import os
 import shutil
 import struct
+import sys
 import tempfile
 
 import numpy as np
 import torch
 
-from lib_torch import NABLA, fail, run
+from lib_torch import NABLA, fail, run, spirals_csv
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 TOL = 1e-5
@@ -170,23 +171,6 @@ def read_idx(path):
     return np.frombuffer(raw[4 + 4 * ndim:], dtype=np.uint8).reshape(dims)
 
 
-def spirals_csv(path, per_class=150, classes=3, seed=5):
-    """K interleaved spirals written as CSV with a header (x0, x1, label)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for k in range(classes):
-        r = np.linspace(0.05, 1.0, per_class)
-        t = np.linspace(k * 4.0, (k + 1) * 4.0, per_class) + rng.normal(0, 0.2, per_class)
-        for ri, ti in zip(r, t):
-            rows.append((ri * np.sin(ti), ri * np.cos(ti), k))
-    x = np.array([(a, b) for a, b, _ in rows], dtype=np.float32)
-    with open(path, "w") as f:
-        f.write("x0,x1,label\n")
-        for (a, b), (_, _, k) in zip(x, rows):
-            f.write("%r,%r,%d\n" % (float(a), float(b), k))
-    return x
-
-
 def main():
     if not os.access(NABLA, os.X_OK):
         fail("the CLI", "an executable at " + NABLA, "missing (build it with make)")
@@ -211,7 +195,7 @@ def main():
 
         # ---- 1b. spirals as CSV, three layers: nabla -> torch ------------------------------
         csv = os.path.join(tmp, "spirals.csv")
-        xs = spirals_csv(csv)
+        xs, _ = spirals_csv(csv, 150)
         model_path = os.path.join(tmp, "spirals.safetensors")
         run("train", "2-16-16-3", "--data", "csv:%s:label" % csv, "--epochs", "30",
             "--batch", "32", "-q", "-o", model_path)
