@@ -590,7 +590,7 @@ static nb_status check_prepared(nb_graph *g, int node, nb_error *err)
     if (g->error.code)
         return nb_graph_error(g, err);
     if (!g->batch)
-        return nb_error_set(err, NB_EINVAL, "call nb_graph_prepare after building the graph");
+        return nb_error_set(err, NB_EINVAL, "the graph has no batch size yet: it must be prepared after it is built");
     if (node < 0 || node >= g->count)
         return nb_error_set(err, NB_EINVAL, "node %d is not in the graph", node);
     return NB_OK;
