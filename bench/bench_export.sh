@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The exported C model against the library and PyTorch (issue 15): single-sample latency and
+# throughput of the default MLP (784-256-128-10, ReLU) as
+#   - the generated C file (fp32 and --quantize int8), gcc -O2 and -O3 -march=native, one thread;
+#   - nabla's library inference (bench/bench_mlp latency / infer: gather + normalise + forward),
+#     one thread and every core;
+#   - PyTorch (torch.set_num_threads(1)), eval mode, no_grad.
+# Latency is the median of 20,000 one-sample calls; throughput one pass over the 10,000
+# Fashion-MNIST test images (median of 7; the C file one sample at a time). About a minute.
+#
+#   bash bench/bench_export.sh [BUILD]      (BUILD: the build folder, default build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+NABLA=$BUILD/nabla
+PY=/usr/bin/python3
+FASHION=/usr/share/datasets/fashion-mnist
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+gunzip -c "$FASHION/t10k-images-idx3-ubyte.gz" > "$tmp/t10k.idx"
+"$NABLA" train 784-256-128-10 --data fashion-mnist --epochs 1 --normalize feature --seed 1 \
+    -q -o "$tmp/mlp.safetensors" --checkpoint none 2>/dev/null ||
+    "$NABLA" train 784-256-128-10 --data fashion-mnist --epochs 1 --normalize feature --seed 1 \
+    -q -o "$tmp/mlp.safetensors"
+printf '%-44s %12s %14s\n' "default MLP 784-256-128-10" "latency" "samples/s"
+for q in fp32 int8; do
+    mkdir -p "$tmp/$q"
+    "$NABLA" export "$tmp/mlp.safetensors" --format c -o "$tmp/$q/model.c" \
+        $([ $q = int8 ] && echo --quantize int8) 2>/dev/null
+    for flags in "-O2" "-O3 -march=native"; do
+        # shellcheck disable=SC2086
+        gcc -std=c99 $flags -I"$tmp/$q" bench/export/latency.c "$tmp/$q/model.c" -lm -o "$tmp/$q/run"
+        "$tmp/$q/run" "$tmp/t10k.idx" > "$tmp/r.json"
+        "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%-44s %9.2f µs %14.0f" % (sys.argv[2], d["latency_us"], d["samples_per_second"]))' \
+            "$tmp/r.json" "generated C, $q, gcc $flags"
+    done
+done
+for t in 1 0; do
+    lat=$("$BUILD/bench/bench_mlp" --threads $t --repeats 20000 latency)
+    inf=$("$BUILD/bench/bench_mlp" --threads $t infer)
+    "$PY" -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print("%-44s %9.2f µs %14.0f" % (sys.argv[3], a["latency_us"], b["samples_per_second"]))' \
+        "$lat" "$inf" "nabla library ($([ $t = 1 ] && echo 1 thread || echo every core)), batch 1 / 1000"
+done
+"$PY" - "$tmp/t10k.idx" <<'PY'
+import statistics, sys, time
+import numpy as np, torch
+torch.set_num_threads(1)
+x = torch.from_numpy(np.frombuffer(open(sys.argv[1], "rb").read()[16:], dtype=np.uint8).reshape(-1, 784).astype(np.float32) / 255)
+model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
+                            torch.nn.ReLU(), torch.nn.Linear(128, 10)).eval()
+times = []
+with torch.no_grad():
+    for r in range(-2000, 20000):
+        i = r % len(x)
+        t0 = time.perf_counter()
+        torch.softmax(model(x[i:i + 1]), 1)
+        if r >= 0:
+            times.append(time.perf_counter() - t0)
+    passes = []
+    for r in range(-1, 7):
+        t0 = time.perf_counter()
+        for first in range(0, len(x), 1000):
+            torch.softmax(model(x[first:first + 1000]), 1)
+        if r >= 0:
+            passes.append(time.perf_counter() - t0)
+print("%-44s %9.2f µs %14.0f" % ("PyTorch %s (1 thread), batch 1 / 1000" % torch.__version__,
+      statistics.median(times) * 1e6, len(x) / statistics.median(passes)))
+PY
