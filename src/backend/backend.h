@@ -48,6 +48,16 @@ struct nb_bf16_state;
 struct nb_bf16_state **nb_gemm_bf16_state(nb_gemm *gemm);
 void nb_bf16_state_free(struct nb_bf16_state *st);
 
+/* The oneDNN image kernels' state (conv_onednn.c): made on first use, freed with the context
+ * (NULL-safe; a no-op without oneDNN). */
+struct nb_conv_state;
+struct nb_conv_state **nb_gemm_conv_state(nb_gemm *gemm);
+void nb_conv_state_free(struct nb_conv_state *st);
+/* The backend context of pool thread `thread` (NULL outside [0, threads)) and the backend the
+ * context runs (never NB_GEMM_AUTO for a started context). */
+void *nb_gemm_thread_context(nb_gemm *gemm, int thread);
+nb_gemm_backend nb_gemm_backend_of(const nb_gemm *gemm);
+
 #ifdef NB_HAVE_OPENBLAS
 nb_backend_new_fn nb_gemm_openblas_new;
 nb_backend_free_fn nb_gemm_openblas_free;
@@ -58,6 +68,10 @@ nb_backend_run_fn nb_gemm_openblas_run;
 nb_backend_new_fn nb_gemm_onednn_new;
 nb_backend_free_fn nb_gemm_onednn_free;
 nb_backend_run_fn nb_gemm_onednn_run;
+/* A oneDNN gemm context's engine and stream (as dnnl_engine_t, dnnl_stream_t), for the other
+ * oneDNN kernels run on the same thread (conv_onednn.c); caps oneDNN's OpenMP team and
+ * OpenBLAS to one thread, as before a product. */
+void nb_gemm_onednn_enter(void *ctx, void **engine, void **stream);
 #endif
 
 #endif

@@ -4,7 +4,11 @@
 
 /* Implementations in order of preference; the portable one, last, serves everything. A new
  * implementation (oneDNN primitives, a GPU) goes before it. */
-static const nb_conv_kernels *const impls[] = {&nb_conv_portable};
+static const nb_conv_kernels *const impls[] = {
+#ifdef NB_HAVE_ONEDNN
+    &nb_conv_onednn,
+#endif
+    &nb_conv_portable};
 
 enum { IMPL_COUNT = sizeof impls / sizeof impls[0] };
 
@@ -39,6 +43,11 @@ static const nb_conv_kernels *choose(const nb_gemm *ctx, nb_precision p, kernel 
             return k;
     }
     return &nb_conv_portable;
+}
+
+const char *nb_conv2d_implementation(const nb_gemm *ctx, nb_precision p)
+{
+    return choose(ctx, p, K_CONV_FWD)->name;
 }
 
 size_t nb_conv2d_workspace(const nb_gemm *ctx, const nb_conv_shape *s, nb_precision p)

@@ -139,7 +139,16 @@ typedef struct nb_conv_kernels {
                                 float param_beta, float *dgamma, float *dbeta);
 } nb_conv_kernels;
 
+/* The name of the implementation that runs 2-D convolution forward on ctx at precision p
+ * ("onednn", "portable"): for tests and benchmarks. */
+const char *nb_conv2d_implementation(const nb_gemm *ctx, nb_precision p);
+
 /* The portable fp32 implementation (conv_portable.c): every entry filled. */
 extern const nb_conv_kernels nb_conv_portable;
+#ifdef NB_HAVE_ONEDNN
+/* oneDNN convolution primitives (conv_onednn.c), for contexts on the onednn backend:
+ * convolution only; pooling and batch norm entries are NULL. */
+extern const nb_conv_kernels nb_conv_onednn;
+#endif
 
 #endif

@@ -68,6 +68,9 @@ struct nb_gemm {
     /* The bf16 products' state (bf16_linear.c): oneDNN engine, per-thread streams and
      * primitive caches, the bf16 copies of weights and activations. Made on first use. */
     struct nb_bf16_state *bf16;
+    /* The oneDNN image kernels' per-thread primitive caches (conv_onednn.c), made on first
+     * use. */
+    struct nb_conv_state *conv;
     uint64_t generations; /* handed out so far (nb_gemm_new_generation) */
 };
 
@@ -205,6 +208,7 @@ void nb_gemm_free(nb_gemm *gemm)
     if (!gemm)
         return;
     nb_bf16_state_free(gemm->bf16); /* before the pool whose threads it used */
+    nb_conv_state_free(gemm->conv); /* before the backend contexts whose engines it used */
     nb_pool_free(gemm->pool);
     for (int t = 0; t < gemm->threads; t++)
         if (gemm->ctx[t])
@@ -269,6 +273,21 @@ uint64_t nb_gemm_new_generation(nb_gemm *gemm)
 struct nb_bf16_state **nb_gemm_bf16_state(nb_gemm *gemm)
 {
     return &gemm->bf16;
+}
+
+struct nb_conv_state **nb_gemm_conv_state(nb_gemm *gemm)
+{
+    return &gemm->conv;
+}
+
+void *nb_gemm_thread_context(nb_gemm *gemm, int thread)
+{
+    return gemm && thread >= 0 && thread < gemm->threads ? gemm->ctx[thread] : NULL;
+}
+
+nb_gemm_backend nb_gemm_backend_of(const nb_gemm *gemm)
+{
+    return gemm ? gemm->backend : NB_GEMM_AUTO;
 }
 
 /* An M × N block of the product, on thread `thread`'s backend context. */

@@ -342,6 +342,14 @@ void nb_gemm_onednn_free(void *ctx)
     free(o);
 }
 
+void nb_gemm_onednn_enter(void *ctx, void **engine, void **stream)
+{
+    onednn *o = ctx;
+    cap_threads(o);
+    *engine = o->engine;
+    *stream = o->stream;
+}
+
 void nb_gemm_onednn_run(void *ctx, int transA, int transB, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
                         int ldc)

@@ -1,0 +1,162 @@
+/* The image kernels' implementations agree: every convolution kernel (forward with and
+ * without bias, backward data writing and accumulating, backward weights with and without
+ * the bias gradient, writing and accumulating) run through the oneDNN implementation
+ * (conv_onednn.c, chosen for contexts on the onednn backend) with 1 and 2 threads, against
+ * the portable im2col implementation (chosen for contexts on the portable backend), on
+ * strided, padded, dilated, grouped, 1×1, 'same'-with-even-kernel and one-sample shapes.
+ * Without oneDNN built in, the comparison is skipped (exit 77). */
+#include "check.h"
+#include "backend/conv.h"
+#include "nabla.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Float sums of a few hundred terms in different orders: relative to the tensor's largest
+ * magnitude. */
+#define TOL 2e-5
+
+typedef struct conv_case {
+    const char *label;
+    int64_t N, C, H, W, K, R, S, stride, pad, dil, groups;
+    int64_t extra; /* one more padding at the bottom/right ('same' with an even kernel) */
+} conv_case;
+
+static const conv_case cases[] = {
+    {"3x3 pad 1", 5, 3, 9, 8, 6, 3, 3, 1, 1, 1, 1, 0},
+    {"strided padded", 4, 4, 11, 10, 5, 3, 3, 2, 1, 1, 1, 0},
+    {"strided no pad (uneven end)", 3, 2, 10, 9, 4, 3, 3, 2, 0, 1, 1, 0},
+    {"dilated", 3, 3, 12, 12, 4, 3, 3, 1, 2, 2, 1, 0},
+    {"grouped", 3, 6, 8, 8, 9, 3, 3, 1, 1, 1, 3, 0},
+    {"depthwise strided", 2, 4, 9, 9, 4, 3, 3, 2, 1, 1, 4, 0},
+    {"1x1", 4, 8, 6, 6, 5, 1, 1, 1, 0, 1, 1, 0},
+    {"same even kernel", 3, 2, 7, 7, 3, 4, 4, 1, 1, 1, 1, 1},
+    {"one sample 5x5", 1, 1, 12, 12, 8, 5, 5, 1, 2, 1, 1, 0},
+    {"fashion-cnn conv2", 7, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 0},
+};
+
+static unsigned long long state = 88172645463325252ull;
+
+static float uniform(void)
+{
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    return (float)((state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static float *random_floats(size_t n)
+{
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        v[i] = uniform();
+    return v;
+}
+
+static float *copy_of(const float *v, size_t n)
+{
+    float *c = malloc(n * sizeof *c);
+    memcpy(c, v, n * sizeof *c);
+    return c;
+}
+
+/* max |a − b| / max |b| */
+static double difference(const float *a, const float *b, size_t n)
+{
+    double worst = 0, scale = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs((double)b[i]));
+    }
+    return worst / scale;
+}
+
+static nb_conv_shape shape_of(const conv_case *c)
+{
+    nb_conv_shape s = {.N = c->N, .C = c->C, .H = c->H, .W = c->W, .K = c->K, .R = c->R,
+                       .S = c->S, .stride_h = c->stride, .stride_w = c->stride, .pad_h = c->pad,
+                       .pad_w = c->pad, .dil_h = c->dil, .dil_w = c->dil, .groups = c->groups};
+    s.P = (c->H + 2 * c->pad + c->extra - c->dil * (c->R - 1) - 1) / c->stride + 1;
+    s.Q = (c->W + 2 * c->pad + c->extra - c->dil * (c->S - 1) - 1) / c->stride + 1;
+    return s;
+}
+
+/* Every kernel of case c on ctx, into out[0..7] (allocated here): y with bias, y without,
+ * dx written, dx accumulated, dw+db written, dw+db accumulated, dw alone. */
+enum { OUTS = 8 };
+static void run_all(nb_gemm *ctx, const conv_case *c, float *out[OUTS], size_t sizes[OUTS])
+{
+    nb_conv_shape s = shape_of(c);
+    size_t xn = (size_t)(s.N * s.C * s.H * s.W), yn = (size_t)(s.N * s.K * s.P * s.Q);
+    size_t wn = (size_t)(s.K * (s.C / s.groups) * s.R * s.S), bn = (size_t)s.K;
+    unsigned long long kept = state;
+    float *x = random_floats(xn), *w = random_floats(wn), *b = random_floats(bn);
+    float *dy = random_floats(yn), *dx0 = random_floats(xn), *dw0 = random_floats(wn);
+    float *db0 = random_floats(bn);
+    state = kept; /* the same inputs for every context */
+    float *ws = calloc(nb_conv2d_workspace(ctx, &s, NB_PRECISION_FP32) + 1, sizeof *ws);
+    size_t want[OUTS] = {yn, yn, xn, xn, wn, bn, wn + bn, wn};
+    for (int i = 0; i < OUTS; i++)
+        out[i] = calloc(want[i], sizeof(float)), sizes[i] = want[i];
+    nb_conv2d_forward(ctx, NB_PRECISION_FP32, &s, x, w, b, out[0], ws);
+    nb_conv2d_forward(ctx, NB_PRECISION_FP32, &s, x, w, NULL, out[1], ws);
+    nb_conv2d_backward_data(ctx, NB_PRECISION_FP32, &s, dy, w, 0.0f, out[2], ws);
+    memcpy(out[3], dx0, xn * sizeof(float));
+    nb_conv2d_backward_data(ctx, NB_PRECISION_FP32, &s, dy, w, 1.0f, out[3], ws);
+    nb_conv2d_backward_weights(ctx, NB_PRECISION_FP32, &s, x, dy, 0.0f, out[4], 0.0f, out[5],
+                               ws);
+    float *acc_w = copy_of(dw0, wn), *acc_b = copy_of(db0, bn);
+    nb_conv2d_backward_weights(ctx, NB_PRECISION_FP32, &s, x, dy, 1.0f, acc_w, 1.0f, acc_b, ws);
+    memcpy(out[6], acc_w, wn * sizeof(float));
+    memcpy(out[6] + wn, acc_b, bn * sizeof(float));
+    nb_conv2d_backward_weights(ctx, NB_PRECISION_FP32, &s, x, dy, 0.0f, out[7], 0.0f, NULL, ws);
+    free(acc_w), free(acc_b), free(x), free(w), free(b), free(dy), free(dx0), free(dw0);
+    free(db0), free(ws);
+}
+
+static const char *const out_names[OUTS] = {
+    "forward+bias", "forward",   "backward data",     "backward data (accumulate)",
+    "weights",      "bias grad", "weights+bias (acc)", "weights (no bias)"};
+
+int main(void)
+{
+    nb_error err = {0};
+    if (!nb_gemm_available(NB_GEMM_ONEDNN)) {
+        check_skip("oneDNN is not built in (install libdnnl-dev and rebuild)");
+        return check_finish("test_conv_backends");
+    }
+    nb_gemm *portable = nb_gemm_new(NB_GEMM_PORTABLE, 1, &err);
+    CHECK(portable != NULL);
+    CHECK(strcmp(nb_conv2d_implementation(portable, NB_PRECISION_FP32), "portable") == 0);
+    for (int threads = 1; threads <= 2; threads++) {
+        nb_gemm *onednn = nb_gemm_new(NB_GEMM_ONEDNN, threads, &err);
+        CHECK(onednn != NULL);
+        if (!onednn || !portable)
+            break;
+        CHECK(strcmp(nb_conv2d_implementation(onednn, NB_PRECISION_FP32), "onednn") == 0);
+        /* bf16 graphs run convolution in fp32 on the same kernels */
+        CHECK(strcmp(nb_conv2d_implementation(onednn, NB_PRECISION_BF16), "onednn") == 0);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            float *a[OUTS], *b[OUTS];
+            size_t n[OUTS];
+            /* twice on oneDNN: the second call reuses the cached primitives */
+            for (int rep = 0; rep < 2; rep++) {
+                run_all(onednn, &cases[i], a, n);
+                run_all(portable, &cases[i], b, n);
+                double worst = 0;
+                for (int o = 0; o < OUTS; o++) {
+                    double d = difference(a[o], b[o], n[o]);
+                    CHECK_MSG(d < TOL, "%s, %d threads: %s differs by %.3g", cases[i].label,
+                              threads, out_names[o], d);
+                    worst = fmax(worst, d);
+                    free(a[o]), free(b[o]);
+                }
+                if (rep == 1)
+                    printf("  %-28s %d thread%s: oneDNN vs portable worst %.2e\n",
+                           cases[i].label, threads, threads > 1 ? "s" : " ", worst);
+            }
+        }
+        nb_gemm_free(onednn);
+    }
+    nb_gemm_free(portable);
+    return check_finish("test_conv_backends");
+}
