@@ -754,11 +754,13 @@ int cmd_train(int argc, char **argv)
         if (r.last.epoch > 0) { /* figures of the last epoch this run trained */
             cJSON_AddNumberToObject(j, "steps", (double)r.last.step);
             cJSON_AddNumberToObject(j, "train_loss", r.last.train_loss);
-            cJSON_AddNumberToObject(j, "train_accuracy", r.last.train_accuracy);
+            if (!isnan(r.last.train_accuracy)) /* a regression has none */
+                cJSON_AddNumberToObject(j, "train_accuracy", r.last.train_accuracy);
         }
         if (r.last.epoch > 0 && !isnan(r.last.val_loss)) {
             cJSON_AddNumberToObject(j, "val_loss", r.last.val_loss);
-            cJSON_AddNumberToObject(j, "val_accuracy", r.last.val_accuracy);
+            if (!isnan(r.last.val_accuracy))
+                cJSON_AddNumberToObject(j, "val_accuracy", r.last.val_accuracy);
         }
         if (r.tracking) {
             cJSON_AddStringToObject(j, "keep", cfg.keep == NB_KEEP_BEST ? "best" : "last");

@@ -127,7 +127,9 @@ for j, k in enumerate(("y", "z")):
     mean = sum(ys) / len(ys)
     std = math.sqrt(sum((y - mean) ** 2 for y in ys) / len(ys))
     assert abs(tn["mean"][j] - mean) < 1e-5 and abs(tn["std"][j] - std) < 1e-5, (tn, mean, std)
-assert math.isfinite(json.load(open(sys.argv[6]))["train_loss"])
+summary = json.load(open(sys.argv[6]))
+assert math.isfinite(summary["train_loss"]) and "train_accuracy" not in summary, summary
+assert summary["test_r2"] > 0.999 and abs(summary["test_rmse"] - d["rmse"]) < 1e-6 * max(d["rmse"], 1e-3), summary
 ' two.json two.csv test.csv two.safetensors train.csv train.json
 r2=$("$PY" -c 'import json, sys; print("%.6f" % json.load(open(sys.argv[1]))["r2"])' two.json)
 
