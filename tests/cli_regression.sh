@@ -8,7 +8,8 @@
 #     learn y = 3a − 2b + 1 and z = a + b (R² > 0.999); the target statistics stored in the
 #     model are the training targets' mean and population standard deviation; eval's figures
 #     equal those computed from predict's output; --normalize-targets none works too; a run
-#     resumed from its checkpoint saves the same bytes as one run straight through;
+#     resumed from its checkpoint saves the same bytes as one run straight through, and two
+#     MPI ranks fit as one process does;
 #   - class labels written as names (cat, dog, bird): the model's classes are the sorted
 #     names, predict prints them, eval maps a test file's names through them, and an unknown
 #     name is an error naming the file, line and value;
@@ -149,6 +150,26 @@ run train 2-2 --loss mse --data csv:train.csv:y,z --epochs 2 --batch 32 --thread
 run train 2-2 --loss mse --data csv:train.csv:y,z --epochs 4 --batch 32 --threads 1 -q -o part.safetensors --resume
 cmp -s full.safetensors part.safetensors || fail "a resumed regression to save the same bytes as a straight run"
 ok "train --loss mse (y, z: R² $r2) and a description ending in mse; eval agrees with predict; --resume exact"
+
+# under mpirun the ranks share each batch's targets: the same fit as one process, up to the
+# order of float sums (tests/cli_mpi.sh covers MPI itself, and its absence)
+if command -v mpirun >/dev/null 2>&1 && ! "$NABLA" train --help | grep -q 'unavailable'; then
+    cli_mpirun_setup
+    timeout 120 "${MPIRUN[@]}" -np 2 "$NABLA" train 2-2 --loss mse --data csv:train.csv:y,z --epochs 4 \
+        --batch 32 -q -o mpi.safetensors --checkpoint none >out.txt 2>err.txt ||
+        fail "mpirun -np 2 nabla train --loss mse" "$(tail -n 20 err.txt)"
+    run eval mpi.safetensors --data csv:test.csv:y,z --json
+    cp out.txt mpi.json
+    run eval full.safetensors --data csv:test.csv:y,z --json
+    pycheck "2 ranks fit the regression as one process does (RMSE within 1e-4 relative)" '
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert abs(a["rmse"] - b["rmse"]) <= 1e-4 * b["rmse"] and abs(a["r2"] - b["r2"]) < 1e-6, (a, b)
+' mpi.json out.txt
+    ok "mpirun -np 2: RMSE $("$PY" -c 'import json, sys; print("%.6g" % json.load(open(sys.argv[1]))["rmse"])' mpi.json), as one process"
+else
+    echo "note: no MPI here; the distributed regression is not run (tests/cli_mpi.sh reports the skip)"
+fi
 
 # ---- class names from the data -------------------------------------------------------------
 "$PY" - <<'EOF'
