@@ -117,7 +117,7 @@ int cmd_plot_regions(int argc, char **argv)
     if (!(gemm = cli_gemm(gemm_name, (int)threads, &err)) ||
         !(m = nb_model_load(model_path, 1, gemm, &err)))
         goto done;
-    if (data && cli_load_data(data, &ds, &ignored, &err))
+    if (data && cli_load_data_for(data, &ds, &ignored, m, &err)) /* labels as the model numbers them */
         goto done;
     if (!opt.title) {
         snprintf(title, sizeof title, "decision regions of %s%s%s", base_name(model_path),
