@@ -5,24 +5,11 @@
  *
  *   latency IMAGES.idx [REPEATS] */
 #define _POSIX_C_SOURCE 200809L
+#include "../bench_util.h"
 #include "model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -55,7 +42,7 @@ int main(int argc, char **argv)
         if (r >= 0)
             times[r] = t1 - t0;
     }
-    qsort(times, (size_t)repeats, sizeof *times, by_value);
+    qsort(times, (size_t)repeats, sizeof *times, cmp_double);
     double latency = times[repeats / 2];
     for (r = -1; r < 7; r++) {
         double t0 = now();
@@ -63,7 +50,7 @@ int main(int argc, char **argv)
         if (r >= 0)
             times[r] = now() - t0;
     }
-    qsort(times, 7, sizeof *times, by_value);
+    qsort(times, 7, sizeof *times, cmp_double);
     printf("{\"latency_us\": %.3f, \"samples_per_second\": %.1f, \"samples\": %ld}\n",
            latency * 1e6, (double)n / times[3], n);
     (void)sink;

@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,10 +174,26 @@ static void put_quantized(FILE *f, const char *ident, const float *w, int64_t ro
     fputs("\n};\n", f);
 }
 
-/* "scratch + 1234": where node i's values live. */
-static void put_buffer(FILE *f, const c_file *c, int i)
+/* Prints a call of the forward function: fmt's %B is a node index whose buffer ("scratch +
+ * 1234") is printed, %F a float printed as a literal, %s a string, %L a long long. */
+static void put_fmt(FILE *f, const c_file *c, const char *fmt, ...)
 {
-    fprintf(f, "scratch + %ld", c->offset[c->root[i]]);
+    va_list ap;
+    va_start(ap, fmt);
+    for (const char *p = fmt; *p; p++) {
+        if (*p != '%') {
+            fputc(*p, f);
+            continue;
+        }
+        switch (*++p) {
+        case 'B': fprintf(f, "scratch + %ld", c->offset[c->root[va_arg(ap, int)]]); break;
+        case 'F': put_float(f, (float)va_arg(ap, double)); break;
+        case 's': fputs(va_arg(ap, const char *), f); break;
+        case 'L': fprintf(f, "%lld", va_arg(ap, long long)); break;
+        default: fputc(*p, f); break;
+        }
+    }
+    va_end(ap);
 }
 
 static void put_call(FILE *f, const c_file *c, int i)
@@ -184,124 +201,74 @@ static void put_call(FILE *f, const c_file *c, int i)
     const nb_export_node *e = &c->plan->nodes[i];
     const nb_export_node *a = e->n_inputs > 0 ? &c->plan->nodes[e->inputs[0]] : NULL;
     const char *id = c->ident[i];
-    fprintf(f, "    /* %s: %s %s */\n    ", e->name, nb_op_name(e->op),
-            e->op == NB_OP_INPUT ? "(the raw input, normalised)" : "");
-    int n = (int)e->size;
+    int x = e->n_inputs > 0 ? e->inputs[0] : 0, x2 = e->n_inputs > 1 ? e->inputs[1] : 0;
+    long long n = e->size, C = e->dims[0], last = e->dims[e->ndim - 1];
+    const nb_norm *norm = c->plan->norm;
+    fprintf(f, "    /* %s: %s%s */\n    ", e->name, nb_op_name(e->op),
+            e->op == NB_OP_INPUT ? " (the raw input, normalised)" : "");
     switch (e->op) {
     case NB_OP_INPUT:
-        if (c->plan->norm->mode != NB_NORM_NONE && c->plan->norm->size > 0) {
-            fputs("normalize(input, ", f);
-            put_buffer(f, c, i);
-            fprintf(f, ", input_mean, input_inv, %lld, %lld);\n", (long long)c->plan->norm->size,
-                    (long long)(c->plan->features / c->plan->norm->size));
-        } else {
-            fputs("copy(input, ", f);
-            put_buffer(f, c, i);
-            fprintf(f, ", %d);\n", n);
-        }
+        if (norm->mode != NB_NORM_NONE && norm->size > 0)
+            put_fmt(f, c, "normalize(input, %B, input_mean, input_inv, %L, %L);\n", i,
+                    (long long)norm->size, (long long)(c->plan->features / norm->size));
+        else
+            put_fmt(f, c, "copy(input, %B, %L);\n", i, n);
         return;
     case NB_OP_LINEAR:
-        fputs(c->opt->quantize == NB_QUANT_INT8 ? "linear_q8(" : "linear(", f);
-        put_buffer(f, c, e->inputs[0]);
         if (c->opt->quantize == NB_QUANT_INT8)
-            fprintf(f, ", %s_q, %s_scale", id, id);
+            put_fmt(f, c, "linear_q8(%B, %s_q, %s_scale, ", x, id, id);
         else
-            fprintf(f, ", %s_weight", id);
-        if (e->bias)
-            fprintf(f, ", %s_bias, ", id);
-        else
-            fputs(", 0, ", f);
-        put_buffer(f, c, i);
-        fprintf(f, ", %lld, %lld);\n", (long long)e->cols, (long long)e->rows);
+            put_fmt(f, c, "linear(%B, %s_weight, ", x, id);
+        put_fmt(f, c, "%s%s, %B, %L, %L);\n", e->bias ? id : "0", e->bias ? "_bias" : "", i,
+                (long long)e->cols, (long long)e->rows);
         return;
     case NB_OP_NEAREST:
-        fputs("nearest(", f);
-        put_buffer(f, c, e->inputs[0]);
-        fprintf(f, ", %s_weight, ", id);
-        put_buffer(f, c, i);
-        fprintf(f, ", %lld, %lld);\n", (long long)e->rows, (long long)e->cols);
+        put_fmt(f, c, "nearest(%B, %s_weight, %B, %L, %L);\n", x, id, i, (long long)e->rows,
+                (long long)e->cols);
         return;
     case NB_OP_RESHAPE:
     case NB_OP_DROPOUT:
         fprintf(f, "/* the same values as '%s' */\n", a->name);
         return;
     case NB_OP_CONV2D:
-        fputs("conv2d(", f);
-        put_buffer(f, c, e->inputs[0]);
-        fprintf(f, ", %s_weight, %s%s, ", id, e->bias ? id : "0", e->bias ? "_bias" : "");
-        put_buffer(f, c, i);
-        fprintf(f, ", &%s_window);\n", id);
+        put_fmt(f, c, "conv2d(%B, %s_weight, %s%s, %B, &%s_window);\n", x, id,
+                e->bias ? id : "0", e->bias ? "_bias" : "", i, id);
         return;
     case NB_OP_MAX_POOL2D:
     case NB_OP_AVG_POOL2D:
-        fputs(e->op == NB_OP_MAX_POOL2D ? "max_pool(" : "avg_pool(", f);
-        put_buffer(f, c, e->inputs[0]);
-        fputs(", ", f);
-        put_buffer(f, c, i);
-        fprintf(f, ", &%s_window);\n", id);
+        put_fmt(f, c, "%s(%B, %B, &%s_window);\n",
+                e->op == NB_OP_MAX_POOL2D ? "max_pool" : "avg_pool", x, i, id);
         return;
     case NB_OP_GLOBAL_AVG_POOL:
-        fputs("global_avg(", f);
-        put_buffer(f, c, e->inputs[0]);
-        fputs(", ", f);
-        put_buffer(f, c, i);
-        fprintf(f, ", %lld, %lld);\n", (long long)a->dims[0], (long long)(a->size / a->dims[0]));
+        put_fmt(f, c, "global_avg(%B, %B, %L, %L);\n", x, i, (long long)a->dims[0],
+                (long long)(a->size / a->dims[0]));
         return;
     case NB_OP_BATCH_NORM:
-        fputs("channel_affine(", f);
-        put_buffer(f, c, e->inputs[0]);
-        fputs(", ", f);
-        put_buffer(f, c, i);
-        fprintf(f, ", %s_a, %s_b, %lld, %lld);\n", id, id, (long long)e->dims[0],
-                (long long)(e->size / e->dims[0]));
+        put_fmt(f, c, "channel_affine(%B, %B, %s_a, %s_b, %L, %L);\n", x, i, id, id, C, n / C);
         return;
     case NB_OP_ADD:
     case NB_OP_MAX:
     case NB_OP_MUL:
-        fputs(e->op == NB_OP_ADD ? "add(" : e->op == NB_OP_MAX ? "max2(" : "mul(", f);
-        put_buffer(f, c, e->inputs[0]);
-        fputs(", ", f);
-        put_buffer(f, c, e->inputs[1]);
-        fputs(", ", f);
-        put_buffer(f, c, i);
-        fprintf(f, ", %d);\n", n);
+        put_fmt(f, c, "%s(%B, %B, %B, %L);\n",
+                e->op == NB_OP_ADD ? "add" : e->op == NB_OP_MAX ? "max2" : "mul", x, x2, i, n);
         return;
     case NB_OP_SCALE:
-        fputs("scale(", f);
-        put_buffer(f, c, e->inputs[0]);
-        fputs(", ", f);
-        put_float(f, e->factor);
-        fputs(", ", f);
-        put_buffer(f, c, i);
-        fprintf(f, ", %d);\n", n);
+        put_fmt(f, c, "scale(%B, %F, %B, %L);\n", x, (double)e->factor, i, n);
         return;
     case NB_OP_SUM:
     case NB_OP_MEAN:
-        fputs("reduce(", f);
-        put_buffer(f, c, e->inputs[0]);
-        fputs(", ", f);
-        put_float(f, e->op == NB_OP_SUM ? 1.0f : 1.0f / (float)a->size);
-        fputs(", ", f);
-        put_buffer(f, c, i);
-        fprintf(f, ", %d);\n", (int)a->size);
+        put_fmt(f, c, "reduce(%B, %F, %B, %L);\n", x,
+                (double)(e->op == NB_OP_SUM ? 1.0f : 1.0f / (float)a->size), i,
+                (long long)a->size);
         return;
     case NB_OP_SOFTMAX:
-    case NB_OP_LOG_SOFTMAX: {
-        int64_t last = e->dims[e->ndim - 1];
-        fputs("softmax_rows(", f);
-        put_buffer(f, c, e->inputs[0]);
-        fputs(", ", f);
-        put_buffer(f, c, i);
-        fprintf(f, ", %lld, %lld, %d);\n", (long long)(e->size / last), (long long)last,
-                e->op == NB_OP_LOG_SOFTMAX);
+    case NB_OP_LOG_SOFTMAX:
+        put_fmt(f, c, "softmax_rows(%B, %B, %L, %L, %L);\n", x, i, n / last, last,
+                (long long)(e->op == NB_OP_LOG_SOFTMAX));
         return;
-    }
     default: /* relu, tanh, sigmoid */
-        fputs(e->op == NB_OP_RELU ? "relu(" : e->op == NB_OP_TANH ? "tanh_(" : "sigmoid(", f);
-        put_buffer(f, c, e->inputs[0]);
-        fputs(", ", f);
-        put_buffer(f, c, i);
-        fprintf(f, ", %d);\n", n);
+        put_fmt(f, c, "%s(%B, %B, %L);\n",
+                e->op == NB_OP_RELU ? "relu" : e->op == NB_OP_TANH ? "tanh_" : "sigmoid", x, i, n);
         return;
     }
 }
@@ -518,9 +485,7 @@ static int write_source(FILE *f, void *ctx)
     fprintf(f, "void %s_forward(const float *input, float *output, float *scratch)\n{\n", n);
     for (int i = 0; i < p->count; i++)
         put_call(f, c, i);
-    fprintf(f, "    copy(");
-    put_buffer(f, c, p->output);
-    fprintf(f, ", output, %lld);\n}\n\n", (long long)p->outputs);
+    put_fmt(f, c, "    copy(%B, output, %L);\n}\n\n", p->output, (long long)p->outputs);
 
     fprintf(f,
             "int %s_predict(const float *input, float *probabilities)\n"

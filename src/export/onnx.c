@@ -121,7 +121,9 @@ static void push_initializer(onnx_build *b, Onnx__TensorProto *t)
     }
 }
 
-static Onnx__AttributeProto *attr_int(onnx_build *b, const char *name, int64_t v)
+/* An attribute of the given type; the caller sets its value. */
+static Onnx__AttributeProto *attr(onnx_build *b, const char *name,
+                                  Onnx__AttributeProto__AttributeType type)
 {
     Onnx__AttributeProto *a = grab(b, sizeof *a);
     if (!a)
@@ -129,23 +131,27 @@ static Onnx__AttributeProto *attr_int(onnx_build *b, const char *name, int64_t v
     onnx__attribute_proto__init(a);
     a->name = text(b, name);
     a->has_type = 1;
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-    a->has_i = 1;
-    a->i = v;
+    a->type = type;
+    return a;
+}
+
+static Onnx__AttributeProto *attr_int(onnx_build *b, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = attr(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    if (a) {
+        a->has_i = 1;
+        a->i = v;
+    }
     return a;
 }
 
 static Onnx__AttributeProto *attr_ints(onnx_build *b, const char *name, int n,
                                        const int64_t *v)
 {
-    Onnx__AttributeProto *a = grab(b, sizeof *a);
+    Onnx__AttributeProto *a = attr(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
     int64_t *ints = grab(b, (size_t)n * sizeof *ints);
     if (!a || !ints)
         return NULL;
-    onnx__attribute_proto__init(a);
-    a->name = text(b, name);
-    a->has_type = 1;
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
     memcpy(ints, v, (size_t)n * sizeof *ints);
     a->n_ints = (size_t)n;
     a->ints = ints;
@@ -154,15 +160,11 @@ static Onnx__AttributeProto *attr_ints(onnx_build *b, const char *name, int n,
 
 static Onnx__AttributeProto *attr_float(onnx_build *b, const char *name, float v)
 {
-    Onnx__AttributeProto *a = grab(b, sizeof *a);
-    if (!a)
-        return NULL;
-    onnx__attribute_proto__init(a);
-    a->name = text(b, name);
-    a->has_type = 1;
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
-    a->has_f = 1;
-    a->f = v;
+    Onnx__AttributeProto *a = attr(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    if (a) {
+        a->has_f = 1;
+        a->f = v;
+    }
     return a;
 }
 
