@@ -673,7 +673,9 @@ nb_status nb_safetensors_write(const char *path, const nb_tensor_ref *tensors, i
                                int meta_count, nb_error *err);
 
 typedef struct nb_safetensors nb_safetensors;
-/* Reads and validates a whole file. Caller owns *out. */
+/* Reads and validates a whole file. Caller owns *out. Tensors stored as F16, BF16, F64 or I64
+ * are converted to float32 (I64 only within ±2^24, where the conversion is exact; F64 beyond
+ * float32's range is refused). */
 nb_status nb_safetensors_read(const char *path, nb_safetensors **out, nb_error *err);
 void nb_safetensors_free(nb_safetensors *st);
 int nb_safetensors_count(const nb_safetensors *st);
