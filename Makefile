@@ -10,7 +10,10 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
 OPT     ?= -O2 -g
-WARN    := -std=c11 -Wall -Wextra -pedantic
+# -Wmissing-prototypes: every function that is not static has a prototype in scope where it
+# is defined (its header), which catches a forgotten `static` and a definition that drifted
+# from its declaration.
+WARN    := -std=c11 -Wall -Wextra -pedantic -Wmissing-prototypes
 PYTHON  ?= /usr/bin/python3
 
 # Every core by default (the rules below state every ordering they need). Only the top-level
