@@ -473,6 +473,10 @@ int cmd_train(int argc, char **argv)
                                "give one of them");
     if (!(cfg.optim.lr >= 0) || !isfinite(cfg.optim.lr))
         return cli_usage_error("train", "--lr: expected a finite rate >= 0");
+    /* From here a signal asks the run to stop: during the set-up, before the first step.
+     * Under mpirun, Ctrl-C makes mpirun send every rank SIGTERM (and SIGKILL a second later,
+     * mpirun's odls_base_sigkill_timeout); the ranks agree to stop before the same step. */
+    catch_stop_signals(1);
     nb_error err = {0};
     int status = 1;
     /* Under mpirun (and only then: a plain run never initialises MPI), join the job. */
@@ -656,9 +660,6 @@ int cmd_train(int argc, char **argv)
                 "split into shares of about %lld rows\n", nb_dist_size(dist),
                 nb_dist_local_size(dist), threads,
                 (long long)((cfg.batch ? cfg.batch : train.count) / nb_dist_size(dist)));
-    /* Under mpirun, Ctrl-C makes mpirun send every rank SIGTERM (and SIGKILL a second later,
-     * mpirun's odls_base_sigkill_timeout); the ranks agree to stop before the same step. */
-    catch_stop_signals(1);
     nb_train_callbacks cb = {.user = &r, .progress = progress,
                              .epoch_end = dist ? epoch_end_dist : epoch_end,
                              .interrupted = interrupted};

@@ -18,11 +18,6 @@
 set -euo pipefail
 
 . "$(dirname "$0")/lib_cli.sh"
-pids=()
-kill_runs() {
-    local p
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-}
 cli_enter_scratch failures kill_runs
 [ -x "$NABLA" ] || fail "an executable CLI at $NABLA (run make)"
 

@@ -14,16 +14,8 @@
 set -euo pipefail
 
 . "$(dirname "$0")/lib_cli.sh"
-pids=()
-kill_runs() {
-    local p
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-}
 cli_enter_scratch resume kill_runs
 
-same() {  # file file what
-    cmp -s "$1" "$2" || fail "$3: $1 and $2 bit-identical" "$(cmp "$1" "$2" 2>&1)"
-}
 
 # finite FILE: every tensor of a safetensors file holds finite float32 values.
 finite() {

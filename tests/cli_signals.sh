@@ -21,9 +21,6 @@ kill_background() { if [ -n "$bg" ]; then kill -9 "$bg" 2>/dev/null || true; fi;
 cli_enter_scratch signals kill_background
 [ -x "$NABLA" ] || fail "an executable CLI at $NABLA (run make)"
 
-same() {  # file file what
-    cmp -s "$1" "$2" || fail "$3: $1 and $2 bit-identical" "$(cmp "$1" "$2" 2>&1)"
-}
 # wait_for FILE PATTERN: until FILE shows PATTERN (30 s at most)
 wait_for() {
     local i

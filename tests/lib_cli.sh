@@ -82,3 +82,15 @@ cli_mpirun_setup() {
     if [ "$(id -u)" -eq 0 ]; then MPIRUN+=(--allow-run-as-root); fi
     MPIRUN+=(--oversubscribe)
 }
+
+# Background runs a script starts: their ids in pids, killed on exit by passing kill_runs to
+# cli_enter_scratch.
+pids=()
+kill_runs() {
+    local p
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+}
+
+same() {  # file file what: the two files bit-identical
+    cmp -s "$1" "$2" || fail "$3: $1 and $2 bit-identical" "$(cmp "$1" "$2" 2>&1)"
+}

@@ -96,147 +96,89 @@ static int opens_for_writing(int flags)
     return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) || (flags & O_DIRECTORY);
 }
 
-int open(const char *path, int flags, ...)
-{
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    int e = opens_for_writing(flags) ? hit("open", path) : 0;
-    if (e) {
-        errno = e;
-        return -1;
-    }
-    return REAL(open)(path, flags, mode);
-}
+/* Fails the call: errno e, and the value the function returns on failure. */
+#define FAIL_IF(e, failed)                                                                     \
+    do {                                                                                       \
+        int e_ = (e); /* once: each evaluation counts a call */                                \
+        if (e_) {                                                                              \
+            errno = e_;                                                                        \
+            return failed;                                                                     \
+        }                                                                                      \
+    } while (0)
 
-int open64(const char *path, int flags, ...)
-{
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
+/* open and open64, fopen and fopen64, mkstemp and mkstemp64: the same shim for each name */
+#define SHIM_OPEN(name)                                                                        \
+    int name(const char *path, int flags, ...)                                                 \
+    {                                                                                          \
+        mode_t mode = 0;                                                                       \
+        if (flags & (O_CREAT | O_TMPFILE)) {                                                   \
+            va_list ap;                                                                        \
+            va_start(ap, flags);                                                               \
+            mode = va_arg(ap, mode_t);                                                         \
+            va_end(ap);                                                                        \
+        }                                                                                      \
+        FAIL_IF(opens_for_writing(flags) ? hit("open", path) : 0, -1);                         \
+        return REAL(name)(path, flags, mode);                                                  \
     }
-    int e = opens_for_writing(flags) ? hit("open", path) : 0;
-    if (e) {
-        errno = e;
-        return -1;
+#define SHIM_FOPEN(name)                                                                       \
+    FILE *name(const char *path, const char *mode)                                             \
+    {                                                                                          \
+        FAIL_IF(strpbrk(mode, "wa+") ? hit("fopen", path) : 0, NULL);                          \
+        return REAL(name)(path, mode);                                                         \
     }
-    return REAL(open64)(path, flags, mode);
-}
-
-FILE *fopen(const char *path, const char *mode)
-{
-    int e = strpbrk(mode, "wa+") ? hit("fopen", path) : 0;
-    if (e) {
-        errno = e;
-        return NULL;
+#define SHIM_MKSTEMP(name)                                                                     \
+    int name(char *tmpl)                                                                       \
+    {                                                                                          \
+        FAIL_IF(hit("mkstemp", tmpl), -1);                                                     \
+        return REAL(name)(tmpl);                                                               \
     }
-    return REAL(fopen)(path, mode);
-}
-
-FILE *fopen64(const char *path, const char *mode)
-{
-    int e = strpbrk(mode, "wa+") ? hit("fopen", path) : 0;
-    if (e) {
-        errno = e;
-        return NULL;
-    }
-    return REAL(fopen64)(path, mode);
-}
-
-int mkstemp(char *tmpl)
-{
-    int e = hit("mkstemp", tmpl);
-    if (e) {
-        errno = e;
-        return -1;
-    }
-    return REAL(mkstemp)(tmpl);
-}
-
-int mkstemp64(char *tmpl)
-{
-    int e = hit("mkstemp", tmpl);
-    if (e) {
-        errno = e;
-        return -1;
-    }
-    return REAL(mkstemp64)(tmpl);
-}
+SHIM_OPEN(open)
+SHIM_OPEN(open64)
+SHIM_FOPEN(fopen)
+SHIM_FOPEN(fopen64)
+SHIM_MKSTEMP(mkstemp)
+SHIM_MKSTEMP(mkstemp64)
 
 int fchmod(int fd, mode_t mode)
 {
-    int e = regular_fd(fd) ? hit_fd("fchmod", fd) : 0;
-    if (e) {
-        errno = e;
-        return -1;
-    }
+    FAIL_IF(regular_fd(fd) ? hit_fd("fchmod", fd) : 0, -1);
     return REAL(fchmod)(fd, mode);
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
-    int e = regular_fd(fd) ? hit_fd("write", fd) : 0;
-    if (e) {
-        errno = e;
-        return -1;
-    }
+    FAIL_IF(regular_fd(fd) ? hit_fd("write", fd) : 0, -1);
     return REAL(write)(fd, buf, n);
 }
 
 size_t fwrite(const void *buf, size_t size, size_t n, FILE *f)
 {
-    int e = regular_fd(fileno(f)) ? hit_fd("fwrite", fileno(f)) : 0;
-    if (e) {
-        errno = e;
-        return 0;
-    }
+    FAIL_IF(regular_fd(fileno(f)) ? hit_fd("fwrite", fileno(f)) : 0, 0);
     return REAL(fwrite)(buf, size, n, f);
 }
 
 int fputs(const char *text, FILE *f)
 {
-    int e = regular_fd(fileno(f)) ? hit_fd("fputs", fileno(f)) : 0;
-    if (e) {
-        errno = e;
-        return EOF;
-    }
+    FAIL_IF(regular_fd(fileno(f)) ? hit_fd("fputs", fileno(f)) : 0, EOF);
     return REAL(fputs)(text, f);
 }
 
 int fflush(FILE *f)
 {
-    int e = f && regular_fd(fileno(f)) && writable_fd(fileno(f)) ? hit_fd("fflush", fileno(f)) : 0;
-    if (e) {
-        errno = e;
-        return EOF;
-    }
+    FAIL_IF(f && regular_fd(fileno(f)) && writable_fd(fileno(f)) ? hit_fd("fflush", fileno(f)) : 0,
+            EOF);
     return REAL(fflush)(f);
 }
 
 int fsync(int fd)
 {
-    int e = hit_fd("fsync", fd);
-    if (e) {
-        errno = e;
-        return -1;
-    }
+    FAIL_IF(hit_fd("fsync", fd), -1);
     return REAL(fsync)(fd);
 }
 
 int fdatasync(int fd)
 {
-    int e = hit_fd("fdatasync", fd);
-    if (e) {
-        errno = e;
-        return -1;
-    }
+    FAIL_IF(hit_fd("fdatasync", fd), -1);
     return REAL(fdatasync)(fd);
 }
 
@@ -251,20 +193,13 @@ static int holds_data(int fd)
 int close(int fd)
 {
     int e = regular_fd(fd) && writable_fd(fd) && holds_data(fd) ? hit_fd("close", fd) : 0;
-    int rc = REAL(close)(fd);
-    if (e) {
-        errno = e;
-        return -1;
-    }
+    int rc = REAL(close)(fd); /* closed even when failed, as NFS does */
+    FAIL_IF(e, -1);
     return rc;
 }
 
 int rename(const char *from, const char *to)
 {
-    int e = hit("rename", to);
-    if (e) {
-        errno = e;
-        return -1;
-    }
+    FAIL_IF(hit("rename", to), -1);
     return REAL(rename)(from, to);
 }

@@ -29,30 +29,30 @@
 #include <string.h>
 #include <unistd.h>
 
-int nb_dist_launched(void)
+/* The first of Open MPI's and PMI's variables (names[0], names[1]) that holds an integer
+ * from lo to 2^30 − 1, or fallback. */
+static int launcher_number(const char *const names[2], long lo, int fallback)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
+    for (int i = 0; i < 2; i++) {
+        const char *v = getenv(names[i]);
         char *end;
         long n = v ? strtol(v, &end, 10) : 0;
-        if (v && *v && !*end && n > 0 && n < (1L << 30))
+        if (v && *v && !*end && n >= lo && n < (1L << 30))
             return (int)n;
     }
-    return 0;
+    return fallback;
+}
+
+int nb_dist_launched(void)
+{
+    static const char *const vars[2] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+    return launcher_number(vars, 1, 0);
 }
 
 int nb_dist_launched_rank(void)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
-        char *end;
-        long n = v ? strtol(v, &end, 10) : 0;
-        if (v && *v && !*end && n >= 0 && n < (1L << 30))
-            return (int)n;
-    }
-    return 0;
+    static const char *const vars[2] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK"};
+    return launcher_number(vars, 0, 0);
 }
 
 int nb_dist_threads(const nb_dist *d)

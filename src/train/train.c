@@ -229,6 +229,23 @@ static int64_t argmax(const float *z, int64_t C)
     return best;
 }
 
+/* With ranks, each counted the loss and correct answers of its own rows, starting from the
+ * sums a resumed epoch carried: the totals over all rows count that earlier part once (rank 0
+ * keeps it, the others drop it). */
+static nb_status sum_over_ranks(const nb_trainer *t, double *loss_sum, int64_t *correct,
+                                nb_error *err)
+{
+    if (!t->dist)
+        return NB_OK;
+    int carried = nb_dist_rank(t->dist) != 0;
+    double sums[2] = {*loss_sum - carried * t->epoch_loss_sum,
+                      (double)(*correct - carried * t->epoch_correct)};
+    nb_status s = nb_dist_sum(t->dist, sums, 2, err);
+    *loss_sum = sums[0];
+    *correct = (int64_t)sums[1];
+    return s;
+}
+
 nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *err)
 {
     nb_model *m = t->model;
@@ -267,15 +284,9 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
                 t->position = first;
                 if (first == 0) /* no step of this epoch yet: its order is drawn again */
                     t->rng = t->epoch_rng;
-                if (t->dist) { /* the epoch's sums so far over all rows, as at its end */
-                    int carried = nb_dist_rank(t->dist) != 0;
-                    double sums[2] = {loss_sum - carried * t->epoch_loss_sum,
-                                      (double)(correct - carried * t->epoch_correct)};
-                    if ((s = nb_dist_sum(t->dist, sums, 2, err)))
-                        return s;
-                    loss_sum = sums[0];
-                    correct = (int64_t)sums[1];
-                }
+                /* the epoch's sums so far over all rows, as at its end */
+                if ((s = sum_over_ranks(t, &loss_sum, &correct, err)))
+                    return s;
                 t->epoch_loss_sum = loss_sum;
                 t->epoch_correct = correct;
                 nb_graph_set_training(g, 0);
@@ -354,15 +365,8 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
                 cb->progress(cb->user, t->epoch + 1, done, P, loss, now() - start);
         }
         nb_graph_set_training(g, 0);
-        if (t->dist) { /* each rank counted its own rows; a resumed epoch's earlier part once */
-            int carried = nb_dist_rank(t->dist) != 0; /* rank 0 keeps it, the others drop it */
-            double sums[2] = {loss_sum - carried * t->epoch_loss_sum,
-                              (double)(correct - carried * t->epoch_correct)};
-            if ((s = nb_dist_sum(t->dist, sums, 2, err)))
-                return s;
-            loss_sum = sums[0];
-            correct = (int64_t)sums[1];
-        }
+        if ((s = sum_over_ranks(t, &loss_sum, &correct, err)))
+            return s;
         t->epoch++;
         t->position = 0;
         t->epoch_loss_sum = 0.0;
