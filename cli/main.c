@@ -23,8 +23,8 @@ static const struct {
 };
 
 /* nabla --version: the library's line (version, matrix products compiled in), then what this
- * tool can do here: each backend, bf16 (asked of the CPU now), MPI and cairo (compiled in or
- * not), Graphviz (looked up on PATH now, as `nabla graph --png` does). */
+ * tool can do here: each backend, bf16 (asked of the CPU now), MPI, ONNX export and cairo
+ * (compiled in or not), Graphviz (looked up on PATH now, as `nabla graph --png` does). */
 static void print_version(void)
 {
     printf("%s\n", nb_version_string());
@@ -43,6 +43,10 @@ static void print_version(void)
     printf("  MPI:              %s\n",
            nb_dist_available() ? "yes (mpirun -np N nabla train)"
                                : "no (built without Open MPI: install libopenmpi-dev, rebuild)");
+    printf("  ONNX export:      %s\n",
+           nb_export_onnx_available()
+               ? "yes (export --format onnx)"
+               : "no (built without protobuf-c: install libprotobuf-c-dev protobuf-c-compiler)");
     nb_error plot = {0};
     if (plot_check(&plot) == NB_OK)
         printf("  cairo:            yes (train --plot, plot-csv, plot-regions)\n");

@@ -42,27 +42,29 @@ static inline int example_self_dir(const char *argv0, char *dir, size_t size)
 }
 
 /* The path of examples/NAME for a program built as BUILD/examples/PROGRAM: tried in the
- * source tree (two directories above the program's, then examples/NAME), then beside the
- * program, then relative to the current directory. Returns path; when no candidate is
- * readable, the first one, so that the error names where the file was expected. */
+ * source tree (examples/NAME two, then three directories above the program's: BUILD is
+ * build/ or a folder inside it such as build/asan/), then beside the program, then relative
+ * to the current directory. Returns path; when no candidate is readable, the first one, so
+ * that the error names where the file was expected. */
 static inline const char *example_file(const char *argv0, const char *name, char *path,
                                        size_t size)
 {
-    char dir[4096], root[4096], candidate[3][8192];
+    enum { CANDIDATES = 4 };
+    char dir[4096], root[4096], candidate[CANDIDATES][8192];
     int have_dir = example_self_dir(argv0, dir, sizeof dir) == 0;
     snprintf(root, sizeof root, "%s", have_dir ? dir : ".");
-    for (int up = 0; up < 2; up++) { /* BUILD/examples → the source tree */
+    for (int up = 1; up <= 3; up++) { /* BUILD/examples → the source tree */
         char *slash = strrchr(root, '/');
-        if (!slash) {
+        if (!slash)
             snprintf(root, sizeof root, ".");
-            break;
-        }
-        *slash = '\0'; /* "" when it was the root directory: "/examples/NAME" below */
+        else
+            *slash = '\0'; /* "" when it was the root directory: "/examples/NAME" below */
+        if (up >= 2)
+            snprintf(candidate[up - 2], sizeof candidate[up - 2], "%s/examples/%s", root, name);
     }
-    snprintf(candidate[0], sizeof candidate[0], "%s/examples/%s", root, name);
-    snprintf(candidate[1], sizeof candidate[1], "%s/%s", have_dir ? dir : ".", name);
-    snprintf(candidate[2], sizeof candidate[2], "examples/%s", name);
-    for (int i = 0; i < 3; i++)
+    snprintf(candidate[2], sizeof candidate[2], "%s/%s", have_dir ? dir : ".", name);
+    snprintf(candidate[3], sizeof candidate[3], "examples/%s", name);
+    for (int i = 0; i < CANDIDATES; i++)
         if (access(candidate[i], R_OK) == 0 && strlen(candidate[i]) < size) {
             snprintf(path, size, "%s", candidate[i]);
             return path;
