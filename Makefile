@@ -83,7 +83,7 @@ NABLA  := $(BUILD)/nabla
 # What `make run` builds: the library, the tool, and the example the quick start runs next.
 RUN_BIN := $(STATIC) $(SHARED) $(NABLA) $(BUILD)/examples/classify
 
-.PHONY: all tool deps deps-run deps-test test test-c run bench fuzz install clean
+.PHONY: all tool deps deps-run deps-test test test-c run bench bench-cnn fuzz install clean
 all: $(STATIC) $(SHARED) $(NABLA) $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 tool: $(NABLA)
 
@@ -165,6 +165,12 @@ BENCH_ARGS ?=
 bench: deps-test
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
 	@$(PYTHON) bench/bench.py --nabla $(BUILD)/bench/bench_mlp $(BENCH_ARGS)
+
+# The CNN of examples/fashion-cnn.nb against PyTorch (bench/bench_cnn.py; a few minutes;
+# BENCH_ARGS e.g. "--quick" or "--rounds 5 --steps 60"). Needs no apt-get: `make all` first.
+bench-cnn:
+	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_cnn
+	@$(PYTHON) bench/bench_cnn.py --nabla $(BUILD)/bench/bench_cnn $(BENCH_ARGS)
 
 # libFuzzer harnesses (fuzz/*.c, built with clang by the script): FUZZ_SECONDS per loader.
 FUZZ_SECONDS ?= 60
