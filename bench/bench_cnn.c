@@ -329,7 +329,7 @@ static nb_conv_shape conv_shape(int64_t N, int64_t C, int64_t HW, int64_t K, int
                            .pad_w = pad, .dil_h = 1, .dil_w = 1, .groups = 1};
 }
 
-enum { KERNELS = 18 };
+enum { KERNELS = 19 };
 typedef struct step_buffers {
     nb_conv_shape c1, c2, p1, p2;
     nb_bn_shape b1, b2;
@@ -362,6 +362,7 @@ static const char *kernel(nb_gemm *ctx, step_buffers *b, int k)
     case 14: nb_conv2d_backward_weights(ctx, fp, &b->c2, b->q1, b->y2, 0.0f, b->dw2, 0.0f, NULL, b->ws); return "conv2 bwd weights";
     case 15: nb_conv2d_backward_data(ctx, fp, &b->c2, b->y2, b->w2, 0.0f, b->dq1, b->ws); return "conv2 bwd data";
     case 16: nb_max_pool2d_backward(ctx, fp, &b->p1, b->dq1, b->am1, b->y1); return "pool1 bwd";
+    case 17: nb_batch_norm_backward(ctx, fp, &b->b1, b->y1, b->y1, b->gm, b->mu, b->is, 1, 0.0f, b->y1, 0.0f, b->dw1, b->dw1 + 32); return "bn1 bwd";
     default: nb_conv2d_backward_weights(ctx, fp, &b->c1, b->x, b->y1, 0.0f, b->dw1, 0.0f, NULL, b->ws); return "conv1 bwd weights";
     }
 }
