@@ -83,7 +83,7 @@ NABLA  := $(BUILD)/nabla
 # What `make run` builds: the library, the tool, and the example the quick start runs next.
 RUN_BIN := $(STATIC) $(SHARED) $(NABLA) $(BUILD)/examples/classify
 
-.PHONY: all tool deps deps-run deps-test test test-c run bench bench-cnn fuzz install clean
+.PHONY: all tool deps deps-run deps-test test test-c run run-cnn bench bench-cnn fuzz install clean
 all: $(STATIC) $(SHARED) $(NABLA) $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 tool: $(NABLA)
 
@@ -147,6 +147,12 @@ deps-test:
 run: deps-run
 	@$(MAKE) --no-print-directory $(RUN_BIN)
 	@scripts/main-job.sh $(NABLA)
+
+# The second main job: the small CNN of examples/fashion-cnn.nb on Fashion-MNIST (several
+# minutes; SEED=n and EPOCHS=n may be set). Not part of make test.
+run-cnn: deps-run
+	@$(MAKE) --no-print-directory $(RUN_BIN)
+	@scripts/cnn-job.sh $(NABLA)
 
 # The whole suite: unit tests, CLI tests, PyTorch comparisons, then the unit tests again
 # under AddressSanitizer + UndefinedBehaviorSanitizer.

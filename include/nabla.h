@@ -257,7 +257,7 @@ int nb_global_avg_pool(nb_graph *g, const char *name, int x);
  * In evaluation mode running_mean and running_var replace μ and σ². Parameters
  * "<name>.weight" (γ, starts at 1) and "<name>.bias" (β, 0) [C]; buffers (nb_buffer)
  * "<name>.running_mean" (0), "<name>.running_var" (1) [C] and "<name>.num_batches_tracked"
- * [1] (a float here: exact to 2^24 batches; an int64 scalar in PyTorch). */
+ * [] (a scalar; a float here, exact to 2^24 batches; int64 in PyTorch). */
 int nb_batch_norm(nb_graph *g, const char *name, int x, float momentum, float eps);
 
 /* Losses: scalar (unbatched [1]) nodes. The batch loss is the average loss of §1 with

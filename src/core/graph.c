@@ -321,8 +321,8 @@ int nb_buffer(nb_graph *g, const char *name, int ndim, const int64_t *dims)
 {
     if (!g || g->error.code)
         return -1;
-    if (ndim < 1 || ndim > NB_MAX_DIMS)
-        return fail(g, NB_ESHAPE, "buffer '%s': %d dimensions, expected 1 to 4", name, ndim);
+    if (ndim < 0 || ndim > NB_MAX_DIMS) /* 0: a scalar, as PyTorch's num_batches_tracked */
+        return fail(g, NB_ESHAPE, "buffer '%s': %d dimensions, expected 0 to 4", name, ndim);
     int64_t size = 1;
     for (int i = 0; i < ndim; i++) {
         if (dims[i] < 1 || dims[i] > ((int64_t)1 << 30) || size > ((int64_t)1 << 32) / dims[i])

@@ -113,7 +113,7 @@ int nb_batch_norm(nb_graph *g, const char *name, int x, float momentum, float ep
 {
     if (!g || !name || x < 0 || x >= nb_graph_node_count(g) || g->error.code)
         return nb_graph_add(g, name ? name : "", NB_OP_BATCH_NORM, &x, 1, 0, NULL, 0, 0);
-    int64_t C = g->nodes[x].ndim >= 1 ? g->nodes[x].dims[0] : 1, one = 1;
+    int64_t C = g->nodes[x].ndim >= 1 ? g->nodes[x].dims[0] : 1;
     static const char *const suffix[] = {"", ".weight", ".bias", ".running_mean",
                                          ".running_var", ".num_batches_tracked"};
     int inputs[6] = {x};
@@ -121,7 +121,7 @@ int nb_batch_norm(nb_graph *g, const char *name, int x, float momentum, float ep
         char pname[NB_NAME_MAX + 24];
         snprintf(pname, sizeof pname, "%s%s", name, suffix[k]);
         inputs[k] = k <= BN_BIAS ? nb_param(g, pname, 1, &C)
-                                 : nb_buffer(g, pname, 1, k == BN_COUNT ? &one : &C);
+                                 : nb_buffer(g, pname, k == BN_COUNT ? 0 : 1, &C);
         if (inputs[k] < 0)
             return -1;
     }

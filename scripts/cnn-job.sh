@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The second main job (make run-cnn): train the small CNN of examples/fashion-cnn.nb on
+# Fashion-MNIST's 60,000 training images, evaluate it on the 10,000 test images, save it and
+# its curves, and print the test accuracy against the target (93.0 %). SEED and EPOCHS may be
+# set in the environment (defaults 1 and 10); OUT names the output folder (default out).
+set -euo pipefail
+nabla=${1:-build/nabla}
+out=${OUT:-out}
+seed=${SEED:-1}
+epochs=${EPOCHS:-10}
+mkdir -p "$out"
+model="$out/fashion-cnn.safetensors"
+curves="$out/fashion-cnn-curves.png"; plot=(--plot "$curves")
+printf 'x,y\n0,0\n1,1\n' > "$out/.plot-probe.csv"
+if ! "$nabla" plot-csv "$out/.plot-probe.csv" --x x --y y -o "$out/.plot-probe.png" 2>/dev/null; then
+    echo "note: $nabla was built without cairo: no training curves (install libcairo2-dev, rebuild)"
+    curves="(none: built without cairo)"; plot=()
+fi
+rm -f "$out/.plot-probe.csv" "$out/.plot-probe.png"
+start=$(date +%s.%N)
+"$nabla" train examples/fashion-cnn.nb --data fashion-mnist --test fashion-mnist-test \
+    --epochs "$epochs" --batch 128 --optimizer sgd --lr 0.05 --momentum 0.9 --nesterov \
+    --schedule cosine --weight-decay 5e-4 --normalize global --init-scheme kaiming-uniform \
+    --augment --augment-pad 2 --seed "$seed" \
+    -o "$model" --log "$out/fashion-cnn.csv" "${plot[@]}"
+end=$(date +%s.%N)
+echo
+"$nabla" eval "$model" --data fashion-mnist-test | tee "$out/fashion-cnn-eval.txt"
+acc=$(sed -n 's/^accuracy \([0-9.]*\)%.*/\1/p' "$out/fashion-cnn-eval.txt")
+printf '\nmodel: %s\ntraining log: %s\ntraining curves: %s\nwall time (train + test): %.1f s\n' \
+    "$model" "$out/fashion-cnn.csv" "$curves" "$(awk "BEGIN {print $end - $start}")"
+printf 'test accuracy %s %% (seed %s, %s epochs): target 93.0 %% %s\n' "$acc" "$seed" "$epochs" \
+    "$(awk "BEGIN {print ($acc >= 93.0) ? \"met\" : \"missed\"}")"
