@@ -136,6 +136,11 @@ printf 'x = input(2)\nh = dropout(x, 1.5)\n' > dropout.nb
 printf '# only a comment\n' > noinput.nb
 printf 'x = input(2)\0\n' > binary.nb
 : > empty.nb
+printf 'x = input(3, 8, 8)\nc = conv2d(x, 4, 3, groups=2)\n' > groups.nb
+printf 'x = input(1, 8, 8)\nc = conv2d(x, 4, 3, stride=0)\n' > stride.nb
+printf 'x = input(1, 8, 8)\nc = conv2d(x, 4, 99999)\n' > kernel.nb
+printf 'x = input(1, 32768, 32768)\nc = conv2d(x, 1073741824, 1)\n' > huge.nb
+printf 'x = input(1, 8, 8)\np = max_pool2d(x, 2, padding=2)\n' > pool.nb
 for cmd in "train --data spirals -q -o x.safetensors" info gradcheck; do
     # shellcheck disable=SC2086 # the command is a subcommand and options
     set -- $cmd
@@ -154,6 +159,11 @@ for cmd in "train --data spirals -q -o x.safetensors" info gradcheck; do
     expect 1 'missing\.nb' 'No such file' :: "$@" missing.nb
     expect 1 '2-8-3:softplus' 'relu, tanh or sigmoid' :: "$@" 2-8-3:softplus
     expect 1 '2-0-3' 'layer 2' :: "$@" 2-0-3
+    expect 1 'groups\.nb:2:[0-9]+:' 'groups = 2 must divide' :: "$@" groups.nb
+    expect 1 'stride\.nb:2:[0-9]+:' 'stride 0' :: "$@" stride.nb
+    expect 1 'kernel\.nb:2:[0-9]+:' 'out of range|window spans' :: "$@" kernel.nb
+    expect 1 'huge\.nb:2:[0-9]+:' '2\^30' :: "$@" huge.nb
+    expect 1 'pool\.nb:2:[0-9]+:' 'more than half' :: "$@" pool.nb
 done
 echo "ok: description errors give file:line:col and what was expected (train, info, gradcheck)"
 
