@@ -384,8 +384,10 @@ static double time_ms(nb_gemm *ctx, step_buffers *b, int k, int repeats, const c
 
 /* The machine's convolution roofline: conv2's forward as one oneDNN primitive on one thread
  * with the layouts it prefers (format "any": blocked nChw8c on AVX2), the reorders to and
- * from them left out; median ms on the calling thread's CPU clock. 0 without oneDNN. */
-static double onednn_alone_ms(const nb_conv_shape *c, int repeats)
+ * from them left out; median ms on the calling thread's CPU clock. 0 without oneDNN.
+ * *with_reorders_ms: the same with the reorders a blocked path inside nabla would add (x and
+ * w from plain NCHW / OIHW, y back to NCHW), to tell whether that path would pay. */
+static double onednn_alone_ms(const nb_conv_shape *c, int repeats, double *with_reorders_ms)
 {
 #ifdef NB_HAVE_ONEDNN
     dnnl_engine_t engine;
@@ -415,17 +417,49 @@ static double onednn_alone_ms(const nb_conv_shape *c, int repeats)
         dnnl_memory_create(&args[i].memory, dnnl_primitive_desc_query_md(prim_desc, query[i], 0),
                            engine, DNNL_MEMORY_ALLOCATE);
     }
-    double t[64];
+    /* plain twins of the three and the reorders between them: x, w in; y out */
+    dnnl_memory_desc_t plain[3];
+    dnnl_memory_desc_init_by_tag(&plain[0], 4, sd, dnnl_f32, dnnl_nchw);
+    dnnl_memory_desc_init_by_tag(&plain[1], 4, wd, dnnl_f32, dnnl_oihw);
+    dnnl_memory_desc_init_by_tag(&plain[2], 4, dd, dnnl_f32, dnnl_nchw);
+    dnnl_memory_t flat[3];
+    dnnl_primitive_t reorder[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++) {
+        dnnl_primitive_desc_t rd;
+        const dnnl_memory_desc_t *blocked = dnnl_primitive_desc_query_md(prim_desc, query[i], 0);
+        dnnl_memory_create(&flat[i], &plain[i], engine, DNNL_MEMORY_ALLOCATE);
+        if (i < 2 ? dnnl_reorder_primitive_desc_create(&rd, &plain[i], engine, blocked, engine, NULL)
+                  : dnnl_reorder_primitive_desc_create(&rd, blocked, engine, &plain[i], engine, NULL))
+            continue;
+        dnnl_primitive_create(&reorder[i], rd);
+        dnnl_primitive_desc_destroy(rd);
+    }
+    double t[64], tr[64];
     repeats = repeats < 1 ? 1 : repeats > 64 ? 64 : repeats;
     for (int r = -2; r < repeats; r++) {
         double t0 = cpu_now(CLOCK_THREAD_CPUTIME_ID);
         dnnl_primitive_execute(prim, stream, 3, args);
         dnnl_stream_wait(stream);
+        double t1 = cpu_now(CLOCK_THREAD_CPUTIME_ID);
+        for (int i = 0; i < 3; i++) {
+            dnnl_exec_arg_t io[2] = {{DNNL_ARG_FROM, i < 2 ? flat[i] : args[i].memory},
+                                     {DNNL_ARG_TO, i < 2 ? args[i].memory : flat[i]}};
+            if (i == 2)
+                dnnl_primitive_execute(prim, stream, 3, args);
+            if (reorder[i])
+                dnnl_primitive_execute(reorder[i], stream, 2, io);
+        }
+        dnnl_stream_wait(stream);
         if (r >= 0)
-            t[r] = (cpu_now(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e3;
+            t[r] = (t1 - t0) * 1e3, tr[r] = (cpu_now(CLOCK_THREAD_CPUTIME_ID) - t1) * 1e3;
     }
-    for (int i = 0; i < 3; i++)
+    *with_reorders_ms = median(tr, repeats);
+    for (int i = 0; i < 3; i++) {
+        if (reorder[i])
+            dnnl_primitive_destroy(reorder[i]);
+        dnnl_memory_destroy(flat[i]);
         dnnl_memory_destroy(args[i].memory);
+    }
     dnnl_primitive_destroy(prim);
     dnnl_primitive_desc_destroy(prim_desc);
     dnnl_stream_destroy(stream);
@@ -433,6 +467,7 @@ static double onednn_alone_ms(const nb_conv_shape *c, int repeats)
     return median(t, repeats);
 #else
     (void)c, (void)repeats;
+    *with_reorders_ms = 0.0;
     return 0.0;
 #endif
 }
@@ -468,7 +503,7 @@ static void run_kernels(const options *o, nb_gemm *gemm)
      * input needs no gradient) */
     double f1 = 2.0 * N * 32 * 9 * 784, f2 = 2.0 * N * 64 * 32 * 9 * 196;
     double conv2_gflops = f2 / (t[3].ms * 1e-3) * 1e-9;
-    double alone_ms = onednn_alone_ms(&b.c2, repeats);
+    double reordered_ms = 0.0, alone_ms = onednn_alone_ms(&b.c2, repeats, &reordered_ms);
     double roofline = alone_ms > 0.0 ? f2 / (alone_ms * 1e-3) * 1e-9 : 0.0;
     printf("{\"mode\": \"kernels\", \"batch\": %lld, ", (long long)N);
     print_common(o, gemm);
@@ -477,8 +512,9 @@ static void run_kernels(const options *o, nb_gemm *gemm)
         printf("%s\"%s\": %.4f", k ? ", " : "", t[k].name, t[k].ms);
     printf("}, \"sum_ms\": %.4f, \"conv_flops_per_step\": %.0f, \"conv2_fwd_gflops\": %.2f, "
            "\"roofline_layer\": \"conv2 fwd\", \"roofline_gflops_per_thread\": %.2f, "
+           "\"conv2_fwd_blocked_ms\": %.4f, \"conv2_fwd_blocked_with_reorders_ms\": %.4f, "
            "\"clock\": \"%s\", \"peak_rss_kb\": %ld}\n",
-           sum, 2 * f1 + 3 * f2, conv2_gflops, roofline, o->threads == 1 ? "thread cpu" : "wall",
+           sum, 2 * f1 + 3 * f2, conv2_gflops, roofline, alone_ms, reordered_ms, o->threads == 1 ? "thread cpu" : "wall",
            peak_rss_kb());
     float *all[] = {b.ws, b.x, b.y1, b.w1, b.dw1, b.w2, b.dw2, b.y2, b.q1, b.dq1, b.q2,
                     b.flat, b.gm, b.bt, b.mu, b.is, b.va, b.fw1, b.dfw1, b.h, b.fw2,

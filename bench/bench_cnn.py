@@ -224,6 +224,9 @@ def main():
           f"nabla's conv2 forward kernel {kernels['conv2_fwd_gflops']:.1f} GFLOP/s; nabla's "
           f"whole training step (1 thread, CPU time) reaches {achieved:.1f} GFLOP/s of "
           f"convolution = {achieved / roof:.0%} of the roofline")
+    print(f"conv2 forward: nabla {kernels['kernels_ms']['conv2 fwd']:.2f} ms, oneDNN blocked "
+          f"{kernels['conv2_fwd_blocked_ms']:.2f} ms, blocked with the reorders from and to "
+          f"NCHW {kernels['conv2_fwd_blocked_with_reorders_ms']:.2f} ms")
     print(f"\nprofile of one nabla training step at batch {kernels['batch']} (1 thread, each "
           f"kernel timed alone, {kernels['clock']} ms): sum {kernels['sum_ms']:.1f} ms")
     for name, ms in sorted(kernels["kernels_ms"].items(), key=lambda kv: -kv[1]):
