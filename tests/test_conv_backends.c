@@ -3,7 +3,8 @@
  * the bias gradient, writing and accumulating) run through the oneDNN implementation
  * (conv_onednn.c, chosen for contexts on the onednn backend) with 1 and 2 threads, against
  * the portable im2col implementation (chosen for contexts on the portable backend), on
- * strided, padded, dilated, grouped, 1×1, 'same'-with-even-kernel and one-sample shapes.
+ * strided, padded, dilated, grouped, 1×1, 'same'-with-even-kernel and one-sample shapes, and
+ * shapes wide enough for the forward's blocked layouts.
  * Without oneDNN built in, the comparison is skipped (exit 77). */
 #include "check.h"
 #include "backend/conv.h"
@@ -34,6 +35,8 @@ static const conv_case cases[] = {
     {"same even kernel", 3, 2, 7, 7, 3, 4, 4, 1, 1, 1, 1, 1},
     {"one sample 5x5", 1, 1, 12, 12, 8, 5, 5, 1, 2, 1, 1, 0},
     {"fashion-cnn conv2", 7, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 0},
+    /* ≥ 8 channels per group: oneDNN's forward runs on blocked layouts with reorders */
+    {"grouped wide strided dilated", 3, 16, 11, 11, 16, 3, 3, 2, 2, 2, 2, 0},
 };
 
 static unsigned long long state = 88172645463325252ull;
