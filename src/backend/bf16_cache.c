@@ -14,14 +14,7 @@
 
 void nb_bf16_prim_clear(prim *e)
 {
-    if (e->a)
-        dnnl_memory_destroy(e->a);
-    if (e->b)
-        dnnl_memory_destroy(e->b);
-    if (e->c)
-        dnnl_memory_destroy(e->c);
-    if (e->p)
-        dnnl_primitive_destroy(e->p);
+    nb_matmul_clear(&e->mm);
     memset(e, 0, sizeof *e);
 }
 
@@ -247,18 +240,12 @@ static int use_blocked(const nb_bf16_state *st, const nb_weights *W)
 static int preferred_layout(nb_bf16_state *st, int kind, const prim_key *k,
                             dnnl_memory_desc_t *md)
 {
-    dnnl_memory_desc_t a, b, c;
-    dnnl_matmul_desc_t desc;
+    nb_matmul_shape shape;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_dims_t b_dims = {k->K, k->N};
     (void)kind;
-    dnnl_status_t s = nb_bf16_product_mds(k, NULL, &a, &b, &c);
-    if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_tag(&b, 2, b_dims, dnnl_bf16, dnnl_format_tag_any);
-    if (s == dnnl_success)
-        s = dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c);
-    if (s == dnnl_success)
-        s = dnnl_primitive_desc_create(&pd, &desc, NULL, st->engine, NULL);
+    nb_bf16_matmul_shape(k, NULL, &shape);
+    shape.b_any = 1;
+    dnnl_status_t s = nb_matmul_pd(st->engine, &shape, &pd);
     if (s == dnnl_success)
         *md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     if (pd)

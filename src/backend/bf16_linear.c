@@ -54,57 +54,19 @@ static int key_equal(const prim_key *x, const prim_key *y)
            memcmp(&x->beta, &y->beta, sizeof x->beta) == 0;
 }
 
-/* The memory descriptors of a product: src op(A) M × K (dW reads dYb transposed), weights
- * K × N (`wmd` when given: a shadow's layout), dst M × N with row stride ldc. */
-dnnl_status_t nb_bf16_product_mds(const prim_key *k, const dnnl_memory_desc_t *wmd,
-                                 dnnl_memory_desc_t *a, dnnl_memory_desc_t *b,
-                                 dnnl_memory_desc_t *c)
+/* A product as oneDNN sees it: src op(A) M × K (dW reads dYb transposed), weights K × N
+ * (`wmd` when given: a shadow's layout; Y = X Wᵀ reads W [out, in] as in × out, strides
+ * (1, in)), dst M × N with row stride ldc; bf16 operands, beta through a sum post-op. */
+void nb_bf16_matmul_shape(const prim_key *k, const dnnl_memory_desc_t *wmd, nb_matmul_shape *s)
 {
-    dnnl_dims_t a_dims = {k->M, k->K}, b_dims = {k->K, k->N}, c_dims = {k->M, k->N};
-    dnnl_dims_t a_strides = {k->kind == KIND_DW ? 1 : k->lda, k->kind == KIND_DW ? k->lda : 1};
-    /* Y = X Wᵀ reads W [out, in] as in × out: strides (1, in) */
-    dnnl_dims_t b_strides = {k->kind == KIND_FWD ? 1 : k->ldb, k->kind == KIND_FWD ? k->ldb : 1};
-    dnnl_dims_t c_strides = {k->ldc, 1};
-    dnnl_status_t s = dnnl_memory_desc_init_by_strides(a, 2, a_dims, dnnl_bf16, a_strides);
-    if (s == dnnl_success && wmd)
-        *b = *wmd;
-    else if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_strides(b, 2, b_dims, dnnl_bf16, b_strides);
-    if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_strides(c, 2, c_dims, dnnl_f32, c_strides);
-    return s;
+    *s = (nb_matmul_shape){
+        .M = k->M, .N = k->N, .K = k->K,
+        .a_strides = {k->kind == KIND_DW ? 1 : k->lda, k->kind == KIND_DW ? k->lda : 1},
+        .b_strides = {k->kind == KIND_FWD ? 1 : k->ldb, k->kind == KIND_FWD ? k->ldb : 1},
+        .ldc = k->ldc, .type = dnnl_bf16, .b_md = wmd, .beta = k->beta,
+    };
 }
 
-static dnnl_status_t matmul_pd(nb_bf16_state *st, const prim_key *k,
-                               const dnnl_memory_desc_t *wmd, dnnl_primitive_desc_t *pd)
-{
-    dnnl_memory_desc_t a, b, c;
-    dnnl_matmul_desc_t desc;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t post_ops = NULL;
-    *pd = NULL;
-    dnnl_status_t s = nb_bf16_product_mds(k, wmd, &a, &b, &c);
-    if (s == dnnl_success)
-        s = dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c);
-    if (s == dnnl_success)
-        s = dnnl_primitive_attr_create(&attr);
-    if (s == dnnl_success && k->beta != 0.0f) { /* C ← beta·C + op(A)·op(B) */
-        s = dnnl_post_ops_create(&post_ops);
-        if (s == dnnl_success)
-            s = dnnl_post_ops_append_sum(post_ops, k->beta);
-        if (s == dnnl_success)
-            s = dnnl_primitive_attr_set_post_ops(attr, post_ops);
-    }
-    if (s == dnnl_success)
-        s = dnnl_primitive_desc_create(pd, &desc, attr, st->engine, NULL);
-    if (post_ops)
-        dnnl_post_ops_destroy(post_ops);
-    if (attr)
-        dnnl_primitive_attr_destroy(attr);
-    return s;
-}
-
-/* Appends name to the '+'-joined list in buf unless it is there. */
 /* Thread `thread`'s primitive for key (reading weights laid out as wmd), made on first use. */
 static prim *prim_get(nb_bf16_state *st, int thread, const prim_key *key,
                       const dnnl_memory_desc_t *wmd)
@@ -118,33 +80,15 @@ static prim *prim_get(nb_bf16_state *st, int thread, const prim_key *key,
     prim *e = &c->cache[c->count++];
     memset(e, 0, sizeof *e);
     e->key = *key;
-    dnnl_primitive_desc_t pd = NULL;
     const char *impl = NULL;
-    dnnl_status_t s = matmul_pd(st, key, wmd, &pd);
-    if (s == dnnl_success)
-        s = dnnl_primitive_create(&e->p, pd);
-    if (s == dnnl_success && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) ==
-                                 dnnl_success && impl)
-        nb_bf16_add_name(c->impl[key->kind], sizeof c->impl[key->kind], impl);
-    const dnnl_memory_desc_t *mds[3] = {
-        pd ? dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0) : NULL,
-        pd ? dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0) : NULL,
-        pd ? dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0) : NULL,
-    };
-    dnnl_memory_t *mems[3] = {&e->a, &e->b, &e->c};
-    for (int i = 0; i < 3 && s == dnnl_success; i++)
-        s = mds[i] ? dnnl_memory_create(mems[i], mds[i], st->engine, DNNL_MEMORY_NONE)
-                   : dnnl_invalid_arguments;
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    if (s != dnnl_success) {
-        nb_bf16_prim_clear(e);
+    nb_matmul_shape shape;
+    nb_bf16_matmul_shape(key, wmd, &shape);
+    if (nb_matmul_make(st->engine, &shape, NULL, &e->mm, &impl) != dnnl_success) {
         e->key = *key; /* remembered as declined */
         return e;
     }
-    e->args[0] = (dnnl_exec_arg_t){.arg = DNNL_ARG_SRC, .memory = e->a};
-    e->args[1] = (dnnl_exec_arg_t){.arg = DNNL_ARG_WEIGHTS, .memory = e->b};
-    e->args[2] = (dnnl_exec_arg_t){.arg = DNNL_ARG_DST, .memory = e->c};
+    if (impl)
+        nb_bf16_add_name(c->impl[key->kind], sizeof c->impl[key->kind], impl);
     return e;
 }
 
@@ -153,17 +97,17 @@ static int prim_run(nb_bf16_state *st, int thread, const prim_key *key,
                     const dnnl_memory_desc_t *wmd, const nb_bf16 *A, const void *B, float *C)
 {
     prim *e = prim_get(st, thread, key, wmd);
-    if (!e->p)
+    if (!e->mm.prim)
         return 0;
     nb_bf16_cap_threads(st);
     /* oneDNN takes non-const handles; it only reads A and B */
-    dnnl_status_t s = dnnl_memory_set_data_handle(e->a, (void *)A);
+    dnnl_status_t s = dnnl_memory_set_data_handle(e->mm.a, (void *)A);
     if (s == dnnl_success)
-        s = dnnl_memory_set_data_handle(e->b, (void *)B);
+        s = dnnl_memory_set_data_handle(e->mm.b, (void *)B);
     if (s == dnnl_success)
-        s = dnnl_memory_set_data_handle(e->c, C);
+        s = dnnl_memory_set_data_handle(e->mm.c, C);
     if (s == dnnl_success)
-        s = dnnl_primitive_execute(e->p, st->ctx[thread].stream, 3, e->args);
+        s = dnnl_primitive_execute(e->mm.prim, st->ctx[thread].stream, e->mm.nargs, e->mm.args);
     if (s == dnnl_success)
         dnnl_stream_wait(st->ctx[thread].stream);
     return s == dnnl_success;

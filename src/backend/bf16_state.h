@@ -7,6 +7,7 @@
 #include "backend/bf16.h"
 
 #ifdef NB_HAVE_ONEDNN
+#include "backend/onednn_matmul.h"
 #include "backend/openmp.h"
 
 #include <dnnl.h>
@@ -34,9 +35,7 @@ typedef struct prim_key {
 
 typedef struct prim {
     prim_key key;
-    dnnl_primitive_t p;  /* NULL: oneDNN declined the shape, run it in fp32 */
-    dnnl_memory_t a, b, c;
-    dnnl_exec_arg_t args[3];
+    nb_matmul mm; /* mm.prim NULL: oneDNN declined the shape, run it in fp32 */
 } prim;
 
 typedef struct thread_ctx {
@@ -123,9 +122,8 @@ void nb_bf16_prim_clear(prim *e);
 void nb_bf16_cache_flush(thread_ctx *c);
 
 /* bf16_linear.c */
-dnnl_status_t nb_bf16_product_mds(const prim_key *k, const dnnl_memory_desc_t *wmd,
-                                  dnnl_memory_desc_t *a, dnnl_memory_desc_t *b,
-                                  dnnl_memory_desc_t *c);
+/* The matmul of a product of key k's kind and shape (weights laid out as wmd when given). */
+void nb_bf16_matmul_shape(const prim_key *k, const dnnl_memory_desc_t *wmd, nb_matmul_shape *s);
 #endif
 
 #endif

@@ -43,6 +43,7 @@
 #ifdef NB_HAVE_ONEDNN
 
 #include "backend/backend.h"
+#include "backend/onednn_matmul.h"
 #include "backend/openmp.h"
 
 #include <dlfcn.h>
@@ -58,7 +59,6 @@
 enum {
     CACHE_SLOTS = 128,      /* a power of two */
     CACHE_MAX_ENTRIES = 96, /* flush beyond this load, so probes stay short */
-    MAX_ARGS = 4,           /* src, weights, dst, output scale */
 };
 
 typedef struct shape_key {
@@ -70,10 +70,7 @@ typedef struct shape_key {
 typedef struct entry {
     shape_key key;
     int used;
-    dnnl_primitive_t prim; /* NULL: not available for this shape, run the fallback */
-    dnnl_memory_t a, b, c, scale;
-    dnnl_exec_arg_t args[MAX_ARGS];
-    int nargs;
+    nb_matmul mm; /* mm.prim NULL: not available for this shape, run the fallback */
     float alpha; /* the buffer behind `scale`; entries never move while in use */
 } entry;
 
@@ -170,13 +167,7 @@ static uint32_t key_hash(const shape_key *k)
 
 static void entry_clear(entry *e)
 {
-    dnnl_memory_t *mems[] = {&e->a, &e->b, &e->c, &e->scale};
-    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++) {
-        if (*mems[i])
-            dnnl_memory_destroy(*mems[i]);
-    }
-    if (e->prim)
-        dnnl_primitive_destroy(e->prim);
+    nb_matmul_clear(&e->mm);
     memset(e, 0, sizeof *e);
 }
 
@@ -188,80 +179,25 @@ static void cache_flush(onednn *o)
     o->count = 0;
 }
 
-/* The matmul primitive for e->key, with its memory objects and arguments. On any failure the
- * entry is left without a primitive (and the fallback computes this shape). */
+/* The matmul primitive for e->key, with its memory objects and arguments (onednn_matmul.c).
+ * On any failure the entry is left without a primitive (and the fallback computes this
+ * shape). */
 static void entry_build(onednn *o, entry *e)
 {
     const shape_key *k = &e->key;
-    dnnl_memory_desc_t a_md, b_md, c_md, scale_md;
     /* logical dims are op(A): M × K, op(B): K × N, C: M × N; strides say how they are stored */
-    dnnl_dims_t a_dims = {k->M, k->K}, b_dims = {k->K, k->N}, c_dims = {k->M, k->N};
-    dnnl_dims_t a_strides = {k->transA ? 1 : k->lda, k->transA ? k->lda : 1};
-    dnnl_dims_t b_strides = {k->transB ? 1 : k->ldb, k->transB ? k->ldb : 1};
-    dnnl_dims_t c_strides = {k->ldc, 1};
-    dnnl_dims_t scale_dims = {1};
-    dnnl_matmul_desc_t desc;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t post_ops = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t s = dnnl_success;
-
-    s = dnnl_memory_desc_init_by_strides(&a_md, 2, a_dims, dnnl_f32, a_strides);
-    if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_strides(&b_md, 2, b_dims, dnnl_f32, b_strides);
-    if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_strides(&c_md, 2, c_dims, dnnl_f32, c_strides);
-    if (s == dnnl_success)
-        s = dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &c_md);
-    if (s == dnnl_success)
-        s = dnnl_primitive_attr_create(&attr);
-    if (s == dnnl_success && k->scaled) {
-        const float runtime_scale = DNNL_RUNTIME_F32_VAL;
-        s = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &runtime_scale);
-    }
-    if (s == dnnl_success && k->beta != 0.0f) {
-        s = dnnl_post_ops_create(&post_ops);
-        if (s == dnnl_success)
-            s = dnnl_post_ops_append_sum(post_ops, k->beta);
-        if (s == dnnl_success)
-            s = dnnl_primitive_attr_set_post_ops(attr, post_ops);
-    }
-    if (s == dnnl_success)
-        s = dnnl_primitive_desc_create(&pd, &desc, attr, o->engine, NULL);
-    if (s == dnnl_success)
-        s = dnnl_primitive_create(&e->prim, pd);
-    if (s == dnnl_success)
-        s = dnnl_memory_create(&e->a, &a_md, o->engine, DNNL_MEMORY_NONE);
-    if (s == dnnl_success)
-        s = dnnl_memory_create(&e->b, &b_md, o->engine, DNNL_MEMORY_NONE);
-    if (s == dnnl_success)
-        s = dnnl_memory_create(&e->c, &c_md, o->engine, DNNL_MEMORY_NONE);
-    if (s == dnnl_success && k->scaled) {
-        s = dnnl_memory_desc_init_by_tag(&scale_md, 1, scale_dims, dnnl_f32, dnnl_x);
-        if (s == dnnl_success)
-            s = dnnl_memory_create(&e->scale, &scale_md, o->engine, &e->alpha);
-    }
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    if (post_ops)
-        dnnl_post_ops_destroy(post_ops);
-    if (attr)
-        dnnl_primitive_attr_destroy(attr);
-
-    if (s != dnnl_success) {
+    nb_matmul_shape shape = {
+        .M = k->M, .N = k->N, .K = k->K,
+        .a_strides = {k->transA ? 1 : k->lda, k->transA ? k->lda : 1},
+        .b_strides = {k->transB ? 1 : k->ldb, k->transB ? k->ldb : 1},
+        .ldc = k->ldc, .type = dnnl_f32, .beta = k->beta, .scaled = k->scaled,
+    };
+    if (nb_matmul_make(o->engine, &shape, &e->alpha, &e->mm, NULL) != dnnl_success) {
         shape_key kept = e->key;
         entry_clear(e);
         e->key = kept;
         e->used = 1;
-        return;
     }
-    e->args[0] = (dnnl_exec_arg_t){.arg = DNNL_ARG_SRC, .memory = e->a};
-    e->args[1] = (dnnl_exec_arg_t){.arg = DNNL_ARG_WEIGHTS, .memory = e->b};
-    e->args[2] = (dnnl_exec_arg_t){.arg = DNNL_ARG_DST, .memory = e->c};
-    e->nargs = 3;
-    if (k->scaled)
-        e->args[e->nargs++] =
-            (dnnl_exec_arg_t){.arg = DNNL_ARG_ATTR_OUTPUT_SCALES, .memory = e->scale};
 }
 
 /* The entry for key, built on first use. */
@@ -362,17 +298,17 @@ void nb_gemm_onednn_run(void *ctx, int transA, int transB, int M, int N, int K, 
         .lda = lda, .ldb = ldb, .ldc = ldc, .scaled = alpha != 1.0f, .beta = beta,
     };
     entry *e = cache_get(o, &key);
-    if (e->prim) {
+    if (e->mm.prim) {
         e->alpha = alpha;
         /* oneDNN takes non-const handles; it only reads A and B */
-        dnnl_status_t s = dnnl_memory_set_data_handle(e->a, (void *)A);
+        dnnl_status_t s = dnnl_memory_set_data_handle(e->mm.a, (void *)A);
         if (s == dnnl_success)
-            s = dnnl_memory_set_data_handle(e->b, (void *)B);
+            s = dnnl_memory_set_data_handle(e->mm.b, (void *)B);
         if (s == dnnl_success)
-            s = dnnl_memory_set_data_handle(e->c, C);
+            s = dnnl_memory_set_data_handle(e->mm.c, C);
         /* a refused execution (checked before any output is written) leaves C intact */
         if (s == dnnl_success)
-            s = dnnl_primitive_execute(e->prim, o->stream, e->nargs, e->args);
+            s = dnnl_primitive_execute(e->mm.prim, o->stream, e->mm.nargs, e->mm.args);
         if (s == dnnl_success) {
             dnnl_stream_wait(o->stream); /* CPU streams execute synchronously; kept for form */
             return;
