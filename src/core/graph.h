@@ -164,6 +164,12 @@ static inline int64_t nb_node_elems(const nb_node *n, int64_t N)
     return (n->batched ? N : 1) * n->size;
 }
 
+/* Leaves (input, labels, parameter) hold given values: no forward, no backward. */
+static inline int nb_node_is_leaf(const nb_node *n)
+{
+    return n->def->role == NB_ROLE_LEAF;
+}
+
 static inline nb_node *nb_in(nb_graph *g, const nb_node *n, int i)
 {
     return &g->nodes[n->inputs[i]];
