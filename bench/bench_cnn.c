@@ -49,19 +49,6 @@ static void die(const char *what, const nb_error *err)
     exit(1);
 }
 
-/* Linux's VmHWM: the high-water mark of this process's resident memory. */
-static long peak_rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
 
 /* CPU seconds of this process (all threads) or of the calling thread: on a machine shared
  * with other work, wall time measures the load as much as the program; CPU time does not
@@ -73,11 +60,6 @@ static double cpu_now(clockid_t clock)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void parse(options *o, int argc, char **argv)
 {

@@ -48,30 +48,7 @@ typedef struct options {
 } options;
 
 
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
-/* Peak resident memory of this program: Linux's VmHWM (the high-water mark of this address
- * space). ru_maxrss is the fallback; on Linux it also counts the parent's memory at fork when
- * that was larger (exec carries it over), which would charge the driver's to us. */
-static long peak_rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    if (kb >= 0)
-        return kb;
-    struct rusage ru;
-    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
-}
 
 static void die(const char *what, const nb_error *err)
 {
