@@ -215,6 +215,16 @@ int nb_conv2d(nb_graph *g, const char *name, int x, int64_t out_channels,
         ints[CONV_PL] = tw / 2;
         ints[CONV_PR] = tw - tw / 2;
     }
+    /* The output's shape rule runs once before the parameters exist: a layer whose output
+     * cannot be built must not first allocate a weight of up to 2^32 floats. */
+    nb_node probe = {.op = NB_OP_CONV2D, .n_inputs = 1, .inputs = {x}};
+    snprintf(probe.name, sizeof probe.name, "%s", name);
+    memcpy(probe.ints, ints, sizeof ints);
+    nb_error probe_err;
+    if (nb_window_output(g, &probe, out_channels, &probe_err) != NB_OK) {
+        nb_error_set(&g->error, probe_err.code, "%s", probe_err.msg);
+        return -1;
+    }
     char wname[NB_NAME_MAX + 8], bname[NB_NAME_MAX + 8];
     snprintf(wname, sizeof wname, "%s.weight", name);
     snprintf(bname, sizeof bname, "%s.bias", name);
