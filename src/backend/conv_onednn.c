@@ -1,9 +1,10 @@
 /* The oneDNN image kernels (conv.h): 2-D convolution forward, backward-data and
  * backward-weights (+ bias) as oneDNN convolution primitives, fp32. The caller's tensors are
- * plain NCHW / OIHW (GOIHW when grouped). Backward runs on them directly; forward, with ≥ 8
- * channels per group in and out, runs in the blocked layouts oneDNN prefers, x and w
- * reordered in and y out by cached reorder primitives into buffers owned by the cache entry
- * (forward_pd_blocked has the measurement).
+ * plain NCHW / OIHW (GOIHW when grouped). With ≥ 8 channels per group in and out, all three
+ * run in the blocked layouts oneDNN prefers (nChw8c activations, OIhw8i8o-like weights on
+ * AVX2): the inputs reordered in and the output out by cached reorder primitives into
+ * buffers owned by the cache entry (prim_build has the measurements); with fewer, on the
+ * plain arrays directly.
  * Pooling and batch norm are left NULL: the portable loops serve them (oneDNN's max pooling
  * keeps its arg-max in a private workspace format, not conv.h's flat h·W + w indices).
  *
@@ -51,13 +52,16 @@ typedef struct prim {
     int used;
     dnnl_primitive_t p; /* NULL: oneDNN declined this shape */
     dnnl_memory_t mem[MAX_MEMS], scratch;
-    dnnl_exec_arg_t args[MAX_MEMS + 1];
+    dnnl_exec_arg_t args[MAX_MEMS + 1]; /* args[i] is mem[i] (then the scratchpad) */
     int nmem, nargs;
-    /* forward in the layouts oneDNN prefers: x and w reordered into `blocked` before, y out of
-     * it after (entries NULL where the primitive takes the plain layout) */
-    dnnl_primitive_t reorder[3];
-    dnnl_memory_t blocked[3];
-    dnnl_exec_arg_t reorder_args[3][2];
+    /* where the primitive takes another layout than the plain one of mem[i] (the blocked
+     * ones oneDNN prefers): a memory in that layout, the argument pointed at it, and the
+     * reorder between it and mem[i] — run before the primitive for an input, after it for an
+     * output (NULL where the plain layout is taken) */
+    dnnl_primitive_t reorder[MAX_MEMS];
+    dnnl_memory_t blocked[MAX_MEMS];
+    dnnl_exec_arg_t reorder_args[MAX_MEMS][2];
+    int output[MAX_MEMS];
 } prim;
 
 typedef struct thread_cache {
@@ -108,77 +112,95 @@ static dnnl_status_t geometry_init(const nb_conv_shape *s, geometry *g)
     return st;
 }
 
-/* The forward primitive descriptor: the primitive itself, or the hint a backward one needs. */
-static dnnl_status_t forward_pd_mds(dnnl_engine_t engine, const geometry *g, int bias,
-                                    const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wei,
-                                    const dnnl_memory_desc_t *dst,
-                                    const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd)
+/* The convolution's descriptor of kind `kind` on the activation and weight layouts src, wei,
+ * dst (plain, or "any": oneDNN's choice). */
+static dnnl_status_t conv_desc(int kind, const geometry *g, const dnnl_memory_desc_t *src,
+                               const dnnl_memory_desc_t *wei, const dnnl_memory_desc_t *dst,
+                               dnnl_convolution_desc_t *d)
 {
-    dnnl_convolution_desc_t d;
-    dnnl_status_t st = dnnl_dilated_convolution_forward_desc_init(
-        &d, dnnl_forward_training, dnnl_convolution_direct, src, wei, bias ? &g->bias : NULL,
-        dst, g->strides, g->dilates, g->pad_l, g->pad_r);
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(pd, &d, attr, engine, NULL);
-    return st;
+    int bias = kind == KIND_FWD_BIAS || kind == KIND_BWD_WEIGHTS_BIAS;
+    if (kind <= KIND_FWD_BIAS)
+        return dnnl_dilated_convolution_forward_desc_init(
+            d, dnnl_forward_training, dnnl_convolution_direct, src, wei, bias ? &g->bias : NULL,
+            dst, g->strides, g->dilates, g->pad_l, g->pad_r);
+    if (kind == KIND_BWD_DATA)
+        return dnnl_dilated_convolution_backward_data_desc_init(
+            d, dnnl_convolution_direct, src, wei, dst, g->strides, g->dilates, g->pad_l,
+            g->pad_r);
+    return dnnl_dilated_convolution_backward_weights_desc_init(
+        d, dnnl_convolution_direct, src, wei, bias ? &g->bias : NULL, dst, g->strides,
+        g->dilates, g->pad_l, g->pad_r);
 }
 
-static dnnl_status_t forward_pd(dnnl_engine_t engine, const geometry *g, int bias,
-                                const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd)
-{
-    return forward_pd_mds(engine, g, bias, &g->src, &g->wei, &g->dst, attr, pd);
-}
-
-/* The forward primitive on the layouts oneDNN prefers ("any"), when one of them is not the
- * plain one: on AVX2 blocked nChw8c activations and OIhw8i8o weights take the direct JIT
- * kernel instead of im2col + GEMM. Measured (bench_cnn kernels, conv2 of fashion-cnn at
- * batch 128, one thread): 17.3 ms plain, 11.7 ms blocked, 14.0 ms blocked with the reorders
- * of x, w and y. Backward stays plain (not measured yet). NULL pd: stay plain. */
-static dnnl_status_t forward_pd_blocked(dnnl_engine_t engine, const geometry *g, int bias,
-                                        const_dnnl_primitive_attr_t attr,
-                                        dnnl_primitive_desc_t *pd)
+/* The primitive descriptor of kind `kind`, plain (NCHW / OIHW) or on the layouts oneDNN
+ * prefers (`blocked`: format "any"). Backward ones get the forward one on the same layouts
+ * as their hint (oneDNN requires one). */
+static dnnl_status_t conv_pd(dnnl_engine_t engine, const geometry *g, int kind, int blocked,
+                             const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd)
 {
     dnnl_memory_desc_t any[3];
-    const dnnl_memory_desc_t *plain[3] = {&g->src, &g->wei, &g->dst};
+    const dnnl_memory_desc_t *plain[3] = {&g->src, &g->wei, &g->dst}, *md[3];
     dnnl_status_t st = dnnl_success;
-    for (int i = 0; i < 3 && st == dnnl_success; i++)
-        st = dnnl_memory_desc_init_by_tag(&any[i], plain[i]->ndims, plain[i]->dims, dnnl_f32,
-                                          dnnl_format_tag_any);
+    for (int i = 0; i < 3 && st == dnnl_success; i++) {
+        md[i] = plain[i];
+        if (blocked) {
+            st = dnnl_memory_desc_init_by_tag(&any[i], plain[i]->ndims, plain[i]->dims,
+                                              dnnl_f32, dnnl_format_tag_any);
+            md[i] = &any[i];
+        }
+    }
+    dnnl_primitive_desc_t hint = NULL;
+    dnnl_convolution_desc_t d;
     *pd = NULL;
+    if (st == dnnl_success && kind > KIND_FWD_BIAS) {
+        int fwd = kind == KIND_BWD_WEIGHTS_BIAS ? KIND_FWD_BIAS : KIND_FWD;
+        st = conv_desc(fwd, g, md[0], md[1], md[2], &d);
+        if (st == dnnl_success)
+            st = dnnl_primitive_desc_create(&hint, &d, NULL, engine, NULL);
+    }
     if (st == dnnl_success)
-        st = forward_pd_mds(engine, g, bias, &any[0], &any[1], &any[2], attr, pd);
-    if (st != dnnl_success) {
-        if (*pd)
-            dnnl_primitive_desc_destroy(*pd);
+        st = conv_desc(kind, g, md[0], md[1], md[2], &d);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(pd, &d, attr, engine, hint);
+    if (hint)
+        dnnl_primitive_desc_destroy(hint);
+    if (st != dnnl_success && *pd) {
+        dnnl_primitive_desc_destroy(*pd);
         *pd = NULL;
     }
     return st;
 }
 
-static const dnnl_query_t forward_queries[3] = {dnnl_query_src_md, dnnl_query_weights_md,
-                                                dnnl_query_dst_md};
+static int is_output(int arg)
+{
+    return arg == DNNL_ARG_DST || arg == DNNL_ARG_DIFF_SRC || arg == DNNL_ARG_DIFF_WEIGHTS ||
+           arg == DNNL_ARG_DIFF_BIAS;
+}
 
-/* For the forward primitive of pd: where its x, w or y layout is not plain, a blocked memory
- * and the reorder between it and the plain memory, and the primitive's argument pointed at
- * the blocked one. */
+/* For the primitive of pd: where the layout it takes for mem[i] is not mem[i]'s plain one, a
+ * memory in its layout, the reorder between the two (plain → blocked for an input, blocked →
+ * plain for an output), and the primitive's argument pointed at the blocked memory. */
 static dnnl_status_t add_reorders(prim *e, dnnl_engine_t engine, dnnl_primitive_desc_t pd)
 {
-    int plain_of[3] = {0, 1, e->nmem - 1}, arg_of[3] = {0, 1, e->nmem - 1};
-    for (int i = 0; i < 3; i++) {
-        const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, forward_queries[i], 0);
+    for (int i = 0; i < e->nmem; i++) {
+        int arg = e->args[i].arg;
+        const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md,
+                                                                      arg);
         const dnnl_memory_desc_t *have;
-        if (dnnl_memory_get_memory_desc(e->mem[plain_of[i]], &have) != dnnl_success || !want)
+        if (dnnl_memory_get_memory_desc(e->mem[i], &have) != dnnl_success || !want)
             return dnnl_runtime_error;
         if (dnnl_memory_desc_equal(want, have))
             continue;
+        e->output[i] = is_output(arg);
         dnnl_primitive_desc_t rd = NULL;
         dnnl_status_t st = dnnl_memory_create(&e->blocked[i], want, engine, DNNL_MEMORY_ALLOCATE);
         if (st != dnnl_success) {
             e->blocked[i] = NULL;
             return st;
         }
-        st = i < 2 ? dnnl_reorder_primitive_desc_create(&rd, have, engine, want, engine, NULL)
-                   : dnnl_reorder_primitive_desc_create(&rd, want, engine, have, engine, NULL);
+        st = e->output[i]
+                 ? dnnl_reorder_primitive_desc_create(&rd, want, engine, have, engine, NULL)
+                 : dnnl_reorder_primitive_desc_create(&rd, have, engine, want, engine, NULL);
         if (st == dnnl_success)
             st = dnnl_primitive_create(&e->reorder[i], rd);
         if (rd)
@@ -187,41 +209,19 @@ static dnnl_status_t add_reorders(prim *e, dnnl_engine_t engine, dnnl_primitive_
             e->reorder[i] = NULL;
             return st;
         }
-        dnnl_memory_t plain = e->mem[plain_of[i]];
-        e->reorder_args[i][0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, i < 2 ? plain : e->blocked[i]};
-        e->reorder_args[i][1] = (dnnl_exec_arg_t){DNNL_ARG_TO, i < 2 ? e->blocked[i] : plain};
-        e->args[arg_of[i]].memory = e->blocked[i];
+        dnnl_memory_t plain = e->mem[i], blocked = e->blocked[i];
+        e->reorder_args[i][0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, e->output[i] ? blocked : plain};
+        e->reorder_args[i][1] = (dnnl_exec_arg_t){DNNL_ARG_TO, e->output[i] ? plain : blocked};
+        e->args[i].memory = blocked;
     }
     return dnnl_success;
-}
-
-static dnnl_status_t backward_pd(dnnl_engine_t engine, const geometry *g, int kind,
-                                 const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd)
-{
-    dnnl_primitive_desc_t hint = NULL;
-    dnnl_convolution_desc_t d;
-    int bias = kind == KIND_BWD_WEIGHTS_BIAS;
-    dnnl_status_t st = forward_pd(engine, g, bias, NULL, &hint);
-    if (st == dnnl_success && kind == KIND_BWD_DATA)
-        st = dnnl_dilated_convolution_backward_data_desc_init(
-            &d, dnnl_convolution_direct, &g->src, &g->wei, &g->dst, g->strides, g->dilates,
-            g->pad_l, g->pad_r);
-    else if (st == dnnl_success)
-        st = dnnl_dilated_convolution_backward_weights_desc_init(
-            &d, dnnl_convolution_direct, &g->src, &g->wei, bias ? &g->bias : NULL, &g->dst,
-            g->strides, g->dilates, g->pad_l, g->pad_r);
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(pd, &d, attr, engine, hint);
-    if (hint)
-        dnnl_primitive_desc_destroy(hint);
-    return st;
 }
 
 /* ---- the per-thread cache ----------------------------------------------------------------- */
 
 static void prim_clear(prim *e)
 {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < MAX_MEMS; i++) {
         if (e->reorder[i])
             dnnl_primitive_destroy(e->reorder[i]);
         if (e->blocked[i])
@@ -260,14 +260,17 @@ static void prim_build(dnnl_engine_t engine, prim *e)
         st = dnnl_primitive_attr_create(&attr);
     if (st == dnnl_success)
         st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    /* few channels per group (a first layer on grey images): the reorder of y costs more
-     * than the blocked kernel saves (conv1 of fashion-cnn: 3.9 ms plain, 5.3–5.6 blocked) */
+    /* Blocked layouts take oneDNN's direct JIT kernels instead of im2col + GEMM (plain
+     * NCHW). Measured (bench_cnn kernels, conv2 of fashion-cnn at batch 128, one thread, the
+     * reorders included): forward 17.3 → 14.0 ms, backward data 18.6–33 → 13.3–15 ms,
+     * backward weights 17.2–26 → 16.7–17 ms (a loaded machine: ranges over runs). Few
+     * channels per group (a first layer on grey images): the reorder of y costs more than the
+     * blocked kernel saves (conv1 of fashion-cnn: 3.9 ms plain, 5.3–5.6 blocked). */
     int blocked = k->s.C / k->s.groups >= 8 && k->s.K / k->s.groups >= 8;
-    if (st == dnnl_success && k->kind <= KIND_FWD_BIAS && blocked)
-        forward_pd_blocked(engine, &g, k->kind == KIND_FWD_BIAS, attr, &pd);
+    if (st == dnnl_success && blocked)
+        conv_pd(engine, &g, k->kind, 1, attr, &pd);
     if (st == dnnl_success && !pd)
-        st = k->kind <= KIND_FWD_BIAS ? forward_pd(engine, &g, k->kind == KIND_FWD_BIAS, attr, &pd)
-                                      : backward_pd(engine, &g, k->kind, attr, &pd);
+        st = conv_pd(engine, &g, k->kind, 0, attr, &pd);
     if (st == dnnl_success)
         st = dnnl_primitive_create(&e->p, pd);
     if (st == dnnl_success) {
@@ -281,8 +284,6 @@ static void prim_build(dnnl_engine_t engine, prim *e)
                 st = add_mem(e, engine, DNNL_ARG_BIAS, &g.bias);
             if (st == dnnl_success)
                 st = add_mem(e, engine, DNNL_ARG_DST, &g.dst);
-            if (st == dnnl_success)
-                st = add_reorders(e, engine, pd);
             break;
         case KIND_BWD_DATA:
             st = add_mem(e, engine, DNNL_ARG_DIFF_DST, &g.dst);
@@ -300,6 +301,8 @@ static void prim_build(dnnl_engine_t engine, prim *e)
             if (st == dnnl_success && k->kind == KIND_BWD_WEIGHTS_BIAS)
                 st = add_mem(e, engine, DNNL_ARG_DIFF_BIAS, &g.bias);
         }
+        if (st == dnnl_success)
+            st = add_reorders(e, engine, pd);
     }
     const dnnl_memory_desc_t *scratch_md =
         st == dnnl_success ? dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) : NULL;
@@ -417,14 +420,16 @@ static int run_block(job *j, int thread, int64_t n0, int64_t n1, int task)
     dnnl_status_t st = dnnl_success;
     for (int i = 0; i < e->nmem && st == dnnl_success; i++)
         st = dnnl_memory_set_data_handle(e->mem[i], ptr[i]);
-    for (int i = 0; i < 2 && st == dnnl_success; i++)
-        if (e->reorder[i])
+    for (int i = 0; i < e->nmem && st == dnnl_success; i++)
+        if (e->reorder[i] && !e->output[i])
             st = dnnl_primitive_execute(e->reorder[i], (dnnl_stream_t)stream, 2,
                                         e->reorder_args[i]);
     if (st == dnnl_success)
         st = dnnl_primitive_execute(e->p, (dnnl_stream_t)stream, e->nargs, e->args);
-    if (st == dnnl_success && e->reorder[2])
-        st = dnnl_primitive_execute(e->reorder[2], (dnnl_stream_t)stream, 2, e->reorder_args[2]);
+    for (int i = 0; i < e->nmem && st == dnnl_success; i++)
+        if (e->reorder[i] && e->output[i])
+            st = dnnl_primitive_execute(e->reorder[i], (dnnl_stream_t)stream, 2,
+                                        e->reorder_args[i]);
     if (st == dnnl_success)
         st = dnnl_stream_wait((dnnl_stream_t)stream);
     return st == dnnl_success;
