@@ -64,6 +64,12 @@ nb_status cli_outputs_claim(cli_outputs *out, const char *const *paths, const ch
                             int n, const char *const *inputs, int n_inputs, nb_error *err);
 void cli_outputs_release(cli_outputs *out);
 
+/* --log PATH of nabla train (cli/train_log.c), open for appending epoch rows: a fresh log
+ * (resume_epoch < 0), or after --resume the log cut back to its rows of epochs
+ * 1..resume_epoch; either replaces PATH atomically. NULL with err set on failure (PATH then
+ * as it was). */
+FILE *train_log_open(const char *path, int resume_epoch, nb_error *err);
+
 /* Reads a model argument: an MLP shorthand, or a description file. *text is malloc'd. */
 nb_status cli_read_model_text(const char *arg, char **text, nb_error *err);
 /* Whether path names a safetensors file (by extension). */

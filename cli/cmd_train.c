@@ -63,7 +63,8 @@ static void help(void)
            "  --early-stop N       stop after N epochs in a row without a better validation\n"
            "                       metric (patience); --keep and --early-stop need --val or\n"
            "                       --val-split, and carry over --resume\n"
-           "  --log FILE           per-epoch CSV log\n"
+           "  --log FILE           per-epoch CSV log, started afresh (replacing FILE); with\n"
+           "                       --resume, its rows up to the checkpoint's epoch are kept\n"
            "  --plot FILE.png      training curves: loss and accuracy per epoch, training vs\n"
            "                       validation, and the --test result; after --resume, the\n"
            "                       earlier epochs come from the --log file\n"
@@ -627,20 +628,8 @@ int cmd_train(int argc, char **argv)
             goto done;
         nb_dist_fork_rng(dist, nb_graph_rng(nb_model_graph(m))); /* Dropout: own masks */
     }
-    if (log_path) {
-        int exists = resume && access(log_path, F_OK) == 0;
-        if (!(r.log = fopen(log_path, resume ? "a" : "w"))) {
-            nb_error_set(&err, NB_EIO, "%s: %s", log_path, strerror(errno));
-            goto done;
-        }
-        errno = 0;
-        if (!exists && fputs("epoch,step,lr,train_loss,train_accuracy,val_loss,val_accuracy,"
-                             "seconds,samples_per_second\n", r.log) == EOF) {
-            nb_error_set(&err, NB_EIO, "%s: writing the header failed: %s", log_path,
-                         errno ? strerror(errno) : "write error");
-            goto done;
-        }
-    }
+    if (log_path && !(r.log = train_log_open(log_path, resume ? nb_trainer_epoch(t) : -1, &err)))
+        goto done;
     if (dist) {
         int first;
         if (nb_dist_agree(dist, 0, &first)) { /* another rank failed to set up: it reports */

@@ -90,6 +90,35 @@ EOF
 done
 ok "resuming after 5 of 12 epochs is bit-identical (sgd; adam with dropout; adamw, step schedule, stratified)"
 
+# ---- the --log file: a new run starts it afresh, --resume cuts it back to the checkpoint -----
+L=(2-16-3 --data $D --threads 1 -q)
+run train "${L[@]}" --epochs 4 -o lref.safetensors --log lref.csv
+run train "${L[@]}" --epochs 4 -o lnew.safetensors --log lnew.csv
+run train "${L[@]}" --epochs 4 -o lnew.safetensors --log lnew.csv  # again: replaces, not appends
+cmp -s <(cut -d, -f1-5 lref.csv) <(cut -d, -f1-5 lnew.csv) ||
+    fail "a new run over an old log: one header and epochs 1-4 (the old rows gone)" "$(cat lnew.csv)"
+# a log ahead of its checkpoint (a run killed between logging epoch 3 and checkpointing it, or
+# resumed from an older checkpoint), ending in a row cut short: --resume keeps epochs 1-2 only
+run train "${L[@]}" --epochs 2 -o lres.safetensors --log lres.csv
+cp lres.safetensors.ckpt epoch2.ckpt
+run train "${L[@]}" --epochs 3 -o lres.safetensors --log lres.csv --resume
+cp epoch2.ckpt lres.safetensors.ckpt
+printf '4,40,0.1' >> lres.csv
+run train "${L[@]}" --epochs 4 -o lres.safetensors --log lres.csv --resume
+cmp -s <(cut -d, -f1-5 lref.csv) <(cut -d, -f1-5 lres.csv) ||
+    fail "--resume from epoch 2 with a log of epochs 1-3 and a cut row: epochs 1-4 once each" \
+        "$(diff <(cut -d, -f1-5 lref.csv) <(cut -d, -f1-5 lres.csv))"
+# a file that is not a training log is refused, not overwritten
+printf 'a,b\n1,2\n' > notlog.csv
+cp notlog.csv notlog.before
+cp epoch2.ckpt lres.safetensors.ckpt
+rc=0
+"$NABLA" train "${L[@]}" --epochs 4 -o lres.safetensors --log notlog.csv --resume 2>err.txt || rc=$?
+[ "$rc" -eq 1 ] && grep -q -- '--log notlog\.csv: not a training log' err.txt ||
+    fail "--resume with --log naming another CSV: exit 1, naming it" "exit $rc: $(cat err.txt)"
+cmp -s notlog.csv notlog.before || fail "the CSV that is not a log left as it was"
+ok "--log: a new run replaces the old log; --resume drops rows past the checkpoint (and a cut row); another CSV refused"
+
 # resuming refuses a checkpoint that does not fit, naming it
 expect_error() {  # what, then the command; exit 1 or 2, the message matches $PATTERN
     local what=$1 rc=0; shift
