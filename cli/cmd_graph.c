@@ -20,7 +20,9 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -366,7 +368,10 @@ static nb_status backward_dot(FILE *f, nb_model *m, const char *model, nb_error 
 
 /* ---- rendering with Graphviz --------------------------------------------------------------- */
 
-/* Runs `dot -T<format> -o out` with the DOT text on its standard input. */
+/* Runs `dot -T<format>` with the DOT text on its standard input and its standard output
+ * written to OUT atomically (nb_atomic_*): the picture replaces OUT only once dot has
+ * finished successfully, so a failure of dot (or of the write) leaves the previous file.
+ * dot's input and output go through poll, so neither pipe can fill while the other waits. */
 static nb_status render(const char *text, size_t size, const char *format, const char *out,
                         nb_error *err)
 {
@@ -374,49 +379,109 @@ static nb_status render(const char *text, size_t size, const char *format, const
         return nb_error_set(err, NB_ENOTSUP, "Graphviz is not installed ('dot' is not on PATH): "
                             "install it (apt-get install graphviz) to render --%s, or write the "
                             "DOT text with -o FILE.dot and render it elsewhere", format);
-    int fd[2];
-    if (pipe(fd) != 0)
-        return nb_error_set(err, NB_EIO, "pipe: %s", strerror(errno));
+    nb_atomic_file *af = nb_atomic_open(out, err);
+    if (!af)
+        return err->code;
+    int in[2], from[2];
+    if (pipe(in) != 0) {
+        nb_atomic_abort(af);
+        return nb_error_set(err, NB_EIO, "cannot start dot: %s", strerror(errno));
+    }
+    if (pipe(from) != 0) {
+        int e = errno;
+        close(in[0]);
+        close(in[1]);
+        nb_atomic_abort(af);
+        return nb_error_set(err, NB_EIO, "cannot start dot: %s", strerror(e));
+    }
     char type[16];
     snprintf(type, sizeof type, "-T%s", format);
-    char *argv[] = {"dot", type, "-o", (char *)out, NULL};
+    char *argv[] = {"dot", type, NULL};
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fd[0], 0);
-    posix_spawn_file_actions_addclose(&actions, fd[0]);
-    posix_spawn_file_actions_addclose(&actions, fd[1]);
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, from[1], 1);
+    posix_spawn_file_actions_addclose(&actions, in[0]);
+    posix_spawn_file_actions_addclose(&actions, in[1]);
+    posix_spawn_file_actions_addclose(&actions, from[0]);
+    posix_spawn_file_actions_addclose(&actions, from[1]);
     pid_t pid;
     int rc = posix_spawnp(&pid, "dot", &actions, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&actions);
-    close(fd[0]);
+    close(in[0]);
+    close(from[1]);
     if (rc != 0) {
-        close(fd[1]);
+        close(in[1]);
+        close(from[0]);
+        nb_atomic_abort(af);
         return nb_error_set(err, NB_EIO, "cannot run dot: %s", strerror(rc));
     }
     /* dot may exit early on an error of its own: a closed pipe is then no reason to die */
     void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-    size_t done = 0;
-    while (done < size) {
-        ssize_t n = write(fd[1], text + done, size - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        done += (size_t)n;
+    fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
+    size_t done = 0, got = 0;
+    nb_status s = NB_OK;
+    int to_dot = in[1], from_dot = from[0];
+    if (size == 0) {
+        close(to_dot);
+        to_dot = -1;
     }
-    close(fd[1]);
+    while (from_dot >= 0) {
+        struct pollfd p[2] = {{.fd = from_dot, .events = POLLIN}, {.fd = to_dot, .events = POLLOUT}};
+        if (poll(p, to_dot >= 0 ? 2 : 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            s = nb_error_set(err, NB_EIO, "%s: waiting for dot: %s", out, strerror(errno));
+            break;
+        }
+        if (to_dot >= 0 && p[1].revents) {
+            ssize_t n = write(to_dot, text + done, size - done);
+            if (n > 0)
+                done += (size_t)n;
+            if ((n < 0 && errno != EINTR && errno != EAGAIN) || done == size) {
+                close(to_dot); /* written, or dot stopped reading (its status says why) */
+                to_dot = -1;
+            }
+        }
+        if (p[0].revents) {
+            char buf[65536];
+            ssize_t n = read(from_dot, buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                close(from_dot);
+                from_dot = -1;
+            } else if ((s = nb_atomic_write(af, buf, (size_t)n, err)) != NB_OK) {
+                break;
+            } else {
+                got += (size_t)n;
+            }
+        }
+    }
+    if (to_dot >= 0)
+        close(to_dot);
+    if (from_dot >= 0)
+        close(from_dot);
+    int status = 0;
+    pid_t reaped;
+    while ((reaped = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
     signal(SIGPIPE, old);
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return nb_error_set(err, NB_EIO, "waiting for dot: %s", strerror(errno));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return nb_error_set(err, NB_EIO, "dot -T%s -o %s failed (%s %d)", format, out,
-                            WIFEXITED(status) ? "exit status" : "signal",
-                            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    if (done < size)
-        return nb_error_set(err, NB_EIO, "dot stopped reading its input");
-    return NB_OK;
+    if (s == NB_OK && reaped != pid)
+        s = nb_error_set(err, NB_EIO, "%s: waiting for dot: %s", out, strerror(errno));
+    else if (s == NB_OK && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+        s = nb_error_set(err, NB_EIO, "%s: dot -T%s failed (%s %d; its message above); the "
+                         "previous file, if any, is unchanged", out, format,
+                         WIFEXITED(status) ? "exit status" : "signal",
+                         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    if (s == NB_OK && (done < size || got == 0))
+        s = nb_error_set(err, NB_EIO, "%s: dot %s; the previous file, if any, is unchanged",
+                         out, done < size ? "stopped reading its input" : "wrote nothing");
+    if (s != NB_OK) {
+        nb_atomic_abort(af);
+        return s;
+    }
+    return nb_atomic_commit(af, err);
 }
 
 int cmd_graph(int argc, char **argv)

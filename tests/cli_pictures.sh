@@ -136,6 +136,26 @@ PATH=$tmp/nodot "$NABLA" graph "$RES" --png x.png -o kept.dot >out.txt 2>err.txt
     fail "without dot: exit 1 saying Graphviz is not installed" "exit $rc: $(cat err.txt)"
 cmp -s kept.dot forward.dot || fail "without dot: -o still writes the DOT"
 ok "graph without Graphviz: a clear error, the DOT still written with -o"
+# a dot that fails half-way (exit status 3, or killed by a signal) after writing part of the
+# picture: exit 1 naming the file and dot's status, the previous picture kept, no temporary file
+mkdir -p baddot killdot
+printf '%s\n' '#!/bin/sh' 'cat >/dev/null' 'printf "\211PNG\r\n\032\npartial"' \
+    'echo "Error: <stdin>: syntax error in line 1" >&2' 'exit 3' > baddot/dot
+printf '%s\n' '#!/bin/sh' 'head -c 10 >/dev/null' 'printf "\211PNG\r\n\032\npartial"' \
+    'kill -SEGV $$' > killdot/dot
+chmod +x baddot/dot killdot/dot
+printf 'the previous picture\n' > prev.png
+cp prev.png prev.before
+for d in baddot:'exit status 3' killdot:'signal 11'; do
+    rc=0
+    PATH=$tmp/${d%%:*}:$PATH "$NABLA" graph "$RES" --png prev.png >out.txt 2>err.txt || rc=$?
+    [ "$rc" -eq 1 ] && grep -qF "prev.png: dot -Tpng failed (${d#*:}" err.txt &&
+        grep -q 'previous file, if any, is unchanged' err.txt ||
+        fail "graph --png, ${d%%:*}: exit 1 naming the file and dot's ${d#*:}" "exit $rc: $(cat err.txt)"
+    cmp -s prev.png prev.before || fail "graph --png, ${d%%:*}: the previous picture kept" "$(od -c prev.png | head -3)"
+    ! ls | grep -q 'prev\.png\.tmp\.' || fail "graph --png, ${d%%:*}: no temporary file left" "$(ls)"
+done
+ok "graph --png: a dot that fails or dies half-way leaves the previous picture and says so"
 
 # ---- cairo or not ----------------------------------------------------------------------------
 printf 'x,y\n0,1\n1,3\n2,2\n' >tiny.csv
