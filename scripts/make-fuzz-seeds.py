@@ -16,7 +16,8 @@ loaders accept and mutates its way into every check:
                the CSV text
   safetensors  files written by hand: an 8-byte little-endian header size, the JSON header
                padded with spaces to a multiple of 8, the little-endian F32 data
-  describe     examples/*.nb, MLP shorthands and descriptions using every module
+  describe     examples/*.nb, MLP shorthands and descriptions using every module, small
+               CNNs (conv2d with each window option, poolings, batch_norm) that run
   model        nabla model files (safetensors with nabla.description, nabla.norm,
                nabla.classes); with --nabla, also one trained by the CLI
   checkpoint   checkpoints of the model "2-8-3" trained with SGD and momentum, the trainer
@@ -208,6 +209,48 @@ t = input(1)
 h = linear(x, 1)
 w = param(1)
 loss = mse(h, t, reduction=sum)
+""")
+    # The convolutional ops, small enough that the harness runs forward and backward (the
+    # full examples/fashion-cnn.nb is over its activation limit, so it is only parsed): the
+    # CNN example scaled down, and each window option in turn.
+    write("describe", "cnn-small", """# examples/fashion-cnn.nb at 1x8x8
+x     = input(1, 8, 8)
+conv1 = conv2d(x, 4, 3, padding=1, bias=false)
+bn1   = batch_norm(conv1)
+relu1 = relu(bn1)
+pool1 = max_pool2d(relu1, 2)
+conv2 = conv2d(pool1, 8, 3, padding=1, bias=false)
+bn2   = batch_norm(conv2)
+relu2 = relu(bn2)
+pool2 = max_pool2d(relu2, 2)
+flat  = flatten(pool2)
+fc1   = linear(flat, 16)
+relu3 = relu(fc1)
+drop  = dropout(relu3, 0.3)
+fc2   = linear(drop, 10)
+""")
+    write("describe", "cnn-options", """x = input(4, 9, 7)
+a = conv2d(x, 6, 3x2, stride=2x1, padding=1x0, dilation=2x1, groups=2)
+b = batch_norm(a, momentum=0.5, eps=1e-3)
+c = avg_pool2d(b, 2, stride=1, padding=1, count_include_pad=false)
+d = max_pool2d(c, 3x2, stride=2, padding=1x1)
+e = conv2d(d, 4, 1, padding=same, bias=true)
+f = conv2d(e, 4, 3, padding=valid, groups=4)
+g = global_avg_pool(f)
+h = flatten(g)
+o = linear(h, 3)
+output o
+""")
+    write("describe", "cnn-pools", """x = input(2, 6, 6)
+s = conv2d(x, 2, 5, padding=same, dilation=2)
+p = avg_pool2d(s, 3, padding=1)
+q = max_pool2d(p, 2x1, stride=1x2)
+g = global_avg_pool(q)
+r = reshape(g, 2)
+t = tanh(r)
+y = labels()
+l = cross_entropy(t, y)
+output t
 """)
     write("describe", "reductions", """x = input(4)
 s = sum(x)
