@@ -45,10 +45,8 @@ typedef struct options {
 
 static void die(const char *what, const nb_error *err)
 {
-    fprintf(stderr, "bench_cnn: %s: %s\n", what, err ? err->msg : "failed");
-    exit(1);
+    bench_fail("bench_cnn", what, err);
 }
-
 
 /* CPU seconds of this process (all threads) or of the calling thread: on a machine shared
  * with other work, wall time measures the load as much as the program; CPU time does not
@@ -60,20 +58,14 @@ static double cpu_now(clockid_t clock)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-
 static void parse(options *o, int argc, char **argv)
 {
     *o = (options){.data = "/usr/share/datasets/fashion-mnist",
                    .model = "examples/fashion-cnn.nb", .steps = 40, .seed = 1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (a[0] != '-') {
-            o->mode = a;
-            continue;
-        }
+    const char *a, *v;
+    for (int i = 1; (a = bench_next_option(argc, argv, &i, &o->mode, &v));) {
         if (!v)
             die(a, NULL);
-        i++;
         if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--gemm")) o->gemm = v;
@@ -91,12 +83,7 @@ static void parse(options *o, int argc, char **argv)
 
 static void load(const options *o, const char *split, nb_dataset *ds)
 {
-    char images[1024], labels[1024];
-    nb_error err = {0};
-    snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", o->data, split);
-    snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", o->data, split);
-    if (nb_idx_load(ds, images, labels, &err))
-        die(images, &err);
+    bench_load_split("bench_cnn", o->data, split, ds);
 }
 
 static char *read_text(const char *path)
@@ -121,13 +108,7 @@ static nb_model *make_model(const options *o, nb_gemm *gemm, const nb_dataset *t
     free(desc);
     if (!m)
         die(o->model, &err);
-    nb_rng rng;
-    nb_rng_seed(&rng, o->seed);
-    nb_graph_init_params(nb_model_graph(m), NB_INIT_TORCH, &rng);
-    nb_norm norm;
-    if (nb_norm_fit(&norm, train, NB_NORM_GLOBAL, 1e-5f, &err))
-        die("normalisation", &err);
-    nb_model_set_norm(m, &norm);
+    bench_init_like_torch("bench_cnn", m, o->seed, train);
     return m;
 }
 
@@ -145,12 +126,8 @@ static void run_prepare(const options *o, nb_gemm *gemm)
     load(o, "train", &train);
     nb_model *m = make_model(o, gemm, &train);
     nb_graph *g = nb_model_graph(m);
-    if (o->init_out) {
-        FILE *f = fopen(o->init_out, "wb");
-        size_t n = nb_graph_param_floats(g);
-        if (!f || fwrite(nb_graph_params(g), sizeof(float), n, f) != n || fclose(f))
-            die(o->init_out, NULL);
-    }
+    if (o->init_out)
+        bench_write_params("bench_cnn", o->init_out, g);
     int64_t batch = o->batch ? o->batch : 128, idx[4096];
     if (batch > 4096)
         batch = 4096;

@@ -47,13 +47,9 @@ typedef struct options {
     float lr, momentum;
 } options;
 
-
-
-
 static void die(const char *what, const nb_error *err)
 {
-    fprintf(stderr, "bench_mlp: %s: %s\n", what, err ? err->msg : "failed");
-    exit(1);
+    bench_fail("bench_mlp", what, err);
 }
 
 static void usage(void)
@@ -71,15 +67,10 @@ static void parse(options *o, int argc, char **argv)
     *o = (options){.data = "/usr/share/datasets/fashion-mnist", .hidden = {256, 128},
                    .n_hidden = 2, .batch = 0, .epochs = 3, .threads = 0, .seed = 1,
                    .lr = 0.1f, .momentum = 0.9f, .repeats = 0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (a[0] != '-') {
-            o->mode = a;
-            continue;
-        }
+    const char *a, *v;
+    for (int i = 1; (a = bench_next_option(argc, argv, &i, &o->mode, &v));) {
         if (!v)
             usage();
-        i++;
         if (!strcmp(a, "--data"))
             o->data = v;
         else if (!strcmp(a, "--gemm"))
@@ -128,12 +119,7 @@ static void shorthand(const options *o, char *buf, size_t size)
 
 static void load(const options *o, const char *split, nb_dataset *ds)
 {
-    char images[1024], labels[1024];
-    nb_error err = {0};
-    snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", o->data, split);
-    snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", o->data, split);
-    if (nb_idx_load(ds, images, labels, &err))
-        die(images, &err);
+    bench_load_split("bench_mlp", o->data, split, ds);
 }
 
 /* The model with its parameters drawn as PyTorch's Linear does, from the run's seed. */
@@ -145,13 +131,7 @@ static nb_model *make_model(const options *o, nb_gemm *gemm, const nb_dataset *t
     nb_model *m = nb_model_new(desc, "bench", o->seed, gemm, &err);
     if (!m)
         die("model", &err);
-    nb_rng rng;
-    nb_rng_seed(&rng, o->seed);
-    nb_graph_init_params(nb_model_graph(m), NB_INIT_TORCH, &rng);
-    nb_norm norm;
-    if (nb_norm_fit(&norm, train, NB_NORM_GLOBAL, 1e-5f, &err))
-        die("normalisation", &err);
-    nb_model_set_norm(m, &norm);
+    bench_init_like_torch("bench_mlp", m, o->seed, train);
     if (o->precision && strcmp(o->precision, "fp32") != 0) {
         if (strcmp(o->precision, "bf16") != 0) {
             fprintf(stderr, "bench_mlp: --precision: expected fp32 or bf16\n");
@@ -406,12 +386,8 @@ static void run_prepare(const options *o, nb_gemm *gemm)
         train.count = o->samples;
     nb_model *m = make_model(o, gemm, &train);
     nb_graph *g = nb_model_graph(m);
-    if (o->init_out) {
-        FILE *f = fopen(o->init_out, "wb");
-        size_t n = nb_graph_param_floats(g);
-        if (!f || fwrite(nb_graph_params(g), sizeof(float), n, f) != n || fclose(f))
-            die(o->init_out, NULL);
-    }
+    if (o->init_out)
+        bench_write_params("bench_mlp", o->init_out, g);
     if (o->order_out) {
         /* the trainer's draws: its generator seeded with cfg.seed, one order per epoch */
         nb_train_config cfg;

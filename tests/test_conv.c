@@ -4,75 +4,22 @@
  * evaluation), a deliberately wrong convolution backward caught, batch norm's running
  * statistics, and shapes that must be refused. */
 #include "check.h"
-#include "core/graph.h"
-#include "nabla.h"
+#include "gradcheck_util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TOL 1e-2
-
-static void fill(nb_graph *g, nb_rng *rng)
-{
-    nb_graph_init_params(g, NB_INIT_XAVIER_UNIFORM, rng);
-    float *p = nb_graph_params(g);
-    for (size_t i = 0; i < nb_graph_param_floats(g); i++)
-        if (p[i] == 0.0f)
-            p[i] = 0.1f * (nb_rng_uniform(rng) - 0.5f);
-    for (int i = 0; i < nb_graph_node_count(g); i++) {
-        int64_t n = nb_node_size(g, i) * nb_graph_batch(g);
-        if (nb_node_op(g, i) == NB_OP_INPUT) {
-            float *x = nb_value(g, i);
-            for (int64_t k = 0; k < n; k++) { /* distinct values: no ties in max pooling */
-                float u = 0.1f + 0.9f * nb_rng_uniform(rng);
-                x[k] = nb_rng_uniform(rng) < 0.5f ? -u : u;
-            }
-        } else if (nb_node_op(g, i) == NB_OP_LABELS) {
-            int32_t *y = nb_labels_data(g, i);
-            for (int64_t k = 0; k < nb_graph_batch(g); k++)
-                y[k] = (int32_t)nb_rng_below(rng, 3);
-        }
-    }
-}
-
+/* `desc` prepared for `batch` samples, inputs asking for their gradients, filled. */
 static nb_graph *build(const char *label, const char *desc, int64_t batch, int *in, int *out)
 {
-    nb_error err = {0};
-    nb_graph *g = nb_graph_new(7, NULL);
-    CHECK_OK(nb_describe(g, desc, label, in, out, &err), &err);
-    for (int i = 0; i < nb_graph_node_count(g); i++)
-        if (nb_node_op(g, i) == NB_OP_INPUT)
-            nb_node_set_requires_grad(g, i, 1);
-    CHECK_OK(nb_graph_prepare(g, batch, &err), &err);
-    nb_rng rng;
-    nb_rng_seed(&rng, 42);
-    fill(g, &rng);
-    return g;
+    return build_filled(label, desc, batch, 3, 1, in, out);
 }
 
+/* At most 400 elements per tensor: the convolutions' inputs are large. */
 static double gradcheck(const char *label, const char *desc, int training)
 {
-    int in, out;
-    nb_graph *g = build(label, desc, 3, &in, &out);
-    nb_graph_set_training(g, training);
-    nb_gradcheck_tensor res[16];
-    int count = 0;
-    nb_error err = {0};
-    nb_gradcheck_options opt = {.seed = 1, .eps = 1e-2, .floor = 1e-2, .max_elements = 400};
-    CHECK_OK(nb_gradcheck(g, out, &opt, res, 16, &count, &err), &err);
-    double worst = 0;
-    CHECK_MSG(count > 0, "%s: nothing was checked", label);
-    for (int i = 0; i < count; i++) {
-        CHECK_MSG(res[i].worst <= TOL && res[i].checked > 0,
-                  "%s: %s: worst error %.3g at %lld (backprop %.6g, numeric %.6g), %lld checked",
-                  label, nb_node_name(g, res[i].node), res[i].worst, (long long)res[i].worst_at,
-                  res[i].analytic, res[i].numeric, (long long)res[i].checked);
-        worst = res[i].worst > worst ? res[i].worst : worst;
-    }
-    printf("  %-22s worst relative error %.2e over %d tensors\n", label, worst, count);
-    nb_graph_free(g);
-    return worst;
+    return gradcheck_model(label, desc, training, 3, 400);
 }
 
 static void every_module(void)
@@ -249,29 +196,8 @@ static void broken_conv_backward(nb_graph *g, nb_node *n, int64_t N)
 
 static void wrong_backward_is_caught(void)
 {
-    nb_error err = {0};
-    nb_graph *g = nb_graph_new(7, NULL);
-    int in, out;
-    CHECK_OK(nb_describe(g, "x = input(2, 5, 5)\ny = conv2d(x, 2, 3, padding=1, bias=false)",
-                         "broken", &in, &out, &err), &err);
-    nb_node *n = &g->nodes[out];
-    nb_op_def broken = *n->def;
-    broken.backward = broken_conv_backward;
-    broken.writes_fresh = 0;
-    n->def = &broken;
-    CHECK_OK(nb_graph_prepare(g, 2, &err), &err);
-    nb_rng rng;
-    nb_rng_seed(&rng, 3);
-    fill(g, &rng);
-    nb_gradcheck_tensor res[4];
-    int count = 0;
-    CHECK_OK(nb_gradcheck(g, out, NULL, res, 4, &count, &err), &err);
-    double worst = 0;
-    for (int i = 0; i < count; i++)
-        worst = res[i].worst > worst ? res[i].worst : worst;
-    CHECK_MSG(worst > 10 * TOL, "the broken conv2d backward went unnoticed (%.3g)", worst);
-    printf("  broken conv2d backward caught: worst relative error %.3g\n", worst);
-    nb_graph_free(g);
+    broken_backward_is_caught("conv2d", "x = input(2, 5, 5)\ny = conv2d(x, 2, 3, padding=1, "
+                              "bias=false)", "y", broken_conv_backward, 2, 0);
 }
 
 /* ---- shapes that must be refused ------------------------------------------------------------ */
@@ -326,7 +252,7 @@ static void threads_agree(void)
         CHECK_OK(nb_graph_prepare(g, 6, &err), &err);
         nb_rng rng;
         nb_rng_seed(&rng, 42);
-        fill(g, &rng);
+        fill_graph(g, &rng, 3);
         nb_graph_set_training(g, 1);
         CHECK_OK(nb_graph_forward(g, &err), &err);
         CHECK_OK(nb_graph_backward(g, out, NULL, &err), &err);

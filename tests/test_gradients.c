@@ -1,70 +1,14 @@
 /* Every module and loss against central finite differences (random upstream gradient, inputs
  * kept away from kinks and ties), and proof that a deliberately wrong backward is caught. */
 #include "check.h"
-#include "core/graph.h"
-#include "nabla.h"
+#include "gradcheck_util.h"
 
 #include <string.h>
 
-#define TOL 1e-2
-
-/* Fills every input with values in ±[0.1, 1] (away from ReLU's kink at 0), labels at random,
- * and parameters from the generator; asks for input gradients too. */
-static void fill(nb_graph *g, nb_rng *rng)
-{
-    nb_graph_init_params(g, NB_INIT_XAVIER_UNIFORM, rng);
-    float *p = nb_graph_params(g);
-    for (size_t i = 0; i < nb_graph_param_floats(g); i++)
-        if (p[i] == 0.0f)
-            p[i] = 0.1f * (nb_rng_uniform(rng) - 0.5f); /* non-zero biases */
-    for (int i = 0; i < nb_graph_node_count(g); i++) {
-        int64_t n = nb_node_size(g, i) * nb_graph_batch(g);
-        if (nb_node_op(g, i) == NB_OP_INPUT) {
-            float *x = nb_value(g, i);
-            for (int64_t k = 0; k < n; k++) {
-                float u = 0.1f + 0.9f * nb_rng_uniform(rng);
-                x[k] = nb_rng_uniform(rng) < 0.5f ? -u : u;
-            }
-        } else if (nb_node_op(g, i) == NB_OP_LABELS) {
-            int32_t *y = nb_labels_data(g, i);
-            for (int64_t k = 0; k < nb_graph_batch(g); k++)
-                y[k] = (int32_t)nb_rng_below(rng, 4); /* every classifier below has ≥ 4 classes */
-        }
-    }
-}
-
-/* Builds `desc`, checks every gradient, returns the worst error seen. */
+/* Every classifier below has at least 4 classes. */
 static double check_model(const char *label, const char *desc, int training)
 {
-    nb_error err = {0};
-    nb_graph *g = nb_graph_new(7, NULL);
-    int in, out;
-    CHECK_OK(nb_describe(g, desc, label, &in, &out, &err), &err);
-    for (int i = 0; i < nb_graph_node_count(g); i++)
-        if (nb_node_op(g, i) == NB_OP_INPUT)
-            nb_node_set_requires_grad(g, i, 1);
-    CHECK_OK(nb_graph_prepare(g, 3, &err), &err);
-    nb_rng rng;
-    nb_rng_seed(&rng, 42);
-    fill(g, &rng);
-    nb_graph_set_training(g, training);
-    nb_gradcheck_tensor res[16];
-    int count = 0;
-    nb_gradcheck_options opt = {.seed = 1, .eps = 1e-2, .floor = 1e-2};
-    CHECK_OK(nb_gradcheck(g, out, &opt, res, 16, &count, &err), &err);
-    double worst = 0;
-    CHECK_MSG(count > 0, "%s: nothing was checked", label);
-    for (int i = 0; i < count; i++) {
-        CHECK_MSG(res[i].worst <= TOL && res[i].checked > 0,
-                  "%s: %s: worst error %.3g at %lld (backprop %.6g, numeric %.6g), %lld checked",
-                  label, nb_node_name(g, res[i].node), res[i].worst, (long long)res[i].worst_at,
-                  res[i].analytic, res[i].numeric, (long long)res[i].checked);
-        if (res[i].worst > worst)
-            worst = res[i].worst;
-    }
-    printf("  %-14s worst relative error %.2e over %d tensors\n", label, worst, count);
-    nb_graph_free(g);
-    return worst;
+    return gradcheck_model(label, desc, training, 4, 0);
 }
 
 static void every_module(void)
@@ -120,38 +64,9 @@ static void broken_linear_backward(nb_graph *g, nb_node *n, int64_t N)
 
 static void wrong_backward_is_caught(void)
 {
-    const struct {
-        const char *desc;
-        const char *node;
-        void (*backward)(nb_graph *, nb_node *, int64_t);
-    } cases[] = {
-        {"x = input(6)\ny = tanh(x)", "y", broken_tanh_backward},
-        {"x = input(5)\ny = linear(x, 4)", "y", broken_linear_backward},
-    };
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        nb_error err = {0};
-        nb_graph *g = nb_graph_new(7, NULL);
-        int in, out;
-        CHECK_OK(nb_describe(g, cases[c].desc, "broken", &in, &out, &err), &err);
-        nb_node_set_requires_grad(g, in, 1);
-        nb_node *n = &g->nodes[nb_graph_find(g, cases[c].node)];
-        nb_op_def broken = *n->def;
-        broken.backward = cases[c].backward;
-        n->def = &broken;
-        CHECK_OK(nb_graph_prepare(g, 3, &err), &err);
-        nb_rng rng;
-        nb_rng_seed(&rng, 3);
-        fill(g, &rng);
-        nb_gradcheck_tensor res[4];
-        int count = 0;
-        CHECK_OK(nb_gradcheck(g, out, NULL, res, 4, &count, &err), &err);
-        double worst = 0;
-        for (int i = 0; i < count; i++)
-            worst = res[i].worst > worst ? res[i].worst : worst;
-        CHECK_MSG(worst > 10 * TOL, "case %zu: the broken backward went unnoticed (%.3g)", c, worst);
-        printf("  broken backward %zu caught: worst relative error %.3g\n", c, worst);
-        nb_graph_free(g);
-    }
+    broken_backward_is_caught("tanh", "x = input(6)\ny = tanh(x)", "y", broken_tanh_backward, 3, 1);
+    broken_backward_is_caught("linear", "x = input(5)\ny = linear(x, 4)", "y",
+                              broken_linear_backward, 3, 1);
 }
 
 /* One op, one place: every entry of the op table states its formula, and every module that

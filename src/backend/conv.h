@@ -5,10 +5,11 @@
  * Every kernel takes the backend context (the nb_gemm of the graph: its thread pool and its
  * per-thread matrix-product contexts) and a precision. The functions declared here are the
  * front end (conv.c): they pick an implementation for the context and precision and fall back
- * to the portable one (conv_portable.c: im2col + nb_gemm_run, plain loops for pooling and
- * batch norm), which implements everything in fp32. bf16 requested of a kernel that has no
- * bf16 implementation runs in fp32 (nabla.h says so for the user: --precision bf16 applies to
- * Linear's products; convolution, pooling and batch norm stay fp32).
+ * to the portable one (conv_portable.c: im2col + nb_gemm_run; conv_portable_pool.c and
+ * conv_portable_bn.c: plain loops for pooling and batch norm), which implements everything in
+ * fp32. bf16 requested of a kernel that has no bf16 implementation runs in fp32 (nabla.h says
+ * so for the user: --precision bf16 applies to Linear's products; convolution, pooling and
+ * batch norm stay fp32).
  *
  * Adding an implementation (e.g. oneDNN primitives, conv_onednn.c): fill an nb_conv_kernels
  * table, return it from conv.c's choose() for the contexts it serves; a NULL entry, or an

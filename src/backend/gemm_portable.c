@@ -83,45 +83,21 @@ typedef struct portable {
 
 enum { AVX512_MR = 12, AVX512_NV = 2, AVX512_NR = AVX512_NV * 16 };
 
-__attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float *Ap,
-                                                             const float *Bp, float *C, int ldc,
-                                                             float alpha, float beta)
-{
-    __m512 acc[AVX512_MR][AVX512_NV];
-#pragma GCC unroll 16
-    for (int i = 0; i < AVX512_MR; i++) {
-#pragma GCC unroll 4
-        for (int v = 0; v < AVX512_NV; v++)
-            acc[i][v] = _mm512_setzero_ps();
-    }
-    for (int k = 0; k < kc; k++) {
-        __m512 b[AVX512_NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < AVX512_NV; v++)
-            b[v] = _mm512_load_ps(Bp + 16 * v);
-#pragma GCC unroll 16
-        for (int i = 0; i < AVX512_MR; i++) {
-            __m512 a = _mm512_set1_ps(Ap[i]);
-#pragma GCC unroll 4
-            for (int v = 0; v < AVX512_NV; v++)
-                acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
-        }
-        Ap += AVX512_MR;
-        Bp += AVX512_NR;
-    }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 16
-    for (int i = 0; i < AVX512_MR; i++) {
-#pragma GCC unroll 4
-        for (int v = 0; v < AVX512_NV; v++) {
-            float *c = C + (size_t)i * ldc + 16 * v;
-            __m512 r = _mm512_mul_ps(va, acc[i][v]);
-            if (beta != 0.0f)
-                r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c), r);
-            _mm512_storeu_ps(c, r);
-        }
-    }
-}
+#define KERNEL_NAME kernel_avx512
+#define KERNEL_ATTR __attribute__((target("avx512f")))
+#define VEC __m512
+#define LANES 16
+#define KERNEL_MR AVX512_MR
+#define KERNEL_NV AVX512_NV
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_load_ps(p)
+#define VBCAST(p) _mm512_set1_ps(*(p))
+#define VSET1(x) _mm512_set1_ps(x)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VMUL(a, b) _mm512_mul_ps(a, b)
+#define VLOADU(p) _mm512_loadu_ps(p)
+#define VSTOREU(p, v) _mm512_storeu_ps(p, v)
+#include "backend/gemm_portable_kernel.h"
 
 /* 16 × 16 transpose in registers: r[i] holds row i, afterwards r[k] holds column k.
  *   1. unpack{lo,hi}_ps of row pairs, 2. unpack{lo,hi}_pd of those: in each 128-bit lane L,
@@ -185,45 +161,21 @@ __attribute__((target("avx512f"))) static void transpose_avx512(float *dst, int 
 
 enum { AVX2_MR = 6, AVX2_NV = 2, AVX2_NR = AVX2_NV * 8 };
 
-__attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float *Ap,
-                                                            const float *Bp, float *C, int ldc,
-                                                            float alpha, float beta)
-{
-    __m256 acc[AVX2_MR][AVX2_NV];
-#pragma GCC unroll 8
-    for (int i = 0; i < AVX2_MR; i++) {
-#pragma GCC unroll 4
-        for (int v = 0; v < AVX2_NV; v++)
-            acc[i][v] = _mm256_setzero_ps();
-    }
-    for (int k = 0; k < kc; k++) {
-        __m256 b[AVX2_NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < AVX2_NV; v++)
-            b[v] = _mm256_load_ps(Bp + 8 * v);
-#pragma GCC unroll 8
-        for (int i = 0; i < AVX2_MR; i++) {
-            __m256 a = _mm256_broadcast_ss(Ap + i);
-#pragma GCC unroll 4
-            for (int v = 0; v < AVX2_NV; v++)
-                acc[i][v] = _mm256_fmadd_ps(a, b[v], acc[i][v]);
-        }
-        Ap += AVX2_MR;
-        Bp += AVX2_NR;
-    }
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-#pragma GCC unroll 8
-    for (int i = 0; i < AVX2_MR; i++) {
-#pragma GCC unroll 4
-        for (int v = 0; v < AVX2_NV; v++) {
-            float *c = C + (size_t)i * ldc + 8 * v;
-            __m256 r = _mm256_mul_ps(va, acc[i][v]);
-            if (beta != 0.0f)
-                r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c), r);
-            _mm256_storeu_ps(c, r);
-        }
-    }
-}
+#define KERNEL_NAME kernel_avx2
+#define KERNEL_ATTR __attribute__((target("avx2,fma")))
+#define VEC __m256
+#define LANES 8
+#define KERNEL_MR AVX2_MR
+#define KERNEL_NV AVX2_NV
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_load_ps(p)
+#define VBCAST(p) _mm256_broadcast_ss(p)
+#define VSET1(x) _mm256_set1_ps(x)
+#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VMUL(a, b) _mm256_mul_ps(a, b)
+#define VLOADU(p) _mm256_loadu_ps(p)
+#define VSTOREU(p, v) _mm256_storeu_ps(p, v)
+#include "backend/gemm_portable_kernel.h"
 
 static int have_avx512(void)
 {
@@ -246,44 +198,34 @@ typedef float vec4 __attribute__((vector_size(16)));
 
 enum { PLAIN_MR = 6, PLAIN_NV = 2, PLAIN_NR = PLAIN_NV * 4 };
 
-static void kernel_plain(int kc, const float *Ap, const float *Bp, float *C, int ldc,
-                         float alpha, float beta)
+static inline vec4 load4(const float *p)
 {
-    vec4 acc[PLAIN_MR][PLAIN_NV];
-#pragma GCC unroll 8
-    for (int i = 0; i < PLAIN_MR; i++) {
-#pragma GCC unroll 4
-        for (int v = 0; v < PLAIN_NV; v++)
-            acc[i][v] = (vec4){0.0f, 0.0f, 0.0f, 0.0f};
-    }
-    for (int k = 0; k < kc; k++) {
-        vec4 b[PLAIN_NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < PLAIN_NV; v++)
-            memcpy(&b[v], Bp + 4 * v, sizeof b[v]);
-#pragma GCC unroll 8
-        for (int i = 0; i < PLAIN_MR; i++) {
-            vec4 a = {Ap[i], Ap[i], Ap[i], Ap[i]};
-#pragma GCC unroll 4
-            for (int v = 0; v < PLAIN_NV; v++)
-                acc[i][v] += a * b[v];
-        }
-        Ap += PLAIN_MR;
-        Bp += PLAIN_NR;
-    }
-    for (int i = 0; i < PLAIN_MR; i++) {
-        for (int v = 0; v < PLAIN_NV; v++) {
-            float *c = C + (size_t)i * ldc + 4 * v;
-            vec4 r = alpha * acc[i][v];
-            if (beta != 0.0f) {
-                vec4 old;
-                memcpy(&old, c, sizeof old);
-                r += beta * old;
-            }
-            memcpy(c, &r, sizeof r);
-        }
-    }
+    vec4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
+
+static inline void store4(float *p, vec4 v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* -std=c11 keeps a·b + c unfused here (-ffp-contract=off): a multiply, then an add. */
+#define KERNEL_NAME kernel_plain
+#define KERNEL_ATTR
+#define VEC vec4
+#define LANES 4
+#define KERNEL_MR PLAIN_MR
+#define KERNEL_NV PLAIN_NV
+#define VZERO() ((vec4){0.0f, 0.0f, 0.0f, 0.0f})
+#define VLOAD(p) load4(p)
+#define VBCAST(p) ((vec4){*(p), *(p), *(p), *(p)})
+#define VSET1(x) ((vec4){x, x, x, x})
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#define VMUL(a, b) ((a) * (b))
+#define VLOADU(p) load4(p)
+#define VSTOREU(p, v) store4(p, v)
+#include "backend/gemm_portable_kernel.h"
 #else
 /* Fixed-length inner loops over NR that a vectorising compiler turns into SIMD code. */
 enum { PLAIN_MR = 4, PLAIN_NR = 16 };

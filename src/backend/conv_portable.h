@@ -1,0 +1,31 @@
+/* Internal to the portable image kernels (conv.h's nb_conv_portable), one file per concern:
+ *   conv_portable.c       convolution as im2col + the backend's matrix product, and the table
+ *   conv_portable_pool.c  max and average pooling, plain loops over planes
+ *   conv_portable_bn.c    batch normalisation, plain loops over channels
+ * The entries the table takes from the last two, with nb_conv_kernels' signatures. Work is
+ * split across the context's thread pool; every sum has a fixed order for a given thread
+ * count, so results do not depend on which thread runs which task. */
+#ifndef NB_CONV_PORTABLE_H
+#define NB_CONV_PORTABLE_H
+
+#include "backend/conv.h"
+
+void nb_portable_max_pool2d_forward(nb_gemm *ctx, const nb_conv_shape *s, const float *x,
+                                    float *y, int32_t *argmax);
+void nb_portable_max_pool2d_backward(nb_gemm *ctx, const nb_conv_shape *s, const float *dy,
+                                     const int32_t *argmax, float *dx);
+void nb_portable_avg_pool2d_forward(nb_gemm *ctx, const nb_conv_shape *s, int include_pad,
+                                    const float *x, float *y);
+void nb_portable_avg_pool2d_backward(nb_gemm *ctx, const nb_conv_shape *s, int include_pad,
+                                     const float *dy, float *dx);
+void nb_portable_batch_norm_forward(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
+                                    const float *gamma, const float *beta, float eps,
+                                    int batch_stats, const float *running_mean,
+                                    const float *running_var, float *y, float *mean,
+                                    float *invstd, float *var);
+void nb_portable_batch_norm_backward(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
+                                     const float *dy, const float *gamma, const float *mean,
+                                     const float *invstd, int batch_stats, float dx_beta,
+                                     float *dx, float param_beta, float *dgamma, float *dbeta);
+
+#endif
