@@ -4,7 +4,11 @@
  * (conv_onednn.c, chosen for contexts on the onednn backend) with 1 and 2 threads, against
  * the portable im2col implementation (chosen for contexts on the portable backend), on
  * strided, padded, dilated, grouped, 1×1, 'same'-with-even-kernel and one-sample shapes, and
- * shapes wide enough for the forward's blocked layouts.
+ * shapes wide enough for the blocked layouts.
+ * Batch norm (batch and running statistics, forward and backward, writing and accumulating)
+ * and 2×2 max pooling (ties, NaN, ±∞, odd sizes, rows shorter and longer than a vector) in
+ * AVX2 (image_avx2.c, chosen for the fast backends' contexts) against the portable loops, on
+ * CPUs with AVX2 and FMA (elsewhere that part is skipped, and said so).
  * Without oneDNN built in, the comparison is skipped (exit 77). */
 #include "check.h"
 #include "backend/conv.h"
@@ -120,6 +124,108 @@ static const char *const out_names[OUTS] = {
     "forward+bias", "forward",   "backward data",     "backward data (accumulate)",
     "weights",      "bias grad", "weights+bias (acc)", "weights (no bias)"};
 
+/* ---- batch norm and max pooling: AVX2 against portable ---------------------------------- */
+
+typedef struct bn_case {
+    int64_t N, C, HW;
+} bn_case;
+
+/* One kernel table's batch norm on case b: forward with batch and running statistics, then
+ * backward (batch statistics) writing dx/dγ/dβ, accumulating into them, without dx, and with
+ * running statistics; all outputs concatenated (returned, *n floats, the caller frees). */
+static float *bn_all(const nb_conv_kernels *k, nb_gemm *ctx, const bn_case *b, size_t *n)
+{
+    nb_bn_shape s = {b->N, b->C, b->HW};
+    size_t xn = (size_t)(b->N * b->C * b->HW), C = (size_t)b->C;
+    unsigned long long kept = state;
+    float *x = random_floats(xn), *dy = random_floats(xn), *gamma = random_floats(C);
+    float *beta = random_floats(C), *rm = random_floats(C), *rv = random_floats(C);
+    float *dx0 = random_floats(xn), *p0 = random_floats(C);
+    state = kept;
+    for (size_t i = 0; i < xn; i++)
+        x[i] = 3.0f + 2.0f * x[i]; /* a mean away from 0: the centring matters */
+    for (size_t c = 0; c < C; c++)
+        rv[c] = 0.5f + rv[c] * rv[c];
+    *n = 5 * xn + 13 * C;
+    float *out = calloc(*n, sizeof *out), *o = out;
+    float *mean = o, *invstd = o + C, *var = o + 2 * C;
+    o += 3 * C;
+    k->batch_norm_forward(ctx, &s, x, gamma, beta, 1e-5f, 1, rm, rv, o, mean, invstd, var);
+    o += xn;
+    float *mean2 = o, *invstd2 = o + C;
+    o += 2 * C;
+    k->batch_norm_forward(ctx, &s, x, gamma, beta, 1e-5f, 0, rm, rv, o, mean2, invstd2, NULL);
+    o += xn;
+    k->batch_norm_backward(ctx, &s, x, dy, gamma, mean, invstd, 1, 0.0f, o, 0.0f, o + xn,
+                           o + xn + C);
+    o += xn + 2 * C;
+    memcpy(o, dx0, xn * sizeof *o), memcpy(o + xn, p0, C * sizeof *o);
+    memcpy(o + xn + C, p0, C * sizeof *o);
+    k->batch_norm_backward(ctx, &s, x, dy, gamma, mean, invstd, 1, 1.0f, o, 1.0f, o + xn,
+                           o + xn + C);
+    o += xn + 2 * C;
+    k->batch_norm_backward(ctx, &s, x, dy, gamma, mean, invstd, 1, 0.0f, NULL, 0.0f, o, o + C);
+    o += 2 * C;
+    k->batch_norm_backward(ctx, &s, x, dy, gamma, mean2, invstd2, 0, 0.0f, dx0, 0.0f, o,
+                           o + C);
+    memcpy(o + 2 * C, dx0, xn * sizeof *o);
+    free(x), free(dy), free(gamma), free(beta), free(rm), free(rv), free(dx0), free(p0);
+    return out;
+}
+
+static int same_float(float a, float b)
+{
+    return a == b || (a != a && b != b);
+}
+
+/* 2×2 max pooling of an N×C×H×W input with values from {0, 1, 2} (ties everywhere), a few
+ * NaN and ±∞: AVX2 and portable must agree exactly on y and on the arg-max. */
+static void compare_max_pool(nb_gemm *ctx, int64_t N, int64_t C, int64_t H, int64_t W)
+{
+    nb_conv_shape s = {.N = N, .C = C, .H = H, .W = W, .K = C, .R = 2, .S = 2, .P = H / 2,
+                       .Q = W / 2, .stride_h = 2, .stride_w = 2, .dil_h = 1, .dil_w = 1,
+                       .groups = 1};
+    size_t xn = (size_t)(N * C * H * W), yn = (size_t)(N * C * s.P * s.Q);
+    float *x = malloc(xn * sizeof *x), *y[2] = {malloc(yn * 4), malloc(yn * 4)};
+    int32_t *am[2] = {malloc(yn * 4), malloc(yn * 4)};
+    for (size_t i = 0; i < xn; i++)
+        x[i] = (float)(int)(1.5f * (uniform() + 1.0f));
+    for (size_t i = 0; i < xn; i += 97)
+        x[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? INFINITY : -INFINITY;
+    nb_conv_avx2.max_pool2d_forward(ctx, &s, x, y[0], am[0]);
+    nb_conv_portable.max_pool2d_forward(ctx, &s, x, y[1], am[1]);
+    size_t bad = 0;
+    for (size_t i = 0; i < yn; i++)
+        bad += !same_float(y[0][i], y[1][i]) || am[0][i] != am[1][i];
+    CHECK_MSG(bad == 0, "max pool %lldx%lldx%lldx%lld: %zu of %zu outputs differ", (long long)N,
+              (long long)C, (long long)H, (long long)W, bad, yn);
+    free(x), free(y[0]), free(y[1]), free(am[0]), free(am[1]);
+}
+
+static void compare_bn_and_pool(nb_gemm *ctx, int threads)
+{
+    static const bn_case bn_cases[] = {{5, 3, 37}, {4, 16, 196}, {6, 8, 1}, {8, 32, 100},
+                                       {3, 5, 9}};
+    for (size_t i = 0; i < sizeof bn_cases / sizeof bn_cases[0]; i++) {
+        size_t n;
+        float *a = bn_all(&nb_conv_avx2, ctx, &bn_cases[i], &n);
+        float *b = bn_all(&nb_conv_portable, ctx, &bn_cases[i], &n);
+        double d = difference(a, b, n);
+        CHECK_MSG(d < TOL, "batch norm %lldx%lldx%lld, %d threads: AVX2 differs by %.3g",
+                  (long long)bn_cases[i].N, (long long)bn_cases[i].C,
+                  (long long)bn_cases[i].HW, threads, d);
+        printf("  batch norm %3lldx%2lldx%3lld     %d thread%s: AVX2 vs portable worst %.2e\n",
+               (long long)bn_cases[i].N, (long long)bn_cases[i].C, (long long)bn_cases[i].HW,
+               threads, threads > 1 ? "s" : " ", d);
+        free(a), free(b);
+    }
+    compare_max_pool(ctx, 3, 4, 28, 28);
+    compare_max_pool(ctx, 2, 3, 7, 7);
+    compare_max_pool(ctx, 2, 2, 33, 34);
+    compare_max_pool(ctx, 1, 2, 16, 50);
+    compare_max_pool(ctx, 2, 2, 15, 16);
+}
+
 int main(void)
 {
     nb_error err = {0};
@@ -158,6 +264,11 @@ int main(void)
                            cases[i].label, threads, threads > 1 ? "s" : " ", worst);
             }
         }
+        if (nb_conv_avx2.supports(onednn, NB_PRECISION_FP32))
+            compare_bn_and_pool(onednn, threads);
+        else if (threads == 1)
+            printf("  batch norm and max pooling in AVX2: this CPU lacks AVX2 or FMA, not "
+                   "compared\n");
         nb_gemm_free(onednn);
     }
     nb_gemm_free(portable);

@@ -8,6 +8,7 @@ static const nb_conv_kernels *const impls[] = {
 #ifdef NB_HAVE_ONEDNN
     &nb_conv_onednn,
 #endif
+    &nb_conv_avx2,
     &nb_conv_portable};
 
 enum { IMPL_COUNT = sizeof impls / sizeof impls[0] };

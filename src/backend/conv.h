@@ -146,6 +146,9 @@ const char *nb_conv2d_implementation(const nb_gemm *ctx, nb_precision p);
 
 /* The portable fp32 implementation (conv_portable.c): every entry filled. */
 extern const nb_conv_kernels nb_conv_portable;
+/* Batch norm and 2×2 max pooling forward in AVX2 + FMA (image_avx2.c), for the contexts of
+ * the non-portable backends on CPUs with both; other entries NULL. */
+extern const nb_conv_kernels nb_conv_avx2;
 #ifdef NB_HAVE_ONEDNN
 /* oneDNN convolution primitives (conv_onednn.c), for contexts on the onednn backend:
  * convolution only; pooling and batch norm entries are NULL. */

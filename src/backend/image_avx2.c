@@ -1,0 +1,369 @@
+/* Batch norm and 2×2 max pooling (conv.h) in AVX2 + FMA, fp32, for the contexts of the fast
+ * backends (onednn, openblas) on CPUs that have both; the portable backend keeps the plain
+ * loops of conv_portable.c, which the tests use as the reference (test_conv_backends).
+ *
+ * Why not oneDNN's primitives: on nabla's plain NCHW arrays oneDNN 2.6 runs batch norm with
+ * its generic ncsp kernel, measured 18–24 ms for bn1 of fashion-cnn at batch 128 (one
+ * thread) where the portable loops take 4.5–6 ms; its fast JIT batch norm wants blocked
+ * nChw8c activations, and the reorders to and from them cost more than the whole kernel here.
+ * Its max pooling keeps the arg-max in a private workspace format, not conv.h's h·W + w.
+ *
+ * Why these loops are faster than the portable ones: the same arithmetic (per channel, each
+ * run of HW values summed in float, the runs in double; the variance in two passes, so that it
+ * does not cancel), but in 8-wide vectors with two accumulators, and the backward's Σ dy and
+ * Σ dy·(x − μ) in one pass over x and dy. The portable helpers compile to scalar code at -O2
+ * (the y-may-be-NULL branch inside dot8_centred's loop blocks vectorisation). A channel's
+ * N·HW values (400 KB for bn1) stay in L2 between the passes, so the passes are compute-bound
+ * and vectors pay. FMA rounds once where the portable loops round twice: results agree within
+ * float tolerance, not bit for bit.
+ *
+ * Max pooling: the 2×2 window at stride 2 without padding or dilation (the common one) eight
+ * outputs at a time (a row's last few with masked loads and stores) — both rows' pairs
+ * deinterleaved into even and odd columns, the first
+ * maximum in row-major order kept by strict comparisons (ties: the earlier one), as the
+ * portable kernel; a group with a NaN or an ∞ − ∞ redone in scalar with the portable rule (a
+ * NaN wins). Every other window shape, and the backward, run the portable kernels. */
+#include "backend/backend.h"
+#include "backend/conv.h"
+#include "backend/gemm_pool.h"
+
+#include <math.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+/* Σ x[i] */
+AVX2 static float sum(const float *x, int64_t n)
+{
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a = _mm256_add_ps(a, _mm256_loadu_ps(x + i));
+        b = _mm256_add_ps(b, _mm256_loadu_ps(x + i + 8));
+    }
+    float s = hsum(_mm256_add_ps(a, b));
+    for (; i < n; i++)
+        s += x[i];
+    return s;
+}
+
+/* Σ (x[i] − m)² */
+AVX2 static float sq_centred(const float *x, float m, int64_t n)
+{
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), mv = _mm256_set1_ps(m);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), mv);
+        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), mv);
+        a = _mm256_fmadd_ps(d0, d0, a);
+        b = _mm256_fmadd_ps(d1, d1, b);
+    }
+    float s = hsum(_mm256_add_ps(a, b));
+    for (; i < n; i++)
+        s += (x[i] - m) * (x[i] - m);
+    return s;
+}
+
+/* *sum_dy = Σ dy[i], *sum_dy_xc = Σ dy[i]·(x[i] − m), in one pass */
+AVX2 static void dy_sums(const float *x, const float *dy, float m, int64_t n, float *sum_dy,
+                         float *sum_dy_xc)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), mv = _mm256_set1_ps(m);
+    __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 g0 = _mm256_loadu_ps(dy + i), g1 = _mm256_loadu_ps(dy + i + 8);
+        s0 = _mm256_add_ps(s0, g0);
+        s1 = _mm256_add_ps(s1, g1);
+        d0 = _mm256_fmadd_ps(g0, _mm256_sub_ps(_mm256_loadu_ps(x + i), mv), d0);
+        d1 = _mm256_fmadd_ps(g1, _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), mv), d1);
+    }
+    float s = hsum(_mm256_add_ps(s0, s1)), d = hsum(_mm256_add_ps(d0, d1));
+    for (; i < n; i++) {
+        s += dy[i];
+        d += dy[i] * (x[i] - m);
+    }
+    *sum_dy = s;
+    *sum_dy_xc = d;
+}
+
+/* out = a·u + (v ? c·v : 0) + b, or out += that (accumulate) */
+AVX2 static void affine(const float *u, const float *v, float a, float c, float b, float *out,
+                        int64_t n, int accumulate)
+{
+    __m256 av = _mm256_set1_ps(a), cv = _mm256_set1_ps(c), bv = _mm256_set1_ps(b);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 r = _mm256_fmadd_ps(av, _mm256_loadu_ps(u + i), bv);
+        if (v)
+            r = _mm256_fmadd_ps(cv, _mm256_loadu_ps(v + i), r);
+        if (accumulate)
+            r = _mm256_add_ps(r, _mm256_loadu_ps(out + i));
+        _mm256_storeu_ps(out + i, r);
+    }
+    for (; i < n; i++) {
+        float r = a * u[i] + b + (v ? c * v[i] : 0.0f);
+        out[i] = accumulate ? out[i] + r : r;
+    }
+}
+
+/* ---- batch normalisation (formulas: conv.h, op_batchnorm.c) --------------------------------- */
+
+typedef struct bn_job {
+    const nb_bn_shape *s;
+    const float *x, *dy, *gamma, *beta, *running_mean, *running_var, *mean_in, *invstd_in;
+    float *y, *mean, *invstd, *var, *dx, *dgamma, *dbeta;
+    float eps, dx_beta, param_beta;
+    int batch_stats, tasks;
+} bn_job;
+
+static void bn_forward_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    const bn_job *j = arg;
+    const nb_bn_shape *s = j->s;
+    int64_t first, last, M = s->N * s->HW, CHW = s->C * s->HW;
+    nb_task_range(s->C, j->tasks, task, 1, &first, &last);
+    for (int64_t c = first; c < last; c++) {
+        const float *xc = j->x + c * s->HW;
+        double mu, istd;
+        if (j->batch_stats) {
+            double total = 0.0, sq = 0.0;
+            for (int64_t n = 0; n < s->N; n++)
+                total += sum(xc + n * CHW, s->HW);
+            mu = total / (double)M;
+            for (int64_t n = 0; n < s->N; n++)
+                sq += sq_centred(xc + n * CHW, (float)mu, s->HW);
+            double var = sq / (double)M;
+            istd = 1.0 / sqrt(var + (double)j->eps);
+            if (j->var)
+                j->var[c] = (float)var;
+        } else {
+            mu = j->running_mean[c];
+            istd = 1.0 / sqrt((double)j->running_var[c] + (double)j->eps);
+        }
+        j->mean[c] = (float)mu;
+        j->invstd[c] = (float)istd;
+        /* y = a·x + b with a = γσ⁻¹, b = β − μγσ⁻¹ */
+        float a = (float)(j->gamma[c] * istd), b = (float)(j->beta[c] - mu * j->gamma[c] * istd);
+        for (int64_t n = 0; n < s->N; n++)
+            affine(xc + n * CHW, NULL, a, 0.0f, b, j->y + c * s->HW + n * CHW, s->HW, 0);
+    }
+}
+
+static void bn_backward_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    const bn_job *j = arg;
+    const nb_bn_shape *s = j->s;
+    int64_t first, last, M = s->N * s->HW, CHW = s->C * s->HW;
+    nb_task_range(s->C, j->tasks, task, 1, &first, &last);
+    for (int64_t c = first; c < last; c++) {
+        double mu = j->mean_in[c], istd = j->invstd_in[c], sum_dy = 0.0, sum_dy_xc = 0.0;
+        for (int64_t n = 0; n < s->N; n++) {
+            float sd, sdx;
+            dy_sums(j->x + c * s->HW + n * CHW, j->dy + c * s->HW + n * CHW, (float)mu, s->HW,
+                    &sd, &sdx);
+            sum_dy += sd;
+            sum_dy_xc += sdx;
+        }
+        double sum_dy_xhat = sum_dy_xc * istd;
+        if (j->dgamma)
+            j->dgamma[c] = (j->param_beta == 0.0f ? 0.0f : j->param_beta * j->dgamma[c]) +
+                           (float)sum_dy_xhat;
+        if (j->dbeta)
+            j->dbeta[c] = (j->param_beta == 0.0f ? 0.0f : j->param_beta * j->dbeta[c]) +
+                          (float)sum_dy;
+        if (!j->dx)
+            continue;
+        /* dx = γσ⁻¹ (dy − dβ/M − x̂·dγ/M) = a·dy + cx·x + b, or γσ⁻¹·dy (running statistics) */
+        double g = j->gamma[c] * istd;
+        double mdb = j->batch_stats ? sum_dy / (double)M : 0.0;
+        double mdg = j->batch_stats ? sum_dy_xhat / (double)M : 0.0;
+        float a = (float)g, b = (float)(-g * (mdb - mu * istd * mdg)), cx = (float)(-g * istd * mdg);
+        for (int64_t n = 0; n < s->N; n++) {
+            int64_t at = c * s->HW + n * CHW;
+            affine(j->dy + at, j->batch_stats ? j->x + at : NULL, a, cx, b, j->dx + at, s->HW,
+                   j->dx_beta != 0.0f);
+        }
+    }
+}
+
+static int bn_tasks(const nb_gemm *ctx, const nb_bn_shape *s)
+{
+    int64_t threads = nb_gemm_threads(ctx);
+    if (s->N * s->C * s->HW < 16384) /* [N, C] behind a Linear: not worth a hand-over */
+        return 1;
+    return (int)(s->C < threads ? s->C : threads);
+}
+
+static void bn_forward(nb_gemm *ctx, const nb_bn_shape *s, const float *x, const float *gamma,
+                       const float *beta, float eps, int batch_stats, const float *running_mean,
+                       const float *running_var, float *y, float *mean, float *invstd,
+                       float *var)
+{
+    bn_job j = {.s = s, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
+                .batch_stats = batch_stats, .running_mean = running_mean,
+                .running_var = running_var, .y = y, .mean = mean, .invstd = invstd, .var = var,
+                .tasks = bn_tasks(ctx, s)};
+    nb_gemm_parallel(ctx, j.tasks, bn_forward_task, &j);
+}
+
+static void bn_backward(nb_gemm *ctx, const nb_bn_shape *s, const float *x, const float *dy,
+                        const float *gamma, const float *mean, const float *invstd,
+                        int batch_stats, float dx_beta, float *dx, float param_beta,
+                        float *dgamma, float *dbeta)
+{
+    if (dx && dx_beta != 0.0f && dx_beta != 1.0f) { /* never asked by the ops: beta is 0 or 1 */
+        nb_conv_portable.batch_norm_backward(ctx, s, x, dy, gamma, mean, invstd, batch_stats,
+                                             dx_beta, dx, param_beta, dgamma, dbeta);
+        return;
+    }
+    bn_job j = {.s = s, .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd,
+                .batch_stats = batch_stats, .dx_beta = dx_beta, .dx = dx,
+                .param_beta = param_beta, .dgamma = dgamma, .dbeta = dbeta,
+                .tasks = bn_tasks(ctx, s)};
+    nb_gemm_parallel(ctx, j.tasks, bn_backward_task, &j);
+}
+
+/* ---- max pooling, 2×2 at stride 2 ------------------------------------------------------------ */
+
+typedef struct pool_job {
+    const nb_conv_shape *s;
+    const float *x;
+    float *y;
+    int32_t *argmax;
+    int tasks;
+} pool_job;
+
+/* The portable rule on one window a0 a1 / b0 b1 (row-major order): the first maximum
+ * (v > best), a NaN winning and ending the search. */
+static void max4(const float v[4], const int32_t at[4], float *y, int32_t *am)
+{
+    float best = v[0];
+    int32_t best_at = at[0];
+    for (int i = 1; i < 4 && best == best; i++)
+        if (v[i] > best || v[i] != v[i])
+            best = v[i], best_at = at[i];
+    *y = best;
+    *am = best_at;
+}
+
+/* Columns 0 … 15 of row (only the first `valid`, the rest read as 0 and never touched: a
+ * masked load does not fault past the array) as the even (0, 2, …) and odd (1, 3, …) ones. */
+AVX2 static inline void deinterleave(const float *row, int valid, __m256 *even, __m256 *odd)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lane);
+    __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid - 8), lane);
+    __m256 v0 = _mm256_maskload_ps(row, m0), v1 = _mm256_maskload_ps(row + 8, m1);
+    __m256 e = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0)); /* 0 2 8 10 4 6 12 14 */
+    __m256 o = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1));
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* One plane: eight outputs of a row at a time (fewer at its end, masked). */
+AVX2 static void max_plane(const float *x, int64_t W, int64_t P, int64_t Q, float *y,
+                           int32_t *am)
+{
+    const __m256i lanes2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), one = _mm256_set1_epi32(1);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i row_below = _mm256_set1_epi32((int32_t)W);
+    for (int64_t p = 0; p < P; p++) {
+        const float *ra = x + 2 * p * W, *rb = ra + W;
+        for (int64_t q = 0; q < Q; q += 8) {
+            int r = Q - q < 8 ? (int)(Q - q) : 8; /* outputs in this group */
+            __m256 a0, a1, b0, b1;
+            deinterleave(ra + 2 * q, 2 * r, &a0, &a1);
+            deinterleave(rb + 2 * q, 2 * r, &b0, &b1);
+            __m256 total = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(b0, b1));
+            if (_mm256_movemask_ps(_mm256_cmp_ps(total, total, _CMP_UNORD_Q))) {
+                /* a NaN (or ∞ − ∞): this group in scalar with the portable rule */
+                for (int64_t t = q; t < q + r; t++) {
+                    int32_t at0 = (int32_t)(2 * p * W + 2 * t);
+                    const int32_t at[4] = {at0, at0 + 1, at0 + (int32_t)W, at0 + (int32_t)W + 1};
+                    const float v[4] = {x[at[0]], x[at[1]], x[at[2]], x[at[3]]};
+                    max4(v, at, &y[p * Q + t], &am[p * Q + t]);
+                }
+                continue;
+            }
+            __m256 ka = _mm256_cmp_ps(a1, a0, _CMP_GT_OQ), kb = _mm256_cmp_ps(b1, b0, _CMP_GT_OQ);
+            __m256 ma = _mm256_blendv_ps(a0, a1, ka), mb = _mm256_blendv_ps(b0, b1, kb);
+            __m256 k = _mm256_cmp_ps(mb, ma, _CMP_GT_OQ);
+            __m256i off_a = _mm256_and_si256(_mm256_castps_si256(ka), one);
+            __m256i off_b = _mm256_add_epi32(_mm256_and_si256(_mm256_castps_si256(kb), one),
+                                             row_below);
+            __m256i off = _mm256_castps_si256(_mm256_blendv_ps(
+                _mm256_castsi256_ps(off_a), _mm256_castsi256_ps(off_b), k));
+            __m256i base = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(2 * p * W + 2 * q)),
+                                            lanes2);
+            __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(r), lane);
+            _mm256_maskstore_ps(y + p * Q + q, keep, _mm256_blendv_ps(ma, mb, k));
+            _mm256_maskstore_epi32((int *)(am + p * Q + q), keep, _mm256_add_epi32(base, off));
+        }
+    }
+}
+
+static void max_forward_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    const pool_job *j = arg;
+    const nb_conv_shape *s = j->s;
+    int64_t first, last;
+    nb_task_range(s->N * s->C, j->tasks, task, 1, &first, &last);
+    for (int64_t plane = first; plane < last; plane++)
+        max_plane(j->x + plane * s->H * s->W, s->W, s->P, s->Q, j->y + plane * s->P * s->Q,
+                  j->argmax + plane * s->P * s->Q);
+}
+
+static void max_forward(nb_gemm *ctx, const nb_conv_shape *s, const float *x, float *y,
+                        int32_t *argmax)
+{
+    int window_2x2 = s->R == 2 && s->S == 2 && s->stride_h == 2 && s->stride_w == 2 &&
+                     s->pad_h == 0 && s->pad_w == 0 && s->dil_h == 1 && s->dil_w == 1 &&
+                     2 * s->P <= s->H && 2 * s->Q <= s->W && s->H * s->W <= INT32_MAX;
+    if (!window_2x2) {
+        nb_conv_portable.max_pool2d_forward(ctx, s, x, y, argmax);
+        return;
+    }
+    int64_t planes = s->N * s->C, threads = nb_gemm_threads(ctx);
+    pool_job j = {.s = s, .x = x, .y = y, .argmax = argmax,
+                  .tasks = (int)(planes < threads ? planes : threads)};
+    nb_gemm_parallel(ctx, j.tasks, max_forward_task, &j);
+}
+
+static int supports(const nb_gemm *ctx, nb_precision p)
+{
+    (void)p; /* fp32 only; bf16 runs these in fp32 (conv.h) */
+    return nb_gemm_backend_of(ctx) != NB_GEMM_PORTABLE && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
+}
+
+const nb_conv_kernels nb_conv_avx2 = {
+    .name = "avx2",
+    .supports = supports,
+    .max_pool2d_forward = max_forward,
+    .batch_norm_forward = bn_forward,
+    .batch_norm_backward = bn_backward,
+};
+
+#else
+static int never(const nb_gemm *ctx, nb_precision p)
+{
+    (void)ctx, (void)p;
+    return 0;
+}
+
+const nb_conv_kernels nb_conv_avx2 = {.name = "avx2", .supports = never};
+#endif
