@@ -21,14 +21,20 @@ static void help(void)
            "                  'probabilities'. Class names in its metadata. Not: nearest.\n"
            "  --format c      FILE.c and FILE.h: one self-contained C99 file (weights as static\n"
            "                  const arrays; no allocation, no global state, only <math.h>) with\n"
-           "                  NAME_predict(input, probabilities), NAME_predict_batch, NAME_forward.\n"
-           "                  Every module nabla has.\n\n"
+           "                  NAME_predict(input, probabilities), NAME_predict_batch, NAME_forward\n"
+           "                  (a regression model: NAME_regress(input, values), in the targets'\n"
+           "                  units, and NAME_regress_batch). Every module nabla has.\n"
+           "  A regression model's ONNX file has an output 'values' in the targets' units.\n\n"
            "Options:\n"
            "  -o, --output FILE   the file to write (for c: FILE.c; FILE.h is written beside it)\n"
            "  --name NAME         c: prefix of the generated functions (default: FILE's base name)\n"
            "  --quantize int8     c: Linear weights as int8 with one float scale per output row\n"
-           "                      (symmetric, per channel; about 4x smaller); activations (and\n"
-           "                      conv2d weights) stay float, so no calibration data is needed\n"
+           "                      (symmetric, per channel; about 4x smaller). Alone, activations\n"
+           "                      (and conv2d weights) stay float: no calibration data needed\n"
+           "  --calibrate DATA    with --quantize int8: run the model over DATA (a data spec as\n"
+           "                      for train and eval, e.g. fashion-mnist) to fix each Linear\n"
+           "                      input's scale (max |x| / 127); the Linear layers then take int8\n"
+           "                      inputs and sum int8 x int8 products in int32\n"
            "  --opset N           onnx: the operator set, 13 to 17 (default 13)\n"
            "  -h, --help          this help\n");
 }
@@ -51,8 +57,9 @@ int cmd_export(int argc, char **argv)
     static const struct option options[] = {
         {"format", required_argument, 0, 'f'}, {"output", required_argument, 0, 'o'},
         {"name", required_argument, 0, 'n'}, {"quantize", required_argument, 0, 'q'},
-        {"opset", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *format = NULL, *output = NULL, *name = NULL;
+        {"opset", required_argument, 0, 's'}, {"calibrate", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *format = NULL, *output = NULL, *name = NULL, *calibrate = NULL;
     int int8 = 0;
     long long opset = 0;
     int c;
@@ -64,6 +71,7 @@ int cmd_export(int argc, char **argv)
             format = optarg;
             break;
         case 'o': output = optarg; break;
+        case 'c': calibrate = optarg; break;
         case 'n': name = optarg; break;
         case 'q':
             if (strcmp(optarg, "int8"))
@@ -90,8 +98,11 @@ int cmd_export(int argc, char **argv)
     if (to_c && (len < 3 || strcmp(output + len - 2, ".c") != 0))
         return cli_usage_error("export", "-o '%s': the C export writes FILE.c (and FILE.h beside "
                                "it); name a file ending in .c", output);
-    if (!to_c && (name || int8))
-        return cli_usage_error("export", "%s applies to --format c only", name ? "--name" : "--quantize");
+    if (!to_c && (name || int8 || calibrate))
+        return cli_usage_error("export", "%s applies to --format c only",
+                               name ? "--name" : int8 ? "--quantize" : "--calibrate");
+    if (calibrate && !int8)
+        return cli_usage_error("export", "--calibrate applies to --quantize int8 only");
     if (to_c && opset)
         return cli_usage_error("export", "--opset applies to --format onnx only");
     const char *model = argv[optind];
@@ -107,7 +118,12 @@ int cmd_export(int argc, char **argv)
     nb_gemm *gemm = nb_gemm_new(NB_GEMM_PORTABLE, 1, &err);
     nb_model *m = gemm ? nb_model_load(model, 1, gemm, &err) : NULL;
     nb_status s = m ? NB_OK : NB_EIO;
-    if (m && to_c) {
+    nb_dataset calibration = {0};
+    const char *ignored;
+    if (m && calibrate && cli_load_data_for(calibrate, &calibration, &ignored,
+                                            nb_model_targets(m) >= 0 ? m : NULL, &err))
+        s = err.code ? err.code : NB_EIO;
+    if (m && to_c && !s) {
         char cname[64], *header = malloc(len + 1);
         if (!header) {
             s = nb_error_set(&err, NB_ENOMEM, "out of memory");
@@ -117,18 +133,20 @@ int cmd_export(int argc, char **argv)
             default_name(output, cname, sizeof cname);
             nb_export_c_options opt = {.name = name ? name : cname,
                                        .quantize = int8 ? NB_QUANT_INT8 : NB_QUANT_NONE,
+                                       .calibration = calibrate ? &calibration : NULL,
                                        .source = model};
             s = nb_export_c(m, output, header, &opt, &err);
             if (!s)
-                fprintf(stderr, "nabla export: wrote %s and %s (%s_predict)\n", output, header,
-                        opt.name);
+                fprintf(stderr, "nabla export: wrote %s and %s (%s_%s)\n", output, header,
+                        opt.name, nb_model_targets(m) >= 0 ? "regress" : "predict");
             free(header);
         }
-    } else if (m) {
+    } else if (m && !s) {
         s = nb_export_onnx(m, output, (int)opset, &err);
         if (!s)
             fprintf(stderr, "nabla export: wrote %s\n", output);
     }
+    nb_dataset_free(&calibration);
     nb_model_free(m);
     nb_gemm_free(gemm);
     return s ? cli_fail("export", &err) : 0;

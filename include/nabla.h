@@ -784,9 +784,10 @@ int nb_export_onnx_available(void);
  * conv2d as Conv, max/avg_pool2d as MaxPool/AveragePool, global_avg_pool as GlobalAveragePool
  * and Flatten, batch_norm as BatchNormalization (running statistics); the normalisation as Sub
  * and Mul nodes first. Input "input" [N, dims…]; outputs the model's
- * output under its node name and, for a classifier, "probabilities" = Softmax of it (what
- * nabla predict prints). Class names go into metadata_props ("nabla.classes"). Nearest
- * neighbour is refused. NB_ENOTSUP when built without protobuf-c. */
+ * output under its node name and, for a classifier, "probabilities" = Softmax of it, for a
+ * regression model "values" = output·σ + μ (Mul, Add: the targets' standardisation undone) —
+ * what nabla predict prints. Class names go into metadata_props ("nabla.classes"), target
+ * names into "nabla.targets". Nearest neighbour is refused. NB_ENOTSUP when built without protobuf-c. */
 nb_status nb_export_onnx(nb_model *m, const char *path, int opset, nb_error *err);
 
 typedef enum nb_quantize { NB_QUANT_NONE = 0, NB_QUANT_INT8 } nb_quantize;
@@ -794,18 +795,29 @@ typedef enum nb_quantize { NB_QUANT_NONE = 0, NB_QUANT_INT8 } nb_quantize;
 typedef struct nb_export_c_options {
     const char *name;     /* prefix of the generated symbols, a C identifier (NULL: "model") */
     nb_quantize quantize; /* NB_QUANT_INT8: Linear weights as int8, one float scale per output
-                             row (symmetric); activations, bias, accumulation and conv2d
-                             weights stay float */
+                             row (symmetric); conv2d weights stay float. Without calibration
+                             data, activations, bias and accumulation stay float too */
+    const nb_dataset *calibration; /* NB_QUANT_INT8 (or NULL): raw inputs run through the
+                             model once to set each Linear input's scale (max |x| / 127);
+                             the generated Linear then rounds its inputs to int8 and sums
+                             int8 x int8 products in int32, rescaled to float for the bias */
     const char *source;   /* what the model came from, named in the files' comments (or NULL) */
 } nb_export_c_options;
 
 /* Writes m as one self-contained C99 file (c_path) and its header (h_path, which the .c file
  * includes by its base name) — every module but the losses, batch norm folded into a
- * per-channel y = a·x + b: the weights as static const arrays, the normalisation, and
+ * per-channel y = a·x + b: the weights as static const arrays, the normalisation, and for a
+ * classifier
  *   int  NAME_predict(const float *input, float *probabilities);   → the arg-max class
  *   void NAME_predict_batch(const float *inputs, int n, float *probabilities, int *classes);
- *   void NAME_forward(const float *input, float *output, float *scratch);
  *   const char *NAME_class_name(int k);
+ * or for a regression model (NAME_REGRESSION defined), in the targets' own units (their
+ * standardisation undone, value = y·σ + μ, as nb_model_predict_values)
+ *   void NAME_regress(const float *input, float *values);
+ *   void NAME_regress_batch(const float *inputs, int n, float *values);
+ *   const char *NAME_target_name(int k);
+ * and for both
+ *   void NAME_forward(const float *input, float *output, float *scratch);   → raw output
  * No allocation, no global mutable state, nothing beyond <math.h> (whose functions the user
  * may replace by macros, NAME_EXPF …, on freestanding targets). NAME_predict keeps
  * NAME_SCRATCH_FLOATS floats (sized here, from the nodes' live ranges) on the stack;

@@ -3,8 +3,11 @@
 # DAG of examples/residual.nb, a DAG of every module, a CNN) compiles without a warning under gcc and
 # clang with -std=c99 -Wall -Wextra -pedantic, and, built into examples/embed/main.c, predicts
 # what `nabla predict` does (same class on all 10,000 Fashion-MNIST test images; probabilities
-# within 1e-5). Also: no global mutable state, -ffreestanding with a user's expf, the int8 file
-# (4x smaller, accuracy within 0.5 points of fp32), and the errors. About 30 seconds.
+# within 1e-5). Regression models of examples/houses.csv (one and two targets): NAME_regress
+# gives nabla predict's values in the targets' units (within 1e-4 relative). Also: no global
+# mutable state, -ffreestanding with a user's expf, the int8 files — weight-only, and
+# calibrated on the training set (int8 inputs, int32 sums) — each about 4x smaller with test
+# accuracy within 0.5 points of fp32, and the errors. About 40 seconds.
 #
 # Run from the repository root: bash tests/cli_export.sh ($NABLA as in lib_cli.sh).
 set -euo pipefail
@@ -67,11 +70,51 @@ gcc -O2 -Ic-dag "$ROOT/examples/embed/main.c" free.o mymath.c -lm -o free-run
 cmp -s free.csv c-dag/gcc.csv || fail "the freestanding build with the user's math to print what the hosted one does"
 ok "-ffreestanding with user-supplied expf/logf/tanhf: only those (and memset/memcpy) undefined; same output"
 
+# ---- regression: NAME_regress in the targets' units ---------------------------------------------
+export_regression_models
+cat > regress.c <<'C'
+/* Reads rows of raw features from stdin and prints model_regress's values, one row a line. */
+#include "model.h"
+#include <stdio.h>
+int main(void)
+{
+    float x[MODEL_INPUT_FEATURES], v[MODEL_OUTPUTS];
+    int j;
+    for (;;) {
+        for (j = 0; j < MODEL_INPUT_FEATURES; j++)
+            if (scanf("%f", &x[j]) != 1)
+                return j == 0 ? 0 : 1;
+        model_regress(x, v);
+        for (j = 0; j < MODEL_OUTPUTS; j++)
+            printf("%s%.9g", j ? " " : "", v[j]);
+        printf("\n");
+    }
+}
+C
+for name in houses houses2; do
+    mkdir -p "c-$name"
+    run export "$name.safetensors" --format c -o "c-$name/model.c"
+    grep -q '^#define MODEL_REGRESSION 1' "c-$name/model.h" && ! grep -q 'model_predict(' "c-$name/model.h" ||
+        fail "$name: a regression header (MODEL_REGRESSION, model_regress, no model_predict)"
+    for cc in "${compilers[@]}"; do
+        "$cc" "${WARN[@]}" -O2 -I"c-$name" regress.c "c-$name/model.c" -lm -o "c-$name/run-$cc" \
+            2>"c-$name/cc.txt" || fail "$cc to compile c-$name/model.c without a warning" "$(head -n 20 "c-$name/cc.txt")"
+        "c-$name/run-$cc" < "$name-x.txt" > "c-$name/$cc.txt" || fail "c-$name/run-$cc to run"
+        agree_values "$name regression ($cc)" "$name.json" "c-$name/$cc.txt"
+    done
+done
+
 # ---- int8 --------------------------------------------------------------------------------------
 build_embedded mlp.safetensors c-q8 --quantize int8
 grep -q 'static const signed char fc1_q\[200704\]' c-q8/model.c || fail "int8 weights as signed char arrays"
 c-q8/run-gcc t10k.idx > c-q8/gcc.csv
 gcc "${WARN[@]}" -O2 -c c-q8/model.c -o c-q8/model.o
+# calibrated on the 60,000 training images: int8 inputs to every Linear, int32 sums
+build_embedded mlp.safetensors c-i8 --quantize int8 --calibrate fashion-mnist
+[ "$(grep -c 'linear_i8(scratch' c-i8/model.c)" = 3 ] && ! grep -q 'linear_q8' c-i8/model.c ||
+    fail "the calibrated file to run all three Linear layers as linear_i8"
+c-i8/run-gcc t10k.idx > c-i8/gcc.csv
+gcc "${WARN[@]}" -O2 -c c-i8/model.c -o c-i8/model.o
 msg=$("$PY" - <<'PY' 2>&1
 import csv, subprocess
 labels = open("t10k-labels.idx", "rb").read()[8:]
@@ -82,14 +125,15 @@ def accuracy(path):
 def rodata(obj):  # bytes of constant data: the weights
     out = subprocess.run(["size", "-A", obj], capture_output=True, text=True, check=True).stdout
     return sum(int(l.split()[1]) for l in out.splitlines() if l.startswith(".rodata"))
-a32, a8 = accuracy("c-mlp/gcc.csv"), accuracy("c-q8/gcc.csv")
-s32, s8 = rodata("c-mlp/model.o"), rodata("c-q8/model.o")
-assert abs(a8 - a32) <= 0.5, f"int8 accuracy {a8:.2f} % vs fp32 {a32:.2f} %: more than 0.5 points apart"
-assert s32 / s8 >= 3.5, f"int8 constants {s8} bytes vs fp32 {s32}: only {s32 / s8:.2f}x smaller"
-print(f"int8 {a8:.2f} % vs fp32 {a32:.2f} % test accuracy ({a8 - a32:+.2f} points); constants {s8} vs {s32} bytes ({s32 / s8:.2f}x smaller)")
+a32, s32 = accuracy("c-mlp/gcc.csv"), rodata("c-mlp/model.o")
+for what, d in (("int8 weight-only", "c-q8"), ("int8 calibrated", "c-i8")):
+    a8, s8 = accuracy(d + "/gcc.csv"), rodata(d + "/model.o")
+    assert abs(a8 - a32) <= 0.5, f"{what} accuracy {a8:.2f} % vs fp32 {a32:.2f} %: more than 0.5 points apart"
+    assert s32 / s8 >= 3.5, f"{what} constants {s8} bytes vs fp32 {s32}: only {s32 / s8:.2f}x smaller"
+    print(f"{what} {a8:.2f} % vs fp32 {a32:.2f} % test accuracy ({a8 - a32:+.2f} points); constants {s8} vs {s32} bytes ({s32 / s8:.2f}x smaller)")
 PY
 ) || fail "int8: accuracy within 0.5 points of fp32, about 4x smaller" "$msg"
-ok "$msg"
+while IFS= read -r line; do ok "$line"; done <<<"$msg"
 
 # ---- errors ------------------------------------------------------------------------------------
 expect_error() {  # WHAT PATTERN ARGS...
@@ -102,8 +146,11 @@ expect_error() {  # WHAT PATTERN ARGS...
 expect_error "-o must name a .c file" "name a file ending in .c" mlp.safetensors --format c -o model.txt
 expect_error "--name must be a C identifier" "not a C identifier" mlp.safetensors --format c -o x.c --name 9lives
 expect_error "--quantize takes int8" "expected int8" mlp.safetensors --format c -o x.c --quantize int4
+expect_error "--calibrate needs --quantize int8" "calibrate applies to --quantize int8" mlp.safetensors --format c -o x.c --calibrate fashion-mnist
+expect_error "--calibrate is for the C export" "calibrate applies to --format c" mlp.safetensors --format onnx -o x.onnx --calibrate fashion-mnist
+expect_error "calibration data of the wrong size is named" "calibration.*784|784.*calibration" mlp.safetensors --format c -o x.c --quantize int8 --calibrate idx:res-x.idx,res-y.idx
 expect_error "--format is required" "format onnx or --format c is required" mlp.safetensors -o x.c
 expect_error "a missing model file is named" "no-such.safetensors" no-such.safetensors --format c -o x.c
 expect_error "an unwritable output is reported" "no-such-dir/x\.[ch]" mlp.safetensors --format c -o no-such-dir/x.c
 [ ! -e x.c ] && [ ! -e x.h ] || fail "nothing written by a failed export"
-ok "errors: bad -o, --name, --quantize, missing --format, missing model, unwritable output"
+ok "errors: bad -o, --name, --quantize, --calibrate, missing --format, missing model, unwritable output"

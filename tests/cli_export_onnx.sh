@@ -4,7 +4,9 @@
 # GlobalAveragePool), python3-onnx's checker accepts the file (at opsets 13 and 17), and
 # OpenCV's DNN module (cv2.dnn.readNetFromONNX) runs it on raw inputs and agrees with
 # `nabla predict`: the same class on every input (all 10,000 Fashion-MNIST test images for the
-# MLP and the CNN), probabilities within 1e-5. Class names in the metadata; nearest neighbour refused.
+# MLP and the CNN), probabilities within 1e-5. Regression models of examples/houses.csv (one and
+# two targets): the output "values" equals nabla predict's values in the targets' units (within
+# 1e-4 relative). Class and target names in the metadata; nearest neighbour refused.
 #
 # Exits 77 (skipped) without python3-onnx or python3-opencv, or when nabla was built without
 # libprotobuf-c. Run from the repository root: bash tests/cli_export_onnx.sh.
@@ -69,6 +71,30 @@ for m in mlp:t10k.idx res:res-x.idx dag:dag-x.idx cnn:t10k.idx; do
     onnx_agree "$name" "$data" 13
 done
 onnx_agree dag dag-x.idx 17
+
+# regression: "values" = output · σ + μ, in the targets' units
+export_regression_models
+for name in houses houses2; do
+    run export "$name.safetensors" --format onnx -o "$name.onnx"
+    msg=$("$PY" - "$name.onnx" "$name-x.txt" 2>&1 > "$name-onnx.txt" <<'PY'
+import sys
+import cv2, numpy as np, onnx
+path, features = sys.argv[1:3]
+m = onnx.load(path)
+onnx.checker.check_model(m, full_check=True)
+meta = {p.key: p.value for p in m.metadata_props}
+outputs = [o.name for o in m.graph.output]
+assert outputs[-1] == "values" and "probabilities" not in outputs, outputs
+assert meta.get("nabla.targets") in ("price", "price,age"), meta
+x = np.loadtxt(features, dtype=np.float32, ndmin=2)
+net = cv2.dnn.readNetFromONNX(path)
+net.setInput(x)
+for row in net.forward("values").reshape(len(x), -1):
+    print(" ".join(f"{v:.9g}" for v in row))
+PY
+) || fail "$name: the ONNX checker to accept it and OpenCV to run it" "$msg"
+    agree_values "$name regression (ONNX, OpenCV)" "$name.json" "$name-onnx.txt"
+done
 
 # the normalisation is in the graph: the first nodes subtract the mean and multiply
 "$PY" - mlp-13.onnx <<'PY' || fail "the ONNX graph to begin with the input normalisation (Sub, Mul)"

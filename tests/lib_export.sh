@@ -142,3 +142,51 @@ PY
 ) || fail "$1: the same predictions as nabla predict" "$msg"
     ok "$1: $msg"
 }
+
+# Two regression models of examples/houses.csv (area, rooms, age → price), trained with
+# --loss mse and standardised targets as in the README: houses.safetensors (3-16-1, price)
+# and houses2.safetensors (2-16-2: area, rooms → price and age, so the standardisation is
+# undone per output). Their raw features, one row per line, in houses-x.txt and houses2-x.txt,
+# and nabla predict's values in houses.json and houses2.json.
+export_regression_models() {
+    run train 3-16-1 --loss mse --data "csv:$ROOT/examples/houses.csv:price" --epochs 30 \
+        --batch 16 --lr 0.05 --seed 1 --threads 1 -q -o houses.safetensors
+    run train 2-16-2 --loss mse --data "csv:$ROOT/examples/houses.csv:price,age" --epochs 30 \
+        --batch 16 --lr 0.05 --seed 1 --threads 1 -q -o houses2.safetensors
+    for m in houses:price houses2:price,age; do
+        run predict "${m%%:*}.safetensors" --data "csv:$ROOT/examples/houses.csv:${m#*:}" \
+            --format json
+        mv out.txt "${m%%:*}.json"
+    done
+    "$PY" - "$ROOT/examples/houses.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+for name, cols in (("houses", ["area", "rooms", "age"]), ("houses2", ["area", "rooms"])):
+    with open(name + "-x.txt", "w") as f:
+        for r in rows:
+            f.write(" ".join(r[c] for c in cols) + "\n")
+PY
+}
+
+# agree_values WHAT REFERENCE.json CANDIDATE.txt: the candidate's rows (one line of values per
+# input) equal nabla predict's values within 1e-4 relative (1e-4 absolute near zero).
+agree_values() {
+    local msg
+    msg=$("$PY" - "$2" "$3" <<'PY' 2>&1
+import json, sys
+ref = json.load(open(sys.argv[1]))
+got = [[float(v) for v in line.split()] for line in open(sys.argv[2])]
+assert len(ref) == len(got), f"{len(got)} rows, expected {len(ref)}"
+worst = 0.0
+for r, g in zip(ref, got):
+    want = list(r["values"].values())
+    assert len(want) == len(g), f"{len(g)} values in a row, expected {len(want)}"
+    for w, v in zip(want, g):
+        worst = max(worst, abs(v - w) / max(abs(w), 1.0))
+assert worst <= 1e-4, f"values differ by up to {worst:.3g} relative (limit 1e-4)"
+names = ",".join(ref[0]["values"])
+print(f"{len(ref)} inputs, {names} in the targets' units within {worst:.2g} relative")
+PY
+) || fail "$1: the same values as nabla predict" "$msg"
+    ok "$1: $msg"
+}

@@ -12,6 +12,10 @@
  * on the training set is inside the generated code. */
 #include "model.h"
 
+#ifdef MODEL_REGRESSION
+#error "model.c is a regression model: call model_regress(input, values) instead (README, Deploying a model)"
+#endif
+
 #include <stdio.h>
 #include <stdlib.h>
 

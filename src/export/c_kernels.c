@@ -5,6 +5,8 @@
  *   normalize   x̂_i = (x_i − mean_s) · inv_s     slot s = i / B (data/dataset.c)
  *   linear      y_o = b_o + Σ_i W[o,i] x_i        Y = X Wᵀ + b (op_linear.c)
  *   linear_q8   y_o = b_o + s_o Σ_i q[o,i] x_i    W[o,i] ≈ s_o q[o,i], q ∈ [−127, 127]
+ *   linear_i8   y_o = b_o + s_o s_x Σ_i q[o,i] xq_i, xq_i = round(x_i / s_x) ∈ [−127, 127]
+ *               (or [0, 255] for inputs never negative), summed in int (c_source_int8.c)
  *   relu, tanh, sigmoid, add, max, mul, scale     point-wise (op_activation.c,
  *                                                 op_elementwise.c)
  *   reduce      y = f · Σ_i x_i  (sum: f = 1, mean: f = 1/D), in double (op_reduce.c)
@@ -68,6 +70,38 @@ static const char linear_q8_text[] =
     "            acc += part[k];\n"
     "        acc *= scale[o];\n"
     "        y[o] = b ? acc + b[o] : acc;\n"
+    "    }\n"
+    "}\n\n";
+
+/* The integer dot product is a plain loop: integer addition is associative, so the compiler
+ * may split and reorder the sum itself (no LANES partial sums needed). xq is held as short
+ * (its values fit in 8 bits) so that the products widen through int16 into int32 sums: gcc 12
+ * and clang 14 at -O2 and -O3 map the loop onto pmaddwd with no intrinsics; with xq as signed
+ * char they widen to int32 first and multiply four lanes at a time, about 3x slower. */
+static const char linear_i8_text[] =
+    "/* Linear with int8 weights and 8-bit inputs, summed in int: x[i] ~ xq[i] / inv_in,\n"
+    " * xq[i] = round(x[i] * inv_in) clamped to [lo, hi] ([-127, 127], or [0, 255] for inputs\n"
+    " * that are never negative; inv_in calibrated on data); w[o][i] ~ scale[o] * q[o][i];\n"
+    " * y[o] = b[o] + rescale[o] * sum_i q[o][i] xq[i], rescale[o] = scale[o] / inv_in.\n"
+    " * Q8_MAX_IN shorts of stack. */\n"
+    "static void linear_i8(const float *restrict x, float inv_in, float lo, float hi,\n"
+    "                      const signed char *restrict q, const float *restrict rescale,\n"
+    "                      const float *restrict b, float *restrict y, int in, int out)\n"
+    "{\n"
+    "    short xq[Q8_MAX_IN];\n"
+    "    int o, i;\n"
+    "    for (i = 0; i < in; i++) {\n"
+    "        float v = x[i] * inv_in;\n"
+    "        v = v < hi ? v : hi; /* NaN becomes hi, never undefined */\n"
+    "        v = v > lo ? v : lo;\n"
+    "        xq[i] = (short)(v >= 0.0f ? v + 0.5f : v - 0.5f);\n"
+    "    }\n"
+    "    for (o = 0; o < out; o++) {\n"
+    "        const signed char *restrict row = q + (long)o * in;\n"
+    "        int acc = 0; /* |acc| <= in * 127 * 255 < 2^31 */\n"
+    "        for (i = 0; i < in; i++)\n"
+    "            acc += row[i] * xq[i];\n"
+    "        y[o] = b ? (float)acc * rescale[o] + b[o] : (float)acc * rescale[o];\n"
     "    }\n"
     "}\n\n";
 
@@ -329,6 +363,8 @@ void nb_c_kernels_write(FILE *f, unsigned kernels, const char *P)
         fputs(linear_text, f);
     if (kernels & K_LINEAR_Q8)
         fputs(linear_q8_text, f);
+    if (kernels & K_LINEAR_I8)
+        fputs(linear_i8_text, f);
     if (kernels & K_RELU)
         fputs(relu_text, f);
     if (kernels & K_TANH)

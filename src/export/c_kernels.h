@@ -29,6 +29,7 @@ enum {
     K_AVG_POOL = 1 << 17,
     K_GLOBAL_AVG = 1 << 18,
     K_CHANNEL_AFFINE = 1 << 19,
+    K_LINEAR_I8 = 1 << 20,
     K_WINDOW = K_CONV2D | K_MAX_POOL | K_AVG_POOL
 };
 

@@ -9,11 +9,11 @@
  * (first fit). No allocation, no global mutable state, nothing beyond <math.h> — and not even
  * that when the user supplies the few math functions by macro (freestanding targets).
  *
- * --quantize int8 (weight-only): each Linear weight row o is stored as int8 q[o][i] with one
- * float scale s_o = max_i |W[o][i]| / 127 (symmetric, per output channel: W ≈ s_o q), q =
- * round(W / s_o); activations, bias and accumulation stay float. */
+ * --quantize int8: each Linear weight row as int8 with one float scale (symmetric, per output
+ * channel); weight-only with float activations, or, given calibration data, int8 inputs and
+ * int32 sums (c_source_int8.c). The public functions are written by c_api.c. */
+#include "export/c_file.h"
 #include "export/c_kernels.h"
-#include "export/plan.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -21,22 +21,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define NAME_LIMIT 40
-
-typedef struct c_file {
-    const nb_export_plan *plan;
-    const nb_export_c_options *opt;
-    const char *name;          /* symbol prefix, lower case as given */
-    char upper[NAME_LIMIT + 1];/* macro prefix */
-    const char *header;        /* the header's file name, as the .c file includes it */
-    int *root;                 /* per plan node: the node whose storage it uses */
-    long *offset;              /* per root: offset into the scratch buffer */
-    long scratch;              /* floats */
-    char (*ident)[NB_NAME_MAX + 8]; /* per plan node: a C identifier for its arrays */
-    unsigned kernels;
-    int uses_log, uses_tanh;
-} c_file;
 
 static int is_in_place(nb_op op)
 {
@@ -117,8 +101,7 @@ static nb_status plan_identifiers(c_file *c, nb_error *err)
     return NB_OK;
 }
 
-/* Shortest text that reads back as the same float, as a C float literal. */
-static void put_float(FILE *f, float v)
+void nb_c_put_float(FILE *f, float v)
 {
     char buf[32];
     snprintf(buf, sizeof buf, "%.9g", (double)v);
@@ -134,42 +117,13 @@ static void put_float(FILE *f, float v)
     fputs(strpbrk(buf, ".en") ? "f" : ".0f", f);
 }
 
-static void put_floats(FILE *f, const char *type_name, const char *ident, const char *suffix,
-                       const float *v, int64_t n)
+void nb_c_put_floats(FILE *f, const char *type_name, const char *ident, const char *suffix,
+                     const float *v, int64_t n)
 {
     fprintf(f, "static const %s %s_%s[%lld] = {", type_name, ident, suffix, (long long)n);
     for (int64_t i = 0; i < n; i++) {
         fputs(i % 8 ? ", " : i ? ",\n    " : "\n    ", f);
-        put_float(f, v[i]);
-    }
-    fputs("\n};\n", f);
-}
-
-/* Symmetric per-row int8: q = round(w / s), s = max |w| / 127 (1 for a zero row). */
-static void put_quantized(FILE *f, const char *ident, const float *w, int64_t rows, int64_t cols)
-{
-    fprintf(f, "static const float %s_scale[%lld] = {", ident, (long long)rows);
-    for (int64_t o = 0; o < rows; o++) {
-        float m = 0.0f;
-        for (int64_t i = 0; i < cols; i++)
-            m = fabsf(w[o * cols + i]) > m ? fabsf(w[o * cols + i]) : m;
-        fputs(o % 8 ? ", " : o ? ",\n    " : "\n    ", f);
-        put_float(f, m > 0 ? m / 127.0f : 1.0f);
-    }
-    fputs("\n};\n", f);
-    fprintf(f, "static const signed char %s_q[%lld] = {", ident, (long long)(rows * cols));
-    for (int64_t o = 0; o < rows; o++) {
-        float m = 0.0f;
-        for (int64_t i = 0; i < cols; i++)
-            m = fabsf(w[o * cols + i]) > m ? fabsf(w[o * cols + i]) : m;
-        float s = m > 0 ? m / 127.0f : 1.0f;
-        for (int64_t i = 0; i < cols; i++) {
-            long q = lroundf(w[o * cols + i] / s);
-            q = q > 127 ? 127 : q < -127 ? -127 : q;
-            int64_t k = o * cols + i;
-            fputs(k % 16 ? ", " : k ? ",\n    " : "\n    ", f);
-            fprintf(f, "%ld", q);
-        }
+        nb_c_put_float(f, v[i]);
     }
     fputs("\n};\n", f);
 }
@@ -187,7 +141,7 @@ static void put_fmt(FILE *f, const c_file *c, const char *fmt, ...)
         }
         switch (*++p) {
         case 'B': fprintf(f, "scratch + %ld", c->offset[c->root[va_arg(ap, int)]]); break;
-        case 'F': put_float(f, (float)va_arg(ap, double)); break;
+        case 'F': nb_c_put_float(f, (float)va_arg(ap, double)); break;
         case 's': fputs(va_arg(ap, const char *), f); break;
         case 'L': fprintf(f, "%lld", va_arg(ap, long long)); break;
         default: fputc(*p, f); break;
@@ -215,7 +169,10 @@ static void put_call(FILE *f, const c_file *c, int i)
             put_fmt(f, c, "copy(input, %B, %L);\n", i, n);
         return;
     case NB_OP_LINEAR:
-        if (c->opt->quantize == NB_QUANT_INT8)
+        if (c->q8_clip)
+            put_fmt(f, c, "linear_i8(%B, %s_inv_in, %F, %F, %s_q, %s_rescale, ", x, id,
+                    c->q8_unsigned[i] ? 0.0 : -127.0, c->q8_unsigned[i] ? 255.0 : 127.0, id, id);
+        else if (c->opt->quantize == NB_QUANT_INT8)
             put_fmt(f, c, "linear_q8(%B, %s_q, %s_scale, ", x, id, id);
         else
             put_fmt(f, c, "linear(%B, %s_weight, ", x, id);
@@ -273,21 +230,6 @@ static void put_call(FILE *f, const c_file *c, int i)
     }
 }
 
-static void put_c_string(FILE *f, const char *s, size_t n)
-{
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 32 || ch >= 127)
-            fprintf(f, "\\%03o", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 /* One comment line naming what was exported; the model's own text never ends it early. */
 static void put_origin(FILE *f, const c_file *c)
 {
@@ -297,14 +239,14 @@ static void put_origin(FILE *f, const c_file *c)
         for (const char *s = c->opt->source; *s; s++)
             fputc(*s == '*' && s[1] == '/' ? '+' : (unsigned char)*s < 32 ? '?' : *s, f);
     }
-    fprintf(f, "%s; do not edit.\n", c->opt->quantize == NB_QUANT_INT8 ?
-            " (int8 weights, float activations)" : "");
+    fprintf(f, "%s; do not edit.\n", c->q8_clip ? " (int8 weights and Linear inputs, int sums)" :
+            c->opt->quantize == NB_QUANT_INT8 ? " (int8 weights, float activations)" : "");
 }
 
 static int write_header(FILE *f, void *ctx)
 {
     const c_file *c = ctx;
-    const char *n = c->name, *P = c->upper;
+    const char *P = c->upper;
     fprintf(f, "/* %s: a neural network compiled to C.\n", c->header);
     put_origin(f, c);
     fprintf(f, " *\n"
@@ -316,28 +258,18 @@ static int write_header(FILE *f, void *ctx)
         fprintf(f, ", %s_LOGF", P);
     if (c->uses_tanh)
         fprintf(f, ", %s_TANHF", P);
-    fprintf(f, "\n * (e.g. -D%s_EXPF=my_expf), and <math.h> is not included. */\n", P);
+    fprintf(f, "\n * (e.g. -D%s_EXPF=my_expf), and <math.h> is not included.", P);
+    if (c->q8_clip)
+        fprintf(f, " Besides its scratch, a forward\n * pass keeps %ld bytes of int8 inputs "
+                "(as short) on the stack.", 2 * c->q8_max_in);
+    fputs(" */\n", f);
     fprintf(f, "#ifndef %s_H\n#define %s_H\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n", P,
             P);
     fprintf(f, "#define %s_INPUT_FEATURES %lld  /* floats per input sample, raw (not normalised) */\n"
             "#define %s_OUTPUTS %lld         /* values per output sample */\n"
             "#define %s_SCRATCH_FLOATS %ld  /* working memory of one forward pass */\n\n",
             P, (long long)c->plan->features, P, (long long)c->plan->outputs, P, c->scratch);
-    fprintf(f,
-            "/* Runs the model on one raw input (%s_INPUT_FEATURES floats) and writes the softmax of\n"
-            " * its output to probabilities (%s_OUTPUTS floats; may be NULL). Returns the arg-max\n"
-            " * (the predicted class). Uses %s_SCRATCH_FLOATS floats of stack: where the stack is\n"
-            " * small, call %s_forward with a buffer of your own. */\n"
-            "int %s_predict(const float *input, float *probabilities);\n\n"
-            "/* %s_predict for n inputs stored one after another; probabilities (n x %s_OUTPUTS)\n"
-            " * and classes (n) may be NULL. */\n"
-            "void %s_predict_batch(const float *inputs, int n, float *probabilities, int *classes);\n\n"
-            "/* The model's raw output (%s_OUTPUTS floats, e.g. logits) for one raw input, using\n"
-            " * scratch (%s_SCRATCH_FLOATS floats, not aliasing input or output) as working memory. */\n"
-            "void %s_forward(const float *input, float *output, float *scratch);\n\n"
-            "/* The name of class k, or NULL when the model has none. */\n"
-            "const char *%s_class_name(int k);\n\n",
-            P, P, P, n, n, n, P, n, P, P, n, n);
+    nb_c_api_declare(f, c);
     fprintf(f, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
     return 0;
 }
@@ -378,8 +310,8 @@ static int put_module_data(FILE *f, const c_file *c, int i)
     }
     fprintf(f, "/* %s: batch_norm in evaluation, y = a x + b per channel (eps %g) */\n", e->name,
             (double)e->eps);
-    put_floats(f, "float", id, "a", ab, C);
-    put_floats(f, "float", id, "b", ab + C, C);
+    nb_c_put_floats(f, "float", id, "a", ab, C);
+    nb_c_put_floats(f, "float", id, "b", ab + C, C);
     fputs("\n", f);
     free(ab);
     return 0;
@@ -397,8 +329,8 @@ static int write_source(FILE *f, void *ctx)
     const c_file *c = ctx;
     const nb_export_plan *p = c->plan;
     const char *n = c->name, *P = c->upper;
-    fprintf(f, "/* A neural network compiled to C: %s_predict and the functions beside it, declared in %s.\n",
-            n, c->header);
+    fprintf(f, "/* A neural network compiled to C: %s_%s and the functions beside it, declared in %s.\n",
+            n, p->regression ? "regress" : "predict", c->header);
     put_origin(f, c);
     fputs(" *\n * Nodes (in the order they run):\n", f);
     for (int i = 0; i < p->count; i++) {
@@ -429,8 +361,8 @@ static int write_source(FILE *f, void *ctx)
             inv[s] = nb_export_norm_inv(norm, s);
         fputs("/* Input normalisation fitted on the training set: x^ = (x - mean) * inv,\n"
               " * inv = 1 / max(std, eps). */\n", f);
-        put_floats(f, "float", "input", "mean", norm->mean, norm->size);
-        put_floats(f, "float", "input", "inv", inv, norm->size);
+        nb_c_put_floats(f, "float", "input", "mean", norm->mean, norm->size);
+        nb_c_put_floats(f, "float", "input", "inv", inv, norm->size);
         free(inv);
         fputs("\n", f);
     }
@@ -445,41 +377,18 @@ static int write_source(FILE *f, void *ctx)
         fprintf(f, "/* %s: %s, weight [%lld, %lld]%s */\n", e->name, nb_op_name(e->op),
                 (long long)e->rows, (long long)e->cols, e->bias ? ", bias" : "");
         if (e->op == NB_OP_LINEAR && c->opt->quantize == NB_QUANT_INT8)
-            put_quantized(f, c->ident[i], e->weight, e->rows, e->cols);
+            nb_c_int8_put_weights(f, c, i);
         else
-            put_floats(f, "float", c->ident[i], "weight", e->weight, e->rows * e->cols);
+            nb_c_put_floats(f, "float", c->ident[i], "weight", e->weight, e->rows * e->cols);
         if (e->bias)
-            put_floats(f, "float", c->ident[i], "bias", e->bias, e->rows);
+            nb_c_put_floats(f, "float", c->ident[i], "bias", e->bias, e->rows);
         fputs("\n", f);
     }
-    if (p->classes) {
-        /* one string of NUL-terminated names and their offsets: constant data without
-         * relocations (an array of pointers would need them) */
-        long at = 0;
-        int count = 0;
-        fputs("static const char class_text[] =", f);
-        for (const char *s = p->classes; count < p->outputs; count++) {
-            size_t len = strcspn(s, ",");
-            fputs("\n    ", f);
-            put_c_string(f, s, len);
-            fputs(" \"\\0\"", f);
-            s += len;
-            if (!*s) {
-                count++;
-                break;
-            }
-            s++;
-        }
-        fprintf(f, ";\nstatic const long class_at[%d] = {", count);
-        int k = 0;
-        for (const char *s = p->classes; k < count; k++) {
-            size_t len = strcspn(s, ",");
-            fprintf(f, "%s%ld", k ? ", " : "", at);
-            at += (long)len + 1;
-            s += len + (s[len] ? 1 : 0);
-        }
-        fprintf(f, "};\n#define CLASS_NAMES %d\n\n", count);
-    }
+    if (nb_c_api_data(f, c))
+        return 1;
+    if (c->kernels & K_LINEAR_I8)
+        fprintf(f, "#define Q8_MAX_IN %ld /* the widest int8 Linear's inputs */\n\n",
+                c->q8_max_in);
     nb_c_kernels_write(f, c->kernels, P);
 
     fprintf(f, "void %s_forward(const float *input, float *output, float *scratch)\n{\n", n);
@@ -487,42 +396,7 @@ static int write_source(FILE *f, void *ctx)
         put_call(f, c, i);
     put_fmt(f, c, "    copy(%B, output, %L);\n}\n\n", p->output, (long long)p->outputs);
 
-    fprintf(f,
-            "int %s_predict(const float *input, float *probabilities)\n"
-            "{\n"
-            "    float scratch[%s_SCRATCH_FLOATS], z[%s_OUTPUTS];\n"
-            "    double sum = 0.0;\n"
-            "    int j, best = 0;\n"
-            "    %s_forward(input, z, scratch);\n"
-            "    for (j = 1; j < %s_OUTPUTS; j++)\n"
-            "        best = z[j] > z[best] ? j : best;\n"
-            "    if (!probabilities)\n"
-            "        return best;\n"
-            "    /* softmax(z) = exp(z - max) / sum exp(z - max) */\n"
-            "    for (j = 0; j < %s_OUTPUTS; j++) {\n"
-            "        probabilities[j] = %s_EXPF(z[j] - z[best]);\n"
-            "        sum += probabilities[j];\n"
-            "    }\n"
-            "    for (j = 0; j < %s_OUTPUTS; j++)\n"
-            "        probabilities[j] = (float)(probabilities[j] / sum);\n"
-            "    return best;\n"
-            "}\n\n", n, P, P, n, P, P, P, P);
-    fprintf(f,
-            "void %s_predict_batch(const float *inputs, int n, float *probabilities, int *classes)\n"
-            "{\n"
-            "    int i;\n"
-            "    for (i = 0; i < n; i++) {\n"
-            "        int k = %s_predict(inputs + (long)i * %s_INPUT_FEATURES,\n"
-            "                           probabilities ? probabilities + (long)i * %s_OUTPUTS : 0);\n"
-            "        if (classes)\n"
-            "            classes[i] = k;\n"
-            "    }\n"
-            "}\n\n", n, n, P, P);
-    fprintf(f, "const char *%s_class_name(int k)\n{\n", n);
-    if (p->classes)
-        fputs("    return k >= 0 && k < CLASS_NAMES ? class_text + class_at[k] : 0;\n}\n", f);
-    else
-        fputs("    (void)k;\n    return 0;\n}\n", f);
+    nb_c_api_define(f, c);
     return 0;
 }
 
@@ -537,7 +411,8 @@ static nb_status choose_kernels(c_file *c, nb_error *err)
         switch (p->nodes[i].op) {
         case NB_OP_INPUT: case NB_OP_RESHAPE: case NB_OP_DROPOUT: break;
         case NB_OP_LINEAR:
-            c->kernels |= c->opt->quantize == NB_QUANT_INT8 ? K_LINEAR_Q8 : K_LINEAR;
+            c->kernels |= c->opt->quantize != NB_QUANT_INT8 ? K_LINEAR :
+                          c->opt->calibration ? K_LINEAR_I8 : K_LINEAR_Q8;
             break;
         case NB_OP_RELU: c->kernels |= K_RELU; break;
         case NB_OP_TANH: c->kernels |= K_TANH; c->uses_tanh = 1; break;
@@ -590,6 +465,9 @@ nb_status nb_export_c(nb_model *m, const char *c_path, const char *h_path,
     if (opt->quantize != NB_QUANT_NONE && opt->quantize != NB_QUANT_INT8)
         return nb_error_set(err, NB_EINVAL, "C export: unknown quantisation %d",
                             (int)opt->quantize);
+    if (opt->calibration && opt->quantize != NB_QUANT_INT8)
+        return nb_error_set(err, NB_EINVAL, "C export: calibration data applies to int8 "
+                            "quantisation only");
     for (size_t i = 0; i <= len; i++)
         c.upper[i] = (char)toupper((unsigned char)c.name[i]);
     c.header = base_name(h_path);
@@ -601,12 +479,16 @@ nb_status nb_export_c(nb_model *m, const char *c_path, const char *h_path,
     if (s)
         return s;
     c.plan = &plan;
-    if (!(s = choose_kernels(&c, err)) && !(s = plan_storage(&c, err)) &&
+    if (opt->calibration && opt->quantize == NB_QUANT_INT8)
+        s = nb_c_int8_calibrate(m, &c, opt->calibration, err);
+    if (!s && !(s = choose_kernels(&c, err)) && !(s = plan_storage(&c, err)) &&
         !(s = plan_identifiers(&c, err)) && !(s = nb_export_write(h_path, write_header, &c, err)))
         s = nb_export_write(c_path, write_source, &c, err);
     free(c.root);
     free(c.offset);
     free(c.ident);
+    free(c.q8_clip);
+    free(c.q8_unsigned);
     nb_export_plan_free(&plan);
     return s;
 }

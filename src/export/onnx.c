@@ -23,6 +23,10 @@
  *   batch_norm    BatchNormalization(x, γ, β, running mean, running variance; epsilon)
  *   nearest       refused: ONNX has no arg-min-distance module
  *
+ * A classifier gets a second output, "probabilities" = Softmax(z); a regression model one
+ * named "values" = z · σ + μ (Mul, Add: the targets' standardisation undone, as nabla
+ * predict prints them; Identity when the targets were not standardised).
+ *
  * Weights are referenced, not copied, until the message is packed. */
 #include "export/plan.h"
 
@@ -417,7 +421,7 @@ static nb_status emit(onnx_build *b, const nb_export_plan *p, int i, nb_error *e
 static int name_taken(const onnx_build *b, int upto, const char *s)
 {
     if (strcmp(s, "input") == 0 || strcmp(s, "probabilities") == 0 ||
-        strncmp(s, "input.", 6) == 0)
+        strncmp(s, "input.", 6) == 0 || strcmp(s, "values") == 0 || strncmp(s, "values.", 7) == 0)
         return 1;
     for (int j = 0; j < upto; j++)
         if (strcmp(b->names[j], s) == 0)
@@ -440,7 +444,7 @@ static nb_status build_graph(onnx_build *b, const nb_export_plan *p, nb_error *e
         return nb_error_set(err, NB_ENOMEM, "out of memory");
     Onnx__GraphProto *g = b->graph;
     const nb_export_node *in = &p->nodes[0];
-    Onnx__ValueInfoProto **gin = grab(b, sizeof *gin), **gout = grab(b, 2 * sizeof *gout);
+    Onnx__ValueInfoProto **gin = grab(b, sizeof *gin), **gout = grab(b, 3 * sizeof *gout);
     if (!gin || !gout)
         return nb_error_set(err, NB_ENOMEM, "out of memory");
     gin[0] = value_info(b, "input", in->ndim, in->dims);
@@ -481,6 +485,21 @@ static nb_status build_graph(onnx_build *b, const nb_export_plan *p, nb_error *e
         }
         add_attr(b, node(b, "Softmax", "probabilities", z, NULL, NULL), attr_int(b, "axis", -1));
         gout[g->n_output++] = value_info(b, "probabilities", 1, &p->outputs);
+    }
+    if (p->regression) { /* what nabla predict prints: y·σ + μ, the targets' own units */
+        float *scale = grab(b, (size_t)p->outputs * sizeof *scale);
+        float *shift = grab(b, (size_t)p->outputs * sizeof *shift);
+        if (!scale || !shift)
+            return nb_error_set(err, NB_ENOMEM, "out of memory");
+        if (nb_export_target_affine(p, scale, shift)) {
+            initializer(b, "values.scale", out->ndim, out->dims, scale, NULL, (size_t)p->outputs);
+            initializer(b, "values.shift", out->ndim, out->dims, shift, NULL, (size_t)p->outputs);
+            node(b, "Mul", "values.scaled", b->names[p->output], "values.scale", NULL);
+            node(b, "Add", "values", "values.scaled", "values.shift", NULL);
+        } else {
+            node(b, "Identity", "values", b->names[p->output], NULL, NULL);
+        }
+        gout[g->n_output++] = value_info(b, "values", out->ndim, out->dims);
     }
     g->output = gout;
     return b->oom ? nb_error_set(err, NB_ENOMEM, "out of memory") : NB_OK;
@@ -538,6 +557,8 @@ nb_status nb_export_onnx(nb_model *m, const char *path, int opset, nb_error *err
         metadata(&b, &model, "nabla.description", nb_model_description(m));
         if (plan.classes)
             metadata(&b, &model, "nabla.classes", plan.classes);
+        if (plan.target_names)
+            metadata(&b, &model, "nabla.targets", plan.target_names);
     }
     uint8_t *data = NULL;
     size_t size = 0;

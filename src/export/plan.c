@@ -38,6 +38,21 @@ float nb_export_norm_inv(const nb_norm *norm, int64_t slot)
     return d > 0 ? 1.0f / d : 1.0f; /* as nb_dataset_gather */
 }
 
+int nb_export_target_affine(const nb_export_plan *plan, float *scale, float *shift)
+{
+    const nb_norm *t = plan->target_norm;
+    if (!t || t->mode == NB_NORM_NONE || t->size <= 0)
+        return 0;
+    int64_t per_slot = plan->outputs / t->size;
+    for (int64_t j = 0; j < plan->outputs; j++) {
+        int64_t k = j / per_slot;
+        float d = t->std[k] > t->eps ? t->std[k] : t->eps;
+        scale[j] = d > 0 ? d : 1.0f;
+        shift[j] = t->mean[k];
+    }
+    return 1;
+}
+
 void nb_export_plan_free(nb_export_plan *plan)
 {
     if (!plan)
@@ -158,6 +173,12 @@ nb_status nb_export_plan_make(nb_model *m, const char *format, nb_export_plan *p
     plan->norm = nb_model_norm(m);
     plan->classes = nb_model_classes_text(m);
     plan->classifier = nb_model_labels(m) >= 0;
+    plan->regression = nb_model_targets(m) >= 0;
+    if (plan->regression) {
+        const nb_norm *t = nb_model_target_norm(m);
+        plan->target_norm = t->mode != NB_NORM_NONE && t->size > 0 ? t : NULL;
+        plan->target_names = nb_model_target_names_text(m);
+    }
     plan->features = nb_model_features(m);
     plan->outputs = nodes[n - 1].size;
     return NB_OK;

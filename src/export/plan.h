@@ -41,6 +41,10 @@ typedef struct nb_export_plan {
     const nb_norm *norm;       /* the model's input normalisation, owned by the model */
     const char *classes;       /* comma-separated class names or NULL, owned by the model */
     int classifier;            /* predictions are softmax(output) and its arg-max */
+    int regression;            /* predictions are the output in the targets' units, y·σ + μ */
+    const nb_norm *target_norm;/* regression: the targets' standardisation, NULL when none;
+                                  owned by the model */
+    const char *target_names;  /* regression: comma-separated or NULL, owned by the model */
     int64_t features, outputs;
 } nb_export_plan;
 
@@ -55,6 +59,12 @@ void nb_export_plan_free(nb_export_plan *plan);
  * computed in float exactly as the library's data gathering does: x̂ = (x − mean) · inv. Slot
  * s covers features [s·B, (s+1)·B), B = features / norm->size. */
 float nb_export_norm_inv(const nb_norm *norm, int64_t slot);
+
+/* Regression: the per-output affine map that undoes the targets' standardisation, value =
+ * y · scale[j] + shift[j] (scale = max(std, eps), 1 when that is 0; shift = mean), computed in
+ * float as nabla predict does (nb_targets_to_units). scale and shift hold plan->outputs floats.
+ * Returns 0 (and writes nothing) when the plan has no target standardisation. */
+int nb_export_target_affine(const nb_export_plan *plan, float *scale, float *shift);
 
 /* Writes path atomically (nb_atomic_open …) with the text or bytes that fill(f, ctx) prints
  * to f, an in-memory stream; fill returns non-zero when it runs out of memory. */
