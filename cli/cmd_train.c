@@ -86,7 +86,10 @@ static void help(void)
                "equals one process's up to float summation order. Every rank loads the data (and\n"
                "--resume's checkpoint): keep them on every host. Rank 0 alone writes the model,\n"
                "checkpoints, log, plot and output; each rank uses its share of the host's cores.\n"
-               "On several hosts: mpirun --hostfile HOSTS -np N nabla train ...\n");
+               "On several hosts: mpirun --hostfile HOSTS -np N nabla train ...\n"
+               "Ctrl-C (or SIGTERM) on mpirun reaches the ranks as SIGTERM a second later; they\n"
+               "stop before the same step and rank 0 writes the checkpoint, within the second\n"
+               "before mpirun's SIGKILL (mpirun --mca odls_base_sigkill_timeout S: S seconds).\n");
     else
         printf("\nDistributed training (mpirun -np N nabla train) is unavailable: nabla was built\n"
                "without MPI (install libopenmpi-dev and rebuild).\n");
@@ -657,7 +660,10 @@ int cmd_train(int argc, char **argv)
     if (s == NB_EINTR) {
         /* the trainer stopped between two steps (every rank at the same one): save exactly
          * that state, and exit with the signal's conventional status (130, 143) */
-        const char *name = stop_signal == SIGTERM ? "SIGTERM" : "SIGINT";
+        /* under MPI the signal may have reached another rank alone: name the one any rank
+         * got (SIGTERM before SIGINT), so every rank and the message agree */
+        int sig = nb_dist_agree(dist, stop_signal ? stop_signal : SIGINT, NULL);
+        const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
         if (!root) {
             err.msg[0] = 0;
         } else if (!checkpoint) {
@@ -673,7 +679,7 @@ int cmd_train(int argc, char **argv)
                     "--resume\n", name, where, checkpoint);
             err.msg[0] = 0;
         }
-        status = 128 + (stop_signal ? stop_signal : SIGINT);
+        status = 128 + sig;
         goto done;
     }
     if (s == NB_ENUMERIC) {
