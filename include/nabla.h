@@ -168,6 +168,9 @@ typedef enum nb_op {
     NB_OP_GLOBAL_AVG_POOL,
     NB_OP_BATCH_NORM,
     NB_OP_BUFFER,
+    NB_OP_LEAKY_RELU,
+    NB_OP_GELU,
+    NB_OP_LAYER_NORM,
     NB_OP_COUNT
 } nb_op;
 
@@ -194,6 +197,12 @@ int nb_linear(nb_graph *g, const char *name, int x, int64_t out_features, int bi
 int nb_relu(nb_graph *g, const char *name, int x);
 int nb_tanh(nb_graph *g, const char *name, int x);
 int nb_sigmoid(nb_graph *g, const char *name, int x);
+/* LeakyReLU (torch.nn.LeakyReLU): y = x for x > 0, slope·x otherwise; PyTorch's default slope
+ * (negative_slope) is 0.01. The gradient at x = 0 is slope·dy, as PyTorch's. */
+int nb_leaky_relu(nb_graph *g, const char *name, int x, float slope);
+/* GELU in its exact form (torch.nn.GELU(), approximate='none', PyTorch's default):
+ * y = x·Φ(x) = x/2·(1 + erf(x/√2)), Φ the standard normal CDF; not the tanh approximation. */
+int nb_gelu(nb_graph *g, const char *name, int x);
 int nb_add(nb_graph *g, const char *name, int a, int b);
 int nb_max(nb_graph *g, const char *name, int a, int b);
 int nb_mul(nb_graph *g, const char *name, int a, int b);
@@ -259,6 +268,14 @@ int nb_global_avg_pool(nb_graph *g, const char *name, int x);
  * "<name>.running_mean" (0), "<name>.running_var" (1) [C] and "<name>.num_batches_tracked"
  * [] (a scalar; a float here, exact to 2^24 batches; int64 in PyTorch). */
 int nb_batch_norm(nb_graph *g, const char *name, int x, float momentum, float eps);
+
+/* Layer normalisation (torch.nn.LayerNorm(normalized_shape, eps)) of each sample over its
+ * last `dims` dimensions (normalized_shape = those dimensions; 0: all of the per-sample shape,
+ * nn.LayerNorm(x.shape[1:]), which for [N, D] is nn.LayerNorm(D)): for each group of D values
+ *     y = γ ⊙ (x − μ)/√(σ² + eps) + β,   μ, σ² their mean and biased variance,
+ * the same in training and evaluation. Parameters "<name>.weight" (γ, starts at 1) and
+ * "<name>.bias" (β, 0), shaped as normalized_shape. */
+int nb_layer_norm(nb_graph *g, const char *name, int x, int dims, float eps);
 
 /* Losses: scalar (unbatched [1]) nodes. The batch loss is the average loss of §1 with
  * NB_REDUCE_MEAN. */

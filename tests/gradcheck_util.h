@@ -67,19 +67,18 @@ static nb_graph *build_filled(const char *label, const char *desc, int64_t batch
     return g;
 }
 
-/* Builds `desc` at batch 3, checks every gradient (inputs' too) within GRADCHECK_TOL, prints
- * and returns the worst relative error. max_elements: per tensor, 0 for nb_gradcheck's
- * default. */
-static double gradcheck_model(const char *label, const char *desc, int training, int classes,
-                              int64_t max_elements)
+/* Checks every gradient of the prepared, filled graph g (inputs' too where they ask) within
+ * GRADCHECK_TOL, prints and returns the worst relative error; frees g. max_elements: per
+ * tensor, 0 for nb_gradcheck's default; step: the finite difference's, 0 for 1e-2 (smaller
+ * for a module curved enough that 1e-2 leaves a truncation error near the tolerance). */
+static double gradcheck_graph(const char *label, nb_graph *g, int out, int training,
+                              int64_t max_elements, double step)
 {
-    int in, out;
-    nb_graph *g = build_filled(label, desc, 3, classes, 1, &in, &out);
     nb_graph_set_training(g, training);
     nb_gradcheck_tensor res[16];
     int count = 0;
     nb_error err = {0};
-    nb_gradcheck_options opt = {.seed = 1, .eps = 1e-2, .floor = 1e-2,
+    nb_gradcheck_options opt = {.seed = 1, .eps = step > 0 ? step : 1e-2, .floor = 1e-2,
                                 .max_elements = max_elements};
     CHECK_OK(nb_gradcheck(g, out, &opt, res, 16, &count, &err), &err);
     double worst = 0;
@@ -94,6 +93,15 @@ static double gradcheck_model(const char *label, const char *desc, int training,
     printf("  %-22s worst relative error %.2e over %d tensors\n", label, worst, count);
     nb_graph_free(g);
     return worst;
+}
+
+/* Builds `desc` at batch 3 and checks it (gradcheck_graph). */
+static double gradcheck_model(const char *label, const char *desc, int training, int classes,
+                              int64_t max_elements)
+{
+    int in, out;
+    nb_graph *g = build_filled(label, desc, 3, classes, 1, &in, &out);
+    return gradcheck_graph(label, g, out, training, max_elements, 0);
 }
 
 /* Builds `desc` at `batch`, replaces node `name`'s backward with `backward` (which

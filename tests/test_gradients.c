@@ -3,6 +3,8 @@
 #include "check.h"
 #include "gradcheck_util.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Every classifier below has at least 4 classes. */
@@ -35,6 +37,12 @@ static void every_module(void)
     check_model("nll", "x = input(5)\ny = labels()\nl = nll(x, y)", 0);
     check_model("cross_entropy", "x = input(5)\ny = labels()\nl = cross_entropy(x, y)", 0);
     check_model("logsoftmax+nll", "x = input(5)\np = log_softmax(x)\ny = labels()\nl = nll(p, y)", 0);
+    check_model("leaky_relu", "x = input(6)\ny = leaky_relu(x)", 0);
+    check_model("leaky_relu-0.2", "x = input(6)\ny = leaky_relu(x, 0.2)", 0);
+    check_model("leaky_relu-negative", "x = input(6)\ny = leaky_relu(x, slope=-0.5)", 0);
+    check_model("gelu", "x = input(7)\ny = gelu(x)", 0);
+    check_model("gelu-mlp", "x = input(5)\nh = linear(x, 6)\ng = gelu(h)\nz = linear(g, 4)\n"
+                            "y = labels()\nl = cross_entropy(z, y)", 0);
     /* The lecture's mynet on a smaller image, and a DAG: fan-out, a residual Add and a Max. */
     check_model("mynet", "x = input(3, 2, 4)\nh = flatten(x)\nfc1 = linear(h, 6)\nr1 = relu(fc1)\n"
                          "fc2 = linear(r1, 5)\nr2 = relu(fc2)\nfc3 = linear(r2, 4)", 0);
@@ -62,11 +70,98 @@ static void broken_linear_backward(nb_graph *g, nb_node *n, int64_t N)
             w->grad[j * in + i] = n->grad[j] * x->value[i];
 }
 
+/* Layer norm with γ drawn at random (it starts at 1, which would hide a γ missing from dX),
+ * over the whole sample and over its last dimensions, in a small network; in evaluation and
+ * in training mode (the same module in both). Rows of 4 values bend sharply where their
+ * spread is small: there the step 1e-2 leaves a truncation error of 1.1e-2 (at step 3e-3,
+ * 7e-4), so that case takes the smaller step. */
+static void layer_norm_gradients(void)
+{
+    static const struct {
+        const char *label, *desc;
+        double step;
+    } cases[] = {
+        {"layer_norm", "x = input(6)\ny = layer_norm(x)", 0},
+        {"layer_norm-3d", "x = input(2, 3, 4)\ny = layer_norm(x, eps=1e-3)", 0},
+        {"layer_norm-last-dim", "x = input(2, 3, 4)\ny = layer_norm(x, dims=1)", 3e-3},
+        {"layer_norm-last-2", "x = input(2, 3, 4)\ny = layer_norm(x, dims=2)", 0},
+        {"layer_norm-mlp", "x = input(5)\nh = linear(x, 6)\ny = layer_norm(h)\ng = gelu(y)\n"
+                           "z = linear(g, 4)\nt = labels()\nl = cross_entropy(z, t)", 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int training = 0; training < 2; training++) {
+            int in, out;
+            char label[64];
+            snprintf(label, sizeof label, "%s%s", cases[c].label, training ? " (train)" : "");
+            nb_graph *g = build_filled(label, cases[c].desc, 3, 4, 1, &in, &out);
+            nb_rng rng;
+            nb_rng_seed(&rng, 5);
+            int w = nb_graph_find(g, "y.weight");
+            for (int64_t i = 0; i < nb_node_size(g, w); i++)
+                nb_value(g, w)[i] = 0.5f + nb_rng_uniform(&rng);
+            nb_graph_params_changed(g);
+            gradcheck_graph(label, g, out, training, 0, cases[c].step);
+        }
+}
+
+/* Values by hand: LeakyReLU's gradient at the kink is the slope (PyTorch's x > 0 rule), GELU
+ * against Φ from erf (1 and −1: ±Φ(±1)), layer norm of 1, 2, 3, 4 (μ 2.5, σ² 1.25). */
+static void new_module_values(void)
+{
+    nb_error err = {0};
+    int in, out;
+    nb_graph *g = nb_graph_new(1, NULL);
+    CHECK_MSG(nb_describe(g, "x = input(4)\nc = layer_norm(x, eps=0)", "eps", &in, &out, &err) ==
+              NB_EFORMAT && strstr(err.msg, "eps 0, expected a finite eps > 0"), "eps=0: %s",
+              err.msg);
+    nb_graph_free(g);
+    g = described("values", "x = input(4)\na = leaky_relu(x, 0.2)\nb = gelu(x)\n"
+                  "c = layer_norm(x, eps=1e-30)", 1, &in, &out);
+    CHECK_OK(nb_graph_prepare(g, 1, &err), &err);
+    static const float x[4] = {1, -1, 0, 4};
+    memcpy(nb_value(g, in), x, sizeof x);
+    CHECK_OK(nb_graph_forward(g, &err), &err);
+    const float *a = nb_value(g, nb_graph_find(g, "a")), *b = nb_value(g, nb_graph_find(g, "b"));
+    const float *c = nb_value(g, nb_graph_find(g, "c"));
+    CHECK_NEAR(a[0], 1, 0, 0);
+    CHECK_NEAR(a[1], -0.2, 1e-7, 0);
+    CHECK_NEAR(b[0], 0.841344746, 1e-6, 0);
+    CHECK_NEAR(b[1], -0.158655254, 1e-6, 0);
+    CHECK_NEAR(b[2], 0, 0, 0);
+    /* x = 1, −1, 0, 4: μ = 1, σ² = (0 + 4 + 1 + 9)/4 = 3.5 */
+    for (int i = 0; i < 4; i++)
+        CHECK_NEAR(c[i], (x[i] - 1) / sqrt(3.5), 1e-6, 0);
+    float seed[4] = {1, 1, 1, 1};
+    CHECK_OK(nb_graph_backward(g, nb_graph_find(g, "a"), seed, &err), &err);
+    CHECK_NEAR(nb_grad(g, in)[2], 0.2, 1e-7, 0); /* at x = 0: the slope */
+    CHECK_NEAR(nb_grad(g, in)[0], 1, 0, 0);
+    nb_graph_free(g);
+}
+
+/* A broken layer norm: dX as if μ and σ were constants (γσ⁻¹·dY, batch norm's evaluation
+ * rule), dγ and dβ right. */
+static void broken_layer_norm_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    nb_node *x = nb_in(g, n, 0), *w = nb_in(g, n, 1), *b = nb_in(g, n, 2);
+    int64_t D = x->size;
+    for (int64_t r = 0; r < N; r++) {
+        float mu = n->aux[2 * r], istd = n->aux[2 * r + 1];
+        for (int64_t i = 0; i < D; i++) {
+            float dy = n->grad[r * D + i];
+            x->grad[r * D + i] += dy * w->value[i] * istd;
+            w->grad[i] += dy * (x->value[r * D + i] - mu) * istd;
+            b->grad[i] += dy;
+        }
+    }
+}
+
 static void wrong_backward_is_caught(void)
 {
     broken_backward_is_caught("tanh", "x = input(6)\ny = tanh(x)", "y", broken_tanh_backward, 3, 1);
     broken_backward_is_caught("linear", "x = input(5)\ny = linear(x, 4)", "y",
                               broken_linear_backward, 3, 1);
+    broken_backward_is_caught("layer_norm", "x = input(6)\ny = layer_norm(x)", "y",
+                              broken_layer_norm_backward, 3, 1);
 }
 
 /* One op, one place: every entry of the op table states its formula, and every module that
@@ -98,6 +193,8 @@ int main(void)
 {
     op_table_documents_every_op();
     every_module();
+    layer_norm_gradients();
+    new_module_values();
     wrong_backward_is_caught();
     return check_finish("test_gradients");
 }

@@ -42,6 +42,9 @@ const nb_op_def *const nb_op_table[NB_OP_COUNT] = {
     [NB_OP_GLOBAL_AVG_POOL] = &nb_op_global_avg_pool_def,
     [NB_OP_BATCH_NORM] = &nb_op_batch_norm_def,
     [NB_OP_BUFFER] = &nb_op_buffer_def,
+    [NB_OP_LEAKY_RELU] = &nb_op_leaky_relu_def,
+    [NB_OP_GELU] = &nb_op_gelu_def,
+    [NB_OP_LAYER_NORM] = &nb_op_layer_norm_def,
 };
 
 const char *nb_op_name(nb_op op)

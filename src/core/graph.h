@@ -17,8 +17,8 @@ typedef struct nb_node {
     int batched;
     int64_t size;              /* elements per sample (batched) or in all */
     int requires_grad;
-    float fparam;              /* Scale: factor; Dropout: p */
-    int iparam;                /* Linear: has bias; MSE: reduction */
+    float fparam;              /* Scale: factor; Dropout: p; LeakyReLU: slope; layer_norm: eps */
+    int iparam;                /* Linear: has bias; MSE: reduction; layer_norm: dims */
     float fparam2;             /* batch_norm: eps (fparam: momentum) */
     int64_t ints[12];          /* conv2d, pooling: the window (op_conv.c's CONV_* indices) */
     /* storage, resolved by nb_graph_prepare */
@@ -134,7 +134,8 @@ extern const nb_op_def nb_op_input_def, nb_op_labels_def, nb_op_param_def, nb_op
     nb_op_log_softmax_def, nb_op_dropout_def, nb_op_reshape_def, nb_op_nearest_def,
     nb_op_mse_def, nb_op_nll_def, nb_op_cross_entropy_def, nb_op_conv2d_def,
     nb_op_max_pool2d_def, nb_op_avg_pool2d_def, nb_op_global_avg_pool_def,
-    nb_op_batch_norm_def, nb_op_buffer_def;
+    nb_op_batch_norm_def, nb_op_buffer_def, nb_op_leaky_relu_def, nb_op_gelu_def,
+    nb_op_layer_norm_def;
 
 /* Adds a node of kind op with the given inputs, preset dims (read by the shape rules of
  * leaves and Reshape; others compute their own) and module parameters; runs the shape rule.

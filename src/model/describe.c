@@ -10,6 +10,7 @@
  *     input(d1[, d2, d3])     labels()              param(d1[, …])
  *     linear(x, out[, bias=false])                  nearest(x, k)
  *     relu(x)  tanh(x)  sigmoid(x)  softmax(x)  log_softmax(x)  sum(x)  mean(x)  flatten(x)
+ *     leaky_relu(x[, slope=0.01])  gelu(x)  layer_norm(x[, eps=1e-5, dims=all of a sample])
  *     add(a, b)  max(a, b)  mul(a, b)  scale(x, factor)  dropout(x, p)  reshape(x, d1[, …])
  *     mse(pred, target[, reduction=sum])  nll(logp, labels)  cross_entropy(logits, labels)
  *     conv2d(x, out, k[, stride=1, padding=0|same|valid, dilation=1, groups=1, bias=true])
@@ -18,7 +19,8 @@
  * where a window size k (kernel, stride, padding, dilation) is "3" or "3x5" (height x width).
  *
  * Errors carry "source:line:column". The one-line MLP shorthand "784-256-128-10" expands to
- * x = input(784), fc1 = linear(x, 256), relu1 = relu(fc1), …, fc3 = linear(relu2, 10). */
+ * x = input(784), fc1 = linear(x, 256), relu1 = relu(fc1), …, fc3 = linear(relu2, 10)
+ * (shorthand.c). */
 #include "model/describe.h"
 #include "core/graph.h"
 
@@ -126,6 +128,8 @@ static const opspec specs[] = {
     {"relu", NB_OP_RELU, 1, {A_NODE}, 0},
     {"tanh", NB_OP_TANH, 1, {A_NODE}, 0},
     {"sigmoid", NB_OP_SIGMOID, 1, {A_NODE}, 0},
+    {"leaky_relu", NB_OP_LEAKY_RELU, 1, {A_NODE}, 0},
+    {"gelu", NB_OP_GELU, 1, {A_NODE}, 0},
     {"softmax", NB_OP_SOFTMAX, 1, {A_NODE}, 0},
     {"log_softmax", NB_OP_LOG_SOFTMAX, 1, {A_NODE}, 0},
     {"sum", NB_OP_SUM, 1, {A_NODE}, 0},
@@ -145,6 +149,7 @@ static const opspec specs[] = {
     {"avg_pool2d", NB_OP_AVG_POOL2D, 2, {A_NODE, A_PAIR}, 0},
     {"global_avg_pool", NB_OP_GLOBAL_AVG_POOL, 1, {A_NODE}, 0},
     {"batch_norm", NB_OP_BATCH_NORM, 1, {A_NODE}, 0},
+    {"layer_norm", NB_OP_LAYER_NORM, 1, {A_NODE}, 0},
 };
 
 static const opspec *find_spec(const char *name)
@@ -174,8 +179,8 @@ static int parse_pair(const char *text, int64_t *a, int64_t *b)
 
 static int is_bool(const char *text) { return !strcmp(text, "true") || !strcmp(text, "false"); }
 
-/* conv2d, max_pool2d, avg_pool2d, global_avg_pool, batch_norm: positional arguments as the
- * spec says, then the options of each. */
+/* conv2d, max_pool2d, avg_pool2d, global_avg_pool, batch_norm, layer_norm: positional
+ * arguments as the spec says, then the options of each. */
 static nb_status build_image(parser *p, nb_graph *g, const char *name, const opspec *spec,
                              const arg *args, int n_args, int op_column, int *node)
 {
@@ -186,6 +191,8 @@ static nb_status build_image(parser *p, nb_graph *g, const char *name, const ops
     nb_conv2d_options_default(&conv, 1);
     int include_pad = 1;
     float momentum = 0.1f, eps = 1e-5f;
+    int64_t norm_dims = 0; /* layer_norm: 0, all of a sample */
+    int norm = op == NB_OP_BATCH_NORM || op == NB_OP_LAYER_NORM;
     for (int i = 0; i < n_args; i++) {
         const arg *a = &args[i];
         const char *k = a->key;
@@ -227,8 +234,10 @@ static nb_status build_image(parser *p, nb_graph *g, const char *name, const ops
             include_pad = !strcmp(a->text, "true");
         else if (op == NB_OP_BATCH_NORM && !strcmp(k, "momentum"))
             ok = parse_float(a->text, &momentum);
-        else if (op == NB_OP_BATCH_NORM && !strcmp(k, "eps"))
+        else if (norm && !strcmp(k, "eps"))
             ok = parse_float(a->text, &eps);
+        else if (op == NB_OP_LAYER_NORM && !strcmp(k, "dims"))
+            ok = parse_int(a->text, &norm_dims) && norm_dims >= 1 && norm_dims < NB_MAX_DIMS;
         else
             return parse_error(p, a->column, "%s: unknown option '%s=%s' (options: %s)",
                                spec->name, k, a->text,
@@ -237,25 +246,33 @@ static nb_status build_image(parser *p, nb_graph *g, const char *name, const ops
                                : op == NB_OP_MAX_POOL2D ? "stride, padding"
                                : op == NB_OP_AVG_POOL2D ? "stride, padding, "
                                                           "count_include_pad=true|false"
-                               : op == NB_OP_BATCH_NORM ? "momentum, eps" : "none");
+                               : op == NB_OP_BATCH_NORM ? "momentum, eps"
+                               : op == NB_OP_LAYER_NORM ? "eps, dims" : "none");
         if (!ok)
             return parse_error(p, a->column, "%s: %s: expected %s, found '%s'", spec->name, k,
                                !strcmp(k, "momentum") || !strcmp(k, "eps") ? "a finite number"
-                               : !strcmp(k, "groups") ? "an integer" : "a size such as 2 or 2x1",
+                               : !strcmp(k, "groups") ? "an integer"
+                               : !strcmp(k, "dims") ? "a count of dimensions (1 to 3)"
+                                                    : "a size such as 2 or 2x1",
                                a->text);
     }
     if (n_pos < spec->n_pos)
         return parse_error(p, op_column, "%s: expected %d argument%s, found %d", spec->name,
                            spec->n_pos, spec->n_pos == 1 ? "" : "s", n_pos);
     /* parameters this statement creates, against a model file's budget (saturating) */
-    int64_t need = -1, C = 1, dims[NB_MAX_DIMS];
-    if (nb_node_shape(g, x, dims) >= 1)
+    int64_t need = -1, C = 1, D = 1, dims[NB_MAX_DIMS];
+    int ndim = nb_node_shape(g, x, dims);
+    if (ndim >= 1)
         C = dims[0];
+    for (int i = norm_dims ? ndim - (int)norm_dims : 0; i >= 0 && i < ndim; i++)
+        D *= dims[i]; /* layer_norm's row: ≤ 2^32 per sample */
     if (op == NB_OP_CONV2D && conv.groups >= 1 && kh >= 1 && kw >= 1) {
         double n = (double)out * (double)(C / conv.groups) * (double)kh * (double)kw + (double)out;
         need = n > 9e18 ? INT64_MAX : (int64_t)n;
     } else if (op == NB_OP_BATCH_NORM) {
         need = 4 * C + 1;
+    } else if (op == NB_OP_LAYER_NORM) {
+        need = 2 * D;
     }
     int64_t have = (int64_t)(nb_graph_param_floats(g) + nb_graph_buffer_floats(g));
     if (need > 0 && p->file_floats >= 0 && need > p->file_floats + NB_DESCRIBE_SLACK - have)
@@ -277,6 +294,7 @@ static nb_status build_image(parser *p, nb_graph *g, const char *name, const ops
            : op == NB_OP_MAX_POOL2D   ? nb_max_pool2d(g, name, x, &pool)
            : op == NB_OP_AVG_POOL2D   ? nb_avg_pool2d(g, name, x, &pool)
            : op == NB_OP_BATCH_NORM   ? nb_batch_norm(g, name, x, momentum, eps)
+           : op == NB_OP_LAYER_NORM   ? nb_layer_norm(g, name, x, (int)norm_dims, eps)
                                       : nb_global_avg_pool(g, name, x);
     if (id < 0) {
         nb_error gerr;
@@ -295,10 +313,12 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
     int64_t ints[3] = {0};
     float floats[3] = {0};
     int64_t dims[NB_MAX_DIMS];
-    int ndim = 0, bias = 1;
+    int ndim = 0, bias = 1, slope_given = 0;
+    float slope = 0.01f; /* leaky_relu: PyTorch's negative_slope */
     nb_reduction reduction = NB_REDUCE_MEAN;
     int n_pos = 0;
-    if (spec->op >= NB_OP_CONV2D && spec->op <= NB_OP_BATCH_NORM)
+    if ((spec->op >= NB_OP_CONV2D && spec->op <= NB_OP_BATCH_NORM) ||
+        spec->op == NB_OP_LAYER_NORM)
         return build_image(p, g, name, spec, args, n_args, op_column, node);
     for (int i = 0; i < n_args; i++) {
         const arg *a = &args[i];
@@ -312,12 +332,19 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
             } else if (spec->op == NB_OP_DROPOUT && strcmp(a->key, "p") == 0 && n_pos == 1 &&
                        parse_float(a->text, &floats[1])) {
                 n_pos = 2;
+            } else if (spec->op == NB_OP_LEAKY_RELU && strcmp(a->key, "slope") == 0 &&
+                       !slope_given) {
+                if (!parse_float(a->text, &slope))
+                    return parse_error(p, a->column, "%s: slope: expected a finite number, "
+                                       "found '%s'", spec->name, a->text);
+                slope_given = 1;
             } else {
                 return parse_error(p, a->column, "%s: unknown option '%s=%s' (options: %s)",
                                    spec->name, a->key, a->text,
                                    spec->op == NB_OP_LINEAR ? "bias=true|false"
                                    : spec->op == NB_OP_MSE  ? "reduction=mean|sum"
-                                   : spec->op == NB_OP_DROPOUT ? "p=probability" : "none");
+                                   : spec->op == NB_OP_DROPOUT ? "p=probability"
+                                   : spec->op == NB_OP_LEAKY_RELU ? "slope=number" : "none");
             }
             continue;
         }
@@ -342,6 +369,11 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
                 return parse_error(p, a->column, "%s: expected a positive dimension, found '%s'",
                                    spec->name, a->text);
             ndim++;
+        } else if (spec->op == NB_OP_LEAKY_RELU && !slope_given) {
+            if (!parse_float(a->text, &slope))
+                return parse_error(p, a->column, "%s: expected a finite number (the slope), "
+                                   "found '%s'", spec->name, a->text);
+            slope_given = 1;
         } else {
             return parse_error(p, a->column, "%s: too many arguments", spec->name);
         }
@@ -384,6 +416,8 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
     case NB_OP_RELU: id = nb_relu(g, name, nodes[0]); break;
     case NB_OP_TANH: id = nb_tanh(g, name, nodes[0]); break;
     case NB_OP_SIGMOID: id = nb_sigmoid(g, name, nodes[0]); break;
+    case NB_OP_LEAKY_RELU: id = nb_leaky_relu(g, name, nodes[0], slope); break;
+    case NB_OP_GELU: id = nb_gelu(g, name, nodes[0]); break;
     case NB_OP_SOFTMAX: id = nb_softmax(g, name, nodes[0]); break;
     case NB_OP_LOG_SOFTMAX: id = nb_log_softmax(g, name, nodes[0]); break;
     case NB_OP_SUM: id = nb_sum(g, name, nodes[0]); break;
@@ -448,10 +482,10 @@ static nb_status parse_line(parser *p, nb_graph *g, const char *line, int *input
     const opspec *spec = t ? find_spec(opname) : NULL;
     if (!spec)
         return parse_error(p, op_col, "unknown module '%s' (known: input, labels, param, linear, "
-                           "relu, tanh, sigmoid, add, max, mul, scale, sum, mean, softmax, "
-                           "log_softmax, dropout, flatten, reshape, nearest, conv2d, "
-                           "max_pool2d, avg_pool2d, global_avg_pool, batch_norm, mse, nll, "
-                           "cross_entropy)", t ? opname : s);
+                           "relu, tanh, sigmoid, leaky_relu, gelu, add, max, mul, scale, sum, "
+                           "mean, softmax, log_softmax, dropout, flatten, reshape, nearest, "
+                           "conv2d, max_pool2d, avg_pool2d, global_avg_pool, batch_norm, "
+                           "layer_norm, mse, nll, cross_entropy)", t ? opname : s);
     s = skip_space(t);
     if (*s != '(')
         return parse_error(p, (int)(s - line) + 1, "expected '(' after '%s'", opname);
@@ -504,76 +538,6 @@ static nb_status parse_line(parser *p, nb_graph *g, const char *line, int *input
     return NB_OK;
 }
 
-int nb_is_shorthand(const char *text)
-{
-    const char *s = text;
-    int layers = 0;
-    while (*s) {
-        if (!isdigit((unsigned char)*s))
-            return 0;
-        while (isdigit((unsigned char)*s))
-            s++;
-        layers++;
-        if (*s == '-')
-            s++;
-        else if (*s == ':' || *s == 0)
-            break;
-        else
-            return 0;
-    }
-    return layers >= 2 && (*s == 0 || *s == ':');
-}
-
-/* Expands "784-256-10[:act]" into description text. Errors name the source and the text. */
-static nb_status expand_shorthand(const char *text, const char *source, char *out, size_t size,
-                                  nb_error *err)
-{
-    char who[512]; /* the CLI passes the shorthand itself as the source: say it once */
-    if (strcmp(source, text) == 0)
-        snprintf(who, sizeof who, "%s", text);
-    else
-        snprintf(who, sizeof who, "%s: '%s'", source, text);
-    const char *act = strchr(text, ':');
-    const char *fn = "relu";
-    if (act) {
-        fn = act + 1;
-        if (strcmp(fn, "relu") && strcmp(fn, "tanh") && strcmp(fn, "sigmoid"))
-            return nb_error_set(err, NB_EFORMAT, "%s: unknown non-linearity '%s' "
-                                "(relu, tanh or sigmoid)", who, fn);
-    }
-    int64_t widths[64] = {0};
-    int n = 0;
-    for (const char *s = text; *s && *s != ':'; n++) {
-        char *end;
-        if (n == 64)
-            return nb_error_set(err, NB_EFORMAT, "%s: more than 64 layers", who);
-        errno = 0;
-        long long v = strtoll(s, &end, 10);
-        if (errno || v < 1 || v > (1 << 30))
-            return nb_error_set(err, NB_EFORMAT, "%s: layer %d: width out of range (1 to 2^30)",
-                                who, n + 1);
-        widths[n] = v;
-        s = *end == '-' ? end + 1 : end;
-    }
-    size_t used = (size_t)snprintf(out, size, "x = input(%lld)\n", (long long)widths[0]);
-    const char *prev = "x";
-    char prevbuf[NB_NAME_MAX];
-    for (int i = 1; i < n && used < size; i++) {
-        used += (size_t)snprintf(out + used, size - used, "fc%d = linear(%s, %lld)\n", i, prev,
-                                 (long long)widths[i]);
-        if (i + 1 < n && used < size) {
-            used += (size_t)snprintf(out + used, size - used, "%s%d = %s(fc%d)\n", fn, i, fn, i);
-            snprintf(prevbuf, sizeof prevbuf, "%s%d", fn, i);
-        } else {
-            snprintf(prevbuf, sizeof prevbuf, "fc%d", i);
-        }
-        prev = prevbuf;
-    }
-    if (used >= size)
-        return nb_error_set(err, NB_EFORMAT, "%s: description too long", who);
-    return NB_OK;
-}
-
 nb_status nb_describe(nb_graph *g, const char *text, const char *source, int *input,
                       int *output, nb_error *err)
 {
@@ -587,7 +551,7 @@ nb_status nb_describe_budget(nb_graph *g, const char *text, const char *source,
     if (!source)
         source = "<model>";
     if (nb_is_shorthand(text)) {
-        nb_status s = expand_shorthand(text, source, expanded, sizeof expanded, err);
+        nb_status s = nb_shorthand_expand(text, source, expanded, sizeof expanded, err);
         if (s)
             return s;
         text = expanded;

@@ -1,4 +1,5 @@
-/* Internal: the description parser with a budget, for model files. Not part of the public API. */
+/* Internal: the description parser with a budget, for model files, and the MLP shorthand
+ * (shorthand.c). Not part of the public API. */
 #ifndef NB_DESCRIBE_H
 #define NB_DESCRIBE_H
 
@@ -18,5 +19,10 @@
  * are missing. */
 nb_status nb_describe_budget(nb_graph *g, const char *text, const char *source,
                              int64_t file_floats, int *input, int *output, nb_error *err);
+
+/* Expands the MLP shorthand `text` ("784-256-10[:act]", nb_is_shorthand) into description
+ * text in out (size bytes). Errors (NB_EFORMAT) name the source and the text. */
+nb_status nb_shorthand_expand(const char *text, const char *source, char *out, size_t size,
+                              nb_error *err);
 
 #endif

@@ -73,9 +73,9 @@ void nb_graph_init_params(nb_graph *g, nb_init_kind kind, nb_rng *rng)
     }
     for (int i = 0; i < g->count; i++) {
         const nb_node *n = &g->nodes[i];
-        if (n->op != NB_OP_BATCH_NORM)
+        if (n->op != NB_OP_BATCH_NORM && n->op != NB_OP_LAYER_NORM)
             continue;
-        nb_node *gamma = nb_in(g, n, 1), *beta = nb_in(g, n, 2);
+        nb_node *gamma = nb_in(g, n, 1), *beta = nb_in(g, n, 2); /* both: x, γ, β, … */
         for (int64_t c = 0; c < gamma->size; c++) {
             g->params[gamma->param_offset + (size_t)c] = 1.0f;
             g->params[beta->param_offset + (size_t)c] = 0.0f;

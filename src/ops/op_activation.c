@@ -1,6 +1,7 @@
 /* Point-wise non-linearities z = h(s) (docs/lecture.md §3, §4):
  * backward is dC/ds = dC/dz · h'(s).
- * Each derivative is written in terms of the output where that is cheaper and exact. */
+ * Each derivative is written in terms of the output where that is cheaper and exact (ReLU,
+ * tanh, sigmoid), else of the input (LeakyReLU, GELU). */
 #include "backend/gemm_pool.h"
 #include "core/graph.h"
 
@@ -12,7 +13,6 @@ static nb_status same_shape(nb_graph *g, nb_node *n, nb_error *err)
     nb_shape_copy(n, nb_in(g, n, 0));
     return NB_OK;
 }
-
 
 /* ReLU   y = max(x, 0)
  *        dx += dy if y > 0 else 0. At the kink x = 0 we take the derivative 0, as PyTorch does;
@@ -105,6 +105,64 @@ static void sigmoid_backward(nb_graph *g, nb_node *n, int64_t N)
         dx[i] += dy[i] * y[i] * (1.0f - y[i]);
 }
 
+/* LeakyReLU   y = x if x > 0 else a·x   (a = fparam, the negative slope; PyTorch's 0.01)
+ *            dx += dy if x > 0 else a·dy. At x = 0 the slope a, as PyTorch's
+ *            leaky_relu_backward (x > 0 ? dy : a·dy). Reads x, not y: for a ≤ 0 the sign of y
+ *            does not tell the side. */
+static nb_status leaky_relu_shape(nb_graph *g, nb_node *n, nb_error *err)
+{
+    if (!isfinite(n->fparam))
+        return nb_error_set(err, NB_EINVAL, "leaky_relu '%s': slope %g, expected a finite "
+                            "number", n->name, (double)n->fparam);
+    return same_shape(g, n, err);
+}
+
+static void leaky_relu_forward(nb_graph *g, nb_node *n, int64_t N)
+{
+    const float *restrict x = nb_in(g, n, 0)->value;
+    float *restrict y = n->value;
+    float a = n->fparam;
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
+        y[i] = x[i] > 0.0f ? x[i] : a * x[i];
+}
+
+static void leaky_relu_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    float *restrict dx = nb_in(g, n, 0)->grad;
+    const float *restrict x = nb_in(g, n, 0)->value, *restrict dy = n->grad;
+    float a = n->fparam;
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++) {
+        float d = dy[i];
+        dx[i] += x[i] > 0.0f ? d : a * d;
+    }
+}
+
+/* GELU, exact (Hendrycks & Gimpel 2016; torch.nn.GELU(approximate='none'), PyTorch's default)
+ *        y = x·Φ(x) = x/2 · (1 + erf(x/√2)),   Φ the standard normal CDF
+ *        dx += dy · (Φ(x) + x·φ(x)),   φ(x) = e^(−x²/2)/√(2π) its density.
+ * Not the tanh approximation (approximate='tanh'); export writes the erf form. */
+#define GELU_SQRT1_2 0.70710678118654752440f  /* 1/√2 */
+#define GELU_INV_SQRT_2PI 0.39894228040143267794f /* 1/√(2π) */
+
+static void gelu_forward(nb_graph *g, nb_node *n, int64_t N)
+{
+    const float *x = nb_in(g, n, 0)->value;
+    float *y = n->value;
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
+        y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * GELU_SQRT1_2));
+}
+
+static void gelu_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    float *dx = nb_in(g, n, 0)->grad;
+    const float *x = nb_in(g, n, 0)->value, *dy = n->grad;
+    for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++) {
+        float cdf = 0.5f * (1.0f + erff(x[i] * GELU_SQRT1_2));
+        float pdf = GELU_INV_SQRT_2PI * expf(-0.5f * x[i] * x[i]);
+        dx[i] += dy[i] * (cdf + x[i] * pdf);
+    }
+}
+
 const nb_op_def nb_op_relu_def = {.name = "relu", .n_inputs = 1, .shape = same_shape,
                                   .forward = relu_forward, .backward = relu_backward,
                                   .writes_fresh = 1, .formula = "Y = max(X, 0)",
@@ -117,6 +175,19 @@ const nb_op_def nb_op_sigmoid_def = {.name = "sigmoid", .n_inputs = 1, .shape = 
                                      .formula = "Y = 1/(1 + e^−X)",
                                      .vjp = {"dX += dY ⊙ Y(1 − Y)"}};
 
+const nb_op_def nb_op_leaky_relu_def = {.name = "leaky_relu", .n_inputs = 1,
+                                        .shape = leaky_relu_shape,
+                                        .forward = leaky_relu_forward,
+                                        .backward = leaky_relu_backward,
+                                        .formula = "Y = X if X > 0 else a·X",
+                                        .vjp = {"dX += dY ⊙ (X > 0 ? 1 : a)"}};
+const nb_op_def nb_op_gelu_def = {.name = "gelu", .n_inputs = 1, .shape = same_shape,
+                                  .forward = gelu_forward, .backward = gelu_backward,
+                                  .formula = "Y = X·Φ(X) = X/2·(1 + erf(X/√2))",
+                                  .vjp = {"dX += dY ⊙ (Φ(X) + X·φ(X))"}};
+
 int nb_relu(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_RELU, &x, 1, 0, NULL, 0, 0); }
 int nb_tanh(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_TANH, &x, 1, 0, NULL, 0, 0); }
 int nb_sigmoid(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_SIGMOID, &x, 1, 0, NULL, 0, 0); }
+int nb_leaky_relu(nb_graph *g, const char *name, int x, float slope) { return nb_graph_add(g, name, NB_OP_LEAKY_RELU, &x, 1, 0, NULL, slope, 0); }
+int nb_gelu(nb_graph *g, const char *name, int x) { return nb_graph_add(g, name, NB_OP_GELU, &x, 1, 0, NULL, 0, 0); }
