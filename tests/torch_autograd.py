@@ -47,6 +47,9 @@ class Case:
     inputs:  {name: per-sample shape}       float inputs, gradients compared
     labels:  {name: classes}                int32 labels drawn in [0, classes)
     linears: {name: (in, out, bias)}        parameters "<name>.weight" [out, in], "<name>.bias"
+    norms:   {name: shape}                  layer norms: "<name>.weight" (γ, drawn in
+                                            [0.5, 1.5], not the initial 1, so that a γ missing
+                                            from a gradient shows) and "<name>.bias" [shape]
     forward: f(t) -> output tensor, where t maps every input, labels and parameter name to a
              torch tensor (labels as int64)
     scalar:  the output is a scalar loss (backward from 1); otherwise a random seed is used
@@ -54,9 +57,10 @@ class Case:
     """
 
     def __init__(self, name, desc, batch, inputs, forward, labels=None, linears=None,
-                 scalar=False, data=None):
+                 scalar=False, data=None, norms=None):
         self.name, self.desc, self.batch = name, desc, batch
         self.inputs, self.labels, self.linears = inputs, labels or {}, linears or {}
+        self.norms = norms or {}
         self.forward, self.scalar, self.data = forward, scalar, data
 
 
@@ -149,6 +153,33 @@ def dropout_eval(t):
     a = F.linear(t["x"], t["a.weight"], t["a.bias"])
     r = F.relu(F.dropout(a, p=0.5, training=False))
     return F.linear(r, t["o.weight"], t["o.bias"])
+
+
+def activations(t):
+    """LeakyReLU at three slopes and the exact GELU, on inputs up to ±6 (GELU's tails)."""
+    x = t["x"]
+    l1 = F.leaky_relu(F.linear(x, t["a.weight"], t["a.bias"]))  # negative_slope 0.01
+    g = F.gelu(F.linear(l1, t["b.weight"], t["b.bias"]))  # approximate='none'
+    l2 = F.leaky_relu(g, 0.2)
+    l3 = F.leaky_relu(x, -0.5)
+    return F.gelu(l2 + l3)
+
+
+def activations_data(rng, arrays):
+    arrays["x"][:] = (6 * rng.uniform(-1, 1, arrays["x"].shape)).astype(np.float32)
+
+
+def layer_norms(t):
+    """LayerNorm over a whole [3, 4, 5] sample, over its last dimension, over its last two, and
+    over a Linear's [N, D] output, then GELU and cross-entropy."""
+    x = t["x"]
+    whole = F.layer_norm(x, (3, 4, 5), t["n1.weight"], t["n1.bias"], eps=1e-5)
+    last = F.layer_norm(whole, (5,), t["n2.weight"], t["n2.bias"], eps=1e-3)
+    last2 = F.layer_norm(last, (4, 5), t["n3.weight"], t["n3.bias"], eps=1e-5)
+    h = F.linear(last2.flatten(1), t["h.weight"], t["h.bias"])
+    n4 = F.layer_norm(h, (12,), t["n4.weight"], t["n4.bias"], eps=1e-5)
+    z = F.linear(F.gelu(n4), t["z.weight"], t["z.bias"])
+    return F.cross_entropy(z, t["y"])
 
 
 CASES = [
@@ -276,6 +307,36 @@ d = dropout(a, 0.5)
 r = relu(d)
 o = linear(r, 4)
 """, 5, {"x": (10,)}, dropout_eval, linears={"a": (10, 8, True), "o": (8, 4, True)}),
+
+    Case("leaky_relu_gelu", """\
+x  = input(6)
+a  = linear(x, 7)
+l1 = leaky_relu(a)
+b  = linear(l1, 6)
+g  = gelu(b)
+l2 = leaky_relu(g, 0.2)
+l3 = leaky_relu(x, slope=-0.5)
+s  = add(l2, l3)
+o  = gelu(s)
+""", 9, {"x": (6,)}, activations, linears={"a": (6, 7, True), "b": (7, 6, True)},
+         data=activations_data),
+
+    Case("layer_norm", """\
+# whole sample, last dim, last two dims, then [N, D] after a Linear
+x  = input(3, 4, 5)
+n1 = layer_norm(x)
+n2 = layer_norm(n1, dims=1, eps=1e-3)
+n3 = layer_norm(n2, dims=2)
+f  = flatten(n3)
+h  = linear(f, 12)
+n4 = layer_norm(h)
+g  = gelu(n4)
+z  = linear(g, 6)
+y  = labels()
+loss = cross_entropy(z, y)
+""", 5, {"x": (3, 4, 5)}, layer_norms, labels={"y": 6}, scalar=True,
+         linears={"h": (60, 12, True), "z": (12, 6, True)},
+         norms={"n1": (3, 4, 5), "n2": (5,), "n3": (4, 5), "n4": (12,)}),
 ]
 
 
@@ -290,6 +351,9 @@ def make_data(case, rng):
         case.data(rng, arrays)
     for name, classes in case.labels.items():
         labels[name] = rng.integers(0, classes, case.batch).astype(np.int32)
+    for name, shape in case.norms.items():
+        arrays[name + ".weight"] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+        arrays[name + ".bias"] = (0.1 * rng.standard_normal(shape)).astype(np.float32)
     for name, (fan_in, fan_out, bias) in case.linears.items():
         bound = 1.0 / np.sqrt(fan_in)  # PyTorch's Linear default range
         arrays[name + ".weight"] = rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32)

@@ -12,6 +12,9 @@ torch 1.13 has no safetensors module, so the files are read and written here by 
 2. The reverse: a torch model's state_dict, with the metadata nabla needs ("nabla.description"
    shorthand, "nabla.norm" of mode none, then one of mode feature), is written as safetensors
    here, and `nabla predict` must give torch's outputs.
+3. Both ways for a description with layer_norm, leaky_relu and gelu (NormActNet below):
+   nabla's trained file into torch.nn.LayerNorm/LeakyReLU/GELU with strict loading, and torch's
+   weights (γ, β moved off their initial 1 and 0) back into nabla predict.
 
 Run with /usr/bin/python3; the CLI is $NABLA (default $NABLA_BUILD/nabla, NABLA_BUILD
 defaulting to build). Exits non-zero on the first failure.
@@ -90,6 +93,63 @@ class MLP(torch.nn.Module):
             if i + 1 < self.n:
                 x = torch.relu(x)
         return x
+
+
+NORM_ACT_DESC = """\
+x  = input(2)
+h1 = linear(x, 16)
+n1 = layer_norm(h1)
+a1 = leaky_relu(n1, 0.1)
+h2 = linear(a1, 16)
+n2 = layer_norm(h2, eps=1e-3)
+a2 = gelu(n2)
+out = linear(a2, 3)
+"""
+
+
+class NormActNet(torch.nn.Module):
+    """NORM_ACT_DESC in torch.nn: the same names, so the state_dicts match key for key."""
+
+    def __init__(self):
+        super().__init__()
+        self.h1, self.n1 = torch.nn.Linear(2, 16), torch.nn.LayerNorm(16)
+        self.h2, self.n2 = torch.nn.Linear(16, 16), torch.nn.LayerNorm(16, eps=1e-3)
+        self.out = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        a1 = torch.nn.functional.leaky_relu(self.n1(self.h1(x)), 0.1)
+        return self.out(torch.nn.functional.gelu(self.n2(self.h2(a1))))
+
+
+def check_norm_activations(tmp, csv, xs):
+    """Part 3: layer_norm, leaky_relu and gelu both ways."""
+    desc = os.path.join(tmp, "normact.nb")
+    with open(desc, "w") as f:
+        f.write(NORM_ACT_DESC)
+    path = os.path.join(tmp, "normact.safetensors")
+    run("train", desc, "--data", "csv:%s:label" % csv, "--epochs", "20", "--batch", "32",
+        "-q", "-o", path)
+    tensors, meta = read_safetensors(path)
+    net = NormActNet()
+    try:
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
+    except RuntimeError as e:
+        fail(path + ": load_state_dict(strict=True) into NormActNet", "success", e)
+    if np.allclose(tensors["n1.weight"], 1) or np.allclose(tensors["n2.bias"], 0):
+        fail(path + ": layer norms' γ and β trained", "moved from 1 and 0", "unchanged")
+    norm = json.loads(meta["nabla.norm"])
+    compare("layer_norm/leaky_relu/gelu (csv), nabla -> torch",
+            torch_predict(net, normalise(xs, norm)),
+            run("predict", path, "--data", "csv:%s:label" % csv, "--format", "json"))
+    torch.manual_seed(11)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    back = os.path.join(tmp, "normact_from_torch.safetensors")
+    write_safetensors(back, {k: v.numpy() for k, v in net.state_dict().items()}, meta)
+    compare("layer_norm/leaky_relu/gelu, torch -> nabla predict",
+            torch_predict(net, normalise(xs, norm)),
+            run("predict", back, "--data", "csv:%s:label" % csv, "--format", "json"))
 
 
 def normalise(x, norm):
@@ -250,6 +310,9 @@ def main():
                     np.max(np.abs(p - probs[i])) > 1e-5:
                 fail("predict CSV row %d" % i, probs[i], line)
         print("ok: torch -> nabla predict, CSV output")
+
+        # ---- 3. layer_norm, leaky_relu, gelu both ways ---------------------------------------
+        check_norm_activations(tmp, csv, xs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if skipped:
