@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The exported C model against the library and PyTorch (issue 15): single-sample latency and
 # throughput of the default MLP (784-256-128-10, ReLU) as
-#   - the generated C file (fp32 and --quantize int8), gcc -O2 and -O3 -march=native, one thread;
+#   - the generated C file (fp32, --quantize int8 weight-only, and --quantize int8 --calibrate
+#     fashion-mnist: 8-bit Linear inputs and int32 sums), gcc -O2 and -O3 -march=native, one
+#     thread;
 #   - nabla's library inference (bench/bench_mlp latency / infer: gather + normalise + forward),
 #     one thread and every core;
 #   - PyTorch (torch.set_num_threads(1)), eval mode, no_grad.
@@ -23,13 +25,19 @@ gunzip -c "$FASHION/t10k-images-idx3-ubyte.gz" > "$tmp/t10k.idx"
     "$NABLA" train 784-256-128-10 --data fashion-mnist --epochs 1 --normalize feature --seed 1 \
     -q -o "$tmp/mlp.safetensors"
 printf '%-44s %12s %14s\n' "default MLP 784-256-128-10" "latency" "samples/s"
-for q in fp32 int8; do
+for q in fp32 int8 int8-calibrated; do
     mkdir -p "$tmp/$q"
-    "$NABLA" export "$tmp/mlp.safetensors" --format c -o "$tmp/$q/model.c" \
-        $([ $q = int8 ] && echo --quantize int8) 2>/dev/null
+    case $q in
+        fp32) opts=() ;;
+        int8) opts=(--quantize int8) ;;
+        *) opts=(--quantize int8 --calibrate fashion-mnist) ;;
+    esac
+    "$NABLA" export "$tmp/mlp.safetensors" --format c -o "$tmp/$q/model.c" "${opts[@]}" 2>/dev/null
     for flags in "-O2" "-O3 -march=native"; do
         # shellcheck disable=SC2086
-        gcc -std=c99 $flags -I"$tmp/$q" bench/export/latency.c "$tmp/$q/model.c" -lm -o "$tmp/$q/run"
+        # -Iinclude for bench_util.h's declarations only: nothing of nabla is linked
+        gcc -std=c99 $flags -Iinclude -I"$tmp/$q" bench/export/latency.c "$tmp/$q/model.c" -lm \
+            -o "$tmp/$q/run"
         "$tmp/$q/run" "$tmp/t10k.idx" > "$tmp/r.json"
         "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%-44s %9.2f µs %14.0f" % (sys.argv[2], d["latency_us"], d["samples_per_second"]))' \
             "$tmp/r.json" "generated C, $q, gcc $flags"
