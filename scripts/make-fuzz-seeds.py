@@ -213,22 +213,13 @@ loss = mse(h, t, reduction=sum)
     # The convolutional ops, small enough that the harness runs forward and backward (the
     # full examples/fashion-cnn.nb is over its activation limit, so it is only parsed): the
     # CNN example scaled down, and each window option in turn.
-    write("describe", "cnn-small", """# examples/fashion-cnn.nb at 1x8x8
-x     = input(1, 8, 8)
-conv1 = conv2d(x, 4, 3, padding=1, bias=false)
-bn1   = batch_norm(conv1)
-relu1 = relu(bn1)
-pool1 = max_pool2d(relu1, 2)
-conv2 = conv2d(pool1, 8, 3, padding=1, bias=false)
-bn2   = batch_norm(conv2)
-relu2 = relu(bn2)
-pool2 = max_pool2d(relu2, 2)
-flat  = flatten(pool2)
-fc1   = linear(flat, 16)
-relu3 = relu(fc1)
-drop  = dropout(relu3, 0.3)
-fc2   = linear(drop, 10)
-""")
+    with open(os.path.join(ROOT, "examples", "fashion-cnn.nb")) as f:
+        small = f.read()
+    for big, little in [("input(1, 28, 28)", "input(1, 8, 8)"), ("conv2d(x, 32,", "conv2d(x, 4,"),
+                        ("conv2d(pool1, 64,", "conv2d(pool1, 8,"), ("linear(flat, 128)", "linear(flat, 16)")]:
+        assert big in small, "examples/fashion-cnn.nb no longer has " + big
+        small = small.replace(big, little)
+    write("describe", "cnn-small", small.encode())
     write("describe", "cnn-options", """x = input(4, 9, 7)
 a = conv2d(x, 6, 3x2, stride=2x1, padding=1x0, dilation=2x1, groups=2)
 b = batch_norm(a, momentum=0.5, eps=1e-3)
