@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void help(void)
@@ -113,6 +114,7 @@ typedef struct run {
     int failed;
     nb_error fail_err;
     int tracking;         /* --keep best or --early-stop: mark the best epoch */
+    int noted_slow;       /* the note on a checkpoint slower than mpirun's grace was given */
 } run;
 
 /* SIGINT (Ctrl-C) and SIGTERM (what schedulers send before they kill, and what mpirun sends
@@ -159,6 +161,25 @@ static void progress(void *user, int epoch, int64_t done, int64_t total, double 
         fprintf(stderr, "\r%*s\r", 100, "");
 }
 
+/* Under Open MPI, Ctrl-C or SIGTERM on mpirun reaches the ranks as SIGTERM, and SIGKILL
+ * follows odls_base_sigkill_timeout seconds later (1 by default; mpirun passes a --mca value
+ * on in the environment): a checkpoint that takes more than half of that to write could be
+ * cut off on such a stop (the previous one would stay). Said once, while there is time. */
+static void note_slow_checkpoint(run *r, double seconds)
+{
+    if (!r->dist || r->noted_slow || !getenv("OMPI_COMM_WORLD_SIZE"))
+        return;
+    const char *grace_text = getenv("OMPI_MCA_odls_base_sigkill_timeout");
+    double grace = grace_text && atof(grace_text) > 0 ? atof(grace_text) : 1;
+    if (seconds <= grace / 2)
+        return;
+    r->noted_slow = 1;
+    fprintf(stderr, "nabla train: note: writing the checkpoint %s took %.2g s; a Ctrl-C or "
+            "SIGTERM on mpirun leaves the ranks %g s to write it before mpirun kills them: "
+            "start mpirun with --mca odls_base_sigkill_timeout %d to stop cleanly that way\n",
+            r->checkpoint, seconds, grace, (int)ceil(4 * seconds) + 1);
+}
+
 static int epoch_end(void *user, const nb_epoch_stats *s)
 {
     run *r = user;
@@ -193,10 +214,15 @@ static int epoch_end(void *user, const nb_epoch_stats *s)
             return 1;
         }
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (r->checkpoint && nb_trainer_save_checkpoint(r->trainer, r->checkpoint, &r->fail_err)) {
         r->failed = 1;
         return 1;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (r->checkpoint)
+        note_slow_checkpoint(r, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
     return 0;
 }
 

@@ -192,6 +192,13 @@ timeout 300 "${MPIRUN[@]}" -np 2 "$NABLA" train "${M[@]}" -q -o m.safetensors --
     fail "the resumed 2-rank run" "$(cat err.txt)"
 same mref.safetensors m.safetensors "2 ranks stopped at${stops} and resumed: the final model"
 same mref.ckpt m.ckpt "2 ranks stopped at${stops} and resumed: the final checkpoint"
+# a checkpoint slower to write than half of mpirun's grace between SIGTERM and SIGKILL gets a
+# note, once (a grace of 1 ns here: mpirun reads it as 0, which only a signal would use)
+! grep -q 'note: writing the checkpoint' err.txt || fail "no note on a checkpoint written in time" "$(cat err.txt)"
+OMPI_MCA_odls_base_sigkill_timeout=0.000000001 timeout 300 "${MPIRUN[@]}" -np 2 "$NABLA" train 2-8-3 \
+    --data spirals:300 --epochs 3 -q -o g.safetensors >/dev/null 2>err.txt || fail "a run with a short grace" "$(cat err.txt)"
+[ "$(grep -c 'note: writing the checkpoint g\.safetensors\.ckpt took .* leaves the ranks 1e-09 s .* --mca odls_base_sigkill_timeout [0-9]' err.txt)" -eq 1 ] ||
+    fail "one note on a checkpoint slower than mpirun's grace, with the option to give" "$(cat err.txt)"
 ok "mpirun -np 2 ($epochs epochs), SIGINT/SIGTERM to mpirun and SIGTERM to rank 1 at random moments ($stops): every rank stops, rank 0 writes the checkpoint, resumed run bit-identical"
 
 # ---- under mpirun, errors print once, without MPI_ABORT noise --------------------------------
