@@ -114,6 +114,7 @@ void nb_graph_free(nb_graph *g)
     free(g->buffer_nodes);
     free(g->workspace);
     free(g->arena);
+    free(g->grad_arena);
     free(g->label_arena);
     free(g->mark);
     free(g->first_user);
@@ -490,7 +491,7 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
         for (int k = 0; k < n->n_inputs; k++)
             n->requires_grad |= nb_in(g, n, k)->requires_grad;
     }
-    size_t floats = 0, labels = 0, workspace = 0;
+    size_t floats = 0, grads = 0, labels = 0, workspace = 0;
     for (int i = 0; i < g->count; i++) {
         nb_node *n = &g->nodes[i];
         size_t rows = n->batched ? (size_t)batch : 1;
@@ -507,8 +508,8 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
         }
         n->value_offset = floats;
         floats += rows * (size_t)n->size;
-        n->grad_offset = floats;
-        floats += rows * (size_t)n->size;
+        n->grad_offset = grads;
+        grads += rows * (size_t)n->size;
         n->aux_offset = floats;
         floats += (size_t)batch * (size_t)n->aux_size + (size_t)n->aux_fixed; /* scratch */
     }
@@ -527,6 +528,19 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
                                 floats * sizeof *a >> 20);
         g->arena = a;
         g->arena_floats = floats;
+    }
+    if (grads > g->grad_arena_floats) {
+        /* calloc, not realloc + memset: zeros without touching the pages (inference never
+         * writes them); the old gradients are not kept, prepare zeroes them anyway */
+        float *d = calloc(grads, sizeof *d);
+        if (!d)
+            return nb_error_set(err, NB_ENOMEM, "out of memory planning %zu MB of gradients",
+                                grads * sizeof *d >> 20);
+        free(g->grad_arena);
+        g->grad_arena = d;
+        g->grad_arena_floats = grads;
+    } else if (grads) {
+        memset(g->grad_arena, 0, grads * sizeof *g->grad_arena);
     }
     if (labels > g->label_floats) {
         int32_t *l = realloc(g->label_arena, labels * sizeof *l);
@@ -559,7 +573,7 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
             n->labels = g->label_arena + n->value_offset;
         } else {
             n->value = g->arena + n->value_offset;
-            n->grad = g->arena + n->grad_offset;
+            n->grad = g->grad_arena + n->grad_offset;
             n->aux = g->arena + n->aux_offset;
         }
     }

@@ -23,7 +23,8 @@ typedef struct nb_node {
     int64_t ints[12];          /* conv2d, pooling: the window (op_conv.c's CONV_* indices) */
     /* storage, resolved by nb_graph_prepare */
     size_t param_offset;       /* parameters: offset into the flat buffers */
-    size_t value_offset, grad_offset, aux_offset; /* activations: offsets into the arena */
+    size_t value_offset, aux_offset; /* activations: offsets into the arena */
+    size_t grad_offset;              /* and into the gradient arena */
     int64_t aux_size;          /* scratch floats per sample (Dropout's mask, …) */
     int64_t aux_fixed;         /* and floats besides, whatever the batch (batch norm's
                                   statistics); the node's aux holds aux_fixed + batch·aux_size */
@@ -58,9 +59,14 @@ struct nb_graph {
      * buffers): the largest nb_op_def.workspace, sized by nb_graph_prepare */
     float *workspace;
     size_t workspace_floats;
-    /* activations for the prepared batch */
+    /* activations (values and op scratch) for the prepared batch */
     float *arena;
     size_t arena_floats;
+    /* their gradients, apart: calloc'ed when it grows, so that a graph that only runs forward
+     * (inference) never touches — never makes resident — the pages of gradients it does not
+     * use */
+    float *grad_arena;
+    size_t grad_arena_floats;
     int32_t *label_arena;
     size_t label_floats;
     int64_t batch;             /* 0: not prepared since the last change */
