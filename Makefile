@@ -119,7 +119,7 @@ $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: src/export/onnx/onnx.proto
 $(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h $(CONFIG_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/obj/export/onnx.o: $(if $(filter 1,$(HAVE_ONNX)),$(BUILD)/gen/onnx.pb-c.h)
+$(BUILD)/obj/export/onnx.o $(BUILD)/obj/export/onnx_build.o: $(if $(filter 1,$(HAVE_ONNX)),$(BUILD)/gen/onnx.pb-c.h)
 
 # ---- fault injection (tests/cli_failures.sh): an LD_PRELOAD shim, not a program ------------
 FAILIO := $(BUILD)/tests/failio.so
