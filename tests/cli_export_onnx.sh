@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `nabla export --format onnx`: for the default MLP, the residual DAG of examples/residual.nb, a
-# DAG of every module and a CNN (Conv, BatchNormalization, MaxPool, AveragePool,
-# GlobalAveragePool), python3-onnx's checker accepts the file (at opsets 13 and 17), and
+# DAG of every module, a CNN (Conv, BatchNormalization, MaxPool, AveragePool,
+# GlobalAveragePool) and a network with leaky_relu, gelu and layer_norm (LeakyRelu, Erf, the
+# layer norm as MatMul rows or LayerNormalization), python3-onnx's checker accepts the file (at
+# opsets 13 and 17), and
 # OpenCV's DNN module (cv2.dnn.readNetFromONNX) runs it on raw inputs and agrees with
 # `nabla predict`: the same class on every input (all 10,000 Fashion-MNIST test images for the
 # MLP and the CNN), probabilities within 1e-5. Regression models of examples/houses.csv (one and
@@ -71,6 +73,51 @@ for m in mlp:t10k.idx res:res-x.idx dag:dag-x.idx cnn:t10k.idx; do
     onnx_agree "$name" "$data" 13
 done
 onnx_agree dag dag-x.idx 17
+
+# leaky_relu (LeakyRelu), gelu (its erf form: ONNX's Gelu needs opset 20) and layer_norm
+# (opset 13: MatMul/Sub/Sqrt/Div rows; opset 17: LayerNormalization) through OpenCV at opset 13,
+# with layer norms over a whole image sample and over a Linear's [N, D] output
+cat > act.nb <<'NB'
+x  = input(1, 28, 28)
+c  = conv2d(x, 4, 3, stride=2)
+n1 = layer_norm(c)
+a1 = leaky_relu(n1, 0.1)
+f  = flatten(a1)
+h  = linear(f, 32)
+n2 = layer_norm(h, eps=1e-3)
+g  = gelu(n2)
+a2 = leaky_relu(g)
+z  = linear(a2, 10)
+NB
+run train act.nb --data idx:tr-x.idx,tr-y.idx --epochs 1 --seed 1 --threads 2 -q -o act.safetensors
+predict_json act.safetensors t10k.idx
+onnx_agree act t10k.idx 13
+# opset 17 and a layer norm over the last two dimensions of a sample ([N, R, D] rows): what
+# OpenCV 4.6 cannot run (no LayerNormalization; it mis-sizes [N, R, D] MatMuls), so the
+# checker's full check (shape inference) and the graph's nodes are what is tested there
+sed 's/^n1 = layer_norm(c)$/n1 = layer_norm(c, dims=2)/' act.nb > act2.nb
+run train act2.nb --data idx:tr-x.idx,tr-y.idx --epochs 1 --seed 1 --threads 2 -q -o act2.safetensors
+for opset in 13 17; do
+    for m in act act2; do
+        run export "$m.safetensors" --format onnx -o "$m-$opset.onnx" --opset "$opset"
+        msg=$("$PY" - "$m-$opset.onnx" "$opset" "$m" <<'PY' 2>&1
+import sys, onnx
+path, opset, m = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+model = onnx.load(path)
+onnx.checker.check_model(model, full_check=True)
+ops = [n.op_type for n in model.graph.node]
+assert "LeakyRelu" in ops and "Erf" in ops and "Gelu" not in ops, ops
+ln = [n for n in model.graph.node if n.op_type == "LayerNormalization"]
+if opset >= 17:
+    axes = sorted({a.i for n in ln for a in n.attribute if a.name == "axis"})
+    assert len(ln) == 2 and axes == ([-3, -1] if m == "act" else [-2, -1]), (len(ln), axes)
+else:
+    assert not ln and ops.count("Sqrt") == 2, ops
+PY
+) || fail "$m at opset $opset: LeakyRelu, Erf and the layer norms, accepted by the checker" "$msg"
+    done
+done
+ok "leaky_relu, gelu, layer_norm: OpenCV agrees at opset 13; the checker accepts opsets 13 and 17 (LayerNormalization with axis -K at 17)"
 
 # regression: "values" = output · σ + μ, in the targets' units
 export_regression_models

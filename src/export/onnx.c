@@ -10,6 +10,9 @@
  *
  *   linear        Gemm(x, W, b; transB = 1)          Y = X Wᵀ + b
  *   relu/tanh/sigmoid, add/max/mul                    Relu/Tanh/Sigmoid, Add/Max/Mul
+ *   leaky_relu    LeakyRelu(x; alpha = slope)
+ *   gelu          the exact form with Erf (ONNX's Gelu needs opset 20):
+ *                 Mul(Mul(x, ½), Add(Erf(Mul(x, 1/√2)), 1))
  *   scale         Mul(x, [a])
  *   sum, mean     Flatten(axis 1) when needed, then MatMul(x, c) with a constant column c
  *                 [D, 1] of 1 (sum) or 1/D (mean)      [N, d…] → [N, 1]
@@ -21,6 +24,9 @@
  *   max_pool2d, avg_pool2d   MaxPool / AveragePool (count_include_pad as nabla's)
  *   global_avg_pool          GlobalAveragePool, then Flatten: [N, C, 1, 1] → [N, C]
  *   batch_norm    BatchNormalization(x, γ, β, running mean, running variance; epsilon)
+ *   layer_norm    opset 17: LayerNormalization(x, γ, β; axis = −K, epsilon); opsets 13–16 (and
+ *                 what OpenCV 4.6 runs): rows of D values, their mean and variance as MatMul
+ *                 by a constant column of 1/D, (x − μ)/Sqrt(σ² + ε), then Mul γ, Add β
  *   nearest       refused: ONNX has no arg-min-distance module
  *
  * A classifier gets a second output, "probabilities" = Softmax(z); a regression model one
@@ -58,6 +64,99 @@ static void flatten(nb_onnx_build *b, const char *y, const char *x)
     nb_onnx_add_attr(b, n, nb_onnx_attr_int(b, "axis", 1));
 }
 
+/* A one-float constant "<node>.<what>". */
+static char *constant(nb_onnx_build *b, const char *node, const char *what, float v)
+{
+    int64_t one = 1;
+    char *name = nb_onnx_derived(b, node, what);
+    float *data = nb_onnx_grab(b, sizeof *data);
+    if (data)
+        *data = v;
+    if (name && data)
+        nb_onnx_initializer(b, name, 1, &one, data, NULL, 1);
+    return name;
+}
+
+/* GELU as nabla computes it (op_activation.c): y = (x·½)·(1 + erf(x·(1/√2))). */
+static void gelu(nb_onnx_build *b, const char *name, const char *y, const char *x)
+{
+    char *scaled = nb_onnx_derived(b, name, "scaled"), *erf = nb_onnx_derived(b, name, "erf");
+    char *cdf2 = nb_onnx_derived(b, name, "cdf2"), *half_x = nb_onnx_derived(b, name, "half_x");
+    nb_onnx_node(b, "Mul", scaled, x, constant(b, name, "rsqrt2", 0.70710678118654752440f), NULL);
+    nb_onnx_node(b, "Erf", erf, scaled, NULL, NULL);
+    nb_onnx_node(b, "Add", cdf2, erf, constant(b, name, "one", 1.0f), NULL);
+    nb_onnx_node(b, "Mul", half_x, x, constant(b, name, "half", 0.5f), NULL);
+    nb_onnx_node(b, "Mul", y, half_x, cdf2, NULL);
+}
+
+/* Layer norm over the last K = weight_ndim dimensions (op_layernorm.c). Below opset 17, as
+ * rows of D values: μ = rows·c, σ² = (rows − μ)²·c with c the column [D, 1] of 1/D, μ and σ
+ * spread over the row by MatMul with a row [1, D] of ones (OpenCV 4.6 does not broadcast
+ * [.., D] against [.., 1]). */
+static void layer_norm(nb_onnx_build *b, const nb_export_node *e, const char *y, const char *x)
+{
+    int K = e->weight_ndim;
+    int64_t D = 1;
+    for (int k = 0; k < K; k++)
+        D *= e->weight_dims[k];
+    char *w = nb_onnx_derived(b, e->name, "weight"), *bias = nb_onnx_derived(b, e->name, "bias");
+    nb_onnx_initializer(b, w, K, e->weight_dims, e->weight, NULL, (size_t)D);
+    nb_onnx_initializer(b, bias, K, e->weight_dims, e->bias, NULL, (size_t)D);
+    if (b->opset >= 17) {
+        Onnx__NodeProto *n = nb_onnx_node(b, "LayerNormalization", y, x, w, bias);
+        nb_onnx_add_attr(b, n, nb_onnx_attr_int(b, "axis", -K));
+        nb_onnx_add_attr(b, n, nb_onnx_attr_float(b, "epsilon", e->eps));
+        return;
+    }
+    const char *rows = x;
+    if (e->ndim > 1) { /* [N, d…] → [N, D], or [N, R, D] (OpenCV 4.6 mis-sizes [N·R, D]) */
+        int64_t len = K == e->ndim ? 2 : 3, shape[3] = {-1, D, D};
+        char *s = nb_onnx_derived(b, e->name, "rows_shape");
+        if (len == 3)
+            shape[1] = e->size / D;
+        rows = nb_onnx_derived(b, e->name, "rows");
+        nb_onnx_initializer(b, s, 1, &len, NULL, shape, (size_t)len);
+        nb_onnx_node(b, "Reshape", rows, x, s, NULL);
+    }
+    int64_t cdims[2] = {D, 1}, rdims[2] = {1, D};
+    float *column = nb_onnx_grab(b, (size_t)D * sizeof *column);
+    float *ones = nb_onnx_grab(b, (size_t)D * sizeof *ones);
+    char *c = nb_onnx_derived(b, e->name, "mean_weights"), *o = nb_onnx_derived(b, e->name, "ones");
+    for (int64_t k = 0; column && ones && k < D; k++)
+        column[k] = 1.0f / (float)D, ones[k] = 1.0f;
+    if (column && ones) {
+        nb_onnx_initializer(b, c, 2, cdims, column, NULL, (size_t)D);
+        nb_onnx_initializer(b, o, 2, rdims, ones, NULL, (size_t)D);
+    }
+    char *mean = nb_onnx_derived(b, e->name, "mean"), *xc = nb_onnx_derived(b, e->name, "centred");
+    char *sq = nb_onnx_derived(b, e->name, "squared"), *var = nb_onnx_derived(b, e->name, "var");
+    char *ve = nb_onnx_derived(b, e->name, "var_eps"), *sd = nb_onnx_derived(b, e->name, "std");
+    char *xhat = nb_onnx_derived(b, e->name, "normalised");
+    char *mean_row = nb_onnx_derived(b, e->name, "mean_row");
+    char *sd_row = nb_onnx_derived(b, e->name, "std_row");
+    char *scaled = nb_onnx_derived(b, e->name, "scaled");
+    nb_onnx_node(b, "MatMul", mean, rows, c, NULL);
+    nb_onnx_node(b, "MatMul", mean_row, mean, o, NULL);
+    nb_onnx_node(b, "Sub", xc, rows, mean_row, NULL);
+    nb_onnx_node(b, "Mul", sq, xc, xc, NULL);
+    nb_onnx_node(b, "MatMul", var, sq, c, NULL);
+    nb_onnx_node(b, "Add", ve, var, constant(b, e->name, "eps", e->eps), NULL);
+    nb_onnx_node(b, "Sqrt", sd, ve, NULL, NULL);
+    nb_onnx_node(b, "MatMul", sd_row, sd, o, NULL);
+    nb_onnx_node(b, "Div", xhat, xc, sd_row, NULL);
+    if (e->ndim > 1) { /* back to [N, d…] */
+        int64_t shape[NB_MAX_DIMS + 1] = {-1}, len = e->ndim + 1;
+        memcpy(shape + 1, e->dims, (size_t)e->ndim * sizeof *shape);
+        char *s = nb_onnx_derived(b, e->name, "shape");
+        char *back = nb_onnx_derived(b, e->name, "normalised_shaped");
+        nb_onnx_initializer(b, s, 1, &len, NULL, shape, (size_t)len);
+        nb_onnx_node(b, "Reshape", back, xhat, s, NULL);
+        xhat = back;
+    }
+    nb_onnx_node(b, "Mul", scaled, xhat, w, NULL);
+    nb_onnx_node(b, "Add", y, scaled, bias, NULL);
+}
+
 /* Each module's ONNX nodes; NB_ENOTSUP for one ONNX lacks. */
 static nb_status emit(nb_onnx_build *b, const nb_export_plan *p, int i, nb_error *err)
 {
@@ -81,6 +180,12 @@ static nb_status emit(nb_onnx_build *b, const nb_export_plan *p, int i, nb_error
     case NB_OP_RELU: nb_onnx_node(b, "Relu", y, x, NULL, NULL); return NB_OK;
     case NB_OP_TANH: nb_onnx_node(b, "Tanh", y, x, NULL, NULL); return NB_OK;
     case NB_OP_SIGMOID: nb_onnx_node(b, "Sigmoid", y, x, NULL, NULL); return NB_OK;
+    case NB_OP_LEAKY_RELU:
+        n = nb_onnx_node(b, "LeakyRelu", y, x, NULL, NULL);
+        nb_onnx_add_attr(b, n, nb_onnx_attr_float(b, "alpha", e->factor));
+        return NB_OK;
+    case NB_OP_GELU: gelu(b, e->name, y, x); return NB_OK;
+    case NB_OP_LAYER_NORM: layer_norm(b, e, y, x); return NB_OK;
     case NB_OP_ADD: nb_onnx_node(b, "Add", y, x, x2, NULL); return NB_OK;
     case NB_OP_MAX: nb_onnx_node(b, "Max", y, x, x2, NULL); return NB_OK;
     case NB_OP_MUL: nb_onnx_node(b, "Mul", y, x, x2, NULL); return NB_OK;

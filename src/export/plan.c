@@ -123,9 +123,10 @@ nb_status nb_export_plan_make(nb_model *m, const char *format, nb_export_plan *p
             e->dh = w[CONV_DH], e->dw = w[CONV_DW], e->groups = w[CONV_GROUPS];
             e->include_pad = node->op == NB_OP_AVG_POOL2D && w[POOL_INCLUDE_PAD];
         }
-        e->eps = node->fparam2;
+        e->eps = node->op == NB_OP_LAYER_NORM ? node->fparam : node->fparam2;
         int owns_data = node->op == NB_OP_LINEAR || node->op == NB_OP_NEAREST ||
-                        node->op == NB_OP_CONV2D || node->op == NB_OP_BATCH_NORM;
+                        node->op == NB_OP_CONV2D || node->op == NB_OP_BATCH_NORM ||
+                        node->op == NB_OP_LAYER_NORM;
         for (int k = 0; k < node->n_inputs; k++) {
             int h = node->inputs[k];
             const nb_node *in = &g->nodes[h];
@@ -134,8 +135,9 @@ nb_status nb_export_plan_make(nb_model *m, const char *format, nb_export_plan *p
                 const float *v = nb_value(g, h);
                 if (!owns_data || k == 0)
                     s = nb_error_set(err, NB_ENOTSUP, "%s export: '%s' (%s) takes the parameter "
-                                     "'%s' as an input; only linear, conv2d, batch_norm and "
-                                     "nearest own parameters in an exported model", format,
+                                     "'%s' as an input; only linear, conv2d, batch_norm, "
+                                     "layer_norm and nearest own parameters in an exported "
+                                     "model", format,
                                      node->name, nb_op_name(node->op), in->name);
                 else if (k == 1) {
                     e->weight = v;

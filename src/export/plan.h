@@ -17,10 +17,11 @@ typedef struct nb_export_node {
     int ndim;
     int64_t dims[NB_MAX_DIMS]; /* per sample */
     int64_t size;              /* floats per sample */
-    float factor;              /* Scale: a; Dropout: p */
+    float factor;              /* Scale: a; Dropout: p; LeakyReLU: the slope */
     /* Linear and nearest: weight [rows, cols] ([out, in], or [K, D]); conv2d: weight [K, C/g,
      * R, S] (rows = K, cols = C/g·R·S); batch_norm: weight γ, bias β, running mean and
-     * variance [C]. bias is NULL when absent. Owned by the graph. */
+     * variance [C]; layer_norm: weight γ and bias β shaped as the normalised last
+     * weight_ndim dimensions. bias is NULL when absent. Owned by the graph. */
     const float *weight, *bias, *mean, *var;
     int64_t rows, cols;
     int weight_ndim;
@@ -29,7 +30,7 @@ typedef struct nb_export_node {
      * count_include_pad (avg_pool2d) */
     int64_t kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups;
     int include_pad;
-    float eps;                 /* batch_norm */
+    float eps;                 /* batch_norm, layer_norm */
     int consumers;             /* plan nodes that read this one */
     int last_use;              /* index of the last plan node that reads it (its own if none) */
 } nb_export_node;
