@@ -77,4 +77,28 @@ int st_name_ref_cmp(const void *pa, const void *pb);
 /* Sorts refs by name; returns the position of the first of two equal names, or -1. */
 int st_sort_find_duplicate(name_ref *refs, int n);
 
+/* ---- headers (safetensors_header.c) ---- */
+
+/* The parsed header entry of one tensor. The name points into the cJSON tree. */
+typedef struct st_entry {
+    const char *name;
+    int key;       /* position among the header's keys (1-based), for messages */
+    int ndim;
+    int64_t dims[NB_MAX_DIMS];
+    int64_t elems;
+    uint64_t begin, end;
+    const st_dtype *dtype;
+} st_entry;
+
+/* Checks the raw header bytes h[0..n) for what cJSON would let through: malformed UTF-8, raw
+ * control bytes, \u0000, numbers that are not non-negative integers, more than TOKEN_LIMIT
+ * tokens. */
+nb_status st_scan_header(const char *path, const unsigned char *h, size_t n, nb_error *err);
+/* Validates one tensor entry (header key #key) against the data buffer's size into *e. */
+nb_status st_parse_entry(const char *path, const cJSON *item, int key, uint64_t data_size,
+                         st_entry *e, nb_error *err);
+/* Sorts es by data offset and checks that they cover the data buffer exactly. */
+nb_status st_check_layout(const char *path, st_entry *es, int n, uint64_t data_start,
+                          uint64_t data_size, nb_error *err);
+
 #endif
