@@ -937,8 +937,8 @@ int nb_trainer_weights_proven(const nb_trainer *t);
 nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_error *err);
 nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err);
 /* After nb_trainer_resume: the hyper-parameters (batch size, rate, momentum, schedule, order,
- * …) that differ from those the checkpoint was written with, as "lr 0.05 (the checkpoint's:
- * 0.1), …", or "" (also for checkpoints that do not record them). Owned by t. */
+ * augmentation, …) that differ from those the checkpoint was written with, as "lr 0.05 (the
+ * checkpoint's: 0.1), …", or "" (also for checkpoints that do not record them). Owned by t. */
 const char *nb_trainer_resume_changes(const nb_trainer *t);
 
 /* Loss and accuracy of m on ds (labelled, or with targets for a regression model), in

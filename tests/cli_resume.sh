@@ -294,4 +294,27 @@ mkdir outdir
 unwritable "-o naming a directory" outdir -o outdir
 ok "-o naming a directory is reported before training"
 
+# ---- --augment is recorded in the checkpoint: resuming without it, or with another
+# --augment-pad, is noted in one line like any other changed setting ----------------------
+"$PY" - >img.csv <<'EOF'
+import random
+random.seed(1)
+print(",".join(["p%d" % i for i in range(16)] + ["label"]))
+for r in range(64):
+    print(",".join("%.3f" % (random.random() + r % 2) for _ in range(16)) + ",%d" % (r % 2))
+EOF
+printf 'x = input(1, 4, 4)\nf = flatten(x)\nout = linear(f, 2)\n' >img.nb
+IMG=(img.nb --data csv:img.csv:label -q -o aug.safetensors)
+run train "${IMG[@]}" --epochs 1 --augment
+run train "${IMG[@]}" --epochs 2 --resume
+[ "$(grep -c 'note: --resume with other settings' err.txt)" -eq 1 ] &&
+    grep -q "augment 0 (the checkpoint's: 1), augment-pad 0 (the checkpoint's: 2)" err.txt ||
+    fail "--resume without --augment: a one-line note" "$(cat err.txt)"
+run train "${IMG[@]}" --epochs 3 --resume --augment --augment-pad 1
+grep -q "augment 1 (the checkpoint's: 0), augment-pad 1 (the checkpoint's: 0)" err.txt ||
+    fail "--resume with --augment --augment-pad 1: noted" "$(cat err.txt)"
+run train "${IMG[@]}" --epochs 4 --resume --augment --augment-pad 1
+! grep -q 'note:' err.txt || fail "--resume with the checkpoint's augmentation: no note" "$(cat err.txt)"
+ok "--augment and --augment-pad changed on --resume are noted, the same ones are not"
+
 echo "cli_resume: all passed"

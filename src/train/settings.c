@@ -13,7 +13,7 @@ typedef struct setting {
     const char *text;  /* or names (order, schedule) */
 } setting;
 
-enum { SETTINGS = 17 };
+enum { SETTINGS = 19 };
 
 static void settings_of(const nb_train_config *c, int64_t batch, setting s[SETTINGS])
 {
@@ -43,6 +43,9 @@ static void settings_of(const nb_train_config *c, int64_t batch, setting s[SETTI
         {"warmup", (double)c->schedule.warmup, NULL},
         {"min-lr", c->schedule.min_lr, NULL},
         {"order", 0, orders[c->order]},
+        /* --augment's crops and flips change what every later step sees */
+        {"augment", c->augment_flip, NULL},
+        {"augment-pad", c->augment_pad, NULL},
     };
     memcpy(s, all, sizeof all);
 }
