@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `nabla export --format c`: the generated C99 file of each model (the default MLP, the residual
-# DAG of examples/residual.nb, a DAG of every module, a CNN) compiles without a warning under gcc and
+# DAG of examples/residual.nb, a DAG of every module, a CNN, and networks with leaky_relu, gelu
+# and layer norms over whole and part samples) compiles without a warning under gcc and
 # clang with -std=c99 -Wall -Wextra -pedantic, and, built into examples/embed/main.c, predicts
 # what `nabla predict` does (same class on all 10,000 Fashion-MNIST test images; probabilities
 # within 1e-5). Regression models of examples/houses.csv (one and two targets): NAME_regress
@@ -54,6 +55,16 @@ for m in mlp:t10k.idx: res:res-x.idx: dag:dag-x.idx: cnn:t10k.idx:2000; do
 done
 ok "no writable data in the generated objects (nm shows no .data/.bss/common symbols)"
 
+# ---- leaky_relu, gelu, layer_norm (act.nb; act2.nb normalises part of each sample) -------------
+for name in act act2; do
+    build_embedded "$name.safetensors" "c-$name"
+    predict_json "$name.safetensors" t10k.idx 2000
+    for cc in "${compilers[@]}"; do
+        "c-$name/run-$cc" t10k.idx 2000 > "c-$name/$cc.csv" || fail "c-$name/run-$cc to run"
+        agree "$name ($cc)" "$name.json" "c-$name/$cc.csv"
+    done
+done
+
 # ---- freestanding: the user's expf, no <math.h>, no libc --------------------------------------
 gcc "${WARN[@]}" -O2 -ffreestanding -DMODEL_EXPF=my_expf -DMODEL_LOGF=my_logf -DMODEL_TANHF=my_tanhf \
     -c c-dag/model.c -o free.o 2>cc.txt || fail "the DAG to compile with -ffreestanding" "$(cat cc.txt)"
@@ -69,6 +80,11 @@ gcc -O2 -Ic-dag "$ROOT/examples/embed/main.c" free.o mymath.c -lm -o free-run
 ./free-run dag-x.idx > free.csv
 cmp -s free.csv c-dag/gcc.csv || fail "the freestanding build with the user's math to print what the hosted one does"
 ok "-ffreestanding with user-supplied expf/logf/tanhf: only those (and memset/memcpy) undefined; same output"
+gcc "${WARN[@]}" -O2 -ffreestanding -DMODEL_EXPF=my_expf -DMODEL_ERFF=my_erff -DMODEL_SQRTF=my_sqrtf \
+    -c c-act/model.c -o free-act.o 2>cc.txt || fail "act to compile with -ffreestanding" "$(cat cc.txt)"
+undefined=$(nm -u free-act.o | awk '{print $2}' | grep -vxE 'my_expf|my_erff|my_sqrtf|memset|memcpy' || true)
+[ -z "$undefined" ] || fail "-ffreestanding (gelu, layer_norm): no symbols but the user's erff, sqrtf, expf" "$undefined"
+ok "-ffreestanding with gelu and layer_norm: only the user's expf/erff/sqrtf (and memset/memcpy) undefined"
 
 # ---- regression: NAME_regress in the targets' units ---------------------------------------------
 export_regression_models

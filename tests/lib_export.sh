@@ -80,6 +80,25 @@ PY
 }
 
 # The first N Fashion-MNIST training images: tr-x.idx, tr-y.idx.
+# write_act: act.nb, a small network with leaky_relu, gelu and layer norms over a whole image
+# sample and over a Linear's [N, D] output; act2.nb the same with the first layer norm over the
+# last two dimensions of a sample (rows [N, R, D]).
+write_act() {
+    cat > act.nb <<'NB'
+x  = input(1, 28, 28)
+c  = conv2d(x, 4, 3, stride=2)
+n1 = layer_norm(c)
+a1 = leaky_relu(n1, 0.1)
+f  = flatten(a1)
+h  = linear(f, 32)
+n2 = layer_norm(h, eps=1e-3)
+g  = gelu(n2)
+a2 = leaky_relu(g)
+z  = linear(a2, 10)
+NB
+    sed 's/^n1 = layer_norm(c)$/n1 = layer_norm(c, dims=2)/' act.nb > act2.nb
+}
+
 write_fashion_subset() {
     "$PY" - "$1" "$FASHION" <<'PY'
 import gzip, struct, sys
@@ -111,6 +130,11 @@ export_models() {
     write_fashion_subset 3000
     run train cnn.nb --data idx:tr-x.idx,tr-y.idx --epochs 2 --normalize global --seed 1 \
         --threads 2 -q -o cnn.safetensors
+    write_act
+    for m in act act2; do
+        run train $m.nb --data idx:tr-x.idx,tr-y.idx --epochs 1 --seed 1 --threads 2 -q \
+            -o $m.safetensors
+    done
 }
 
 # predict_json MODEL IMAGES [LIMIT]: nabla predict's classes and probabilities (of the first

@@ -19,7 +19,7 @@ typedef struct c_file {
     long scratch;              /* floats */
     char (*ident)[NB_NAME_MAX + 8]; /* per plan node: a C identifier for its arrays */
     unsigned kernels;
-    int uses_log, uses_tanh;
+    int uses_log, uses_tanh, uses_erf, uses_sqrt;
     /* int8 with calibration (NULL: weight-only int8 or fp32), per plan node that is a Linear:
      * the clipping threshold T of its inputs, and whether they were never negative (then
      * quantised to [0, 255] in steps of T / 255, else to [−127, 127] in steps of T / 127);

@@ -19,6 +19,9 @@
  *   global_avg  y_c = (Σ_{h,w} x[c,h,w]) / HW in float (op_pool.c)
  *   channel_affine  y[c,i] = a_c x[c,i] + b_c: batch norm in evaluation, a = γ/√(var + eps),
  *               b = β − mean·a, computed in double at export as the library does (op_batchnorm.c)
+ *   leaky_relu, gelu  y = x or slope·x; y = (x·½)(1 + erf(x/√2)) (op_activation.c)
+ *   layer_norm  y = γ (x − μ)/√(σ² + eps) + β over rows of D values, μ and σ² in double
+ *               (op_layernorm.c)
  *
  * The dot products keep LANES partial sums: a compiler may not reorder a float sum by itself
  * (it changes the rounding), so one accumulator would run at one add per latency of the
@@ -356,6 +359,45 @@ static const char channel_affine_text[] =
     "            y[c * hw + i] = a[c] * x[c * hw + i] + b[c];\n"
     "}\n\n";
 
+static const char leaky_relu_text[] =
+    "/* y = x for x > 0, else slope x: LeakyReLU. */\n"
+    "static void leaky_relu(const float *x, float *y, int n, float slope)\n"
+    "{\n"
+    "    int i;\n"
+    "    for (i = 0; i < n; i++)\n"
+    "        y[i] = x[i] > 0.0f ? x[i] : slope * x[i];\n"
+    "}\n\n";
+
+static const char gelu_text[] =
+    "/* y = x Phi(x) = (x/2)(1 + erf(x/sqrt(2))): the exact GELU. */\n"
+    "static void gelu(const float *x, float *y, int n)\n"
+    "{\n"
+    "    int i;\n"
+    "    for (i = 0; i < n; i++)\n"
+    "        y[i] = 0.5f * x[i] * (1.0f + %s_ERFF(x[i] * 0.707106781f));\n"
+    "}\n\n";
+
+static const char layer_norm_text[] =
+    "/* Layer norm over rows of d values: y = gamma (x - mu) / sqrt(var + eps) + beta, mu and var\n"
+    " * (biased) the row's, summed in double. */\n"
+    "static void layer_norm(const float *x, float *y, const float *gamma, const float *beta,\n"
+    "                       int rows, int d, float eps)\n"
+    "{\n"
+    "    int r, i;\n"
+    "    for (r = 0; r < rows; r++, x += d, y += d) {\n"
+    "        double sum = 0.0, sq = 0.0, mu;\n"
+    "        float istd;\n"
+    "        for (i = 0; i < d; i++)\n"
+    "            sum += x[i];\n"
+    "        mu = sum / d;\n"
+    "        for (i = 0; i < d; i++)\n"
+    "            sq += (x[i] - mu) * (x[i] - mu);\n"
+    "        istd = 1.0f / %s_SQRTF((float)(sq / d + eps));\n"
+    "        for (i = 0; i < d; i++)\n"
+    "            y[i] = (float)((x[i] - mu) * istd) * gamma[i] + beta[i];\n"
+    "    }\n"
+    "}\n\n";
+
 void nb_c_kernels_write_types(FILE *f, unsigned kernels)
 {
     if (kernels & K_WINDOW)
@@ -408,4 +450,10 @@ void nb_c_kernels_write(FILE *f, unsigned kernels, const char *P)
         fputs(global_avg_text, f);
     if (kernels & K_CHANNEL_AFFINE)
         fputs(channel_affine_text, f);
+    if (kernels & K_LEAKY_RELU)
+        fputs(leaky_relu_text, f);
+    if (kernels & K_GELU)
+        fprintf(f, gelu_text, P);
+    if (kernels & K_LAYER_NORM)
+        fprintf(f, layer_norm_text, P);
 }

@@ -30,13 +30,16 @@ enum {
     K_GLOBAL_AVG = 1 << 18,
     K_CHANNEL_AFFINE = 1 << 19,
     K_LINEAR_I8 = 1 << 20,
+    K_LEAKY_RELU = 1 << 21,
+    K_GELU = 1 << 22,
+    K_LAYER_NORM = 1 << 23,
     K_WINDOW = K_CONV2D | K_MAX_POOL | K_AVG_POOL
 };
 
 /* Writes the types the kernels named by `kernels` take (before the data that uses them). */
 void nb_c_kernels_write_types(FILE *f, unsigned kernels);
 /* Writes the static functions named by `kernels` to f. P is the upper-case symbol prefix of
- * the math-function macros (P_EXPF, P_LOGF, P_TANHF). */
+ * the math-function macros (P_EXPF, P_LOGF, P_TANHF, P_ERFF, P_SQRTF). */
 void nb_c_kernels_write(FILE *f, unsigned kernels, const char *P);
 
 #endif

@@ -26,7 +26,7 @@ static int is_in_place(nb_op op)
 {
     return op == NB_OP_RELU || op == NB_OP_TANH || op == NB_OP_SIGMOID || op == NB_OP_SCALE ||
            op == NB_OP_SOFTMAX || op == NB_OP_LOG_SOFTMAX || op == NB_OP_ADD ||
-           op == NB_OP_MAX || op == NB_OP_MUL;
+           op == NB_OP_MAX || op == NB_OP_MUL || op == NB_OP_LEAKY_RELU || op == NB_OP_GELU;
 }
 
 /* Storage: roots, their live ranges [root, end] and first-fit offsets. */
@@ -218,6 +218,16 @@ static void put_call(FILE *f, const c_file *c, int i)
                 (double)(e->op == NB_OP_SUM ? 1.0f : 1.0f / (float)a->size), i,
                 (long long)a->size);
         return;
+    case NB_OP_LEAKY_RELU:
+        put_fmt(f, c, "leaky_relu(%B, %B, %L, %F);\n", x, i, n, (double)e->factor);
+        return;
+    case NB_OP_GELU:
+        put_fmt(f, c, "gelu(%B, %B, %L);\n", x, i, n);
+        return;
+    case NB_OP_LAYER_NORM:
+        put_fmt(f, c, "layer_norm(%B, %B, %s_weight, %s_bias, %L, %L, %F);\n", x, i, id, id,
+                n / (e->rows * e->cols), (long long)(e->rows * e->cols), (double)e->eps);
+        return;
     case NB_OP_SOFTMAX:
     case NB_OP_LOG_SOFTMAX:
         put_fmt(f, c, "softmax_rows(%B, %B, %L, %L, %L);\n", x, i, n / last, last,
@@ -258,6 +268,10 @@ static int write_header(FILE *f, void *ctx)
         fprintf(f, ", %s_LOGF", P);
     if (c->uses_tanh)
         fprintf(f, ", %s_TANHF", P);
+    if (c->uses_erf)
+        fprintf(f, ", %s_ERFF", P);
+    if (c->uses_sqrt)
+        fprintf(f, ", %s_SQRTF", P);
     fprintf(f, "\n * (e.g. -D%s_EXPF=my_expf), and <math.h> is not included.", P);
     if (c->q8_clip)
         fprintf(f, " Besides its scratch, a forward\n * pass keeps %ld bytes of int8 inputs "
@@ -317,11 +331,12 @@ static int put_module_data(FILE *f, const c_file *c, int i)
     return 0;
 }
 
-static void put_math(FILE *f, const char *P, const char *fn, int used)
+/* P_FN names the float function: <math.h>'s (math) unless the user defined the macro. */
+static void put_math(FILE *f, const char *P, const char *fn, const char *math, int used)
 {
     if (used)
         fprintf(f, "#ifndef %s_%s\n#define %s_%s %s\n#else\nfloat %s_%s(float);\n#endif\n", P,
-                fn, P, fn, fn[0] == 'E' ? "expf" : fn[0] == 'L' ? "logf" : "tanhf", P, fn);
+                fn, P, fn, math, P, fn);
 }
 
 static int write_source(FILE *f, void *ctx)
@@ -342,13 +357,18 @@ static int write_source(FILE *f, void *ctx)
     }
     fputs(" */\n", f);
     fprintf(f, "#include \"%s\"\n\n", c->header);
-    fprintf(f, "#if !defined(%s_EXPF)%s%s%s%s%s%s\n#include <math.h>\n#endif\n", P,
-            c->uses_log ? " || !defined(" : "", c->uses_log ? P : "", c->uses_log ? "_LOGF)" : "",
-            c->uses_tanh ? " || !defined(" : "", c->uses_tanh ? P : "",
-            c->uses_tanh ? "_TANHF)" : "");
-    put_math(f, P, "EXPF", 1);
-    put_math(f, P, "LOGF", c->uses_log);
-    put_math(f, P, "TANHF", c->uses_tanh);
+    static const char *const fns[4] = {"LOGF", "TANHF", "ERFF", "SQRTF"};
+    const int used[4] = {c->uses_log, c->uses_tanh, c->uses_erf, c->uses_sqrt};
+    fprintf(f, "#if !defined(%s_EXPF)", P);
+    for (int k = 0; k < 4; k++)
+        if (used[k])
+            fprintf(f, " || !defined(%s_%s)", P, fns[k]);
+    fputs("\n#include <math.h>\n#endif\n", f);
+    put_math(f, P, "EXPF", "expf", 1);
+    put_math(f, P, "LOGF", "logf", c->uses_log);
+    put_math(f, P, "TANHF", "tanhf", c->uses_tanh);
+    put_math(f, P, "ERFF", "erff", c->uses_erf);
+    put_math(f, P, "SQRTF", "sqrtf", c->uses_sqrt);
     fputs("\n", f);
 
     nb_c_kernels_write_types(f, c->kernels);
@@ -380,8 +400,9 @@ static int write_source(FILE *f, void *ctx)
             nb_c_int8_put_weights(f, c, i);
         else
             nb_c_put_floats(f, "float", c->ident[i], "weight", e->weight, e->rows * e->cols);
-        if (e->bias)
-            nb_c_put_floats(f, "float", c->ident[i], "bias", e->bias, e->rows);
+        if (e->bias) /* layer_norm: β as γ */
+            nb_c_put_floats(f, "float", c->ident[i], "bias", e->bias,
+                            e->op == NB_OP_LAYER_NORM ? e->rows * e->cols : e->rows);
         fputs("\n", f);
     }
     if (nb_c_api_data(f, c))
@@ -430,6 +451,9 @@ static nb_status choose_kernels(c_file *c, nb_error *err)
         case NB_OP_AVG_POOL2D: c->kernels |= K_AVG_POOL; break;
         case NB_OP_GLOBAL_AVG_POOL: c->kernels |= K_GLOBAL_AVG; break;
         case NB_OP_BATCH_NORM: c->kernels |= K_CHANNEL_AFFINE; break;
+        case NB_OP_LEAKY_RELU: c->kernels |= K_LEAKY_RELU; break;
+        case NB_OP_GELU: c->kernels |= K_GELU; c->uses_erf = 1; break;
+        case NB_OP_LAYER_NORM: c->kernels |= K_LAYER_NORM; c->uses_sqrt = 1; break;
         default:
             return nb_error_set(err, NB_ENOTSUP, "C export: node '%s' is a %s, which the C "
                                 "export does not support", p->nodes[i].name,
