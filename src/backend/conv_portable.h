@@ -18,6 +18,29 @@ void nb_portable_avg_pool2d_forward(nb_gemm *ctx, const nb_conv_shape *s, int in
                                     const float *x, float *y);
 void nb_portable_avg_pool2d_backward(nb_gemm *ctx, const nb_conv_shape *s, int include_pad,
                                      const float *dy, float *dx);
+/* Batch norm's loops over one run (the HW consecutive values of one sample and channel),
+ * which an implementation may replace (image_avx2.c: vectors) while keeping the per-channel
+ * arithmetic of conv_portable_bn.c (sums of runs in double, the variance in two passes, the
+ * coefficients of y and dx) — its nb_bn_forward_with / nb_bn_backward_with. */
+typedef struct nb_bn_runs {
+    float (*sum)(const float *x, int64_t n);                        /* Σ x */
+    float (*sq_centred)(const float *x, float m, int64_t n);        /* Σ (x − m)² */
+    void (*dy_sums)(const float *x, const float *dy, float m, int64_t n, float *sum_dy,
+                    float *sum_dy_xc);                              /* Σ dy, Σ dy·(x − m) */
+    /* out = a·u + c·v + b (v NULL: a·u + b), or out += that when accumulate */
+    void (*affine)(const float *u, const float *v, float a, float c, float b, float *out,
+                   int64_t n, int accumulate);
+} nb_bn_runs;
+
+void nb_bn_forward_with(const nb_bn_runs *runs, nb_gemm *ctx, const nb_bn_shape *s,
+                        const float *x, const float *gamma, const float *beta, float eps,
+                        int batch_stats, const float *running_mean, const float *running_var,
+                        float *y, float *mean, float *invstd, float *var);
+void nb_bn_backward_with(const nb_bn_runs *runs, nb_gemm *ctx, const nb_bn_shape *s,
+                         const float *x, const float *dy, const float *gamma, const float *mean,
+                         const float *invstd, int batch_stats, float dx_beta, float *dx,
+                         float param_beta, float *dgamma, float *dbeta);
+
 void nb_portable_batch_norm_forward(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
                                     const float *gamma, const float *beta, float eps,
                                     int batch_stats, const float *running_mean,

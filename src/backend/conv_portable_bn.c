@@ -1,13 +1,15 @@
 /* The portable batch-norm kernels (conv.h, conv_portable.h), fp32: plain loops over each
- * channel's N·HW values, the channels split across the context's thread pool. */
+ * channel's N·HW values, the channels split across the context's thread pool. The loops over
+ * one run of HW values are a table (nb_bn_runs) so that a faster implementation can supply
+ * its own and keep the per-channel arithmetic here (image_avx2.c). */
 #include "backend/conv_portable.h"
 #include "backend/gemm_pool.h"
 
 #include <math.h>
 
-/* Σ x[i] and Σ (x[i] − m)·y[i] (y may be NULL: Σ (x[i] − m)²) in float over eight interleaved
- * partial sums: independent chains the compiler vectorises, where one running sum would be
- * a chain of dependent additions. */
+/* Σ x[i], Σ (x[i] − m)² and Σ (x[i] − m)·y[i] in float over eight interleaved partial sums:
+ * independent chains the compiler vectorises, where one running sum would be a chain of
+ * dependent additions. */
 static float sum8(const float *restrict x, int64_t n)
 {
     float acc[8] = {0};
@@ -38,6 +40,34 @@ static float dot8_centred(const float *restrict x, float m, const float *restric
     return s;
 }
 
+static float sq8_centred(const float *x, float m, int64_t n)
+{
+    return dot8_centred(x, m, NULL, n);
+}
+
+static void dy_sums8(const float *x, const float *dy, float m, int64_t n, float *sum_dy,
+                     float *sum_dy_xc)
+{
+    *sum_dy = sum8(dy, n);
+    *sum_dy_xc = dot8_centred(x, m, dy, n);
+}
+
+static void affine_plain(const float *restrict u, const float *restrict v, float a, float c,
+                         float b, float *restrict out, int64_t n, int accumulate)
+{
+    if (!v)
+        for (int64_t i = 0; i < n; i++)
+            out[i] = a * u[i] + b;
+    else if (!accumulate)
+        for (int64_t i = 0; i < n; i++)
+            out[i] = a * u[i] + c * v[i] + b;
+    else
+        for (int64_t i = 0; i < n; i++)
+            out[i] += a * u[i] + c * v[i] + b;
+}
+
+static const nb_bn_runs plain_runs = {sum8, sq8_centred, dy_sums8, affine_plain};
+
 typedef struct bn_job bn_job;
 struct bn_job {
     const nb_bn_shape *s;
@@ -46,6 +76,7 @@ struct bn_job {
     float *y, *mean, *invstd, *var, *dx, *dgamma, *dbeta;
     float eps, dx_beta, param_beta;
     int batch_stats, tasks;
+    const nb_bn_runs *runs;
     void (*channel)(const bn_job *j, int64_t c); /* the kernel on channel c */
 };
 
@@ -81,11 +112,11 @@ static void forward_channel(const bn_job *j, int64_t c)
         /* each run of HW values summed in float (vectorised), the runs in double */
         double sum = 0.0, sq = 0.0;
         for (int64_t n = 0; n < s->N; n++)
-            sum += sum8(j->x + (n * s->C + c) * s->HW, s->HW);
+            sum += j->runs->sum(j->x + (n * s->C + c) * s->HW, s->HW);
         mu = sum / (double)M;
         float muf = (float)mu;
         for (int64_t n = 0; n < s->N; n++)
-            sq += dot8_centred(j->x + (n * s->C + c) * s->HW, muf, NULL, s->HW);
+            sq += j->runs->sq_centred(j->x + (n * s->C + c) * s->HW, muf, s->HW);
         double var = sq / (double)M;
         istd = 1.0 / sqrt(var + (double)j->eps);
         if (j->var)
@@ -98,12 +129,9 @@ static void forward_channel(const bn_job *j, int64_t c)
     j->invstd[c] = (float)istd;
     /* y = a·x + b with a = γσ⁻¹, b = β − μγσ⁻¹ */
     float a = (float)(j->gamma[c] * istd), b = (float)(j->beta[c] - mu * j->gamma[c] * istd);
-    for (int64_t n = 0; n < s->N; n++) {
-        const float *restrict x = j->x + (n * s->C + c) * s->HW;
-        float *restrict y = j->y + (n * s->C + c) * s->HW;
-        for (int64_t i = 0; i < s->HW; i++)
-            y[i] = a * x[i] + b;
-    }
+    for (int64_t n = 0; n < s->N; n++)
+        j->runs->affine(j->x + (n * s->C + c) * s->HW, NULL, a, 0.0f, b,
+                        j->y + (n * s->C + c) * s->HW, s->HW, 0);
 }
 
 /* x̂ = (x − μ)σ⁻¹; dγ = Σ dy·x̂, dβ = Σ dy over the channel's N·HW values. */
@@ -114,9 +142,11 @@ static void backward_channel(const bn_job *j, int64_t c)
     double mu = j->mean_in[c], istd = j->invstd_in[c], sum_dy = 0.0, sum_dy_xc = 0.0;
     float muf = (float)mu;
     for (int64_t n = 0; n < s->N; n++) {
-        const float *x = j->x + (n * s->C + c) * s->HW, *dy = j->dy + (n * s->C + c) * s->HW;
-        sum_dy += sum8(dy, s->HW);
-        sum_dy_xc += dot8_centred(x, muf, dy, s->HW);
+        float run_dy, run_dy_xc;
+        j->runs->dy_sums(j->x + (n * s->C + c) * s->HW, j->dy + (n * s->C + c) * s->HW, muf,
+                         s->HW, &run_dy, &run_dy_xc);
+        sum_dy += run_dy;
+        sum_dy_xc += run_dy_xc;
     }
     double sum_dy_xhat = sum_dy_xc * istd;
     if (j->dgamma)
@@ -134,16 +164,32 @@ static void backward_channel(const bn_job *j, int64_t c)
     float a = (float)g, b = (float)(-g * (mdb - mu * istd * mdg)), cx = (float)(-g * istd * mdg);
     /* γσ⁻¹(dy − mdb − (x − μ)σ⁻¹·mdg) = a·dy + cx·x + b */
     for (int64_t n = 0; n < s->N; n++) {
-        const float *restrict x = j->x + (n * s->C + c) * s->HW;
-        const float *restrict dy = j->dy + (n * s->C + c) * s->HW;
-        float *restrict dx = j->dx + (n * s->C + c) * s->HW;
-        if (j->dx_beta == 0.0f)
-            for (int64_t i = 0; i < s->HW; i++)
-                dx[i] = a * dy[i] + cx * x[i] + b;
-        else
-            for (int64_t i = 0; i < s->HW; i++)
-                dx[i] += a * dy[i] + cx * x[i] + b;
+        int64_t at = (n * s->C + c) * s->HW;
+        j->runs->affine(j->dy + at, j->x + at, a, cx, b, j->dx + at, s->HW, j->dx_beta != 0.0f);
     }
+}
+
+void nb_bn_forward_with(const nb_bn_runs *runs, nb_gemm *ctx, const nb_bn_shape *s,
+                        const float *x, const float *gamma, const float *beta, float eps,
+                        int batch_stats, const float *running_mean, const float *running_var,
+                        float *y, float *mean, float *invstd, float *var)
+{
+    bn_job j = {.s = s, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
+                .batch_stats = batch_stats, .running_mean = running_mean,
+                .running_var = running_var, .y = y, .mean = mean, .invstd = invstd, .var = var,
+                .runs = runs};
+    run_channels(ctx, &j, forward_channel);
+}
+
+void nb_bn_backward_with(const nb_bn_runs *runs, nb_gemm *ctx, const nb_bn_shape *s,
+                         const float *x, const float *dy, const float *gamma, const float *mean,
+                         const float *invstd, int batch_stats, float dx_beta, float *dx,
+                         float param_beta, float *dgamma, float *dbeta)
+{
+    bn_job j = {.s = s, .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd,
+                .batch_stats = batch_stats, .dx_beta = dx_beta, .dx = dx,
+                .param_beta = param_beta, .dgamma = dgamma, .dbeta = dbeta, .runs = runs};
+    run_channels(ctx, &j, backward_channel);
 }
 
 void nb_portable_batch_norm_forward(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
@@ -152,10 +198,8 @@ void nb_portable_batch_norm_forward(nb_gemm *ctx, const nb_bn_shape *s, const fl
                                     const float *running_var, float *y, float *mean,
                                     float *invstd, float *var)
 {
-    bn_job j = {.s = s, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
-                .batch_stats = batch_stats, .running_mean = running_mean,
-                .running_var = running_var, .y = y, .mean = mean, .invstd = invstd, .var = var};
-    run_channels(ctx, &j, forward_channel);
+    nb_bn_forward_with(&plain_runs, ctx, s, x, gamma, beta, eps, batch_stats, running_mean,
+                       running_var, y, mean, invstd, var);
 }
 
 void nb_portable_batch_norm_backward(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
@@ -163,8 +207,6 @@ void nb_portable_batch_norm_backward(nb_gemm *ctx, const nb_bn_shape *s, const f
                                      const float *invstd, int batch_stats, float dx_beta,
                                      float *dx, float param_beta, float *dgamma, float *dbeta)
 {
-    bn_job j = {.s = s, .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd,
-                .batch_stats = batch_stats, .dx_beta = dx_beta, .dx = dx,
-                .param_beta = param_beta, .dgamma = dgamma, .dbeta = dbeta};
-    run_channels(ctx, &j, backward_channel);
+    nb_bn_backward_with(&plain_runs, ctx, s, x, dy, gamma, mean, invstd, batch_stats, dx_beta,
+                        dx, param_beta, dgamma, dbeta);
 }

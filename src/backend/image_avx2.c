@@ -8,26 +8,28 @@
  * nChw8c activations, and the reorders to and from them cost more than the whole kernel here.
  * Its max pooling keeps the arg-max in a private workspace format, not conv.h's h·W + w.
  *
- * Why these loops are faster than the portable ones: the same arithmetic (per channel, each
- * run of HW values summed in float, the runs in double; the variance in two passes, so that it
- * does not cancel), but in 8-wide vectors with two accumulators, and the backward's Σ dy and
- * Σ dy·(x − μ) in one pass over x and dy. The portable helpers compile to scalar code at -O2
+ * Why these loops are faster than the portable ones: the same arithmetic — conv_portable_bn.c's
+ * per-channel code runs with these loops over each run of HW values (nb_bn_runs) — but in
+ * 8-wide vectors with two accumulators, and the backward's Σ dy and Σ dy·(x − μ) in one pass
+ * over x and dy. The portable helpers compile to scalar code at -O2
  * (the y-may-be-NULL branch inside dot8_centred's loop blocks vectorisation). A channel's
  * N·HW values (400 KB for bn1) stay in L2 between the passes, so the passes are compute-bound
  * and vectors pay. FMA rounds once where the portable loops round twice: results agree within
  * float tolerance, not bit for bit.
  *
  * Max pooling: the 2×2 window at stride 2 without padding or dilation (the common one) eight
- * outputs at a time (a row's last few with masked loads and stores) — both rows' pairs
+ * outputs at a time — both rows' pairs
  * deinterleaved into even and odd columns, the first
  * maximum in row-major order kept by strict comparisons (ties: the earlier one), as the
  * portable kernel; a group with a NaN or an ∞ − ∞ redone in scalar with the portable rule (a
  * NaN wins). Every other window shape, and the backward, run the portable kernels. */
 #include "backend/backend.h"
 #include "backend/conv.h"
+#include "backend/conv_portable.h"
 #include "backend/gemm_pool.h"
 
 #include <math.h>
+#include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -119,104 +121,16 @@ AVX2 static void affine(const float *u, const float *v, float a, float c, float 
 
 /* ---- batch normalisation (formulas: conv.h, op_batchnorm.c) --------------------------------- */
 
-typedef struct bn_job {
-    const nb_bn_shape *s;
-    const float *x, *dy, *gamma, *beta, *running_mean, *running_var, *mean_in, *invstd_in;
-    float *y, *mean, *invstd, *var, *dx, *dgamma, *dbeta;
-    float eps, dx_beta, param_beta;
-    int batch_stats, tasks;
-} bn_job;
-
-static void bn_forward_task(void *arg, int task, int thread)
-{
-    (void)thread;
-    const bn_job *j = arg;
-    const nb_bn_shape *s = j->s;
-    int64_t first, last, M = s->N * s->HW, CHW = s->C * s->HW;
-    nb_task_range(s->C, j->tasks, task, 1, &first, &last);
-    for (int64_t c = first; c < last; c++) {
-        const float *xc = j->x + c * s->HW;
-        double mu, istd;
-        if (j->batch_stats) {
-            double total = 0.0, sq = 0.0;
-            for (int64_t n = 0; n < s->N; n++)
-                total += sum(xc + n * CHW, s->HW);
-            mu = total / (double)M;
-            for (int64_t n = 0; n < s->N; n++)
-                sq += sq_centred(xc + n * CHW, (float)mu, s->HW);
-            double var = sq / (double)M;
-            istd = 1.0 / sqrt(var + (double)j->eps);
-            if (j->var)
-                j->var[c] = (float)var;
-        } else {
-            mu = j->running_mean[c];
-            istd = 1.0 / sqrt((double)j->running_var[c] + (double)j->eps);
-        }
-        j->mean[c] = (float)mu;
-        j->invstd[c] = (float)istd;
-        /* y = a·x + b with a = γσ⁻¹, b = β − μγσ⁻¹ */
-        float a = (float)(j->gamma[c] * istd), b = (float)(j->beta[c] - mu * j->gamma[c] * istd);
-        for (int64_t n = 0; n < s->N; n++)
-            affine(xc + n * CHW, NULL, a, 0.0f, b, j->y + c * s->HW + n * CHW, s->HW, 0);
-    }
-}
-
-static void bn_backward_task(void *arg, int task, int thread)
-{
-    (void)thread;
-    const bn_job *j = arg;
-    const nb_bn_shape *s = j->s;
-    int64_t first, last, M = s->N * s->HW, CHW = s->C * s->HW;
-    nb_task_range(s->C, j->tasks, task, 1, &first, &last);
-    for (int64_t c = first; c < last; c++) {
-        double mu = j->mean_in[c], istd = j->invstd_in[c], sum_dy = 0.0, sum_dy_xc = 0.0;
-        for (int64_t n = 0; n < s->N; n++) {
-            float sd, sdx;
-            dy_sums(j->x + c * s->HW + n * CHW, j->dy + c * s->HW + n * CHW, (float)mu, s->HW,
-                    &sd, &sdx);
-            sum_dy += sd;
-            sum_dy_xc += sdx;
-        }
-        double sum_dy_xhat = sum_dy_xc * istd;
-        if (j->dgamma)
-            j->dgamma[c] = (j->param_beta == 0.0f ? 0.0f : j->param_beta * j->dgamma[c]) +
-                           (float)sum_dy_xhat;
-        if (j->dbeta)
-            j->dbeta[c] = (j->param_beta == 0.0f ? 0.0f : j->param_beta * j->dbeta[c]) +
-                          (float)sum_dy;
-        if (!j->dx)
-            continue;
-        /* dx = γσ⁻¹ (dy − dβ/M − x̂·dγ/M) = a·dy + cx·x + b, or γσ⁻¹·dy (running statistics) */
-        double g = j->gamma[c] * istd;
-        double mdb = j->batch_stats ? sum_dy / (double)M : 0.0;
-        double mdg = j->batch_stats ? sum_dy_xhat / (double)M : 0.0;
-        float a = (float)g, b = (float)(-g * (mdb - mu * istd * mdg)), cx = (float)(-g * istd * mdg);
-        for (int64_t n = 0; n < s->N; n++) {
-            int64_t at = c * s->HW + n * CHW;
-            affine(j->dy + at, j->batch_stats ? j->x + at : NULL, a, cx, b, j->dx + at, s->HW,
-                   j->dx_beta != 0.0f);
-        }
-    }
-}
-
-static int bn_tasks(const nb_gemm *ctx, const nb_bn_shape *s)
-{
-    int64_t threads = nb_gemm_threads(ctx);
-    if (s->N * s->C * s->HW < 16384) /* [N, C] behind a Linear: not worth a hand-over */
-        return 1;
-    return (int)(s->C < threads ? s->C : threads);
-}
+/* conv_portable_bn.c's per-channel arithmetic with these loops over each run */
+static const nb_bn_runs avx2_runs = {sum, sq_centred, dy_sums, affine};
 
 static void bn_forward(nb_gemm *ctx, const nb_bn_shape *s, const float *x, const float *gamma,
                        const float *beta, float eps, int batch_stats, const float *running_mean,
                        const float *running_var, float *y, float *mean, float *invstd,
                        float *var)
 {
-    bn_job j = {.s = s, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
-                .batch_stats = batch_stats, .running_mean = running_mean,
-                .running_var = running_var, .y = y, .mean = mean, .invstd = invstd, .var = var,
-                .tasks = bn_tasks(ctx, s)};
-    nb_gemm_parallel(ctx, j.tasks, bn_forward_task, &j);
+    nb_bn_forward_with(&avx2_runs, ctx, s, x, gamma, beta, eps, batch_stats, running_mean,
+                       running_var, y, mean, invstd, var);
 }
 
 static void bn_backward(nb_gemm *ctx, const nb_bn_shape *s, const float *x, const float *dy,
@@ -224,16 +138,8 @@ static void bn_backward(nb_gemm *ctx, const nb_bn_shape *s, const float *x, cons
                         int batch_stats, float dx_beta, float *dx, float param_beta,
                         float *dgamma, float *dbeta)
 {
-    if (dx && dx_beta != 0.0f && dx_beta != 1.0f) { /* never asked by the ops: beta is 0 or 1 */
-        nb_conv_portable.batch_norm_backward(ctx, s, x, dy, gamma, mean, invstd, batch_stats,
-                                             dx_beta, dx, param_beta, dgamma, dbeta);
-        return;
-    }
-    bn_job j = {.s = s, .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd,
-                .batch_stats = batch_stats, .dx_beta = dx_beta, .dx = dx,
-                .param_beta = param_beta, .dgamma = dgamma, .dbeta = dbeta,
-                .tasks = bn_tasks(ctx, s)};
-    nb_gemm_parallel(ctx, j.tasks, bn_backward_task, &j);
+    nb_bn_backward_with(&avx2_runs, ctx, s, x, dy, gamma, mean, invstd, batch_stats, dx_beta, dx,
+                        param_beta, dgamma, dbeta);
 }
 
 /* ---- max pooling, 2×2 at stride 2 ------------------------------------------------------------ */
@@ -259,30 +165,38 @@ static void max4(const float v[4], const int32_t at[4], float *y, int32_t *am)
     *am = best_at;
 }
 
-/* Columns 0 … 15 of row (only the first `valid`, the rest read as 0 and never touched: a
- * masked load does not fault past the array) as the even (0, 2, …) and odd (1, 3, …) ones. */
+/* Columns 0 … 15 of row (valid < 16: only the first `valid`, the rest read as 0 and never
+ * touched — a masked load does not fault past the array) as the even (0, 2, …) and odd
+ * (1, 3, …) ones. */
 AVX2 static inline void deinterleave(const float *row, int valid, __m256 *even, __m256 *odd)
 {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lane);
-    __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid - 8), lane);
-    __m256 v0 = _mm256_maskload_ps(row, m0), v1 = _mm256_maskload_ps(row + 8, m1);
+    __m256 v0, v1;
+    if (valid >= 16) {
+        v0 = _mm256_loadu_ps(row), v1 = _mm256_loadu_ps(row + 8);
+    } else {
+        v0 = _mm256_maskload_ps(row, _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lane));
+        v1 = _mm256_maskload_ps(row + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(valid - 8), lane));
+    }
     __m256 e = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0)); /* 0 2 8 10 4 6 12 14 */
     __m256 o = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1));
     *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
     *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-/* One plane: eight outputs of a row at a time (fewer at its end, masked). */
+/* One plane: eight outputs of a row at a time. A row of 8 or more outputs ends with a group
+ * overlapping the one before (the same outputs written twice, the same values), so that every
+ * load and store is a whole vector (AVX2's masked stores are slow on AMD's cores); a row of
+ * fewer loads masked and stores through a small array. */
 AVX2 static void max_plane(const float *x, int64_t W, int64_t P, int64_t Q, float *y,
                            int32_t *am)
 {
     const __m256i lanes2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), one = _mm256_set1_epi32(1);
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i row_below = _mm256_set1_epi32((int32_t)W);
     for (int64_t p = 0; p < P; p++) {
         const float *ra = x + 2 * p * W, *rb = ra + W;
-        for (int64_t q = 0; q < Q; q += 8) {
+        for (int64_t next = 0; next < Q; next += 8) {
+            int64_t q = next + 8 <= Q || Q < 8 ? next : Q - 8; /* the overlapping last group */
             int r = Q - q < 8 ? (int)(Q - q) : 8; /* outputs in this group */
             __m256 a0, a1, b0, b1;
             deinterleave(ra + 2 * q, 2 * r, &a0, &a1);
@@ -308,9 +222,19 @@ AVX2 static void max_plane(const float *x, int64_t W, int64_t P, int64_t Q, floa
                 _mm256_castsi256_ps(off_a), _mm256_castsi256_ps(off_b), k));
             __m256i base = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(2 * p * W + 2 * q)),
                                             lanes2);
-            __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(r), lane);
-            _mm256_maskstore_ps(y + p * Q + q, keep, _mm256_blendv_ps(ma, mb, k));
-            _mm256_maskstore_epi32((int *)(am + p * Q + q), keep, _mm256_add_epi32(base, off));
+            __m256 best = _mm256_blendv_ps(ma, mb, k);
+            __m256i at = _mm256_add_epi32(base, off);
+            if (r == 8) {
+                _mm256_storeu_ps(y + p * Q + q, best);
+                _mm256_storeu_si256((__m256i *)(am + p * Q + q), at);
+            } else {
+                float yv[8];
+                int32_t av[8];
+                _mm256_storeu_ps(yv, best);
+                _mm256_storeu_si256((__m256i *)av, at);
+                memcpy(y + p * Q + q, yv, (size_t)r * sizeof *yv);
+                memcpy(am + p * Q + q, av, (size_t)r * sizeof *av);
+            }
         }
     }
 }
