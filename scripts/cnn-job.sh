@@ -2,12 +2,17 @@
 # The second main job (make run-cnn): train the small CNN of examples/fashion-cnn.nb on
 # Fashion-MNIST's 60,000 training images, evaluate it on the 10,000 test images, save it and
 # its curves, and print the test accuracy against the target (93.0 %). SEED and EPOCHS may be
-# set in the environment (defaults 1 and 10); OUT names the output folder (default out).
+# set in the environment (defaults 1 and 15); OUT names the output folder (default out).
+# The recipe: AdamW (lr 2e-3, decoupled weight decay 0.05) with a 200-step linear warm-up and
+# a cosine decay to 0 over the run, random horizontal flips only (--augment-pad 0): random
+# crops made the network underfit in so few epochs (10 epochs of SGD with 2-pixel crops:
+# 87.7 % training, 90.59 % test accuracy). No model selection: the last epoch's weights are
+# saved, and the test set is seen only once, after training.
 set -euo pipefail
 nabla=${1:-build/nabla}
 out=${OUT:-out}
 seed=${SEED:-1}
-epochs=${EPOCHS:-10}
+epochs=${EPOCHS:-15}
 mkdir -p "$out"
 model="$out/fashion-cnn.safetensors"
 curves="$out/fashion-cnn-curves.png"; plot=(--plot "$curves")
@@ -19,9 +24,9 @@ fi
 rm -f "$out/.plot-probe.csv" "$out/.plot-probe.png"
 start=$(date +%s.%N)
 "$nabla" train examples/fashion-cnn.nb --data fashion-mnist --test fashion-mnist-test \
-    --epochs "$epochs" --batch 128 --optimizer sgd --lr 0.05 --momentum 0.9 --nesterov \
-    --schedule cosine --weight-decay 5e-4 --normalize global --init-scheme kaiming-uniform \
-    --augment --augment-pad 2 --seed "$seed" \
+    --epochs "$epochs" --batch 128 --optimizer adamw --lr 2e-3 --weight-decay 0.05 \
+    --schedule cosine --warmup 200 --normalize global --init-scheme kaiming-uniform \
+    --augment --augment-pad 0 --seed "$seed" \
     -o "$model" --log "$out/fashion-cnn.csv" "${plot[@]}"
 end=$(date +%s.%N)
 echo

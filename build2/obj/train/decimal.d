@@ -1,0 +1,4 @@
+build2/obj/train/decimal.o: src/train/decimal.c build2/config.h \
+ src/train/decimal.h
+build2/config.h:
+src/train/decimal.h:
