@@ -1,8 +1,0 @@
-build2/obj/backend/conv_portable_bn.o: src/backend/conv_portable_bn.c \
- build2/config.h src/backend/conv_portable.h src/backend/conv.h \
- include/nabla.h src/backend/gemm_pool.h
-build2/config.h:
-src/backend/conv_portable.h:
-src/backend/conv.h:
-include/nabla.h:
-src/backend/gemm_pool.h:

@@ -1,7 +1,0 @@
-build2/obj/ops/op_conv.o: src/ops/op_conv.c build2/config.h \
- src/ops/window.h src/backend/conv.h include/nabla.h src/core/graph.h
-build2/config.h:
-src/ops/window.h:
-src/backend/conv.h:
-include/nabla.h:
-src/core/graph.h:
