@@ -141,6 +141,10 @@ printf 'x = input(1, 8, 8)\nc = conv2d(x, 4, 3, stride=0)\n' > stride.nb
 printf 'x = input(1, 8, 8)\nc = conv2d(x, 4, 99999)\n' > kernel.nb
 printf 'x = input(1, 32768, 32768)\nc = conv2d(x, 1073741824, 1)\n' > huge.nb
 printf 'x = input(1, 8, 8)\np = max_pool2d(x, 2, padding=2)\n' > pool.nb
+printf 'x = input(4)\nh = leaky_relu(x, slope=nan)\n' > slope.nb
+printf 'x = input(4)\nh = leaky_relu(x, 0.1, 0.2)\n' > slopes.nb
+printf 'x = input(3, 4)\nh = layer_norm(x, dims=3)\n' > lndims.nb
+printf 'x = input(4)\nh = layer_norm(x, eps=-1)\n' > lneps.nb
 for cmd in "train --data spirals -q -o x.safetensors" info gradcheck; do
     # shellcheck disable=SC2086 # the command is a subcommand and options
     set -- $cmd
@@ -164,6 +168,10 @@ for cmd in "train --data spirals -q -o x.safetensors" info gradcheck; do
     expect 1 'kernel\.nb:2:[0-9]+:' 'out of range|window spans' :: "$@" kernel.nb
     expect 1 'huge\.nb:2:[0-9]+:' '2\^30' :: "$@" huge.nb
     expect 1 'pool\.nb:2:[0-9]+:' 'more than half' :: "$@" pool.nb
+    expect 1 'slope\.nb:2:[0-9]+:' 'slope: expected a finite number' :: "$@" slope.nb
+    expect 1 'slopes\.nb:2:[0-9]+:' 'too many arguments' :: "$@" slopes.nb
+    expect 1 'lndims\.nb:2:[0-9]+:' 'dims=3' 'expected 1 to 2' :: "$@" lndims.nb
+    expect 1 'lneps\.nb:2:[0-9]+:' 'eps -1, expected a finite eps > 0' :: "$@" lneps.nb
 done
 echo "ok: description errors give file:line:col and what was expected (train, info, gradcheck)"
 

@@ -208,6 +208,20 @@ a    = tanh(h)
 z    = linear(a, 3)
 loss = mse(z, t, reduction=sum)
 EOF
+cat > norm.nb <<'EOF'
+# leaky_relu (its kink at 0 is skipped like ReLU's), gelu and layer norms
+x    = input(2, 4, 4)
+c    = conv2d(x, 3, 3, padding=1)
+n1   = layer_norm(c)
+a1   = leaky_relu(n1, 0.2)
+n2   = layer_norm(a1, dims=2)  # rows of 16: over 4 values the default step 1e-2 is too coarse
+f    = flatten(n2)
+h    = linear(f, 8)
+n3   = layer_norm(h, eps=1e-3)
+g    = gelu(n3)
+a2   = leaky_relu(g, slope=-0.5)
+z    = linear(a2, 3)
+EOF
 gradcheck_ok() {  # MODEL [options]: exit 0, "MODEL: N tensors ...: ok", no FAIL line
     local label=$1
     run gradcheck "$@"
@@ -231,10 +245,15 @@ gradcheck_ok every.nb --seed 7 --batch 4
 gradcheck_ok ce.nb
 gradcheck_ok mse.nb
 grep -qE '^t +\[N,3\]' out.txt || fail "gradcheck mse.nb to check the target input t too" "$(cat out.txt)"
+gradcheck_ok norm.nb
+gradcheck_ok norm.nb --seed 9
+gradcheck_ok norm.nb --training --seed 5
+grep -qE '^n2\.weight +\[4,4\] ' out.txt && grep -qE '^n1\.weight +\[3,4,4\] ' out.txt ||
+    fail "gradcheck norm.nb to check the layer norms' weights" "$(cat out.txt)"
 # and it can fail: an impossible tolerance
 rc=0
 "$NABLA" gradcheck every.nb --tol 1e-12 >out.txt 2>err.txt || rc=$?
 [ "$rc" -eq 1 ] && grep -q 'FAILED' out.txt || fail "gradcheck --tol 1e-12: exit 1 and FAILED" "exit $rc: $(cat out.txt err.txt)"
-ok "gradcheck passes on 8-16-4 (relu, tanh, sigmoid), mynet.nb, residual.nb, every module, cross_entropy, mse; fails at --tol 1e-12"
+ok "gradcheck passes on 8-16-4 (relu, tanh, sigmoid), mynet.nb, residual.nb, every module, cross_entropy, mse, leaky_relu/gelu/layer_norm; fails at --tol 1e-12"
 
 cli_finish cli_use

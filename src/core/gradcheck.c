@@ -18,19 +18,19 @@ static double loss(nb_graph *g, int output, const float *r, size_t n, const nb_r
     return s;
 }
 
-/* Whether node n makes a discrete choice per element: ReLU, Max, nearest neighbour, and max
- * pooling (its arg-max, kept in the node's scratch). */
+/* Whether node n makes a discrete choice per element: ReLU and LeakyReLU (the side of 0),
+ * Max, nearest neighbour, and max pooling (its arg-max, kept in the node's scratch). */
 static int decides(const nb_node *n)
 {
-    return n->op == NB_OP_RELU || n->op == NB_OP_MAX || n->op == NB_OP_NEAREST ||
-           n->op == NB_OP_MAX_POOL2D;
+    return n->op == NB_OP_RELU || n->op == NB_OP_LEAKY_RELU || n->op == NB_OP_MAX ||
+           n->op == NB_OP_NEAREST || n->op == NB_OP_MAX_POOL2D;
 }
 
 /* The choice element k of n made. */
 static unsigned decision(nb_graph *g, const nb_node *n, int64_t k)
 {
     const float *a = nb_in(g, n, 0)->value;
-    if (n->op == NB_OP_RELU)
+    if (n->op == NB_OP_RELU || n->op == NB_OP_LEAKY_RELU)
         return a[k] > 0.0f;
     if (n->op == NB_OP_MAX) {
         const float *b = nb_in(g, n, 1)->value;
@@ -42,10 +42,10 @@ static unsigned decision(nb_graph *g, const nb_node *n, int64_t k)
 }
 
 /* A hash of every branch the forward pass took at a point where the function is not
- * differentiable: which side of 0 each ReLU input is on, which input of each Max won (or
- * tied), which row each nearest neighbour picked, which element each max-pooling window
- * chose. A perturbation that changes it crossed a
- * kink, and the difference quotient there says nothing about the derivative. */
+ * differentiable: which side of 0 each ReLU (or LeakyReLU) input is on, which input of each
+ * Max won (or tied), which row each nearest neighbour picked, which element each max-pooling
+ * window chose. A perturbation that changes it crossed a kink, and the difference quotient
+ * there says nothing about the derivative. */
 static uint64_t branches(nb_graph *g, int output)
 {
     uint64_t h = 1469598103934665603ull;
