@@ -172,7 +172,6 @@ int cmd_train(int argc, char **argv)
     if (dist) {
         if (nb_trainer_set_dist(t, dist, &err))
             goto done;
-        nb_dist_fork_rng(dist, nb_graph_rng(nb_model_graph(m))); /* Dropout: own masks */
     }
     if (o.log_path &&
         !(r.log = train_log_open(o.log_path, o.resume ? nb_trainer_epoch(t) : -1, &err)))
@@ -249,7 +248,9 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     if (s) {
-        skip_agree = need_abort = dist != NULL; /* this rank alone may have stopped here */
+        /* a failure every rank returned (the replicas differ) meets the agreement at the end;
+         * one this rank may have met alone leaves the others waiting: the job is aborted */
+        skip_agree = need_abort = dist && !nb_trainer_dist_shared(s);
         goto done;
     }
     if (root && nb_model_save(m, o.output, &err))

@@ -96,19 +96,13 @@ int train_epoch_end(void *user, const nb_epoch_stats *s)
     return 0;
 }
 
-/* Under mpirun every rank ends an epoch here (rank 0 writing, the others quiet): the
- * replicas must still hold the same weights, and all ranks take rank 0's decision to stop. */
+/* Under mpirun every rank ends an epoch here (rank 0 writing, the others quiet), with the
+ * all-reduce time of the epoch. The trainer then checks the replicas and makes a stop the
+ * ranks' common decision (nb_trainer_set_dist). */
 int train_epoch_end_dist(void *user, const nb_epoch_stats *s)
 {
     train_run *r = user;
-    int stop = train_epoch_end(user, s), root = nb_dist_rank(r->dist) == 0;
-    nb_graph *g = nb_model_graph(r->model);
-    nb_error err = {0};
-    if (nb_dist_check_replicas(r->dist, nb_graph_params(g), nb_graph_param_floats(g), &err)) {
-        if (root)
-            cli_fail("train", &err);
-        nb_dist_abort(r->dist, 1);
-    }
+    int stop = train_epoch_end(user, s);
     nb_dist_stats now;
     nb_dist_get_stats(r->dist, &now);
     int64_t calls = now.allreduces - r->comm.allreduces;
@@ -120,7 +114,7 @@ int train_epoch_end_dist(void *user, const nb_epoch_stats *s)
                 calls ? (now.bytes - r->comm.bytes) / (double)calls / 1e6 : 0.0);
     r->comm_epoch = now.seconds - r->comm.seconds;
     r->comm = now;
-    return nb_dist_any(r->dist, stop);
+    return stop;
 }
 
 /* Reports an unwritable output before any training time is spent. */

@@ -51,7 +51,8 @@ typedef enum nb_status {
     NB_ENOGRAD,  /* a gradient was asked of a module that has none */
     NB_ENUMERIC, /* a value became NaN or infinite */
     NB_ENOTSUP,  /* the feature is not built in or not supported by this machine */
-    NB_EINTR     /* interrupted on request */
+    NB_EINTR,    /* interrupted on request */
+    NB_EDIST     /* the ranks of an MPI job disagree: their replicas of the weights differ */
 } nb_status;
 
 /* A status together with a human-readable message naming the file, line or node at fault. */
@@ -933,7 +934,8 @@ int nb_trainer_stopped_early(const nb_trainer *t);
  * now holds (after NB_ENUMERIC: whether they are worth saving). */
 int nb_trainer_weights_proven(const nb_trainer *t);
 /* Checkpoints: weights, optimiser state, epoch, step and generator states, written
- * atomically. Resuming requires the same model and optimiser kind. */
+ * atomically. Resuming requires the same model and optimiser kind. Under MPI only rank 0
+ * writes; the other ranks return NB_OK (see nb_trainer_set_dist). */
 nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_error *err);
 nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err);
 /* After nb_trainer_resume: the hyper-parameters (batch size, rate, momentum, schedule, order,
@@ -1064,10 +1066,12 @@ int nb_dist_any(nb_dist *d, int flag);
  * (nb_dist_free) instead of aborting it. */
 int nb_dist_agree(nb_dist *d, int status, int *first);
 /* Checks that w[0..n) is bitwise the same on every rank (a 64-bit hash compared across
- * ranks): NB_ENUMERIC naming the first rank that differs from rank 0. */
+ * ranks): NB_EDIST, on every rank, naming the first rank that differs from rank 0. The trainer
+ * runs it after every epoch (nb_trainer_set_dist). */
 nb_status nb_dist_check_replicas(nb_dist *d, const float *w, size_t n, nb_error *err);
 /* Gives rank r > 0 a generator derived from rng's state and r (rank 0 keeps rng), so that
- * the ranks' Dropout masks are independent draws rather than copies. */
+ * the ranks' Dropout masks are independent draws rather than copies. The trainer does this to
+ * its model's generator (nb_trainer_set_dist, nb_trainer_resume). */
 void nb_dist_fork_rng(const nb_dist *d, nb_rng *rng);
 
 /* Communication counters since nb_dist_new: gradient all-reduces, bytes reduced per rank,
@@ -1080,10 +1084,33 @@ typedef struct nb_dist_stats {
 } nb_dist_stats;
 void nb_dist_get_stats(const nb_dist *d, nb_dist_stats *stats);
 
-/* Makes trainer t train its share of every batch on d (src/train/train.c). NB_EINVAL if some global
- * batch — the last one of an epoch included — would leave a rank without rows. d must outlive
- * t; NULL returns to single-process training. */
+/* Makes trainer t train its share of every batch on d (src/train/train_dist.c). NB_EINVAL if
+ * some global batch — the last one of an epoch included — would leave a rank without rows. d
+ * must outlive t; NULL returns to single-process training. Call it once, on every rank, with
+ * the same model, data and settings everywhere.
+ *
+ * The protocol the trainer then keeps, the same for the nabla command and any program that
+ * embeds it (tests/tool_dist_embed.c runs one under mpirun):
+ *   - the model's generator is forked per rank (nb_dist_fork_rng; again after
+ *     nb_trainer_resume, which loads rank 0's), so Dropout masks differ between ranks while
+ *     the data order, drawn from the trainer's own generator, is the same on all;
+ *   - a stop is agreed: a request through nb_train_callbacks.interrupted on any rank stops
+ *     every rank before the same step (NB_EINTR on all), a non-finite loss on any rank stops
+ *     all at the same step (NB_ENUMERIC on all), and a non-zero return of epoch_end on any
+ *     rank (e.g. rank 0 failing to write a file) ends the run after that epoch on all;
+ *     early stopping follows rank 0's validation metric;
+ *   - after every epoch (after epoch_end) the replicas' weights are compared bitwise
+ *     (nb_dist_check_replicas): NB_EDIST on every rank if they differ;
+ *   - rank 0 alone writes checkpoints: nb_trainer_save_checkpoint on the other ranks returns
+ *     NB_OK without writing, so every rank may call it.
+ * nb_trainer_dist_shared(s) says whether a status of nb_trainer_run reached every rank. When
+ * it did, the ranks can leave together (nb_dist_agree, then nb_dist_free); otherwise the
+ * other ranks may be waiting in a collective, and the job must end with nb_dist_abort. */
 nb_status nb_trainer_set_dist(nb_trainer *t, nb_dist *d, nb_error *err);
+/* Whether status s, returned by nb_trainer_run under MPI, was returned by every rank: NB_OK,
+ * NB_EINTR, NB_ENUMERIC and NB_EDIST are agreed; any other failure (an allocation, an MPI
+ * call) may be this rank's alone. */
+int nb_trainer_dist_shared(nb_status s);
 
 #ifdef __cplusplus
 }

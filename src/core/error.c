@@ -10,7 +10,7 @@ const char *nb_status_name(nb_status status)
         [NB_OK] = "NB_OK",           [NB_ENOMEM] = "NB_ENOMEM",     [NB_EIO] = "NB_EIO",
         [NB_EFORMAT] = "NB_EFORMAT", [NB_ESHAPE] = "NB_ESHAPE",     [NB_EINVAL] = "NB_EINVAL",
         [NB_ENOGRAD] = "NB_ENOGRAD", [NB_ENUMERIC] = "NB_ENUMERIC", [NB_ENOTSUP] = "NB_ENOTSUP",
-        [NB_EINTR] = "NB_EINTR",
+        [NB_EINTR] = "NB_EINTR",     [NB_EDIST] = "NB_EDIST",
     };
     if ((unsigned)status < sizeof names / sizeof names[0] && names[status])
         return names[status];

@@ -257,7 +257,7 @@ nb_status nb_dist_check_replicas(nb_dist *d, const float *w, size_t n, nb_error 
         s = mpi_error(err, rc, "the replica check");
     for (int r = 1; !s && r < d->size; r++)
         if (all[r] != all[0])
-            s = nb_error_set(err, NB_ENUMERIC, "the weights of rank %d differ from rank 0's "
+            s = nb_error_set(err, NB_EDIST, "the weights of rank %d differ from rank 0's "
                              "(the all-reduce did not give every rank the same bits)", r);
     free(all);
     return s;
