@@ -1,5 +1,6 @@
-/* Internal to data/: a set of distinct strings (class names as read from a CSV column), and
- * name lists packed into one allocation (nb_dataset's class_names and target_names). */
+/* Internal to data/: a set of distinct strings (class names as read from a CSV column), name
+ * lists packed into one allocation (nb_dataset's class_names and target_names), and the
+ * check that a data set holds samples. */
 #ifndef NB_DATA_LABELS_H
 #define NB_DATA_LABELS_H
 
@@ -28,5 +29,9 @@ nb_status label_set_sort(label_set *set, int64_t *rank);
 /* One allocation holding n pointers and the n strings they point to; NULL when out of
  * memory or n == 0. free() releases it. */
 char **names_pack(const char *const *names, int64_t n);
+
+/* Whether ds holds samples to compute with: some rows and features, and their storage
+ * (dataset.c). */
+int nb_dataset_valid(const nb_dataset *ds);
 
 #endif
