@@ -35,8 +35,8 @@ static void help(void)
            "                      (and conv2d weights) stay float: no calibration data needed\n"
            "  --calibrate DATA    with --quantize int8: run the model over DATA (a data spec as\n"
            "                      for train and eval, e.g. fashion-mnist) to fix each Linear\n"
-           "                      input's scale (max |x| / 127); the Linear layers then take int8\n"
-           "                      inputs and sum int8 x int8 products in int32\n"
+           "                      input's range (the clipping of least squared error); the Linear\n"
+           "                      layers then take 8-bit inputs and sum products in int32\n"
            "  --opset N           onnx: the operator set, 13 to 17 (default 13)\n"
            "  -h, --help          this help\n");
 }

@@ -816,9 +816,11 @@ typedef struct nb_export_c_options {
                              row (symmetric); conv2d weights stay float. Without calibration
                              data, activations, bias and accumulation stay float too */
     const nb_dataset *calibration; /* NB_QUANT_INT8 (or NULL): raw inputs run through the
-                             model once to set each Linear input's scale (max |x| / 127);
-                             the generated Linear then rounds its inputs to int8 and sums
-                             int8 x int8 products in int32, rescaled to float for the bias */
+                             model to set each Linear input's clipping threshold (the one
+                             of least squared quantisation error); the generated Linear then
+                             rounds its inputs to 8 bits ([0, 255] if never negative, else
+                             [-127, 127]) and sums the products with the int8 weights in
+                             int32, rescaled to float for the bias */
     const char *source;   /* what the model came from, named in the files' comments (or NULL) */
 } nb_export_c_options;
 

@@ -7,13 +7,17 @@
  * Weight-only (no calibration data): activations, bias and the accumulation stay float,
  * y_o = b_o + s_o Σ_i q[o][i] x_i.
  *
- * Calibrated (opt->calibration): the input of each Linear is quantised too, with one scale
- * per layer s_x = a / 127, where a = max |x| over every sample of the calibration data
- * (max-abs calibration: no calibration input is clipped): x_i ≈ s_x xq_i,
- * xq_i = round(x_i / s_x) clamped to ±127 at run time. The dot product is then integer,
- * y_o = b_o + (s_o s_x) Σ_i q[o][i] xq_i, accumulated exactly in int32 (|Σ| ≤ in · 127²,
- * below 2^31 for in ≤ 133,143, checked here), and rescaled to float once per output for the
- * bias and whatever follows. The file stores s_o s_x per row and 1 / s_x per layer. */
+ * Calibrated (opt->calibration): the input of each Linear is quantised too, with one step per
+ * layer s_x = T / L: L = 255 levels on [0, T] when the layer's inputs were never negative over
+ * the calibration data (after ReLU), else L = 127 on [−T, T]; x_i ≈ s_x xq_i with
+ * xq_i = round(x_i / s_x) clamped to those levels at run time. The threshold T minimises the
+ * expected squared quantisation error over a histogram of the calibration inputs (mse_clip),
+ * so rare outliers are clipped rather than coarsening every step (plain max |x| cost 2.1
+ * points of Fashion-MNIST accuracy on the default MLP: normalised pixels reach 185 σ). The
+ * dot product is then integer, y_o = b_o + (s_o s_x) Σ_i q[o][i] xq_i, accumulated exactly in
+ * int32 (|Σ| ≤ in · 127 · 255, below 2^31 for in ≤ 66,311, checked here), and rescaled to
+ * float once per output for the bias and whatever follows. The file stores s_o s_x per row
+ * and 1 / s_x per layer. */
 #include "export/c_file.h"
 #include "model/model.h"
 
