@@ -184,12 +184,13 @@ fuzz: deps-test
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 install: $(STATIC) $(SHARED) $(NABLA)
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/include/nabla $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/nabla.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/nabla/*.h $(DESTDIR)$(PREFIX)/include/nabla/
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(NABLA) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/#define NB_VERSION "\(.*\)"/\1/p' include/nabla.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/#define NB_VERSION "\(.*\)"/\1/p' include/nabla/base.h)|' \
 	    -e 's|@LIBS@|$(DEP_LIBS)|' nabla.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nabla.pc
 
 clean:

@@ -50,7 +50,7 @@ CFLAGS="-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Iinclude -Isrc 
 mkdir -p "$OUT/obj" "$OUT/logs"
 
 # Objects are rebuilt when their source, a header or this script is newer.
-newest_dep=$(ls -t include/nabla.h src/*/*.h "$0" | head -n 1)
+newest_dep=$(ls -t include/nabla.h include/nabla/*.h src/*/*.h "$0" | head -n 1)
 stale=()
 for src in src/*/*.c; do
     obj=$OUT/obj/$(basename "${src%.c}").o
