@@ -6,6 +6,7 @@
 #define _XOPEN_SOURCE 700 /* mkdtemp, setrlimit */
 #include "check.h"
 #include "nabla.h"
+#include "scratch_dir.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -14,17 +15,6 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static char dir[64];
-
-static const char *in_dir(const char *name)
-{
-    static char bufs[4][1024];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
-    return b;
-}
 
 /* The status and that the message holds every one of the NULL-terminated strings. */
 #define CHECK_ERR(status, code, err, ...)                                                   \
@@ -433,24 +423,10 @@ static void test_huge_description(void)
     }
 }
 
-static void remove_dir(void)
-{
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (e->d_name[0] != '.')
-            unlink(in_dir(e->d_name));
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
 int main(void)
 {
-    strcpy(dir, "/tmp/nabla-faults-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (make_dir("nabla-faults"))
         return 1;
-    }
     test_feature_mismatch();
     test_empty();
     test_full_disk();

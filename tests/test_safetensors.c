@@ -344,7 +344,7 @@ static void test_accepts_variants(void)
 
 int main(void)
 {
-    if (make_dir())
+    if (make_dir("nb_safetensors"))
         return 1;
     test_accepts_variants();
     test_dtypes();

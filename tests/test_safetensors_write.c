@@ -307,7 +307,7 @@ static void test_write_failures(void)
 
 int main(void)
 {
-    if (make_dir())
+    if (make_dir("nb_safetensors"))
         return 1;
     test_round_trip();
     test_header_bytes();
