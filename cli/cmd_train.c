@@ -184,11 +184,16 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
     }
+    /* the smoothing in effect: --label-smoothing's, or the description's own */
+    float smoothing = nb_cross_entropy_smoothing(nb_model_graph(m), nb_model_loss(m));
+    char smoothing_note[64] = "";
+    if (smoothing > 0)
+        snprintf(smoothing_note, sizeof smoothing_note, ", label smoothing %g", (double)smoothing);
     if (!o.quiet)
-        fprintf(stderr, "training %s on %s: %lld samples, %lld parameters, batch %lld, %s, gemm %s%s\n",
+        fprintf(stderr, "training %s on %s: %lld samples, %lld parameters, batch %lld, %s%s, gemm %s%s\n",
                 o.model_arg, o.data, (long long)train.count,
                 (long long)nb_graph_param_floats(nb_model_graph(m)), (long long)(o.cfg.batch ? o.cfg.batch : train.count),
-                train_optimizer_name(o.cfg.optim.kind), nb_gemm_name(gemm),
+                train_optimizer_name(o.cfg.optim.kind), smoothing_note, nb_gemm_name(gemm),
                 used == NB_PRECISION_BF16 ? ", precision bf16" : "");
     if (dist && !o.quiet)
         fprintf(stderr, "distributed: %d ranks (%d on this host, %d threads each), each batch "

@@ -3,9 +3,11 @@
 #include "cli.h"
 #include "train.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void help(void)
@@ -24,6 +26,10 @@ static void help(void)
            "                       with statistics from the training set only (§5.5)\n"
            "  --loss NAME          cross-entropy (default: classification) | mse: regression on\n"
            "                       the targets of csv:FILE:COL[,COL...], one output per target\n"
+           "  --label-smoothing F  cross-entropy against (1-F)*onehot(label) + F/K over the K\n"
+           "                       classes, 0 <= F < 1 (default 0; torch's label_smoothing): the\n"
+           "                       training loss shown includes it, validation and test losses\n"
+           "                       are the plain cross-entropy\n"
            "  --normalize-targets MODE  standard (default) | none: regression learns\n"
            "                       t' = (t-m)/s per target (training set statistics, kept in the\n"
            "                       model, undone by predict and eval)\n"
@@ -123,7 +129,7 @@ int train_parse_options(int argc, char **argv, train_options *o)
         O_ADAM_EPS, O_WD, O_L2, O_L1, O_CLIP, O_SCHEDULE, O_STEP_SIZE, O_GAMMA, O_MIN_LR,
         O_WARMUP, O_INIT_SCHEME, O_INIT, O_CHECKPOINT, O_RESUME, O_LOG, O_SEED, O_THREADS,
         O_GEMM, O_JSON, O_PLOT, O_PRECISION, O_KEEP, O_KEEP_METRIC, O_EARLY_STOP, O_LOSS,
-        O_NORM_TARGETS, O_AUGMENT, O_AUGMENT_PAD
+        O_NORM_TARGETS, O_AUGMENT, O_AUGMENT_PAD, O_LABEL_SMOOTHING
     };
     static const struct option options[] = {
         {"data", required_argument, 0, O_DATA}, {"val-split", required_argument, 0, O_VAL_SPLIT},
@@ -150,6 +156,7 @@ int train_parse_options(int argc, char **argv, train_options *o)
         {"loss", required_argument, 0, O_LOSS},
         {"normalize-targets", required_argument, 0, O_NORM_TARGETS},
         {"augment", no_argument, 0, O_AUGMENT}, {"augment-pad", required_argument, 0, O_AUGMENT_PAD},
+        {"label-smoothing", required_argument, 0, O_LABEL_SMOOTHING},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     static const char *const schedules[] = {[NB_SCHED_CONSTANT] = "constant", [NB_SCHED_STEP] = "step",
@@ -268,6 +275,17 @@ int train_parse_options(int argc, char **argv, train_options *o)
                 return cli_usage_error("train", "--loss: expected cross-entropy or mse");
             o->loss = strcmp(optarg, "mse") == 0 ? NB_LOSS_MSE : NB_LOSS_AUTO;
             break;
+        case O_LABEL_SMOOTHING: {
+            char *end;
+            errno = 0;
+            v = strtod(optarg, &end);
+            /* compared as the float it becomes: 1 - 1e-9 would round to 1 */
+            if (errno || end == optarg || *end || !(v >= 0 && (float)v < 1.0f))
+                return cli_usage_error("train", "--label-smoothing: expected a number 0 <= F < 1, "
+                                       "got '%s'", optarg);
+            o->cfg.label_smoothing = (float)v;
+            break;
+        }
         case O_NORM_TARGETS:
             if (strcmp(optarg, "standard") && strcmp(optarg, "none"))
                 return cli_usage_error("train", "--normalize-targets: expected standard or none");

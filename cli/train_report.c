@@ -158,6 +158,15 @@ void train_print_json(const train_summary *s)
         if (!isnan(s->run->last.val_accuracy))
             cJSON_AddNumberToObject(j, "val_accuracy", s->run->last.val_accuracy);
     }
+    if (nb_node_op(nb_model_graph(s->model), nb_model_loss(s->model)) == NB_OP_CROSS_ENTROPY) {
+        /* the training loss includes it; written as the decimal given (0.1, not the float's
+         * 0.100000001…) */
+        char eps[32];
+        snprintf(eps, sizeof eps, "%.7g",
+                 (double)nb_cross_entropy_smoothing(nb_model_graph(s->model),
+                                                    nb_model_loss(s->model)));
+        cJSON_AddNumberToObject(j, "label_smoothing", strtod(eps, NULL));
+    }
     if (s->run->tracking) {
         cJSON_AddStringToObject(j, "keep", s->o->cfg.keep == NB_KEEP_BEST ? "best" : "last");
         cJSON_AddStringToObject(j, "monitor", s->o->cfg.monitor == NB_MONITOR_VAL_ACCURACY

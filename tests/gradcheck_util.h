@@ -105,11 +105,11 @@ static double gradcheck_model(const char *label, const char *desc, int training,
 }
 
 /* Builds `desc` at `batch`, replaces node `name`'s backward with `backward` (which
- * accumulates, so gradients are zeroed before it), and checks that the gradient check
- * notices: the worst error must exceed 10·GRADCHECK_TOL. */
-static void broken_backward_is_caught(const char *label, const char *desc, const char *name,
-                                      void (*backward)(nb_graph *, nb_node *, int64_t),
-                                      int64_t batch, int input_grad)
+ * accumulates, so gradients are zeroed before it), and checks, in training mode or not, that
+ * the gradient check notices: the worst error must exceed 10·GRADCHECK_TOL. */
+static void broken_backward_is_caught_in(const char *label, const char *desc, const char *name,
+                                         void (*backward)(nb_graph *, nb_node *, int64_t),
+                                         int64_t batch, int input_grad, int training)
 {
     int in, out;
     nb_graph *g = described(label, desc, input_grad, &in, &out);
@@ -123,6 +123,7 @@ static void broken_backward_is_caught(const char *label, const char *desc, const
     nb_rng rng;
     nb_rng_seed(&rng, 3);
     fill_graph(g, &rng, 3);
+    nb_graph_set_training(g, training);
     nb_gradcheck_tensor res[4];
     int count = 0;
     CHECK_OK(nb_gradcheck(g, out, NULL, res, 4, &count, &err), &err);
@@ -133,6 +134,14 @@ static void broken_backward_is_caught(const char *label, const char *desc, const
               worst);
     printf("  broken %s backward caught: worst relative error %.3g\n", label, worst);
     nb_graph_free(g);
+}
+
+/* The same, in evaluation mode. */
+static void broken_backward_is_caught(const char *label, const char *desc, const char *name,
+                                      void (*backward)(nb_graph *, nb_node *, int64_t),
+                                      int64_t batch, int input_grad)
+{
+    broken_backward_is_caught_in(label, desc, name, backward, batch, input_grad, 0);
 }
 
 #endif

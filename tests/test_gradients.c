@@ -36,6 +36,14 @@ static void every_module(void)
     check_model("mse-sum", "x = input(4)\nt = input(4)\nl = mse(x, t, reduction=sum)", 0);
     check_model("nll", "x = input(5)\ny = labels()\nl = nll(x, y)", 0);
     check_model("cross_entropy", "x = input(5)\ny = labels()\nl = cross_entropy(x, y)", 0);
+    /* label smoothing acts in training mode (in evaluation the loss is the plain one) */
+    check_model("ce-smoothing-0.2", "x = input(5)\ny = labels()\n"
+                                   "l = cross_entropy(x, y, label_smoothing=0.2)", 1);
+    check_model("ce-smoothing-0.9", "x = input(4)\ny = labels()\n"
+                                   "l = cross_entropy(x, y, label_smoothing=0.9)", 1);
+    check_model("ce-smoothing-mlp", "x = input(5)\nh = linear(x, 6)\nt = tanh(h)\n"
+                                   "z = linear(t, 4)\ny = labels()\n"
+                                   "l = cross_entropy(z, y, label_smoothing=0.1)", 1);
     check_model("logsoftmax+nll", "x = input(5)\np = log_softmax(x)\ny = labels()\nl = nll(p, y)", 0);
     check_model("leaky_relu", "x = input(6)\ny = leaky_relu(x)", 0);
     check_model("leaky_relu-0.2", "x = input(6)\ny = leaky_relu(x, 0.2)", 0);
@@ -155,8 +163,23 @@ static void broken_layer_norm_backward(nb_graph *g, nb_node *n, int64_t N)
     }
 }
 
+/* A cross-entropy backward that forgets the label smoothing: softmax − onehot(y). */
+static void unsmoothed_backward(nb_graph *g, nb_node *n, int64_t N)
+{
+    nb_node *x = nb_in(g, n, 0);
+    const int32_t *y = nb_in(g, n, 1)->labels;
+    int64_t C = x->size;
+    for (int64_t r = 0; r < N; r++)
+        for (int64_t j = 0; j < C; j++)
+            x->grad[r * C + j] += n->grad[0] / (float)N *
+                                  (n->aux[r * C + j] - (j == y[r] ? 1.0f : 0.0f));
+}
+
 static void wrong_backward_is_caught(void)
 {
+    broken_backward_is_caught_in("label smoothing", "x = input(5)\ny = labels()\n"
+                                 "l = cross_entropy(x, y, label_smoothing=0.5)", "l",
+                                 unsmoothed_backward, 3, 1, 1);
     broken_backward_is_caught("tanh", "x = input(6)\ny = tanh(x)", "y", broken_tanh_backward, 3, 1);
     broken_backward_is_caught("linear", "x = input(5)\ny = linear(x, 4)", "y",
                               broken_linear_backward, 3, 1);

@@ -1,8 +1,10 @@
 /* One forward and one backward pass of a described model on data from files, for
  * tests/torch_autograd.py, which runs the same computation through PyTorch's autograd.
  *
- *     tool_autograd MODEL DATA_DIR OUT_DIR
+ *     tool_autograd [--training] MODEL DATA_DIR OUT_DIR
  *
+ * The graph runs in evaluation mode, or with --training in training mode (where a
+ * cross-entropy's label smoothing acts; keep Dropout and batch norm out of such models).
  * MODEL is a description file (the text format of src/model/describe.c). DATA_DIR holds raw
  * little-endian arrays, row-major, no header (what numpy's ndarray.tofile writes):
  *
@@ -350,7 +352,7 @@ static nb_status load_seed(nb_graph *g, int output, int64_t batch, const char *d
 }
 
 static nb_status run(const char *model_path, const char *data_dir, const char *out_dir,
-                     nb_error *err)
+                     int training, nb_error *err)
 {
     const union { uint32_t u; unsigned char c[4]; } probe = {.u = 1};
     if (probe.c[0] != 1)
@@ -379,7 +381,7 @@ static nb_status run(const char *model_path, const char *data_dir, const char *o
         (s = check_labels(g, data_dir, batch, err)) ||
         (s = load_seed(g, output, batch, data_dir, &seed, err)))
         goto done;
-    nb_graph_set_training(g, 0);
+    nb_graph_set_training(g, training);
     nb_graph_zero_grad(g);
     if ((s = nb_graph_forward(g, err)) || (s = nb_graph_backward(g, output, seed, err)))
         goto done;
@@ -393,15 +395,17 @@ done:
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s MODEL DATA_DIR OUT_DIR\n"
+    int training = argc == 5 && strcmp(argv[1], "--training") == 0;
+    if (argc != 4 + training) {
+        fprintf(stderr, "usage: %s [--training] MODEL DATA_DIR OUT_DIR\n"
                         "  runs MODEL (a description file) forward and backward on the raw "
                         "float32/int32\n  arrays in DATA_DIR and writes the output and every "
-                        "gradient to OUT_DIR\n", argc > 0 ? argv[0] : "tool_autograd");
+                        "gradient to OUT_DIR\n  (in training mode with --training)\n",
+                argc > 0 ? argv[0] : "tool_autograd");
         return 2;
     }
     nb_error err = {0};
-    nb_status s = run(argv[1], argv[2], argv[3], &err);
+    nb_status s = run(argv[1 + training], argv[2 + training], argv[3 + training], training, &err);
     if (s) {
         fprintf(stderr, "tool_autograd: %s: %s\n", nb_status_name(s), err.msg);
         return 1;

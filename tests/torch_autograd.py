@@ -54,14 +54,17 @@ class Case:
              torch tensor (labels as int64)
     scalar:  the output is a scalar loss (backward from 1); otherwise a random seed is used
     data:    optional f(rng, arrays) that overrides the generated inputs in place
+    training: run nabla's graph in training mode (tool_autograd --training), where label
+             smoothing acts; such a model has no Dropout or batch norm
     """
 
     def __init__(self, name, desc, batch, inputs, forward, labels=None, linears=None,
-                 scalar=False, data=None, norms=None):
+                 scalar=False, data=None, norms=None, training=False):
         self.name, self.desc, self.batch = name, desc, batch
         self.inputs, self.labels, self.linears = inputs, labels or {}, linears or {}
         self.norms = norms or {}
         self.forward, self.scalar, self.data = forward, scalar, data
+        self.training = training
 
 
 # ---- the models ---------------------------------------------------------------------------
@@ -121,6 +124,16 @@ def mse(reduction):
 
 def big_logits(t):
     return F.cross_entropy(t["x"] * 10000.0, t["y"])
+
+
+def smoothed(eps, scale=1.0):
+    """F.cross_entropy with label smoothing eps on the logits x (times scale)."""
+    return lambda t: F.cross_entropy(t["x"] * scale, t["y"], label_smoothing=eps)
+
+
+def smoothed_mlp(t):
+    z = F.linear(F.tanh(F.linear(t["x"], t["h.weight"], t["h.bias"])), t["z.weight"], t["z.bias"])
+    return F.cross_entropy(z, t["y"], label_smoothing=0.1)
 
 
 def big_logits_nll(t):
@@ -279,6 +292,45 @@ y = labels()
 loss = cross_entropy(z, y)
 """, 8, {"x": (6,)}, big_logits, labels={"y": 6}, scalar=True, data=big_logits_data),
 
+    # Label smoothing (training mode): torch's F.cross_entropy(label_smoothing=eps) for a few
+    # eps, after a network, over 150 rows (three of the forward's 64-row blocks), on logits of
+    # magnitude 1e4; and in evaluation mode the plain cross-entropy, whatever eps says.
+    Case("smoothing_0.1_mlp", """\
+x = input(9)
+h = linear(x, 8)
+t = tanh(h)
+z = linear(t, 7)
+y = labels()
+loss = cross_entropy(z, y, label_smoothing=0.1)
+""", 6, {"x": (9,)}, smoothed_mlp, labels={"y": 7}, scalar=True, training=True,
+         linears={"h": (9, 8, True), "z": (8, 7, True)}),
+
+    Case("smoothing_0.25_150rows", """\
+x = input(10)
+y = labels()
+loss = cross_entropy(x, y, label_smoothing=0.25)
+""", 150, {"x": (10,)}, smoothed(0.25), labels={"y": 10}, scalar=True, training=True),
+
+    Case("smoothing_0.9", """\
+x = input(4)
+y = labels()
+loss = cross_entropy(x, y, label_smoothing=0.9)
+""", 5, {"x": (4,)}, smoothed(0.9), labels={"y": 4}, scalar=True, training=True),
+
+    Case("smoothing_0.05_1e4", """\
+x = input(6)
+z = scale(x, 10000)
+y = labels()
+loss = cross_entropy(z, y, label_smoothing=0.05)
+""", 8, {"x": (6,)}, smoothed(0.05, 10000.0), labels={"y": 6}, scalar=True, training=True,
+         data=big_logits_data),
+
+    Case("smoothing_0.3_eval", """\
+x = input(5)
+y = labels()
+loss = cross_entropy(x, y, label_smoothing=0.3)
+""", 7, {"x": (5,)}, smoothed(0.0), labels={"y": 5}, scalar=True),
+
     Case("log_softmax_nll_1e4", """\
 # the same logits through log_softmax + nll
 x  = input(6)
@@ -402,7 +454,8 @@ def run_nabla(case, arrays, labels, seed, work):
         a.astype("<i4").tofile(os.path.join(data, name + ".i32"))
     if seed is not None:
         seed.astype("<f4").tofile(os.path.join(data, "seed.bin"))
-    r = subprocess.run([TOOL, model, data, out], capture_output=True, text=True, check=False)
+    args = [TOOL] + (["--training"] if case.training else []) + [model, data, out]
+    r = subprocess.run(args, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"tool_autograd exited {r.returncode}: {r.stderr.strip()}")
     return read_manifest(out)

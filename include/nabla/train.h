@@ -101,6 +101,13 @@ typedef struct nb_train_config {
      * runs are reproducible and resume exactly. 0: none. */
     int augment_pad;
     int augment_flip;
+    /* Label smoothing ε ∈ [0, 1) of a cross-entropy loss (PyTorch's label_smoothing): each
+     * step fits the target (1 − ε)·onehot(y) + ε/K instead of onehot(y), so the training loss
+     * reported includes it; the validation loss (and any evaluation) is the plain
+     * cross-entropy. > 0 sets the model's cross-entropy node to ε (nb_trainer_new fails on a
+     * model whose loss is another); 0 leaves the model's own (the description's
+     * label_smoothing=, else none). */
+    float label_smoothing;
 } nb_train_config;
 
 void nb_train_config_default(nb_train_config *cfg);
@@ -163,7 +170,7 @@ int nb_trainer_weights_proven(const nb_trainer *t);
 nb_status nb_trainer_save_checkpoint(const nb_trainer *t, const char *path, nb_error *err);
 nb_status nb_trainer_resume(nb_trainer *t, const char *path, nb_error *err);
 /* After nb_trainer_resume: the hyper-parameters (batch size, rate, momentum, schedule, order,
- * augmentation, …) that differ from those the checkpoint was written with, as "lr 0.05 (the
+ * augmentation, label smoothing, …) that differ from those the checkpoint was written with, as "lr 0.05 (the
  * checkpoint's: 0.1), …", or "" (also for checkpoints that do not record them). Owned by t. */
 const char *nb_trainer_resume_changes(const nb_trainer *t);
 

@@ -17,9 +17,11 @@ typedef struct nb_node {
     int batched;
     int64_t size;              /* elements per sample (batched) or in all */
     int requires_grad;
-    float fparam;              /* Scale: factor; Dropout: p; LeakyReLU: slope; layer_norm: eps */
+    float fparam;              /* Scale: factor; Dropout: p; LeakyReLU: slope; layer_norm: eps;
+                                  cross_entropy: label smoothing */
     int iparam;                /* Linear: has bias; MSE: reduction; layer_norm: dims */
-    float fparam2;             /* batch_norm: eps (fparam: momentum) */
+    float fparam2;             /* batch_norm: eps (fparam: momentum); cross_entropy: the label
+                                  smoothing its last forward applied (fparam: the one set) */
     int64_t ints[12];          /* conv2d, pooling: the window (op_conv.c's CONV_* indices) */
     /* storage, resolved by nb_graph_prepare */
     size_t param_offset;       /* parameters: offset into the flat buffers */

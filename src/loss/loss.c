@@ -8,9 +8,18 @@
  *                  (PyTorch's MSELoss(reduction='mean') divides by N·D, not N: it equals
  *                  this mean divided by the feature count D.)
  *   NLL            L = −1/N Σ_n logp[n, y_n]          dlogp[n, y_n] += −dL/N
- *   Cross-entropy  fused log-softmax + NLL (§5.2):
- *                  L = 1/N Σ_n (lse(z_n) − z_n[y_n]),  lse(z) = m + log Σ_j exp(z_j − m)
- *                  dz_n,j += (softmax(z_n)_j − [j = y_n])·dL/N
+ *   Cross-entropy  fused log-softmax + NLL (§5.2), with optional label smoothing ε ∈ [0, 1)
+ *                  (PyTorch's F.cross_entropy(z, y, label_smoothing=ε)): the target is
+ *                  q = (1 − ε)·onehot(y) + ε/K over the K classes instead of onehot(y), so
+ *                  C_n = −Σ_j q_j log softmax(z_n)_j
+ *                      = (1 − ε)(lse(z_n) − z_n[y_n]) + ε(lse(z_n) − 1/K Σ_j z_n,j)
+ *                  L = 1/N Σ_n C_n,  lse(z) = m + log Σ_j exp(z_j − m)
+ *                  dz_n,j += (softmax(z_n)_j − (1 − ε)[j = y_n] − ε/K)·dL/N
+ *                  Smoothing is a training-time regulariser, like Dropout: it applies only
+ *                  while the graph is in training mode, and in evaluation the node computes
+ *                  the plain cross-entropy (ε = 0), which is what validation and test report.
+ *                  With ε = 0 (or in evaluation) forward and backward run the very same
+ *                  float operations as without smoothing: results are bit for bit the same.
  *                  Fused because the gradient then needs no exp of a log-probability and no
  *                  pass over a separate log-softmax output; max-subtraction keeps it exact for
  *                  logits of any magnitude. One exp per logit: e_j = exp(z_j − m) ≤ 1 is kept
@@ -75,6 +84,9 @@ static nb_status classification_shape(nb_graph *g, nb_node *n, nb_error *err)
         return nb_error_set(err, NB_ESHAPE, "%s '%s': '%s' is %s, expected [N,classes]",
                             nb_op_table[n->op]->name, n->name, x->name,
                             nb_shape_format(x, sx, sizeof sx));
+    if (n->op == NB_OP_CROSS_ENTROPY && !(n->fparam >= 0.0f && n->fparam < 1.0f))
+        return nb_error_set(err, NB_EINVAL, "cross_entropy '%s': label smoothing %g, expected "
+                            "0 ≤ ε < 1", n->name, (double)n->fparam);
     if (n->op == NB_OP_CROSS_ENTROPY)
         n->aux_size = x->size; /* softmax(z) per sample, for backward */
     return scalar_shape(n);
@@ -112,6 +124,7 @@ typedef struct ce_job {
     const nb_node *x;
     const int32_t *y;
     int64_t N, C;
+    double eps;      /* label smoothing in effect */
     double *partial; /* per block */
 } ce_job;
 
@@ -135,7 +148,20 @@ static void ce_forward_rows(void *arg, int64_t first, int64_t last, int task)
         for (int64_t j = 0; j < C; j++)
             p[j] *= inv;
         int32_t label = job->y[r];
-        s += (label >= 0 && label < C) ? (double)m + log(e) - z[label] : NAN;
+        if (label < 0 || label >= C) {
+            s += NAN;
+            continue;
+        }
+        /* C_n = lse − Σ_j q_j z_j with the target q = (1 − ε)·onehot + ε/K: for ε = 0 just
+         * z[label], in the same double arithmetic as ever */
+        double target = z[label];
+        if (job->eps > 0.0) {
+            double sum = 0.0;
+            for (int64_t j = 0; j < C; j++)
+                sum += z[j];
+            target = (1.0 - job->eps) * z[label] + job->eps * (sum / (double)C);
+        }
+        s += (double)m + log(e) - target;
     }
     job->partial[task] = s;
 }
@@ -143,8 +169,10 @@ static void ce_forward_rows(void *arg, int64_t first, int64_t last, int task)
 static void cross_entropy_forward(nb_graph *g, nb_node *n, int64_t N)
 {
     double partial[CE_MAX_BLOCKS] = {0};
+    /* smoothing in training only; what backward must differentiate is kept beside it */
+    n->fparam2 = g->training ? n->fparam : 0.0f;
     ce_job job = {.n = n, .x = nb_in(g, n, 0), .y = nb_in(g, n, 1)->labels, .N = N,
-                  .C = nb_in(g, n, 0)->size, .partial = partial};
+                  .C = nb_in(g, n, 0)->size, .eps = n->fparam2, .partial = partial};
     int blocks = nb_parallel_for(g->gemm, N, CE_ROWS, CE_ROWS, CE_MAX_BLOCKS, ce_forward_rows,
                                  &job);
     double s = 0.0;
@@ -159,16 +187,19 @@ static void cross_entropy_backward(nb_graph *g, nb_node *n, int64_t N)
     const int32_t *y = nb_in(g, n, 1)->labels;
     int64_t C = x->size;
     float d = n->grad[0] / (float)N;
+    /* q_j = on·[j = y] + off; with ε = 0, on = 1 and off = 0 exactly, so p − q is computed
+     * as it was before smoothing existed */
+    float eps = n->fparam2, on = 1.0f - eps, off = eps / (float)C;
     int write = nb_grad_beta(&x->grad_fresh) == 0.0f;
     for (int64_t r = 0; r < N; r++) {
         const float *restrict p = n->aux + r * C;
         float *restrict dz = x->grad + r * C;
         if (write)
             for (int64_t j = 0; j < C; j++)
-                dz[j] = d * (p[j] - (j == y[r] ? 1.0f : 0.0f));
+                dz[j] = d * (p[j] - (j == y[r] ? on : 0.0f) - off);
         else
             for (int64_t j = 0; j < C; j++)
-                dz[j] += d * (p[j] - (j == y[r] ? 1.0f : 0.0f));
+                dz[j] += d * (p[j] - (j == y[r] ? on : 0.0f) - off);
     }
 }
 
@@ -186,8 +217,9 @@ const nb_op_def nb_op_cross_entropy_def = {.name = "cross_entropy", .n_inputs = 
                                            .forward = cross_entropy_forward,
                                            .backward = cross_entropy_backward,
                                            .writes_fresh = 1,
-                                           .formula = "C = 1/N Σₙ (lse(zₙ) − zₙ[yₙ])",
-                                           .vjp = {"dz += (softmax(z) − onehot(y))·dC/N"}};
+                                           .formula = "C = 1/N Σₙ (lse(zₙ) − qₙ·zₙ), "
+                                                      "q = (1−ε)·onehot(y) + ε/K",
+                                           .vjp = {"dz += (softmax(z) − q)·dC/N"}};
 
 int nb_mse(nb_graph *g, const char *name, int prediction, int target, nb_reduction reduction)
 {
@@ -203,6 +235,33 @@ int nb_nll(nb_graph *g, const char *name, int log_probs, int labels)
 
 int nb_cross_entropy(nb_graph *g, const char *name, int logits, int labels)
 {
+    return nb_cross_entropy_smoothed(g, name, logits, labels, 0.0f);
+}
+
+int nb_cross_entropy_smoothed(nb_graph *g, const char *name, int logits, int labels,
+                              float label_smoothing)
+{
     int in[2] = {logits, labels};
-    return nb_graph_add(g, name, NB_OP_CROSS_ENTROPY, in, 2, 0, NULL, 0, 0);
+    return nb_graph_add(g, name, NB_OP_CROSS_ENTROPY, in, 2, 0, NULL, label_smoothing, 0);
+}
+
+nb_status nb_cross_entropy_set_smoothing(nb_graph *g, int node, float label_smoothing,
+                                         nb_error *err)
+{
+    if (node < 0 || node >= g->count)
+        return nb_error_set(err, NB_EINVAL, "label smoothing: node %d does not exist", node);
+    nb_node *n = &g->nodes[node];
+    if (n->op != NB_OP_CROSS_ENTROPY)
+        return nb_error_set(err, NB_EINVAL, "label smoothing applies to a cross-entropy loss; "
+                            "'%s' is %s", n->name, nb_op_table[n->op]->name);
+    if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f))
+        return nb_error_set(err, NB_EINVAL, "label smoothing %g, expected 0 ≤ ε < 1",
+                            (double)label_smoothing);
+    n->fparam = label_smoothing;
+    return NB_OK;
+}
+
+float nb_cross_entropy_smoothing(const nb_graph *g, int node)
+{
+    return g->nodes[node].op == NB_OP_CROSS_ENTROPY ? g->nodes[node].fparam : 0.0f;
 }

@@ -12,7 +12,8 @@
  *     relu(x)  tanh(x)  sigmoid(x)  softmax(x)  log_softmax(x)  sum(x)  mean(x)  flatten(x)
  *     leaky_relu(x[, slope=0.01])  gelu(x)  layer_norm(x[, eps=1e-5, dims=all of a sample])
  *     add(a, b)  max(a, b)  mul(a, b)  scale(x, factor)  dropout(x, p)  reshape(x, d1[, …])
- *     mse(pred, target[, reduction=sum])  nll(logp, labels)  cross_entropy(logits, labels)
+ *     mse(pred, target[, reduction=sum])  nll(logp, labels)
+ *     cross_entropy(logits, labels[, label_smoothing=0])   (smoothing acts in training only)
  *     conv2d(x, out, k[, stride=1, padding=0|same|valid, dilation=1, groups=1, bias=true])
  *     max_pool2d(x, k[, stride=k, padding=0])   avg_pool2d(x, k[, …, count_include_pad=true])
  *     global_avg_pool(x)   batch_norm(x[, momentum=0.1, eps=1e-5])
@@ -315,6 +316,7 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
     int64_t dims[NB_MAX_DIMS];
     int ndim = 0, bias = 1, slope_given = 0;
     float slope = 0.01f; /* leaky_relu: PyTorch's negative_slope */
+    float smoothing = 0.0f; /* cross_entropy: PyTorch's label_smoothing */
     nb_reduction reduction = NB_REDUCE_MEAN;
     int n_pos = 0;
     if ((spec->op >= NB_OP_CONV2D && spec->op <= NB_OP_BATCH_NORM) ||
@@ -338,13 +340,19 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
                     return parse_error(p, a->column, "%s: slope: expected a finite number, "
                                        "found '%s'", spec->name, a->text);
                 slope_given = 1;
+            } else if (spec->op == NB_OP_CROSS_ENTROPY && strcmp(a->key, "label_smoothing") == 0) {
+                if (!parse_float(a->text, &smoothing) || !(smoothing >= 0.0f && smoothing < 1.0f))
+                    return parse_error(p, a->column, "%s: label_smoothing: expected a number "
+                                       "0 <= F < 1, found '%s'", spec->name, a->text);
             } else {
                 return parse_error(p, a->column, "%s: unknown option '%s=%s' (options: %s)",
                                    spec->name, a->key, a->text,
                                    spec->op == NB_OP_LINEAR ? "bias=true|false"
                                    : spec->op == NB_OP_MSE  ? "reduction=mean|sum"
                                    : spec->op == NB_OP_DROPOUT ? "p=probability"
-                                   : spec->op == NB_OP_LEAKY_RELU ? "slope=number" : "none");
+                                   : spec->op == NB_OP_LEAKY_RELU ? "slope=number"
+                                   : spec->op == NB_OP_CROSS_ENTROPY ? "label_smoothing=number"
+                                                                     : "none");
             }
             continue;
         }
@@ -433,7 +441,9 @@ static nb_status build(parser *p, nb_graph *g, const char *name, const opspec *s
     case NB_OP_DROPOUT: id = nb_dropout(g, name, nodes[0], floats[1]); break;
     case NB_OP_MSE: id = nb_mse(g, name, nodes[0], nodes[1], reduction); break;
     case NB_OP_NLL: id = nb_nll(g, name, nodes[0], nodes[1]); break;
-    case NB_OP_CROSS_ENTROPY: id = nb_cross_entropy(g, name, nodes[0], nodes[1]); break;
+    case NB_OP_CROSS_ENTROPY:
+        id = nb_cross_entropy_smoothed(g, name, nodes[0], nodes[1], smoothing);
+        break;
     default: break;
     }
     if (id < 0) {

@@ -13,7 +13,7 @@ typedef struct setting {
     const char *text;  /* or names (order, schedule) */
 } setting;
 
-enum { SETTINGS = 19 };
+enum { SETTINGS = 20 };
 
 static void settings_of(const nb_train_config *c, int64_t batch, setting s[SETTINGS])
 {
@@ -46,6 +46,8 @@ static void settings_of(const nb_train_config *c, int64_t batch, setting s[SETTI
         /* --augment's crops and flips change what every later step sees */
         {"augment", c->augment_flip, NULL},
         {"augment-pad", c->augment_pad, NULL},
+        /* the cross-entropy's target: every later step fits another distribution */
+        {"label-smoothing", c->label_smoothing, NULL},
     };
     memcpy(s, all, sizeof all);
 }

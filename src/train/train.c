@@ -61,6 +61,25 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_datase
                      "use log_softmax followed by nll", nb_node_name(lg, scores));
         return NULL;
     }
+    /* Label smoothing changes the cross-entropy's target: it needs one (a description ending
+     * in log_softmax is trained with nll, a regression with the squared error). */
+    int lossn = nb_model_loss(m);
+    if (cfg->label_smoothing != 0.0f) {
+        if (!(cfg->label_smoothing > 0.0f && cfg->label_smoothing < 1.0f)) {
+            nb_error_set(err, NB_EINVAL, "label smoothing %g, expected 0 <= eps < 1",
+                         (double)cfg->label_smoothing);
+            return NULL;
+        }
+        nb_op op = nb_node_op(lg, lossn);
+        if (op != NB_OP_CROSS_ENTROPY) {
+            nb_error_set(err, NB_EINVAL, "label smoothing applies to a cross-entropy loss, but "
+                         "this model's loss is %s%s", nb_op_name(op),
+                         op == NB_OP_NLL ? " (its output is a log_softmax: end the description "
+                                           "in the scores before it instead)"
+                         : op == NB_OP_MSE ? " (a regression has no classes to smooth)" : "");
+            return NULL;
+        }
+    }
     if (cfg->epochs < 0 || cfg->batch < 0) {
         nb_error_set(err, NB_EINVAL, "epochs and batch size must not be negative");
         return NULL;
@@ -101,6 +120,13 @@ nb_trainer *nb_trainer_new(nb_model *m, const nb_dataset *train, const nb_datase
         nb_trainer_free(t);
         return NULL;
     }
+    if (cfg->label_smoothing > 0.0f &&
+        nb_cross_entropy_set_smoothing(g, lossn, cfg->label_smoothing, err)) {
+        nb_trainer_free(t);
+        return NULL;
+    }
+    /* the smoothing in effect, the description's included: what checkpoints record */
+    t->cfg.label_smoothing = nb_cross_entropy_smoothing(g, lossn);
     return t;
 }
 
