@@ -132,7 +132,7 @@ def smoothed(eps, scale=1.0):
 
 
 def smoothed_mlp(t):
-    z = F.linear(F.tanh(F.linear(t["x"], t["h.weight"], t["h.bias"])), t["z.weight"], t["z.bias"])
+    z = F.linear(torch.tanh(F.linear(t["x"], t["h.weight"], t["h.bias"])), t["z.weight"], t["z.bias"])
     return F.cross_entropy(z, t["y"], label_smoothing=0.1)
 
 
