@@ -110,6 +110,11 @@ expect 2 'lr' "'nan'" 'number' :: train 2-8-3 --lr nan
 expect 2 'momentum' "'fast'" 'number' :: train 2-8-3 --momentum fast
 expect 2 'clip' "'0.5.1'" 'number' :: train 2-8-3 --clip 0.5.1
 expect 2 'val-split' '0 <= F < 1' :: train 2-8-3 --val-split 1.5
+expect 2 '--label-smoothing' '0 <= F < 1' "'-0.1'" :: train 2-8-3 --label-smoothing -0.1
+expect 2 '--label-smoothing' '0 <= F < 1' "'1'" :: train 2-8-3 --label-smoothing 1
+expect 2 '--label-smoothing' '0 <= F < 1' "'abc'" :: train 2-8-3 --label-smoothing abc
+expect 2 '--label-smoothing' '0 <= F < 1' "'nan'" :: train 2-8-3 --label-smoothing nan
+expect 2 "'--label-smoothing'" 'requires an argument' :: train 2-8-3 --label-smoothing
 expect 2 '--optimizer' 'sgd, adam or adamw' :: train 2-8-3 --optimizer rmsprop
 expect 2 '--schedule' 'constant, step, exp or cosine' :: train 2-8-3 --schedule linear
 expect 2 '--schedule step' '--step-size' :: train 2-8-3 --schedule step
@@ -145,6 +150,7 @@ printf 'x = input(4)\nh = leaky_relu(x, slope=nan)\n' > slope.nb
 printf 'x = input(4)\nh = leaky_relu(x, 0.1, 0.2)\n' > slopes.nb
 printf 'x = input(3, 4)\nh = layer_norm(x, dims=3)\n' > lndims.nb
 printf 'x = input(4)\nh = layer_norm(x, eps=-1)\n' > lneps.nb
+printf 'x = input(4)\ny = labels()\nl = cross_entropy(x, y, label_smoothing=1)\n' > lsmooth.nb
 for cmd in "train --data spirals -q -o x.safetensors" info gradcheck; do
     # shellcheck disable=SC2086 # the command is a subcommand and options
     set -- $cmd
@@ -172,6 +178,7 @@ for cmd in "train --data spirals -q -o x.safetensors" info gradcheck; do
     expect 1 'slopes\.nb:2:[0-9]+:' 'too many arguments' :: "$@" slopes.nb
     expect 1 'lndims\.nb:2:[0-9]+:' 'dims=3' 'expected 1 to 2' :: "$@" lndims.nb
     expect 1 'lneps\.nb:2:[0-9]+:' 'eps -1, expected a finite eps > 0' :: "$@" lneps.nb
+    expect 1 'lsmooth\.nb:3:[0-9]+:' "label_smoothing: expected a number 0 <= F < 1, found '1'" :: "$@" lsmooth.nb
 done
 echo "ok: description errors give file:line:col and what was expected (train, info, gradcheck)"
 
@@ -284,6 +291,9 @@ expect 1 'reg\.csv' 'line 2' '"2\.5"' 'class label' '--loss mse' :: train 3-8-3 
 expect 1 'ce\.nb' 'cross_entropy' 'mse' :: train ce.nb --loss mse --data csv:reg.csv:y -o x.safetensors
 expect 1 '--loss cross-entropy' 'reg\.safetensors is a regression model' :: train reg.safetensors --loss cross-entropy --data csv:reg.csv:y,z -o x.safetensors
 expect 1 '--loss mse' 'm\.safetensors is a classification model' :: train m.safetensors --loss mse --data spirals -o x.safetensors
+printf 'x = input(2)\nz = linear(x, 3)\np = log_softmax(z)\n' > logsm.nb
+expect 1 'label smoothing applies to a cross-entropy loss' 'loss is nll' 'log_softmax' :: train logsm.nb --data spirals --label-smoothing 0.1 -o x.safetensors
+expect 1 'label smoothing applies to a cross-entropy loss' 'loss is mse' 'regression' :: train 2-2 --loss mse --data csv:reg.csv:y,z --label-smoothing 0.1 -o x.safetensors
 expect 1 '--keep-metric accuracy' 'no accuracy' :: train 2-2 --loss mse --data csv:reg.csv:y,z --val-split 0.34 --keep best --keep-metric accuracy -o x.safetensors
 expect 1 'csv:reg\.csv has no target' :: eval reg.safetensors --data csv:reg.csv
 expect 1 'spirals has no target' :: eval reg.safetensors --data spirals

@@ -317,4 +317,18 @@ run train "${IMG[@]}" --epochs 4 --resume --augment --augment-pad 1
 ! grep -q 'note:' err.txt || fail "--resume with the checkpoint's augmentation: no note" "$(cat err.txt)"
 ok "--augment and --augment-pad changed on --resume are noted, the same ones are not"
 
+# ---- --label-smoothing is recorded too -------------------------------------------------------
+LS=(img.nb --data csv:img.csv:label -q -o ls.safetensors)
+run train "${LS[@]}" --epochs 1 --label-smoothing 0.1
+run train "${LS[@]}" --epochs 2 --resume
+[ "$(grep -c 'note: --resume with other settings' err.txt)" -eq 1 ] &&
+    grep -q "label-smoothing 0 (the checkpoint's: 0.1)" err.txt ||
+    fail "--resume without --label-smoothing: a one-line note" "$(cat err.txt)"
+run train "${LS[@]}" --epochs 3 --resume --label-smoothing 0.2
+grep -q "label-smoothing 0.2 (the checkpoint's: 0)" err.txt ||
+    fail "--resume with --label-smoothing 0.2: noted" "$(cat err.txt)"
+run train "${LS[@]}" --epochs 4 --resume --label-smoothing 0.2
+! grep -q 'note:' err.txt || fail "--resume with the checkpoint's label smoothing: no note" "$(cat err.txt)"
+ok "--label-smoothing changed on --resume is noted, the same one is not"
+
 echo "cli_resume: all passed"

@@ -2,7 +2,7 @@
 # End-to-end tests of `nabla train`: accuracy on spirals and Fashion-MNIST, the CSV log, the
 # validation split, every optimiser, schedule, regulariser and epoch order, reproducibility
 # from the seed, --init, and training from description files (a DAG with fan-out, Add, Max
-# and Dropout; a log_softmax output; an explicit loss).
+# and Dropout; a log_softmax output; an explicit loss); label smoothing.
 #
 # Run from the repository root: bash tests/cli_train.sh. $NABLA is the CLI (default
 # $NABLA_BUILD/nabla, NABLA_BUILD defaulting to build). Exits non-zero on the first failure.
@@ -249,6 +249,35 @@ for f in logsm loss; do
         fail "$f.nb: predict to give three class probabilities" "$(cat out.txt)"
 done
 ok "descriptions ending in log_softmax and in an explicit cross_entropy train"
+
+# ---- --label-smoothing: the training loss is smoothed, validation and test are not -------
+# With --lr 0 the weights never move, so both runs hold the same model: their validation
+# and test losses (plain cross-entropy) must agree to the bit, their training losses not.
+for e in 0 0.2; do
+    run train 2-16-3 --data "$SPIRALS" --epochs 1 --lr 0 --batch 0 --val-split 0.25 \
+        --test "$SPIRALS" --threads 1 --label-smoothing "$e" --json -o "ls$e.safetensors"
+    cp out.txt "ls$e.json"
+    cp err.txt "ls$e.err"
+done
+check ls0.2.json 'd["label_smoothing"] == 0.2' "the JSON summary to give label_smoothing 0.2"
+check ls0.json 'd["label_smoothing"] == 0' "the JSON summary to give label_smoothing 0 by default"
+grep -q 'batch 450, sgd, label smoothing 0.2, gemm' ls0.2.err ||
+    fail "the banner to name the label smoothing" "$(cat ls0.2.err)"
+! grep -q 'label smoothing' ls0.err || fail "no smoothing in the banner without it" "$(cat ls0.err)"
+s=$(json ls0.2.json 'd["train_loss"]'); p=$(json ls0.json 'd["train_loss"]')
+[ "$(json ls0.2.json 'd["val_loss"]')" = "$(json ls0.json 'd["val_loss"]')" ] &&
+    [ "$(json ls0.2.json 'd["test_loss"]')" = "$(json ls0.json 'd["test_loss"]')" ] ||
+    fail "validation and test losses to be the plain cross-entropy with --label-smoothing" \
+        "$(cat ls0.2.json ls0.json)"
+[ "$s" != "$p" ] || fail "the training loss to include the smoothing" "$(cat ls0.2.json ls0.json)"
+cmp -s ls0.safetensors ls0.2.safetensors || fail "--lr 0 to leave the same weights"
+# it trains, and a description's own label_smoothing= is used (and reported) without the option
+run train 2-64-3 --data "$SPIRALS" --epochs 60 --threads 1 --label-smoothing 0.1 --json -o ls.safetensors
+check out.txt 'd["train_accuracy"] >= 0.9' "spirals with --label-smoothing 0.1 to reach 90 %"
+sed 's/cross_entropy(z, y)/cross_entropy(z, y, label_smoothing=0.05)/' loss.nb > lsdesc.nb
+run train lsdesc.nb --data "$SPIRALS" --epochs 1 --json -q -o lsdesc.safetensors
+check out.txt 'd["label_smoothing"] == 0.05' "the description's label_smoothing=0.05 to be in effect"
+ok "--label-smoothing: smoothed training loss ($p -> $s at --lr 0), plain validation and test losses"
 
 # a description file made for another input width is refused with both sizes
 rc=0
