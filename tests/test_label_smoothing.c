@@ -59,18 +59,26 @@ static nb_graph *ce_graph(float eps, int64_t rows, int64_t classes, int *z, int 
     return g;
 }
 
-/* Loss and dz of ce_graph(eps) on z, y in the given mode; dz: ROWS·CLASSES floats. */
-static float run(float eps, int training, const float *zv, const int32_t *yv, float *dz)
+/* Forward and backward of a ce_graph on logits zv and labels yv, in the given mode. */
+static void forward_backward(nb_graph *g, int z, int y, int ce, const float *zv,
+                             const int32_t *yv, int training)
 {
     nb_error err = {0};
-    int z, y, ce;
-    nb_graph *g = ce_graph(eps, ROWS, CLASSES, &z, &y, &ce);
-    memcpy(nb_value(g, z), zv, ROWS * CLASSES * sizeof *zv);
-    memcpy(nb_labels_data(g, y), yv, ROWS * sizeof *yv);
+    int64_t rows = nb_graph_batch(g);
+    memcpy(nb_value(g, z), zv, (size_t)(rows * nb_node_size(g, z)) * sizeof *zv);
+    memcpy(nb_labels_data(g, y), yv, (size_t)rows * sizeof *yv);
     nb_graph_set_training(g, training);
     nb_graph_zero_grad(g);
     CHECK_OK(nb_graph_forward(g, &err), &err);
     CHECK_OK(nb_graph_backward(g, ce, NULL, &err), &err);
+}
+
+/* Loss and dz of ce_graph(eps) on z, y in the given mode; dz: ROWS·CLASSES floats. */
+static float run(float eps, int training, const float *zv, const int32_t *yv, float *dz)
+{
+    int z, y, ce;
+    nb_graph *g = ce_graph(eps, ROWS, CLASSES, &z, &y, &ce);
+    forward_backward(g, z, y, ce, zv, yv, training);
     float loss = nb_value(g, ce)[0];
     memcpy(dz, nb_grad(g, z), ROWS * CLASSES * sizeof *dz);
     nb_graph_free(g);
@@ -110,12 +118,7 @@ static void no_smoothing_is_bit_identical(void)
     nb_graph *g = ce_graph(0.25f, ROWS, CLASSES, &z, &y, &ce);
     CHECK_OK(nb_cross_entropy_set_smoothing(g, ce, 0.0f, &err), &err);
     CHECK(nb_cross_entropy_smoothing(g, ce) == 0.0f);
-    memcpy(nb_value(g, z), zv, sizeof zv);
-    memcpy(nb_labels_data(g, y), yv, sizeof yv);
-    nb_graph_set_training(g, 1);
-    nb_graph_zero_grad(g);
-    CHECK_OK(nb_graph_forward(g, &err), &err);
-    CHECK_OK(nb_graph_backward(g, ce, NULL, &err), &err);
+    forward_backward(g, z, y, ce, zv, yv, 1);
     CHECK(memcmp(nb_value(g, ce), &ref, sizeof ref) == 0);
     CHECK(memcmp(nb_grad(g, z), want, sizeof want) == 0);
     nb_graph_free(g);
@@ -132,18 +135,12 @@ static void no_smoothing_is_bit_identical(void)
  *   dz_n,j = (softmax(z_n)_j − (1 − ε)[j = y_n] − ε/K) / N */
 static void values_by_hand(void)
 {
-    nb_error err = {0};
     int z, y, ce;
     const double eps = 0.3;
     nb_graph *g = ce_graph((float)eps, 2, 3, &z, &y, &ce);
     const float zv[6] = {1, 2, 3, 0.5f, -1, 2};
     const int32_t yv[2] = {0, 2};
-    memcpy(nb_value(g, z), zv, sizeof zv);
-    memcpy(nb_labels_data(g, y), yv, sizeof yv);
-    nb_graph_set_training(g, 1);
-    nb_graph_zero_grad(g);
-    CHECK_OK(nb_graph_forward(g, &err), &err);
-    CHECK_OK(nb_graph_backward(g, ce, NULL, &err), &err);
+    forward_backward(g, z, y, ce, zv, yv, 1);
     double want = 0.0;
     for (int r = 0; r < 2; r++) {
         const float *zr = zv + 3 * r;

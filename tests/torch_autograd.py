@@ -131,6 +131,14 @@ def smoothed(eps, scale=1.0):
     return lambda t: F.cross_entropy(t["x"] * scale, t["y"], label_smoothing=eps)
 
 
+def smoothing_case(name, eps, classes, batch, training=True):
+    """cross_entropy(x, y, label_smoothing=eps) on logits x of `classes` classes; in evaluation
+    mode nabla's loss is the plain one, which torch computes with eps 0."""
+    desc = f"x = input({classes})\ny = labels()\nloss = cross_entropy(x, y, label_smoothing={eps})\n"
+    return Case(name, desc, batch, {"x": (classes,)}, smoothed(eps if training else 0.0),
+                labels={"y": classes}, scalar=True, training=training)
+
+
 def smoothed_mlp(t):
     z = F.linear(torch.tanh(F.linear(t["x"], t["h.weight"], t["h.bias"])), t["z.weight"], t["z.bias"])
     return F.cross_entropy(z, t["y"], label_smoothing=0.1)
@@ -305,17 +313,8 @@ loss = cross_entropy(z, y, label_smoothing=0.1)
 """, 6, {"x": (9,)}, smoothed_mlp, labels={"y": 7}, scalar=True, training=True,
          linears={"h": (9, 8, True), "z": (8, 7, True)}),
 
-    Case("smoothing_0.25_150rows", """\
-x = input(10)
-y = labels()
-loss = cross_entropy(x, y, label_smoothing=0.25)
-""", 150, {"x": (10,)}, smoothed(0.25), labels={"y": 10}, scalar=True, training=True),
-
-    Case("smoothing_0.9", """\
-x = input(4)
-y = labels()
-loss = cross_entropy(x, y, label_smoothing=0.9)
-""", 5, {"x": (4,)}, smoothed(0.9), labels={"y": 4}, scalar=True, training=True),
+    smoothing_case("smoothing_0.25_150rows", 0.25, 10, 150),
+    smoothing_case("smoothing_0.9", 0.9, 4, 5),
 
     Case("smoothing_0.05_1e4", """\
 x = input(6)
@@ -325,11 +324,7 @@ loss = cross_entropy(z, y, label_smoothing=0.05)
 """, 8, {"x": (6,)}, smoothed(0.05, 10000.0), labels={"y": 6}, scalar=True, training=True,
          data=big_logits_data),
 
-    Case("smoothing_0.3_eval", """\
-x = input(5)
-y = labels()
-loss = cross_entropy(x, y, label_smoothing=0.3)
-""", 7, {"x": (5,)}, smoothed(0.0), labels={"y": 5}, scalar=True),
+    smoothing_case("smoothing_0.3_eval", 0.3, 5, 7, training=False),
 
     Case("log_softmax_nll_1e4", """\
 # the same logits through log_softmax + nll
