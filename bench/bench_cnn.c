@@ -14,14 +14,17 @@
  *   bench_cnn [options] train     --steps training steps at --batch (default 128) after 3
  *                                 warm-up steps: samples/s, last loss, peak RSS
  *   bench_cnn [options] infer     forward passes at --batch (default 1000) over the test set:
- *                                 samples/s (median of --repeats passes)
+ *                                 samples/s (median of --repeats passes), on the graph planned
+ *                                 for inference (--plan training: for training, every
+ *                                 activation kept, as before nb_graph_prepare_inference)
  *   bench_cnn [options] kernels   the profile: every image kernel and Linear product of one
  *                                 training step at --batch timed alone on the same context
  *                                 (median ms each), and the roofline: the largest convolution's
  *                                 forward (conv2, 32→64 at 14×14) on oneDNN alone, in GFLOP/s
  *
  * options: --data DIR  --model FILE (default examples/fashion-cnn.nb)  --batch N  --steps S
- * --threads T (0: one per core)  --gemm NAME  --seed S  --repeats R  --init-out FILE */
+ * --threads T (0: one per core)  --gemm NAME  --seed S  --repeats R  --init-out FILE
+ * --plan inference|training */
 #include "backend/conv.h"
 #include "backend/gemm_pool.h"
 #include "bench_util.h"
@@ -37,7 +40,7 @@
 #endif
 
 typedef struct options {
-    const char *data, *model, *gemm, *mode, *init_out;
+    const char *data, *model, *gemm, *mode, *init_out, *plan;
     int64_t batch;
     int steps, threads, repeats;
     uint64_t seed;
@@ -61,7 +64,8 @@ static double cpu_now(clockid_t clock)
 static void parse(options *o, int argc, char **argv)
 {
     *o = (options){.data = "/usr/share/datasets/fashion-mnist",
-                   .model = "examples/fashion-cnn.nb", .steps = 40, .seed = 1};
+                   .model = "examples/fashion-cnn.nb", .steps = 40, .seed = 1,
+                   .plan = "inference"};
     const char *a, *v;
     for (int i = 1; (a = bench_next_option(argc, argv, &i, &o->mode, &v));) {
         if (!v)
@@ -70,6 +74,8 @@ static void parse(options *o, int argc, char **argv)
         else if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--gemm")) o->gemm = v;
         else if (!strcmp(a, "--init-out")) o->init_out = v;
+        else if (!strcmp(a, "--plan") && (!strcmp(v, "inference") || !strcmp(v, "training")))
+            o->plan = v;
         else if (!strcmp(a, "--batch")) o->batch = atoll(v);
         else if (!strcmp(a, "--steps")) o->steps = atoi(v);
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);
@@ -231,7 +237,10 @@ static void run_infer(const options *o, nb_gemm *gemm)
     int64_t *idx = malloc((size_t)test.count * sizeof *idx);
     double *times = malloc((size_t)repeats * sizeof *times);
     double *cpu = malloc((size_t)repeats * sizeof *cpu);
-    if (!idx || !times || !cpu || nb_graph_prepare(g, batch, &err))
+    if (!idx || !times || !cpu)
+        die("memory", NULL);
+    if (!strcmp(o->plan, "training") ? nb_graph_prepare(g, batch, &err)
+                                     : nb_graph_prepare_inference(g, batch, &out, 1, &err))
         die("setup", &err);
     for (int64_t i = 0; i < test.count; i++)
         idx[i] = i;
@@ -249,7 +258,8 @@ static void run_infer(const options *o, nb_gemm *gemm)
             times[r] = now() - t0, cpu[r] = cpu_now(CLOCK_PROCESS_CPUTIME_ID) - c0;
     }
     double t = median(times, repeats), c = median(cpu, repeats);
-    printf("{\"mode\": \"infer\", \"batch\": %lld, ", (long long)batch);
+    printf("{\"mode\": \"infer\", \"plan\": \"%s\", \"batch\": %lld, ", o->plan,
+           (long long)batch);
     print_common(o, gemm);
     printf(", \"samples\": %lld, \"median_seconds\": %.6f, \"samples_per_second\": %.1f, "
            "\"samples_per_cpu_second\": %.1f, \"peak_rss_kb\": %ld}\n",

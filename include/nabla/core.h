@@ -114,12 +114,38 @@ int64_t nb_node_size(const nb_graph *g, int node);
 /* Human-readable shape such as "[N,3,10,20]" written into buf. Returns buf. */
 char *nb_node_shape_str(const nb_graph *g, int node, char *buf, size_t size);
 
-/* Plans memory for a batch of `batch` samples (allocates only if larger than before). */
+/* Plans memory for a batch of `batch` samples (allocates only if larger than before), for
+ * training: every node's value, scratch and gradient has memory of its own, and all of them
+ * stay valid from a forward pass to the backward pass and after. */
 nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err);
 int64_t nb_graph_batch(const nb_graph *g);
 
+/* Plans memory for inference on batches of `batch` samples: forward passes that compute
+ * outputs[0..n_outputs) with no backward after them (evaluation, prediction). Activation
+ * memory is planned by liveness (src/core/plan_inference.c): a node's value is stored only
+ * from the module that writes it to the last module that reads it, memory is reused after
+ * that, modules such as ReLU and batch norm write over their input when they are its last
+ * reader, and nothing kept only for backward (max pooling's arg-max, dropout's mask,
+ * cross-entropy's softmax, …) is stored. The outputs' values are bit for bit those of a
+ * forward pass after nb_graph_prepare. Allocates only if larger than before; the graph stays
+ * planned so until the next nb_graph_prepare or nb_graph_prepare_inference.
+ *
+ * After a forward pass on this plan (nb_graph_forward computes every output,
+ * nb_graph_forward_to(g, o) those that output o needs, and fails for a node not in
+ * `outputs`), exactly these values are valid: the outputs', the inputs' (nb_input nodes;
+ * never overwritten, so a pass may be repeated on them), the labels', and the parameters'
+ * and buffers'. nb_value of any other node returns NULL, nb_grad of every node but a
+ * parameter NULL, and nb_graph_backward fails with NB_EINVAL: prepare with
+ * nb_graph_prepare to train. Dropout and batch norm follow the training mode as in any
+ * forward pass (batch norm's running statistics are updated in training mode). */
+nb_status nb_graph_prepare_inference(nb_graph *g, int64_t batch, const int *outputs,
+                                     int n_outputs, nb_error *err);
+/* 1 when the graph is prepared by nb_graph_prepare_inference, 0 otherwise. */
+int nb_graph_inference(const nb_graph *g);
+
 /* Storage of a node for the prepared batch; NULL before nb_graph_prepare. The graph owns it.
- * nb_value is float data; labels nodes use nb_labels_data. */
+ * nb_value is float data; labels nodes use nb_labels_data. After nb_graph_prepare_inference
+ * only some nodes have values (see there). */
 float *nb_value(nb_graph *g, int node);
 float *nb_grad(nb_graph *g, int node);
 int32_t *nb_labels_data(nb_graph *g, int node);

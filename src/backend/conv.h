@@ -71,7 +71,8 @@ void nb_conv2d_backward_weights(nb_gemm *ctx, nb_precision p, const nb_conv_shap
 
 /* y = the maximum of each window, padding counting as −∞; argmax[n,c,p,q] = the flat index
  * h·W + w in x[n,c] of the element chosen: the first maximum in row-major window order
- * (PyTorch's CPU rule), a NaN winning over numbers. */
+ * (PyTorch's CPU rule), a NaN winning over numbers. argmax may be NULL (inference: nothing
+ * kept for backward). */
 void nb_max_pool2d_forward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
                            const float *x, float *y, int32_t *argmax);
 /* dx[n,c,argmax] += dy[n,c,p,q] (dx accumulates; overlapping windows add up) */

@@ -52,8 +52,9 @@ static void dy_sums8(const float *x, const float *dy, float m, int64_t n, float 
     *sum_dy_xc = dot8_centred(x, m, dy, n);
 }
 
-static void affine_plain(const float *restrict u, const float *restrict v, float a, float c,
-                         float b, float *restrict out, int64_t n, int accumulate)
+/* out may be u (batch norm's forward in place, an inference plan): not restrict */
+static void affine_plain(const float *u, const float *v, float a, float c, float b, float *out,
+                         int64_t n, int accumulate)
 {
     if (!v)
         for (int64_t i = 0; i < n; i++)

@@ -78,7 +78,7 @@ static void max_forward_plane(const pool_job *j, int64_t plane)
                s->pad_w == 0 && s->dil_h == 1 && s->dil_w == 1;
     const float *x = j->x + plane * s->H * W;
     float *y = j->y + plane * s->P * Q;
-    int32_t *am = j->argmax + plane * s->P * Q;
+    int32_t *am = j->argmax ? j->argmax + plane * s->P * Q : NULL, unused; /* NULL: not kept */
     for (int64_t p = 0; p < s->P; p++) {
         int64_t r0, r1;
         taps(p, s->stride_h, s->pad_h, s->dil_h, s->R, s->H, &r0, &r1);
@@ -93,7 +93,8 @@ static void max_forward_plane(const pool_job *j, int64_t plane)
                 int k = mb > ma;
                 if (a0 + a1 + b0 + b1 == a0 + a1 + b0 + b1) { /* no NaN (nor ∞ − ∞) */
                     y[p * Q + q] = k ? mb : ma;
-                    am[p * Q + q] = (int32_t)(2 * p * W + 2 * q + (k ? W + kb : ka));
+                    if (am)
+                        am[p * Q + q] = (int32_t)(2 * p * W + 2 * q + (k ? W + kb : ka));
                     continue;
                 }
             }
@@ -103,7 +104,7 @@ static void max_forward_plane(const pool_job *j, int64_t plane)
             /* the shape rule keeps a real element in every window (padding ≤ kernel/2) */
             max_window(x, W, h0 + r0 * s->dil_h, h0 + r1 * s->dil_h, s->dil_h,
                        w0 + t0 * s->dil_w, w0 + t1 * s->dil_w, s->dil_w, &y[p * Q + q],
-                       &am[p * Q + q]);
+                       am ? &am[p * Q + q] : &unused);
         }
     }
 }

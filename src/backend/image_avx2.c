@@ -205,10 +205,10 @@ AVX2 static void max_plane(const float *x, int64_t W, int64_t P, int64_t Q, floa
             if (_mm256_movemask_ps(_mm256_cmp_ps(total, total, _CMP_UNORD_Q))) {
                 /* a NaN (or ∞ − ∞): this group in scalar with the portable rule */
                 for (int64_t t = q; t < q + r; t++) {
-                    int32_t at0 = (int32_t)(2 * p * W + 2 * t);
+                    int32_t at0 = (int32_t)(2 * p * W + 2 * t), unused;
                     const int32_t at[4] = {at0, at0 + 1, at0 + (int32_t)W, at0 + (int32_t)W + 1};
                     const float v[4] = {x[at[0]], x[at[1]], x[at[2]], x[at[3]]};
-                    max4(v, at, &y[p * Q + t], &am[p * Q + t]);
+                    max4(v, at, &y[p * Q + t], am ? &am[p * Q + t] : &unused);
                 }
                 continue;
             }
@@ -226,14 +226,16 @@ AVX2 static void max_plane(const float *x, int64_t W, int64_t P, int64_t Q, floa
             __m256i at = _mm256_add_epi32(base, off);
             if (r == 8) {
                 _mm256_storeu_ps(y + p * Q + q, best);
-                _mm256_storeu_si256((__m256i *)(am + p * Q + q), at);
+                if (am)
+                    _mm256_storeu_si256((__m256i *)(am + p * Q + q), at);
             } else {
                 float yv[8];
                 int32_t av[8];
                 _mm256_storeu_ps(yv, best);
                 _mm256_storeu_si256((__m256i *)av, at);
                 memcpy(y + p * Q + q, yv, (size_t)r * sizeof *yv);
-                memcpy(am + p * Q + q, av, (size_t)r * sizeof *av);
+                if (am)
+                    memcpy(am + p * Q + q, av, (size_t)r * sizeof *av);
             }
         }
     }
@@ -248,7 +250,7 @@ static void max_forward_task(void *arg, int task, int thread)
     nb_task_range(s->N * s->C, j->tasks, task, 1, &first, &last);
     for (int64_t plane = first; plane < last; plane++)
         max_plane(j->x + plane * s->H * s->W, s->W, s->P, s->Q, j->y + plane * s->P * s->Q,
-                  j->argmax + plane * s->P * s->Q);
+                  j->argmax ? j->argmax + plane * s->P * s->Q : NULL);
 }
 
 static void max_forward(nb_gemm *ctx, const nb_conv_shape *s, const float *x, float *y,

@@ -8,16 +8,20 @@
 
 /* ---- forward and backward ---------------------------------------------------------------- */
 
-/* mark[i] = 1 for `root` and every node it depends on. Inputs precede their users, so one
- * walk downwards from root suffices. */
+void nb_graph_mark_ancestors(nb_graph *g)
+{
+    for (int i = g->count - 1; i >= 0; i--)
+        if (g->mark[i])
+            for (int k = 0; k < g->nodes[i].n_inputs; k++)
+                g->mark[g->nodes[i].inputs[k]] = 1;
+}
+
+/* mark[i] = 1 for `root` and every node it depends on. */
 static void mark_ancestors(nb_graph *g, int root)
 {
     memset(g->mark, 0, (size_t)g->count);
     g->mark[root] = 1;
-    for (int i = root; i >= 0; i--)
-        if (g->mark[i])
-            for (int k = 0; k < g->nodes[i].n_inputs; k++)
-                g->mark[g->nodes[i].inputs[k]] = 1;
+    nb_graph_mark_ancestors(g);
 }
 
 static nb_status check_prepared(nb_graph *g, int node, nb_error *err)
@@ -36,6 +40,10 @@ nb_status nb_graph_forward_to(nb_graph *g, int target, nb_error *err)
     nb_status s = check_prepared(g, target, err);
     if (s)
         return s;
+    if (g->inference && g->kept[target] != NB_INFER_OUTPUT)
+        return nb_error_set(err, NB_EINVAL, "'%s' is not an output of the inference plan: "
+                            "prepare the graph with it among the outputs",
+                            g->nodes[target].name);
     mark_ancestors(g, target);
     for (int i = 0; i <= target; i++) {
         nb_node *n = &g->nodes[i];
@@ -51,7 +59,8 @@ nb_status nb_graph_forward(nb_graph *g, nb_error *err)
         return nb_error_set(err, NB_EINVAL, "the graph is empty");
     nb_status s = check_prepared(g, 0, err);
     for (int i = 0; !s && i < g->count; i++)
-        if (!nb_node_is_leaf(&g->nodes[i]) && !g->nodes[i].fused)
+        if (!nb_node_is_leaf(&g->nodes[i]) && !g->nodes[i].fused &&
+            (!g->inference || g->kept[i])) /* inference: only what the outputs need */
             g->nodes[i].def->forward(g, &g->nodes[i], g->batch);
     return s;
 }
@@ -69,6 +78,10 @@ static nb_status backward(nb_graph *g, int root, const float *seed, int params_f
     nb_status s = check_prepared(g, root, err);
     if (s)
         return s;
+    if (g->inference)
+        return nb_error_set(err, NB_EINVAL, "backward from '%s': the graph is prepared for "
+                            "inference, which keeps nothing for backward: prepare it for "
+                            "training first", g->nodes[root].name);
     if (g->nodes[root].op == NB_OP_LABELS)
         return nb_error_set(err, NB_EINVAL, "backward from '%s': class labels are integers and "
                             "have no gradient", g->nodes[root].name);

@@ -4,6 +4,10 @@
 
 #include "nabla.h"
 
+/* In an inference plan: a node not computed, computed (its memory reused after its last
+ * reader), or an output (its value stays until the next pass). */
+enum nb_infer_role { NB_INFER_SKIPPED = 0, NB_INFER_COMPUTED, NB_INFER_OUTPUT };
+
 #define NB_MAX_INPUTS 6 /* batch_norm: x, weight, bias, running_mean, running_var, count */
 
 typedef struct nb_node {
@@ -72,9 +76,14 @@ struct nb_graph {
     int32_t *label_arena;
     size_t label_floats;
     int64_t batch;             /* 0: not prepared since the last change */
+    /* Prepared for inference (nb_graph_prepare_inference, plan_inference.c): activations
+     * share memory by liveness and nothing is kept for backward; kept[i] says what becomes of
+     * node i (nb_infer_role). */
+    int inference;
+    char *kept;
     char *mark;                /* per-node scratch for backward's reachability */
     int *first_user;           /* per-node scratch: the consumer whose backward runs first */
-    int mark_capacity;
+    int mark_capacity;         /* of mark, first_user and kept */
     nb_rng rng;
     int training;
     nb_gemm *gemm;
@@ -122,6 +131,14 @@ typedef struct nb_op_def {
     /* The backward honours grad_fresh on its inputs: where it is set, the first contribution
      * is written (=, or beta = 0) and the flag cleared, instead of added to a zeroed buffer. */
     int writes_fresh;
+    /* Inference plans (plan_inference.c). in_place: bit k set when the forward stays correct
+     * with its output in the very memory of input k (same size; every output element computed
+     * from the input elements at its own index, each read before it is overwritten), so that
+     * a plan may hand input k's buffer on when this node is its last reader. aux_for_backward:
+     * the scratch only carries state to backward (an arg-max, a mask, the softmax), so an
+     * inference plan allocates none and the forward gets n->aux == NULL. */
+    unsigned in_place;
+    int aux_for_backward;
 } nb_op_def;
 
 /* Accumulates into dst (n floats) or, when *fresh is set, overwrites it and clears *fresh: the
@@ -183,6 +200,18 @@ static inline nb_node *nb_in(nb_graph *g, const nb_node *n, int i)
 {
     return &g->nodes[n->inputs[i]];
 }
+
+/* Grows the per-node scratch arrays (mark, first_user, kept) to the graph's node count. */
+nb_status nb_graph_node_scratch(nb_graph *g, nb_error *err);
+
+/* The part of planning shared by nb_graph_prepare and nb_graph_prepare_inference: gemm
+ * context, requires_grad, the workspace and the labels of `batch` samples, the fusion of
+ * Linear and ReLU and the per-node scratch. */
+nb_status nb_graph_plan_common(nb_graph *g, int64_t batch, nb_error *err);
+
+/* mark[i] = 1 for every node that a node with mark[i] already set depends on (inputs precede
+ * their users, so one walk downwards suffices). */
+void nb_graph_mark_ancestors(nb_graph *g);
 
 /* The parameters' current generation, numbered by the backend (precision.c). */
 uint64_t nb_graph_weights_generation(nb_graph *g);

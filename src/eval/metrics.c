@@ -149,9 +149,13 @@ nb_status nb_metrics_compute(nb_model *m, const nb_dataset *ds, int top_k, nb_me
     int was_training = nb_graph_training(g);
     nb_graph_set_training(g, 0);
     double total = 0.0;
+    /* No backward follows: memory planned for inference, the loss and the output kept. The
+     * first chunk plans afresh (the graph may be planned for other outputs). */
+    const int keep[2] = {lossn, outn};
     for (int64_t start = 0; !s && start < ds->count; start += batch) {
         int64_t n = ds->count - start < batch ? ds->count - start : batch;
-        if (nb_graph_batch(g) != n && (s = nb_graph_prepare(g, n, err)))
+        if ((start == 0 || nb_graph_batch(g) != n) &&
+            (s = nb_graph_prepare_inference(g, n, keep, 2, err)))
             break;
         for (int64_t i = 0; i < n; i++)
             rows[i] = start + i;

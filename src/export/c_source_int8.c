@@ -98,7 +98,10 @@ static nb_status calibration_pass(nb_model *m, c_file *c, const nb_dataset *ds, 
         int64_t count = ds->count - start < CHUNK ? ds->count - start : CHUNK;
         for (int64_t r = 0; r < count; r++)
             rows[r] = start + r;
-        if (nb_graph_batch(g) != count && (s = nb_graph_prepare(g, count, err)))
+        /* the training plan: calibration reads the Linear layers' inputs, which an
+         * inference plan does not keep */
+        if ((nb_graph_batch(g) != count || nb_graph_inference(g)) &&
+            (s = nb_graph_prepare(g, count, err)))
             break;
         nb_dataset_gather(ds, rows, count, norm, nb_value(g, nb_model_input(m)), NULL);
         if ((s = nb_graph_forward_to(g, out, err)))

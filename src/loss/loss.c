@@ -135,17 +135,20 @@ static void ce_forward_rows(void *arg, int64_t first, int64_t last, int task)
     double s = 0.0;
     for (int64_t r = first; r < last; r++) {
         const float *z = job->x->value + r * C;
-        float *p = job->n->aux + r * C; /* softmax(z_n), kept for backward */
+        /* softmax(z_n), kept for backward; NULL in an inference plan (the loss alone) */
+        float *p = job->n->aux ? job->n->aux + r * C : NULL;
         float m = z[0];
         for (int64_t j = 1; j < C; j++)
             m = z[j] > m ? z[j] : m;
         double e = 0.0;
         for (int64_t j = 0; j < C; j++) {
-            p[j] = expf(z[j] - m); /* ≤ 1: no overflow whatever the logits */
-            e += p[j];
+            float t = expf(z[j] - m); /* ≤ 1: no overflow whatever the logits */
+            if (p)
+                p[j] = t;
+            e += t;
         }
         float inv = (float)(1.0 / e);
-        for (int64_t j = 0; j < C; j++)
+        for (int64_t j = 0; p && j < C; j++)
             p[j] *= inv;
         int32_t label = job->y[r];
         if (label < 0 || label >= C) {
@@ -217,6 +220,7 @@ const nb_op_def nb_op_cross_entropy_def = {.name = "cross_entropy", .n_inputs = 
                                            .forward = cross_entropy_forward,
                                            .backward = cross_entropy_backward,
                                            .writes_fresh = 1,
+                                           .aux_for_backward = 1,
                                            .formula = "C = 1/N Σₙ (lse(zₙ) − qₙ·zₙ), "
                                                       "q = (1−ε)·onehot(y) + ε/K",
                                            .vjp = {"dz += (softmax(z) − q)·dC/N"}};

@@ -26,7 +26,10 @@ static nb_status run_output(nb_model *m, const nb_dataset *ds, const int64_t *id
         int64_t count = n - start < CHUNK ? n - start : CHUNK;
         for (int64_t i = 0; i < count; i++)
             rows[i] = idx ? idx[start + i] : start + i;
-        if (nb_graph_batch(g) != count && (s = nb_graph_prepare(g, count, err)))
+        /* no backward follows: memory planned for inference, the output kept; the first
+         * chunk plans afresh (the graph may be planned for other outputs) */
+        if ((start == 0 || nb_graph_batch(g) != count) &&
+            (s = nb_graph_prepare_inference(g, count, &out, 1, err)))
             break;
         nb_dataset_gather(ds, rows, count, norm, nb_value(g, in), NULL);
         if ((s = nb_graph_forward_to(g, out, err)))

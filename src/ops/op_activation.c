@@ -22,10 +22,12 @@ static nb_status same_shape(nb_graph *g, nb_node *n, nb_error *err)
  * Behind a Linear whose only consumer it is, the forward is done by the Linear's output pass
  * (graph.c fuses them) and relu_forward is not called. Each backward here writes dx instead of
  * adding to it when the graph marked dx fresh (graph.c). */
+/* The forwards here may run in place (y = x: nb_op_def.in_place), so x and y are not
+ * restrict; the compiler's run-time overlap check still vectorises them in place. */
 static void relu_forward(nb_graph *g, nb_node *n, int64_t N)
 {
-    const float *restrict x = nb_in(g, n, 0)->value;
-    float *restrict y = n->value;
+    const float *x = nb_in(g, n, 0)->value;
+    float *y = n->value;
     for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
@@ -119,8 +121,8 @@ static nb_status leaky_relu_shape(nb_graph *g, nb_node *n, nb_error *err)
 
 static void leaky_relu_forward(nb_graph *g, nb_node *n, int64_t N)
 {
-    const float *restrict x = nb_in(g, n, 0)->value;
-    float *restrict y = n->value;
+    const float *x = nb_in(g, n, 0)->value;
+    float *y = n->value;
     float a = n->fparam;
     for (int64_t i = 0, e = nb_node_elems(n, N); i < e; i++)
         y[i] = x[i] > 0.0f ? x[i] : a * x[i];
@@ -165,24 +167,25 @@ static void gelu_backward(nb_graph *g, nb_node *n, int64_t N)
 
 const nb_op_def nb_op_relu_def = {.name = "relu", .n_inputs = 1, .shape = same_shape,
                                   .forward = relu_forward, .backward = relu_backward,
-                                  .writes_fresh = 1, .formula = "Y = max(X, 0)",
+                                  .writes_fresh = 1, .in_place = 1, .formula = "Y = max(X, 0)",
                                   .vjp = {"dX += dY ⊙ [Y > 0]"}};
 const nb_op_def nb_op_tanh_def = {.name = "tanh", .n_inputs = 1, .shape = same_shape,
-                                  .forward = tanh_forward, .backward = tanh_backward,
+                                  .forward = tanh_forward, .backward = tanh_backward, .in_place = 1,
                                   .formula = "Y = tanh(X)", .vjp = {"dX += dY ⊙ (1 − Y²)"}};
 const nb_op_def nb_op_sigmoid_def = {.name = "sigmoid", .n_inputs = 1, .shape = same_shape,
                                      .forward = sigmoid_forward, .backward = sigmoid_backward,
+                                     .in_place = 1,
                                      .formula = "Y = 1/(1 + e^−X)",
                                      .vjp = {"dX += dY ⊙ Y(1 − Y)"}};
 
 const nb_op_def nb_op_leaky_relu_def = {.name = "leaky_relu", .n_inputs = 1,
                                         .shape = leaky_relu_shape,
                                         .forward = leaky_relu_forward,
-                                        .backward = leaky_relu_backward,
+                                        .backward = leaky_relu_backward, .in_place = 1,
                                         .formula = "Y = X if X > 0 else a·X",
                                         .vjp = {"dX += dY ⊙ (X > 0 ? 1 : a)"}};
 const nb_op_def nb_op_gelu_def = {.name = "gelu", .n_inputs = 1, .shape = same_shape,
-                                  .forward = gelu_forward, .backward = gelu_backward,
+                                  .forward = gelu_forward, .backward = gelu_backward, .in_place = 1,
                                   .formula = "Y = X·Φ(X) = X/2·(1 + erf(X/√2))",
                                   .vjp = {"dX += dY ⊙ (Φ(X) + X·φ(X))"}};
 

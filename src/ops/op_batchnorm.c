@@ -107,6 +107,9 @@ const nb_op_def nb_op_batch_norm_def = {
     .forward = bn_forward,
     .backward = bn_backward,
     .writes_fresh = 1,
+    /* each channel's statistics are read from x before its values are written, and
+     * y[n,c,·] = a_c·x[n,c,·] + b_c element by element: y may be x */
+    .in_place = 1,
 };
 
 int nb_batch_norm(nb_graph *g, const char *name, int x, float momentum, float eps)

@@ -6,7 +6,8 @@
  *               y = x ⊙ m,  dx += dy ⊙ m   (the gradient is masked the same way)
  *   evaluation  y = x,      dx += dy
  *
- * The mask lives in the node's scratch (aux) so that backward sees the forward's draw. */
+ * The mask lives in the node's scratch (aux) so that backward sees the forward's draw; an
+ * inference plan keeps none (aux NULL), and may run the forward in place. */
 #include "core/graph.h"
 
 static nb_status dropout_shape(nb_graph *g, nb_node *n, nb_error *err)
@@ -31,8 +32,10 @@ static void dropout_forward(nb_graph *g, nb_node *n, int64_t N)
     }
     float p = n->fparam, keep = 1.0f / (1.0f - p);
     for (int64_t i = 0; i < e; i++) {
-        n->aux[i] = nb_rng_uniform(&g->rng) >= p ? keep : 0.0f;
-        n->value[i] = x[i] * n->aux[i];
+        float m = nb_rng_uniform(&g->rng) >= p ? keep : 0.0f;
+        if (n->aux)
+            n->aux[i] = m;
+        n->value[i] = x[i] * m;
     }
 }
 
@@ -46,6 +49,7 @@ static void dropout_backward(nb_graph *g, nb_node *n, int64_t N)
 
 const nb_op_def nb_op_dropout_def = {.name = "dropout", .n_inputs = 1, .shape = dropout_shape,
                                      .forward = dropout_forward, .backward = dropout_backward,
+                                     .in_place = 1, .aux_for_backward = 1,
                                      .formula = "Y = X ⊙ mask/(1−p)",
                                      .vjp = {"dX += dY ⊙ mask/(1−p)"}};
 

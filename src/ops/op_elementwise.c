@@ -107,18 +107,19 @@ static void scale_backward(nb_graph *g, nb_node *n, int64_t N)
 }
 
 const nb_op_def nb_op_add_def = {.name = "add", .n_inputs = 2, .shape = binary_shape,
-                                 .forward = add_forward, .backward = add_backward,
+                                 .forward = add_forward, .backward = add_backward, .in_place = 3,
                                  .formula = "Y = A + B", .vjp = {"dA += dY", "dB += dY"}};
 const nb_op_def nb_op_max_def = {.name = "max", .n_inputs = 2, .shape = binary_shape,
-                                 .forward = max_forward, .backward = max_backward,
+                                 .forward = max_forward, .backward = max_backward, .in_place = 3,
                                  .formula = "Y = max(A, B)",
                                  .vjp = {"dA += dY where A > B (½ at a tie)",
                                          "dB += dY where B > A (½ at a tie)"}};
 const nb_op_def nb_op_mul_def = {.name = "mul", .n_inputs = 2, .shape = binary_shape,
-                                 .forward = mul_forward, .backward = mul_backward,
+                                 .forward = mul_forward, .backward = mul_backward, .in_place = 3,
                                  .formula = "Y = A ⊙ B", .vjp = {"dA += dY ⊙ B", "dB += dY ⊙ A"}};
 const nb_op_def nb_op_scale_def = {.name = "scale", .n_inputs = 1, .shape = scale_shape,
                                    .forward = scale_forward, .backward = scale_backward,
+                                   .in_place = 1,
                                    .formula = "Y = a·X", .vjp = {"dX += a·dY"}};
 
 int nb_add(nb_graph *g, const char *name, int a, int b)

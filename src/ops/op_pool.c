@@ -45,7 +45,7 @@ static void max_forward(nb_graph *g, nb_node *n, int64_t N)
 {
     nb_conv_shape s = nb_window_shape(g, n, N);
     nb_max_pool2d_forward(g->gemm, g->precision, &s, nb_in(g, n, 0)->value, n->value,
-                          (int32_t *)n->aux);
+                          (int32_t *)n->aux); /* NULL in an inference plan: not kept */
 }
 
 static void max_backward(nb_graph *g, nb_node *n, int64_t N)
@@ -73,7 +73,7 @@ const nb_op_def nb_op_max_pool2d_def = {.name = "max_pool2d", .n_inputs = 1,
                                         .formula = "y[n,c,p,q] = max over window(p,q) of X[n,c]",
                                         .vjp = {"dX[argmax] += dY (first maximum at a tie)"},
                                         .shape = pool_shape, .forward = max_forward,
-                                        .backward = max_backward};
+                                        .backward = max_backward, .aux_for_backward = 1};
 const nb_op_def nb_op_avg_pool2d_def = {.name = "avg_pool2d", .n_inputs = 1,
                                         .formula = "y[n,c,p,q] = (1/D) Σ over window(p,q) of X[n,c]",
                                         .vjp = {"dX[window] += dY / D"},

@@ -264,7 +264,8 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             }
             int64_t n = P - first < t->batch ? P - first : t->batch, lo, nr;
             nb_dist_share(t->dist, n, &lo, &nr); /* this rank's rows: lo, lo+1, …, lo+nr−1 */
-            if (nb_graph_batch(g) != nr && (s = nb_graph_prepare(g, nr, err)))
+            if ((nb_graph_batch(g) != nr || nb_graph_inference(g)) &&
+                (s = nb_graph_prepare(g, nr, err)))
                 return s;
             gather(m, ds, t->order + first + lo, nr);
             if (t->augment.blank)
@@ -352,7 +353,10 @@ nb_status nb_trainer_run(nb_trainer *t, const nb_train_callbacks *cb, nb_error *
             return s;
         if (t->val && (s = nb_best_update(&t->best, t->epoch, w, buf, t->dist, &st, err)))
             return s;
-        if (nb_graph_batch(g) != t->batch && (s = nb_graph_prepare(g, t->batch, err)))
+        /* evaluation planned the graph for inference (or another batch): plan it for
+         * training again */
+        if ((nb_graph_batch(g) != t->batch || nb_graph_inference(g)) &&
+            (s = nb_graph_prepare(g, t->batch, err)))
             return s;
         int stop = cb && cb->epoch_end && cb->epoch_end(cb->user, &st);
         /* with ranks: the replicas still agree, and a stop on any rank is a stop on all */
