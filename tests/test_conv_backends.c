@@ -202,6 +202,46 @@ static void compare_max_pool(nb_gemm *ctx, int64_t N, int64_t C, int64_t H, int6
     free(x), free(y[0]), free(y[1]), free(am[0]), free(am[1]);
 }
 
+/* Pooling backward writing (beta = 0) into a dx full of stale values equals accumulating
+ * (beta = 1) into zeros, on ctx's kernels: max pooling's 2×2 window on an odd size (a last
+ * row and column no window covers, which writing must zero), overlapping and padded windows,
+ * and average pooling's. */
+static void check_pool_backward_write(nb_gemm *ctx, int64_t H, int64_t W, int64_t k,
+                                      int64_t stride, int64_t pad)
+{
+    nb_conv_shape s = {.N = 3, .C = 5, .H = H, .W = W, .K = 5, .R = k, .S = k,
+                       .stride_h = stride, .stride_w = stride, .pad_h = pad, .pad_w = pad,
+                       .dil_h = 1, .dil_w = 1, .groups = 1};
+    s.P = (H + 2 * pad - k) / stride + 1, s.Q = (W + 2 * pad - k) / stride + 1;
+    size_t xn = (size_t)(s.N * s.C * H * W), yn = (size_t)(s.N * s.C * s.P * s.Q);
+    float *x = random_floats(xn), *y = malloc(yn * sizeof *y), *dy = random_floats(yn);
+    float *written = random_floats(xn), *added = calloc(xn, sizeof *added);
+    int32_t *am = malloc(yn * sizeof *am);
+    nb_max_pool2d_forward(ctx, NB_PRECISION_FP32, &s, x, y, am);
+    nb_max_pool2d_backward(ctx, NB_PRECISION_FP32, &s, dy, am, 0.0f, written);
+    nb_max_pool2d_backward(ctx, NB_PRECISION_FP32, &s, dy, am, 1.0f, added);
+    CHECK_MSG(memcmp(written, added, xn * sizeof *added) == 0,
+              "max pool backward %lldx%lld k%lld s%lld p%lld: writing differs from adding to 0",
+              (long long)H, (long long)W, (long long)k, (long long)stride, (long long)pad);
+    memset(added, 0, xn * sizeof *added);
+    for (size_t i = 0; i < xn; i++)
+        written[i] = 7.0f;
+    nb_avg_pool2d_backward(ctx, NB_PRECISION_FP32, &s, 1, dy, 0.0f, written);
+    nb_avg_pool2d_backward(ctx, NB_PRECISION_FP32, &s, 1, dy, 1.0f, added);
+    CHECK_MSG(memcmp(written, added, xn * sizeof *added) == 0,
+              "avg pool backward %lldx%lld k%lld s%lld p%lld: writing differs from adding to 0",
+              (long long)H, (long long)W, (long long)k, (long long)stride, (long long)pad);
+    free(x), free(y), free(dy), free(written), free(added), free(am);
+}
+
+static void check_pool_backward_writes(nb_gemm *ctx)
+{
+    check_pool_backward_write(ctx, 28, 28, 2, 2, 0);
+    check_pool_backward_write(ctx, 7, 9, 2, 2, 0);
+    check_pool_backward_write(ctx, 7, 7, 3, 2, 1);
+    check_pool_backward_write(ctx, 5, 6, 3, 1, 1);
+}
+
 static void compare_bn_and_pool(nb_gemm *ctx, int threads)
 {
     static const bn_case bn_cases[] = {{5, 3, 37}, {4, 16, 196}, {6, 8, 1}, {8, 32, 100},
@@ -236,6 +276,8 @@ int main(void)
     nb_gemm *portable = nb_gemm_new(NB_GEMM_PORTABLE, 1, &err);
     CHECK(portable != NULL);
     CHECK(strcmp(nb_conv2d_implementation(portable, NB_PRECISION_FP32), "portable") == 0);
+    if (portable)
+        check_pool_backward_writes(portable);
     for (int threads = 1; threads <= 2; threads++) {
         nb_gemm *onednn = nb_gemm_new(NB_GEMM_ONEDNN, threads, &err);
         CHECK(onednn != NULL);
@@ -264,6 +306,7 @@ int main(void)
                            cases[i].label, threads, threads > 1 ? "s" : " ", worst);
             }
         }
+        check_pool_backward_writes(onednn);
         if (nb_conv_avx2.supports(onednn, NB_PRECISION_FP32))
             compare_bn_and_pool(onednn, threads);
         else if (threads == 1)

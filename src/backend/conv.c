@@ -93,9 +93,9 @@ void nb_max_pool2d_forward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
 }
 
 void nb_max_pool2d_backward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
-                            const float *dy, const int32_t *argmax, float *dx)
+                            const float *dy, const int32_t *argmax, float beta, float *dx)
 {
-    choose(ctx, p, K_MAX_BWD)->max_pool2d_backward(ctx, s, dy, argmax, dx);
+    choose(ctx, p, K_MAX_BWD)->max_pool2d_backward(ctx, s, dy, argmax, beta, dx);
 }
 
 void nb_avg_pool2d_forward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
@@ -105,9 +105,9 @@ void nb_avg_pool2d_forward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
 }
 
 void nb_avg_pool2d_backward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
-                            int count_include_pad, const float *dy, float *dx)
+                            int count_include_pad, const float *dy, float beta, float *dx)
 {
-    choose(ctx, p, K_AVG_BWD)->avg_pool2d_backward(ctx, s, count_include_pad, dy, dx);
+    choose(ctx, p, K_AVG_BWD)->avg_pool2d_backward(ctx, s, count_include_pad, dy, beta, dx);
 }
 
 void nb_batch_norm_forward(nb_gemm *ctx, nb_precision p, const nb_bn_shape *s, const float *x,

@@ -75,16 +75,17 @@ void nb_conv2d_backward_weights(nb_gemm *ctx, nb_precision p, const nb_conv_shap
  * kept for backward). */
 void nb_max_pool2d_forward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
                            const float *x, float *y, int32_t *argmax);
-/* dx[n,c,argmax] += dy[n,c,p,q] (dx accumulates; overlapping windows add up) */
+/* dx = beta·dx + scatter: dx[n,c,argmax] += dy[n,c,p,q] (overlapping windows add up); beta
+ * is 0 (write: elements no window chose become 0) or 1 (accumulate) */
 void nb_max_pool2d_backward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
-                            const float *dy, const int32_t *argmax, float *dx);
+                            const float *dy, const int32_t *argmax, float beta, float *dx);
 /* y = the mean of each window: the sum over its elements inside x divided by R·S when
  * count_include_pad (PyTorch's default), else by the number of elements inside x. */
 void nb_avg_pool2d_forward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
                            int count_include_pad, const float *x, float *y);
-/* dx += dy / divisor over each window (dx accumulates). */
+/* dx = beta·dx + Σ_windows dy / divisor over each window (beta 0 or 1, as max pooling). */
 void nb_avg_pool2d_backward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
-                            int count_include_pad, const float *dy, float *dx);
+                            int count_include_pad, const float *dy, float beta, float *dx);
 
 /* ---- batch normalisation -------------------------------------------------------------------- */
 
@@ -125,11 +126,11 @@ typedef struct nb_conv_kernels {
     void (*max_pool2d_forward)(nb_gemm *ctx, const nb_conv_shape *s, const float *x, float *y,
                                int32_t *argmax);
     void (*max_pool2d_backward)(nb_gemm *ctx, const nb_conv_shape *s, const float *dy,
-                                const int32_t *argmax, float *dx);
+                                const int32_t *argmax, float beta, float *dx);
     void (*avg_pool2d_forward)(nb_gemm *ctx, const nb_conv_shape *s, int count_include_pad,
                                const float *x, float *y);
     void (*avg_pool2d_backward)(nb_gemm *ctx, const nb_conv_shape *s, int count_include_pad,
-                                const float *dy, float *dx);
+                                const float *dy, float beta, float *dx);
     void (*batch_norm_forward)(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
                                const float *gamma, const float *beta, float eps,
                                int batch_stats, const float *running_mean,

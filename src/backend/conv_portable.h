@@ -13,11 +13,11 @@
 void nb_portable_max_pool2d_forward(nb_gemm *ctx, const nb_conv_shape *s, const float *x,
                                     float *y, int32_t *argmax);
 void nb_portable_max_pool2d_backward(nb_gemm *ctx, const nb_conv_shape *s, const float *dy,
-                                     const int32_t *argmax, float *dx);
+                                     const int32_t *argmax, float beta, float *dx);
 void nb_portable_avg_pool2d_forward(nb_gemm *ctx, const nb_conv_shape *s, int include_pad,
                                     const float *x, float *y);
 void nb_portable_avg_pool2d_backward(nb_gemm *ctx, const nb_conv_shape *s, int include_pad,
-                                     const float *dy, float *dx);
+                                     const float *dy, float beta, float *dx);
 /* Batch norm's loops over one run (the HW consecutive values of one sample and channel),
  * which an implementation may replace (image_avx2.c: vectors) while keeping the per-channel
  * arithmetic of conv_portable_bn.c (sums of runs in double, the variance in two passes, the

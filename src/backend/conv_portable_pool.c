@@ -3,6 +3,8 @@
 #include "backend/conv_portable.h"
 #include "backend/gemm_pool.h"
 
+#include <string.h>
+
 typedef struct pool_job pool_job;
 struct pool_job {
     const nb_conv_shape *s;
@@ -11,6 +13,7 @@ struct pool_job {
     const int32_t *argmax_in;
     int32_t *argmax;
     int include_pad, tasks;
+    int write; /* backward: dx is overwritten (beta = 0), not added to */
     void (*plane)(const pool_job *j, int64_t plane); /* the kernel on plane (n, c) */
 };
 
@@ -109,12 +112,16 @@ static void max_forward_plane(const pool_job *j, int64_t plane)
     }
 }
 
+/* Writing (beta = 0) zeroes the plane first, while it is in cache: one pass over dx instead
+ * of the graph zeroing all of it beforehand and the scatter reading it back. */
 static void max_backward_plane(const pool_job *j, int64_t plane)
 {
     const nb_conv_shape *s = j->s;
     float *dx = j->dx + plane * s->H * s->W;
     const float *dy = j->dy + plane * s->P * s->Q;
     const int32_t *am = j->argmax_in + plane * s->P * s->Q;
+    if (j->write)
+        memset(dx, 0, (size_t)(s->H * s->W) * sizeof *dx);
     for (int64_t i = 0; i < s->P * s->Q; i++)
         if (am[i] >= 0)
             dx[am[i]] += dy[i];
@@ -128,9 +135,9 @@ void nb_portable_max_pool2d_forward(nb_gemm *ctx, const nb_conv_shape *s, const 
 }
 
 void nb_portable_max_pool2d_backward(nb_gemm *ctx, const nb_conv_shape *s, const float *dy,
-                                     const int32_t *argmax, float *dx)
+                                     const int32_t *argmax, float beta, float *dx)
 {
-    pool_job j = {.s = s, .dy = dy, .dx = dx, .argmax_in = argmax};
+    pool_job j = {.s = s, .dy = dy, .dx = dx, .argmax_in = argmax, .write = beta == 0.0f};
     run_planes(ctx, &j, max_backward_plane);
 }
 
@@ -171,6 +178,8 @@ static void avg_backward_plane(const pool_job *j, int64_t plane)
     int64_t h0, h1, w0, w1;
     float *dx = j->dx + plane * s->H * s->W;
     const float *dy = j->dy + plane * s->P * s->Q;
+    if (j->write) /* as max_backward_plane */
+        memset(dx, 0, (size_t)(s->H * s->W) * sizeof *dx);
     for (int64_t p = 0; p < s->P; p++)
         for (int64_t q = 0; q < s->Q; q++) {
             float g = dy[p * s->Q + q] / window(s, j->include_pad, p, q, &h0, &h1, &w0, &w1);
@@ -188,8 +197,8 @@ void nb_portable_avg_pool2d_forward(nb_gemm *ctx, const nb_conv_shape *s, int in
 }
 
 void nb_portable_avg_pool2d_backward(nb_gemm *ctx, const nb_conv_shape *s, int include_pad,
-                                     const float *dy, float *dx)
+                                     const float *dy, float beta, float *dx)
 {
-    pool_job j = {.s = s, .dy = dy, .dx = dx, .include_pad = include_pad};
+    pool_job j = {.s = s, .dy = dy, .dx = dx, .include_pad = include_pad, .write = beta == 0.0f};
     run_planes(ctx, &j, avg_backward_plane);
 }
