@@ -1,7 +1,9 @@
 /* The image kernels' implementations agree: every convolution kernel (forward with and
  * without bias, backward data writing and accumulating, backward weights with and without
  * the bias gradient, writing and accumulating) run through the oneDNN implementation
- * (conv_onednn.c, chosen for contexts on the onednn backend) with 1 and 2 threads, against
+ * (conv_onednn.c, chosen for contexts on the onednn backend) — or for few input channels at
+ * stride 1 the direct AVX2 one (conv_avx2_direct.c), checked to be the one chosen exactly for
+ * those shapes — with 1 and 2 threads, against
  * the portable im2col implementation (chosen for contexts on the portable backend), on
  * strided, padded, dilated, grouped, 1×1, 'same'-with-even-kernel and one-sample shapes, and
  * shapes wide enough for the blocked layouts.
@@ -41,7 +43,22 @@ static const conv_case cases[] = {
     {"fashion-cnn conv2", 7, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 0},
     /* ≥ 8 channels per group: oneDNN's forward runs on blocked layouts with reorders */
     {"grouped wide strided dilated", 3, 16, 11, 11, 16, 3, 3, 2, 2, 2, 2, 0},
+    /* ≤ 4 input channels at stride 1: the direct AVX2 kernels (conv_avx2_direct.c), with rows
+     * of 8 outputs or more (a last vector overlapping), output channels not a multiple of 4,
+     * rectangular kernels, 'same' padding with an even kernel */
+    {"fashion-cnn conv1", 3, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 0},
+    {"few channels odd width", 2, 3, 9, 13, 5, 3, 3, 1, 1, 1, 1, 0},
+    {"few channels 2x5 no pad", 2, 2, 10, 12, 7, 2, 5, 1, 0, 1, 1, 0},
+    {"few channels same even", 2, 4, 10, 10, 3, 4, 4, 1, 1, 1, 1, 1},
+    {"one sample conv1", 1, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 0},
 };
+
+/* Which cases the direct AVX2 kernels must take on the fast backends (the rest must not) */
+static int direct_case(const conv_case *c)
+{
+    return c->C <= 4 && c->stride == 1 && c->dil == 1 && c->groups == 1 && c->W >= 8 &&
+           c->W + 2 * c->pad + c->extra - c->S + 1 >= 8;
+}
 
 static unsigned long long state = 88172645463325252ull;
 
@@ -289,6 +306,14 @@ int main(void)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             float *a[OUTS], *b[OUTS];
             size_t n[OUTS];
+            nb_conv_shape shape = shape_of(&cases[i]);
+            const char *impl = nb_conv2d_implementation_for(onednn, NB_PRECISION_FP32, &shape);
+            const char *want = direct_case(&cases[i]) &&
+                                       nb_conv_avx2.supports(onednn, NB_PRECISION_FP32)
+                                   ? "avx2"
+                                   : "onednn";
+            CHECK_MSG(strcmp(impl, want) == 0, "%s: runs on %s, expected %s", cases[i].label,
+                      impl, want);
             /* twice on oneDNN: the second call reuses the cached primitives */
             for (int rep = 0; rep < 2; rep++) {
                 run_all(onednn, &cases[i], a, n);
@@ -302,8 +327,8 @@ int main(void)
                     free(a[o]), free(b[o]);
                 }
                 if (rep == 1)
-                    printf("  %-28s %d thread%s: oneDNN vs portable worst %.2e\n",
-                           cases[i].label, threads, threads > 1 ? "s" : " ", worst);
+                    printf("  %-28s %d thread%s: %s vs portable worst %.2e\n",
+                           cases[i].label, threads, threads > 1 ? "s" : " ", impl, worst);
             }
         }
         check_pool_backward_writes(onednn);

@@ -5,10 +5,10 @@
 /* Implementations in order of preference; the portable one, last, serves everything. A new
  * implementation (oneDNN primitives, a GPU) goes before it. */
 static const nb_conv_kernels *const impls[] = {
+    &nb_conv_avx2, /* its convolutions serve few input channels only (conv2d_serves) */
 #ifdef NB_HAVE_ONEDNN
     &nb_conv_onednn,
 #endif
-    &nb_conv_avx2,
     &nb_conv_portable};
 
 enum { IMPL_COUNT = sizeof impls / sizeof impls[0] };
@@ -34,16 +34,26 @@ static int has(const nb_conv_kernels *k, kernel which)
     return 0;
 }
 
-/* The first implementation that serves ctx at precision p and has the kernel. bf16 falls
- * back to fp32 where none has bf16. */
-static const nb_conv_kernels *choose(const nb_gemm *ctx, nb_precision p, kernel which)
+/* The first implementation that serves ctx at precision p and has the kernel, for
+ * convolution shape s (NULL: the implementation that serves every shape). bf16 falls back to
+ * fp32 where none has bf16. */
+static const nb_conv_kernels *choose_for(const nb_gemm *ctx, nb_precision p, kernel which,
+                                         const nb_conv_shape *s)
 {
+    int conv = which <= K_CONV_BWD_WEIGHTS;
     for (int i = 0; i < IMPL_COUNT; i++) {
         const nb_conv_kernels *k = impls[i];
+        if (conv && k->conv2d_serves && (!s || !k->conv2d_serves(s)))
+            continue;
         if (has(k, which) && (!k->supports || k->supports(ctx, p)))
             return k;
     }
     return &nb_conv_portable;
+}
+
+static const nb_conv_kernels *choose(const nb_gemm *ctx, nb_precision p, kernel which)
+{
+    return choose_for(ctx, p, which, NULL);
 }
 
 const char *nb_conv2d_implementation(const nb_gemm *ctx, nb_precision p)
@@ -51,13 +61,19 @@ const char *nb_conv2d_implementation(const nb_gemm *ctx, nb_precision p)
     return choose(ctx, p, K_CONV_FWD)->name;
 }
 
+const char *nb_conv2d_implementation_for(const nb_gemm *ctx, nb_precision p,
+                                         const nb_conv_shape *s)
+{
+    return choose_for(ctx, p, K_CONV_FWD, s)->name;
+}
+
 size_t nb_conv2d_workspace(const nb_gemm *ctx, const nb_conv_shape *s, nb_precision p)
 {
     /* every implementation that may run one of the three kernels gets enough */
     size_t most = 0;
-    const nb_conv_kernels *k[3] = {choose(ctx, p, K_CONV_FWD),
-                                   choose(ctx, p, K_CONV_BWD_DATA),
-                                   choose(ctx, p, K_CONV_BWD_WEIGHTS)};
+    const nb_conv_kernels *k[3] = {choose_for(ctx, p, K_CONV_FWD, s),
+                                   choose_for(ctx, p, K_CONV_BWD_DATA, s),
+                                   choose_for(ctx, p, K_CONV_BWD_WEIGHTS, s)};
     for (int i = 0; i < 3; i++) {
         const nb_conv_kernels *impl = k[i]->conv2d_workspace ? k[i] : &nb_conv_portable;
         size_t n = impl->conv2d_workspace(ctx, s);
@@ -69,20 +85,20 @@ size_t nb_conv2d_workspace(const nb_gemm *ctx, const nb_conv_shape *s, nb_precis
 void nb_conv2d_forward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s, const float *x,
                        const float *w, const float *bias, float *y, float *ws)
 {
-    choose(ctx, p, K_CONV_FWD)->conv2d_forward(ctx, s, x, w, bias, y, ws);
+    choose_for(ctx, p, K_CONV_FWD, s)->conv2d_forward(ctx, s, x, w, bias, y, ws);
 }
 
 void nb_conv2d_backward_data(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
                              const float *dy, const float *w, float beta, float *dx, float *ws)
 {
-    choose(ctx, p, K_CONV_BWD_DATA)->conv2d_backward_data(ctx, s, dy, w, beta, dx, ws);
+    choose_for(ctx, p, K_CONV_BWD_DATA, s)->conv2d_backward_data(ctx, s, dy, w, beta, dx, ws);
 }
 
 void nb_conv2d_backward_weights(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
                                 const float *x, const float *dy, float beta, float *dw,
                                 float bias_beta, float *dbias, float *ws)
 {
-    choose(ctx, p, K_CONV_BWD_WEIGHTS)
+    choose_for(ctx, p, K_CONV_BWD_WEIGHTS, s)
         ->conv2d_backward_weights(ctx, s, x, dy, beta, dw, bias_beta, dbias, ws);
 }
 

@@ -115,6 +115,9 @@ void nb_batch_norm_backward(nb_gemm *ctx, nb_precision p, const nb_bn_shape *s,
 typedef struct nb_conv_kernels {
     const char *name;
     int (*supports)(const nb_gemm *ctx, nb_precision p);
+    /* whether the convolution entries run shape s (NULL: every shape); one that serves only
+     * some leaves the others to the next implementation */
+    int (*conv2d_serves)(const nb_conv_shape *s);
     size_t (*conv2d_workspace)(const nb_gemm *ctx, const nb_conv_shape *s);
     void (*conv2d_forward)(nb_gemm *ctx, const nb_conv_shape *s, const float *x, const float *w,
                            const float *bias, float *y, float *ws);
@@ -145,11 +148,17 @@ typedef struct nb_conv_kernels {
 /* The name of the implementation that runs 2-D convolution forward on ctx at precision p
  * ("onednn", "portable"): for tests and benchmarks. */
 const char *nb_conv2d_implementation(const nb_gemm *ctx, nb_precision p);
+/* The one that runs the forward of shape s ("avx2" for few input channels on the fast
+ * backends) */
+const char *nb_conv2d_implementation_for(const nb_gemm *ctx, nb_precision p,
+                                         const nb_conv_shape *s);
 
 /* The portable fp32 implementation (conv_portable.c): every entry filled. */
 extern const nb_conv_kernels nb_conv_portable;
-/* Batch norm and 2×2 max pooling forward in AVX2 + FMA (image_avx2.c), for the contexts of
- * the non-portable backends on CPUs with both; other entries NULL. */
+/* Batch norm and 2×2 max pooling forward in AVX2 + FMA (image_avx2.c), and convolution
+ * forward and backward weights for few input channels (conv_avx2_direct.c, conv2d_serves
+ * says which shapes), for the contexts of the non-portable backends on CPUs with both; other
+ * entries NULL. */
 extern const nb_conv_kernels nb_conv_avx2;
 #ifdef NB_HAVE_ONEDNN
 /* oneDNN convolution primitives (conv_onednn.c), for contexts on the onednn backend:

@@ -25,6 +25,7 @@
  * NaN wins). Every other window shape, and the backward, run the portable kernels. */
 #include "backend/backend.h"
 #include "backend/conv.h"
+#include "backend/conv_avx2_direct.h"
 #include "backend/conv_portable.h"
 #include "backend/gemm_pool.h"
 
@@ -279,6 +280,10 @@ static int supports(const nb_gemm *ctx, nb_precision p)
 const nb_conv_kernels nb_conv_avx2 = {
     .name = "avx2",
     .supports = supports,
+    .conv2d_serves = nb_conv_avx2_direct_serves,
+    .conv2d_workspace = nb_conv_avx2_direct_workspace,
+    .conv2d_forward = nb_conv_avx2_direct_forward,
+    .conv2d_backward_weights = nb_conv_avx2_direct_backward_weights,
     .max_pool2d_forward = max_forward,
     .batch_norm_forward = bn_forward,
     .batch_norm_backward = bn_backward,
@@ -291,5 +296,6 @@ static int never(const nb_gemm *ctx, nb_precision p)
     return 0;
 }
 
-const nb_conv_kernels nb_conv_avx2 = {.name = "avx2", .supports = never};
+const nb_conv_kernels nb_conv_avx2 = {.name = "avx2", .supports = never,
+                                      .conv2d_serves = nb_conv_avx2_direct_serves};
 #endif
