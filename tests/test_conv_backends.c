@@ -11,6 +11,9 @@
  * and 2×2 max pooling (ties, NaN, ±∞, odd sizes, rows shorter and longer than a vector) in
  * AVX2 (image_avx2.c, chosen for the fast backends' contexts) against the portable loops, on
  * CPUs with AVX2 and FMA (elsewhere that part is skipped, and said so).
+ * oneDNN's forward at a batch large enough to run in pieces (conv_onednn.c's
+ * FWD_PIECE_BYTES) bit for bit equal to one sample at a time; max pooling without the arg-max
+ * (inference) bit for bit equal to with it.
  * Without oneDNN built in, the comparison is skipped (exit 77). */
 #include "check.h"
 #include "backend/conv.h"
@@ -216,6 +219,17 @@ static void compare_max_pool(nb_gemm *ctx, int64_t N, int64_t C, int64_t H, int6
         bad += !same_float(y[0][i], y[1][i]) || am[0][i] != am[1][i];
     CHECK_MSG(bad == 0, "max pool %lldx%lldx%lldx%lld: %zu of %zu outputs differ", (long long)N,
               (long long)C, (long long)H, (long long)W, bad, yn);
+    /* without the arg-max (an inference plan keeps none): the same maxima */
+    float *y_only = malloc(yn * sizeof *y_only);
+    for (int k = 0; k < 2; k++) {
+        (k ? nb_conv_portable : nb_conv_avx2).max_pool2d_forward(ctx, &s, x, y_only, NULL);
+        size_t off = 0;
+        for (size_t i = 0; i < yn; i++)
+            off += !same_float(y_only[i], y[k][i]);
+        CHECK_MSG(off == 0, "max pool %s without arg-max: %zu outputs differ",
+                  k ? "portable" : "AVX2", off);
+    }
+    free(y_only);
     free(x), free(y[0]), free(y[1]), free(am[0]), free(am[1]);
 }
 
@@ -283,6 +297,28 @@ static void compare_bn_and_pool(nb_gemm *ctx, int threads)
     compare_max_pool(ctx, 2, 2, 15, 16);
 }
 
+/* fashion-cnn's conv2 on 300 samples: more than one piece per thread (conv_onednn.c) — the
+ * same bits as one sample per call. */
+static void forward_in_pieces(nb_gemm *ctx, int threads)
+{
+    conv_case c = {"pieces", 300, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 0};
+    nb_conv_shape s = shape_of(&c), one = s;
+    one.N = 1;
+    size_t xs = (size_t)(s.C * s.H * s.W), ys = (size_t)(s.K * s.P * s.Q);
+    float *x = random_floats((size_t)s.N * xs), *w = random_floats((size_t)(s.K * s.C * 9));
+    float *b = random_floats((size_t)s.K), *y = malloc((size_t)s.N * ys * sizeof *y);
+    float *y1 = malloc((size_t)s.N * ys * sizeof *y1);
+    float *ws = malloc(nb_conv2d_workspace(ctx, &s, NB_PRECISION_FP32) * sizeof *ws + 64);
+    nb_conv2d_forward(ctx, NB_PRECISION_FP32, &s, x, w, b, y, ws);
+    for (int64_t n = 0; n < s.N; n++)
+        nb_conv2d_forward(ctx, NB_PRECISION_FP32, &one, x + n * (int64_t)xs, w, b,
+                          y1 + n * (int64_t)ys, ws);
+    CHECK_MSG(memcmp(y, y1, (size_t)s.N * ys * sizeof *y) == 0,
+              "%d threads: conv forward on 300 samples differs from one sample at a time",
+              threads);
+    free(x), free(w), free(b), free(y), free(y1), free(ws);
+}
+
 int main(void)
 {
     nb_error err = {0};
@@ -332,6 +368,7 @@ int main(void)
             }
         }
         check_pool_backward_writes(onednn);
+        forward_in_pieces(onednn, threads);
         if (nb_conv_avx2.supports(onednn, NB_PRECISION_FP32))
             compare_bn_and_pool(onednn, threads);
         else if (threads == 1)

@@ -19,6 +19,13 @@
  *                    dw = beta·dw + Σ_t part_t in task order, so the result depends only on
  *                    the task count (as conv_portable.c).
  *
+ * A forward block larger than FWD_PIECE_BYTES of activations (x and y) runs in even pieces
+ * of samples, one primitive execution each: the blocked copies then stay that small however
+ * large the batch (inference at batch 1000: conv2 of fashion-cnn's copies 75 → 15 MB per
+ * thread). Each output sample is computed by the same kernel in the same order whatever the
+ * number of samples in the execution, so the values do not change (tests/test_conv_backends
+ * checks: bit for bit).
+ *
  * Primitives are created once per (kind, block shape) and cached per thread with their memory
  * objects; their blocked copies and scratchpads (user scratchpad mode) live in one buffer per
  * thread, sized for the largest primitive when one is created (thread_cache), so a training
@@ -42,6 +49,8 @@
 
 enum { KIND_FWD, KIND_FWD_BIAS, KIND_BWD_DATA, KIND_BWD_WEIGHTS, KIND_BWD_WEIGHTS_BIAS };
 enum { CACHE_MAX = 32, MAX_MEMS = 4 };
+/* 16 MB: training at batch 128 stays in one piece per block (conv2 of fashion-cnn: 9.6 MB) */
+#define FWD_PIECE_BYTES ((int64_t)16 << 20)
 
 typedef struct prim_key {
     int kind;
@@ -423,8 +432,21 @@ static int kind_mems(int kind)
     return kind == KIND_FWD_BIAS || kind == KIND_BWD_WEIGHTS_BIAS ? 4 : 3;
 }
 
+/* Pieces a block of n samples runs in: one, but for a forward whose activations exceed
+ * FWD_PIECE_BYTES. */
+static int64_t block_pieces(const job *j, int64_t n)
+{
+    const nb_conv_shape *s = j->s;
+    int64_t sample = (s->C * s->H * s->W + s->K * s->P * s->Q) * (int64_t)sizeof(float);
+    if (j->kind != KIND_FWD && j->kind != KIND_FWD_BIAS)
+        return 1;
+    int64_t fit = FWD_PIECE_BYTES / (sample > 0 ? sample : 1);
+    fit = fit > 1 ? fit : 1;
+    return (n + fit - 1) / fit;
+}
+
 /* Samples [n0, n1) of the job on thread `thread`'s engine, stream and cache. */
-static int run_block(job *j, int thread, int64_t n0, int64_t n1, int task)
+static int run_piece(job *j, int thread, int64_t n0, int64_t n1, int task)
 {
     const nb_conv_shape *s = j->s;
     void *engine, *stream;
@@ -475,6 +497,19 @@ static int run_block(job *j, int thread, int64_t n0, int64_t n1, int task)
     return st == dnnl_success;
 }
 
+/* Samples [n0, n1), in block_pieces pieces. */
+static int run_block(job *j, int thread, int64_t n0, int64_t n1, int task)
+{
+    int64_t pieces = block_pieces(j, n1 - n0);
+    for (int64_t p = 0; p < pieces; p++) {
+        int64_t a, b;
+        nb_task_range(n1 - n0, (int)pieces, (int)p, 1, &a, &b);
+        if (a < b && !run_piece(j, thread, n0 + a, n0 + b, task))
+            return 0;
+    }
+    return 1;
+}
+
 static void run_task(void *arg, int task, int thread)
 {
     job *j = arg;
@@ -502,10 +537,11 @@ static int run(job *j)
     void *engine, *stream;
     int thread = nb_pool_current_thread();
     nb_gemm_onednn_enter(nb_gemm_thread_context(j->ctx, thread), &engine, &stream);
-    int64_t n0, n1;
+    int64_t n0, n1, a, b;
     nb_task_range(j->s->N, j->tasks, 0, 1, &n0, &n1);
+    nb_task_range(n1 - n0, (int)block_pieces(j, n1 - n0), 0, 1, &a, &b);
     prim_key key = {.kind = j->kind, .s = *j->s};
-    key.s.N = n1 - n0;
+    key.s.N = b - a;
     if (!cache_get(&j->st->caches[thread], engine, &key)->p)
         return 0;
     j->failed = 0;
