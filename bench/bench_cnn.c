@@ -298,7 +298,7 @@ static nb_conv_shape conv_shape(int64_t N, int64_t C, int64_t HW, int64_t K, int
                            .pad_w = pad, .dil_h = 1, .dil_w = 1, .groups = 1};
 }
 
-enum { KERNELS = 19 };
+enum { KERNELS = 18 };
 typedef struct step_buffers {
     nb_conv_shape c1, c2, p1, p2;
     nb_bn_shape b1, b2;
@@ -328,10 +328,9 @@ static const char *kernel(nb_gemm *ctx, step_buffers *b, int k)
     case 11: nb_gemm_run(ctx, 0, 0, N, 3136, 128, 1.0f, b->h, 128, b->fw1, 3136, 0.0f, b->flat, 3136); return "fc1 dX";
     case 12: nb_max_pool2d_backward(ctx, fp, &b->p2, b->flat, b->am2, 0.0f, b->y2); return "pool2 bwd";
     case 13: nb_batch_norm_backward(ctx, fp, &b->b2, b->y2, b->y2, b->gm, b->mu, b->is, 1, 0.0f, b->y2, 0.0f, b->dw2, b->dw2 + 64); return "bn2 bwd";
-    case 14: nb_conv2d_backward_weights(ctx, fp, &b->c2, b->q1, b->y2, 0.0f, b->dw2, 0.0f, NULL, b->ws); return "conv2 bwd weights";
-    case 15: nb_conv2d_backward_data(ctx, fp, &b->c2, b->y2, b->w2, 0.0f, b->dq1, b->ws); return "conv2 bwd data";
-    case 16: nb_max_pool2d_backward(ctx, fp, &b->p1, b->dq1, b->am1, 0.0f, b->y1); return "pool1 bwd";
-    case 17: nb_batch_norm_backward(ctx, fp, &b->b1, b->y1, b->y1, b->gm, b->mu, b->is, 1, 0.0f, b->y1, 0.0f, b->dw1, b->dw1 + 32); return "bn1 bwd";
+    case 14: nb_conv2d_backward(ctx, fp, &b->c2, b->q1, b->y2, b->w2, 0.0f, b->dq1, 0.0f, b->dw2, 0.0f, NULL, b->ws); return "conv2 bwd data+weights";
+    case 15: nb_max_pool2d_backward(ctx, fp, &b->p1, b->dq1, b->am1, 0.0f, b->y1); return "pool1 bwd";
+    case 16: nb_batch_norm_backward(ctx, fp, &b->b1, b->y1, b->y1, b->gm, b->mu, b->is, 1, 0.0f, b->y1, 0.0f, b->dw1, b->dw1 + 32); return "bn1 bwd";
     default: nb_conv2d_backward_weights(ctx, fp, &b->c1, b->x, b->y1, 0.0f, b->dw1, 0.0f, NULL, b->ws); return "conv1 bwd weights";
     }
 }

@@ -107,9 +107,11 @@ static nb_conv_shape shape_of(const conv_case *c)
     return s;
 }
 
-/* Every kernel of case c on ctx, into out[0..7] (allocated here): y with bias, y without,
- * dx written, dx accumulated, dw+db written, dw+db accumulated, dw alone. */
-enum { OUTS = 8 };
+/* Every kernel of case c on ctx, into out[0..11] (allocated here): y with bias, y without,
+ * dx written, dx accumulated, dw+db written, dw+db accumulated, dw alone; then data and
+ * weights in one call (nb_conv2d_backward): dx accumulated with dw+db written, and dx
+ * written with dw accumulated. */
+enum { OUTS = 12 };
 static void run_all(nb_gemm *ctx, const conv_case *c, float *out[OUTS], size_t sizes[OUTS])
 {
     nb_conv_shape s = shape_of(c);
@@ -121,7 +123,7 @@ static void run_all(nb_gemm *ctx, const conv_case *c, float *out[OUTS], size_t s
     float *db0 = random_floats(bn);
     state = kept; /* the same inputs for every context */
     float *ws = calloc(nb_conv2d_workspace(ctx, &s, NB_PRECISION_FP32) + 1, sizeof *ws);
-    size_t want[OUTS] = {yn, yn, xn, xn, wn, bn, wn + bn, wn};
+    size_t want[OUTS] = {yn, yn, xn, xn, wn, bn, wn + bn, wn, xn, wn + bn, xn, wn};
     for (int i = 0; i < OUTS; i++)
         out[i] = calloc(want[i], sizeof(float)), sizes[i] = want[i];
     nb_conv2d_forward(ctx, NB_PRECISION_FP32, &s, x, w, b, out[0], ws);
@@ -136,13 +138,20 @@ static void run_all(nb_gemm *ctx, const conv_case *c, float *out[OUTS], size_t s
     memcpy(out[6], acc_w, wn * sizeof(float));
     memcpy(out[6] + wn, acc_b, bn * sizeof(float));
     nb_conv2d_backward_weights(ctx, NB_PRECISION_FP32, &s, x, dy, 0.0f, out[7], 0.0f, NULL, ws);
+    memcpy(out[8], dx0, xn * sizeof(float));
+    nb_conv2d_backward(ctx, NB_PRECISION_FP32, &s, x, dy, w, 1.0f, out[8], 0.0f, out[9], 0.0f,
+                       out[9] + wn, ws);
+    memcpy(out[11], dw0, wn * sizeof(float));
+    nb_conv2d_backward(ctx, NB_PRECISION_FP32, &s, x, dy, w, 0.0f, out[10], 1.0f, out[11], 1.0f,
+                       NULL, ws);
     free(acc_w), free(acc_b), free(x), free(w), free(b), free(dy), free(dx0), free(dw0);
     free(db0), free(ws);
 }
 
 static const char *const out_names[OUTS] = {
     "forward+bias", "forward",   "backward data",     "backward data (accumulate)",
-    "weights",      "bias grad", "weights+bias (acc)", "weights (no bias)"};
+    "weights",      "bias grad", "weights+bias (acc)", "weights (no bias)",
+    "both: data (acc)", "both: weights+bias", "both: data", "both: weights (acc)"};
 
 /* ---- batch norm and max pooling: AVX2 against portable ---------------------------------- */
 

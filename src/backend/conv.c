@@ -102,6 +102,19 @@ void nb_conv2d_backward_weights(nb_gemm *ctx, nb_precision p, const nb_conv_shap
         ->conv2d_backward_weights(ctx, s, x, dy, beta, dw, bias_beta, dbias, ws);
 }
 
+void nb_conv2d_backward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s, const float *x,
+                        const float *dy, const float *w, float dx_beta, float *dx, float beta,
+                        float *dw, float bias_beta, float *dbias, float *ws)
+{
+    const nb_conv_kernels *data = choose_for(ctx, p, K_CONV_BWD_DATA, s);
+    if (data->conv2d_backward && data == choose_for(ctx, p, K_CONV_BWD_WEIGHTS, s)) {
+        data->conv2d_backward(ctx, s, x, dy, w, dx_beta, dx, beta, dw, bias_beta, dbias, ws);
+        return;
+    }
+    nb_conv2d_backward_data(ctx, p, s, dy, w, dx_beta, dx, ws);
+    nb_conv2d_backward_weights(ctx, p, s, x, dy, beta, dw, bias_beta, dbias, ws);
+}
+
 void nb_max_pool2d_forward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s,
                            const float *x, float *y, int32_t *argmax)
 {

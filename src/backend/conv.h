@@ -67,6 +67,13 @@ void nb_conv2d_backward_weights(nb_gemm *ctx, nb_precision p, const nb_conv_shap
                                 const float *x, const float *dy, float beta, float *dw,
                                 float bias_beta, float *dbias, float *ws);
 
+/* Both of the above in one call (dw not NULL), which an implementation may run faster than
+ * two (conv_onednn.c: dy reordered into the blocked layout once for both); the same results
+ * as nb_conv2d_backward_data then nb_conv2d_backward_weights. */
+void nb_conv2d_backward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s, const float *x,
+                        const float *dy, const float *w, float dx_beta, float *dx, float beta,
+                        float *dw, float bias_beta, float *dbias, float *ws);
+
 /* ---- pooling (s->K = s->C; R × S windows) -------------------------------------------------- */
 
 /* y = the maximum of each window, padding counting as −∞; argmax[n,c,p,q] = the flat index
@@ -126,6 +133,10 @@ typedef struct nb_conv_kernels {
     void (*conv2d_backward_weights)(nb_gemm *ctx, const nb_conv_shape *s, const float *x,
                                     const float *dy, float beta, float *dw, float bias_beta,
                                     float *dbias, float *ws);
+    /* optional: data and weights at once (NULL: the two entries above, one after the other) */
+    void (*conv2d_backward)(nb_gemm *ctx, const nb_conv_shape *s, const float *x,
+                            const float *dy, const float *w, float dx_beta, float *dx,
+                            float beta, float *dw, float bias_beta, float *dbias, float *ws);
     void (*max_pool2d_forward)(nb_gemm *ctx, const nb_conv_shape *s, const float *x, float *y,
                                int32_t *argmax);
     void (*max_pool2d_backward)(nb_gemm *ctx, const nb_conv_shape *s, const float *dy,

@@ -47,7 +47,8 @@
 #ifdef NB_HAVE_ONEDNN
 #include <dnnl.h>
 
-enum { KIND_FWD, KIND_FWD_BIAS, KIND_BWD_DATA, KIND_BWD_WEIGHTS, KIND_BWD_WEIGHTS_BIAS };
+enum { KIND_FWD, KIND_FWD_BIAS, KIND_BWD_DATA, KIND_BWD_WEIGHTS, KIND_BWD_WEIGHTS_BIAS,
+       KIND_BWD_BOTH /* a job, not a primitive: data then weights (backward_both) */ };
 enum { CACHE_MAX = 32, MAX_MEMS = 4 };
 /* 16 MB: training at batch 128 stays in one piece per block (conv2 of fashion-cnn: 9.6 MB) */
 #define FWD_PIECE_BYTES ((int64_t)16 << 20)
@@ -206,8 +207,13 @@ static int is_output(int arg)
  * plain for an output), and the primitive's argument pointed at the blocked memory. */
 static dnnl_status_t add_reorders(prim *e, dnnl_engine_t engine, dnnl_primitive_desc_t pd)
 {
+    /* dy's blocked copy first, at offset 0 of the shared buffer, in both backward kinds: a
+     * combined backward (backward_both) reorders it once for the two */
+    for (int pass = 0; pass < 2; pass++)
     for (int i = 0; i < e->nmem; i++) {
         int arg = e->args[i].arg;
+        if ((arg == DNNL_ARG_DIFF_DST) != (pass == 0))
+            continue;
         const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md,
                                                                       arg);
         const dnnl_memory_desc_t *have;
@@ -355,17 +361,21 @@ static void prim_build(dnnl_engine_t engine, prim *e)
     }
 }
 
+static void cache_flush(thread_cache *c)
+{
+    for (int i = 0; i < c->count; i++)
+        prim_clear(&c->slots[i]);
+    c->count = 0;
+}
+
 static prim *cache_get(thread_cache *c, dnnl_engine_t engine, const prim_key *key)
 {
     for (int i = 0; i < c->count; i++)
         if (c->slots[i].key.kind == key->kind &&
             memcmp(&c->slots[i].key.s, &key->s, sizeof key->s) == 0)
             return &c->slots[i];
-    if (c->count == CACHE_MAX) {
-        for (int i = 0; i < c->count; i++)
-            prim_clear(&c->slots[i]);
-        c->count = 0;
-    }
+    if (c->count == CACHE_MAX)
+        cache_flush(c);
     prim *e = &c->slots[c->count++];
     e->key = *key;
     e->used = 1;
@@ -423,7 +433,8 @@ typedef struct job {
     int kind, tasks;
     const float *in[3]; /* per kind: the arrays of prim_build's memory order, sample-major ones
                          * offset per block, the rest shared */
-    float *out[2];
+    float *out[3]; /* KIND_BWD_BOTH: in = {x, dy, w}, out = {dx or its ws, partials, db or
+                    * NULL: whether the bias gradient is asked} */
     int failed;         /* some block had no primitive: the caller falls back */
 } job;
 
@@ -445,20 +456,79 @@ static int64_t block_pieces(const job *j, int64_t n)
     return (n + fit - 1) / fit;
 }
 
+/* Executes e on the arrays ptr (prim_build's memory order) with its blocked copies in
+ * `shared`; skip_in: an input whose blocked copy is already there (-1: none). */
+static int run_prim(prim *e, char *shared, float *const *ptr, void *stream, int skip_in)
+{
+    dnnl_status_t st = dnnl_success;
+    for (int i = 0; i < e->nmem && st == dnnl_success; i++) {
+        st = dnnl_memory_set_data_handle(e->mem[i], ptr[i]);
+        if (st == dnnl_success && e->blocked[i])
+            st = dnnl_memory_set_data_handle(e->blocked[i], shared + e->offset[i]);
+    }
+    if (st == dnnl_success && e->scratch)
+        st = dnnl_memory_set_data_handle(e->scratch, shared + e->scratch_offset);
+    for (int i = 0; i < e->nmem && st == dnnl_success; i++)
+        if (e->reorder[i] && !e->output[i] && i != skip_in)
+            st = dnnl_primitive_execute(e->reorder[i], (dnnl_stream_t)stream, 2,
+                                        e->reorder_args[i]);
+    if (st == dnnl_success)
+        st = dnnl_primitive_execute(e->p, (dnnl_stream_t)stream, e->nargs, e->args);
+    for (int i = 0; i < e->nmem && st == dnnl_success; i++)
+        if (e->reorder[i] && e->output[i])
+            st = dnnl_primitive_execute(e->reorder[i], (dnnl_stream_t)stream, 2,
+                                        e->reorder_args[i]);
+    if (st == dnnl_success)
+        st = dnnl_stream_wait((dnnl_stream_t)stream);
+    return st == dnnl_success;
+}
+
+/* Whether backward weights (w, dy its memory 1) can take the blocked dy that backward data
+ * (d, dy its memory 0) left at the same place of the shared buffer: both blocked alike. */
+static int dy_shared(prim *d, prim *w)
+{
+    const dnnl_memory_desc_t *a, *b;
+    return d->blocked[0] && w->blocked[1] && d->offset[0] == w->offset[1] &&
+           dnnl_memory_get_memory_desc(d->blocked[0], &a) == dnnl_success &&
+           dnnl_memory_get_memory_desc(w->blocked[1], &b) == dnnl_success &&
+           dnnl_memory_desc_equal(a, b);
+}
+
+static int weights_kind(const job *j)
+{
+    return j->out[2] ? KIND_BWD_WEIGHTS_BIAS : KIND_BWD_WEIGHTS;
+}
+
 /* Samples [n0, n1) of the job on thread `thread`'s engine, stream and cache. */
 static int run_piece(job *j, int thread, int64_t n0, int64_t n1, int task)
 {
     const nb_conv_shape *s = j->s;
     void *engine, *stream;
     nb_gemm_onednn_enter(nb_gemm_thread_context(j->ctx, thread), &engine, &stream);
-    prim_key key = {.kind = j->kind, .s = *s};
+    prim_key key = {.kind = j->kind == KIND_BWD_BOTH ? KIND_BWD_DATA : j->kind, .s = *s};
     key.s.N = n1 - n0;
-    prim *e = cache_get(&j->st->caches[thread], engine, &key);
+    thread_cache *c = &j->st->caches[thread];
+    if (j->kind == KIND_BWD_BOTH && c->count + 2 > CACHE_MAX)
+        cache_flush(c); /* so that getting the second cannot clear the first */
+    prim *e = cache_get(c, engine, &key);
     if (!e->p)
         return 0;
     int64_t x_n = s->C * s->H * s->W, y_n = s->K * s->P * s->Q;
     int64_t dw_n = s->K * (s->C / s->groups) * s->R * s->S;
     float *ptr[MAX_MEMS];
+    if (j->kind == KIND_BWD_BOTH) {
+        /* backward data then weights, dy reordered into the blocked layout once */
+        key.kind = weights_kind(j);
+        prim *e_w = cache_get(c, engine, &key);
+        if (!e_w->p)
+            return 0;
+        float *dx_ptr[3] = {(float *)j->in[1] + n0 * y_n, (float *)j->in[2], j->out[0] + n0 * x_n};
+        float *part = j->out[1] + task * (dw_n + s->K);
+        float *w_ptr[4] = {(float *)j->in[0] + n0 * x_n, (float *)j->in[1] + n0 * y_n, part,
+                           part + dw_n};
+        return run_prim(e, c->shared, dx_ptr, stream, -1) &&
+               run_prim(e_w, c->shared, w_ptr, stream, dy_shared(e, e_w) ? 1 : -1);
+    }
     switch (j->kind) {
     case KIND_FWD:
     case KIND_FWD_BIAS: /* x, w, (b), y */
@@ -473,28 +543,7 @@ static int run_piece(job *j, int thread, int64_t n0, int64_t n1, int task)
         ptr[0] = (float *)j->in[0] + n0 * x_n, ptr[1] = (float *)j->in[1] + n0 * y_n;
         ptr[2] = j->out[0] + task * (dw_n + s->K), ptr[3] = ptr[2] + dw_n;
     }
-    dnnl_status_t st = dnnl_success;
-    char *shared = j->st->caches[thread].shared;
-    for (int i = 0; i < e->nmem && st == dnnl_success; i++) {
-        st = dnnl_memory_set_data_handle(e->mem[i], ptr[i]);
-        if (st == dnnl_success && e->blocked[i])
-            st = dnnl_memory_set_data_handle(e->blocked[i], shared + e->offset[i]);
-    }
-    if (st == dnnl_success && e->scratch)
-        st = dnnl_memory_set_data_handle(e->scratch, shared + e->scratch_offset);
-    for (int i = 0; i < e->nmem && st == dnnl_success; i++)
-        if (e->reorder[i] && !e->output[i])
-            st = dnnl_primitive_execute(e->reorder[i], (dnnl_stream_t)stream, 2,
-                                        e->reorder_args[i]);
-    if (st == dnnl_success)
-        st = dnnl_primitive_execute(e->p, (dnnl_stream_t)stream, e->nargs, e->args);
-    for (int i = 0; i < e->nmem && st == dnnl_success; i++)
-        if (e->reorder[i] && e->output[i])
-            st = dnnl_primitive_execute(e->reorder[i], (dnnl_stream_t)stream, 2,
-                                        e->reorder_args[i]);
-    if (st == dnnl_success)
-        st = dnnl_stream_wait((dnnl_stream_t)stream);
-    return st == dnnl_success;
+    return run_prim(e, c->shared, ptr, stream, -1);
 }
 
 /* Samples [n0, n1), in block_pieces pieces. */
@@ -540,9 +589,15 @@ static int run(job *j)
     int64_t n0, n1, a, b;
     nb_task_range(j->s->N, j->tasks, 0, 1, &n0, &n1);
     nb_task_range(n1 - n0, (int)block_pieces(j, n1 - n0), 0, 1, &a, &b);
-    prim_key key = {.kind = j->kind, .s = *j->s};
+    prim_key key = {.kind = j->kind == KIND_BWD_BOTH ? KIND_BWD_DATA : j->kind, .s = *j->s};
     key.s.N = b - a;
-    if (!cache_get(&j->st->caches[thread], engine, &key)->p)
+    thread_cache *c = &j->st->caches[thread];
+    if (j->kind == KIND_BWD_BOTH && c->count + 2 > CACHE_MAX)
+        cache_flush(c);
+    if (!cache_get(c, engine, &key)->p)
+        return 0;
+    key.kind = j->kind == KIND_BWD_BOTH ? weights_kind(j) : key.kind;
+    if (!cache_get(c, engine, &key)->p)
         return 0;
     j->failed = 0;
     nb_gemm_parallel(j->ctx, j->tasks, run_task, j);
@@ -564,7 +619,7 @@ static size_t workspace(const nb_gemm *ctx, const nb_conv_shape *s)
     size_t parts = (size_t)conv_tasks(ctx, s) *
                    (size_t)(s->K * (s->C / s->groups) * s->R * s->S + s->K);
     most = dx > most ? dx : most;
-    return parts > most ? parts : most;
+    return dx + parts > most ? dx + parts : most; /* backward_both: dx's, then the partials */
 }
 
 static void forward(nb_gemm *ctx, const nb_conv_shape *s, const float *x, const float *w,
@@ -596,6 +651,20 @@ static void add_range(void *arg, int64_t first, int64_t last, int task)
     }
 }
 
+/* dw = beta·dw + Σ_t parts_t (and dbias likewise), t in task order */
+static void add_partials(nb_gemm *ctx, const nb_conv_shape *s, int tasks, const float *parts,
+                         float beta, float *dw, float bias_beta, float *dbias)
+{
+    int64_t dw_n = s->K * (s->C / s->groups) * s->R * s->S;
+    add_job a = {.beta = beta, .dst = dw, .parts = parts, .stride = dw_n + s->K, .count = tasks};
+    nb_parallel_for(ctx, dw_n, 4096, 64, 0, add_range, &a);
+    if (dbias) {
+        add_job b = {.beta = bias_beta, .dst = dbias, .parts = parts + dw_n,
+                     .stride = dw_n + s->K, .count = tasks};
+        add_range(&b, 0, s->K, 0);
+    }
+}
+
 static void backward_data(nb_gemm *ctx, const nb_conv_shape *s, const float *dy,
                           const float *w, float beta, float *dx, float *ws)
 {
@@ -622,14 +691,29 @@ static void backward_weights(nb_gemm *ctx, const nb_conv_shape *s, const float *
         nb_conv_portable.conv2d_backward_weights(ctx, s, x, dy, beta, dw, bias_beta, dbias, ws);
         return;
     }
-    int64_t dw_n = s->K * (s->C / s->groups) * s->R * s->S;
-    add_job a = {.beta = beta, .dst = dw, .parts = ws, .stride = dw_n + s->K, .count = j.tasks};
-    nb_parallel_for(ctx, dw_n, 4096, 64, 0, add_range, &a);
-    if (dbias) {
-        add_job b = {.beta = bias_beta, .dst = dbias, .parts = ws + dw_n, .stride = dw_n + s->K,
-                     .count = j.tasks};
-        add_range(&b, 0, s->K, 0);
+    add_partials(ctx, s, j.tasks, ws, beta, dw, bias_beta, dbias);
+}
+
+/* conv.h's backward data and weights of one call: as the two above, with dy reordered into
+ * the blocked layout once for both primitives (each block of samples runs both on one
+ * thread). Measured: README's "The CNN benchmark". */
+static void backward_both(nb_gemm *ctx, const nb_conv_shape *s, const float *x, const float *dy,
+                          const float *w, float dx_beta, float *dx, float beta, float *dw,
+                          float bias_beta, float *dbias, float *ws)
+{
+    float *parts = ws + (dx_beta == 0.0f ? 0 : s->N * s->C * s->H * s->W);
+    job j = {.ctx = ctx, .s = s, .kind = KIND_BWD_BOTH, .in = {x, dy, w},
+             .out = {dx_beta == 0.0f ? dx : ws, parts, dbias}};
+    if (!dw || !run(&j)) {
+        backward_data(ctx, s, dy, w, dx_beta, dx, ws);
+        backward_weights(ctx, s, x, dy, beta, dw, bias_beta, dbias, ws);
+        return;
     }
+    if (dx_beta != 0.0f) {
+        add_job a = {.beta = dx_beta, .dst = dx, .parts = ws, .stride = 0, .count = 1};
+        nb_parallel_for(ctx, s->N * s->C * s->H * s->W, 4096, 64, 0, add_range, &a);
+    }
+    add_partials(ctx, s, j.tasks, parts, beta, dw, bias_beta, dbias);
 }
 
 const nb_conv_kernels nb_conv_onednn = {
@@ -639,6 +723,7 @@ const nb_conv_kernels nb_conv_onednn = {
     .conv2d_forward = forward,
     .conv2d_backward_data = backward_data,
     .conv2d_backward_weights = backward_weights,
+    .conv2d_backward = backward_both,
 };
 
 #else

@@ -144,10 +144,17 @@ static void conv_backward(nb_graph *g, nb_node *n, int64_t N)
     nb_node *x = nb_in(g, n, 0), *w = nb_in(g, n, 1);
     nb_node *b = n->n_inputs == 3 ? nb_in(g, n, 2) : NULL;
     nb_conv_shape s = nb_window_shape(g, n, N);
+    int dw = w->requires_grad, db = b && b->requires_grad;
+    if (x->requires_grad && dw) { /* both at once: the backend may share work between them */
+        nb_conv2d_backward(g->gemm, g->precision, &s, x->value, n->grad, w->value,
+                           nb_grad_beta(&x->grad_fresh), x->grad, nb_grad_beta(&w->grad_fresh),
+                           w->grad, db ? nb_grad_beta(&b->grad_fresh) : 1.0f, db ? b->grad : NULL,
+                           g->workspace);
+        return;
+    }
     if (x->requires_grad)                                         /* dX += dY ⋆ᵀ W */
         nb_conv2d_backward_data(g->gemm, g->precision, &s, n->grad, w->value,
                                 nb_grad_beta(&x->grad_fresh), x->grad, g->workspace);
-    int dw = w->requires_grad, db = b && b->requires_grad;
     if (dw || db)                                                 /* dW += dY ⋆ X, db += Σ dY */
         nb_conv2d_backward_weights(g->gemm, g->precision, &s, x->value, n->grad,
                                    dw ? nb_grad_beta(&w->grad_fresh) : 1.0f, dw ? w->grad : NULL,
