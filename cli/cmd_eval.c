@@ -31,6 +31,7 @@ typedef struct common {
     const char *model, *data, *gemm;
     int threads, json, precision;
     long long limit, top_k;
+    nb_tta tta;
 } common;
 
 static int parse_common(const char *cmd, int argc, char **argv, common *o, void (*help)(void),
@@ -41,7 +42,7 @@ static int parse_common(const char *cmd, int argc, char **argv, common *o, void 
         {"format", required_argument, 0, 'f'}, {"limit", required_argument, 0, 'n'},
         {"threads", required_argument, 0, 't'}, {"gemm", required_argument, 0, 'g'},
         {"precision", required_argument, 0, 'p'}, {"top-k", required_argument, 0, 'k'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"tta", required_argument, 0, 'a'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
     long long n;
@@ -67,6 +68,11 @@ static int parse_common(const char *cmd, int argc, char **argv, common *o, void 
             if (!cli_int(cmd, "--top-k", optarg, 1, 1 << 20, &o->top_k))
                 return 2;
             break;
+        case 'a':
+            if (strcmp(optarg, "flip") && strcmp(optarg, "none"))
+                return cli_usage_error(cmd, "--tta: expected flip or none, got '%s'", optarg);
+            o->tta = strcmp(optarg, "flip") == 0 ? NB_TTA_FLIP : NB_TTA_NONE;
+            break;
         case 't': if (!cli_int(cmd, "--threads", optarg, 0, 1024, &n)) return 2; o->threads = (int)n; break;
         case 'g': o->gemm = optarg; break;
         case 'p':
@@ -90,12 +96,18 @@ static nb_model *open_model(const char *cmd, const common *o, nb_gemm **gemm, nb
 {
     *gemm = cli_gemm(o->gemm, o->threads, err);
     nb_model *m = *gemm ? nb_model_load(o->model, 1, *gemm, err) : NULL;
-    if (m && cli_set_precision(cmd, nb_model_graph(m), o->precision, NULL, err)) {
+    if (m && (cli_set_precision(cmd, nb_model_graph(m), o->precision, NULL, err) ||
+              nb_model_set_tta(m, o->tta, err))) {
         nb_model_free(m);
         m = NULL;
     }
     return m;
 }
+
+#define TTA_HELP                                                                          \
+    "  --tta flip      test-time augmentation (image classifiers): each image's class\n"       \
+    "                  probabilities are the mean of its own and its left-right mirror's\n"   \
+    "                  (two forward passes; pairs with training under --augment)\n"
 
 static void eval_help(void)
 {
@@ -110,6 +122,7 @@ static void eval_help(void)
            "  --data SPEC     data set (default fashion-mnist-test); class names in a CSV are\n"
            "                  mapped through the model's\n"
            "  --top-k K       also the top-K accuracy (the true class among the K highest scores)\n"
+           TTA_HELP
            "  --json          print JSON instead of text\n"
            "  --threads N, --gemm NAME, --precision P   as for train\n"
            "  -h, --help      this help\n\n" DATA_HELP);
@@ -130,6 +143,7 @@ static cJSON *report_json(const common *o, const nb_metrics *mt)
     cJSON_AddStringToObject(j, "data", o->data);
     cJSON_AddNumberToObject(j, "samples", (double)mt->samples);
     cJSON_AddNumberToObject(j, "loss", mt->loss);
+    cJSON_AddStringToObject(j, "tta", o->tta == NB_TTA_FLIP ? "flip" : "none");
     return j;
 }
 
@@ -211,8 +225,10 @@ static void classification_report(const common *o, const nb_model *m, const nb_m
         print_json(j);
         return;
     }
-    printf("%s on %s: %lld samples\nloss %.4f\naccuracy %.2f%%\n", o->model, o->data,
-           (long long)mt->samples, mt->loss, 100 * mt->accuracy);
+    printf("%s on %s: %lld samples%s\nloss %.4f\naccuracy %.2f%%\n", o->model, o->data,
+           (long long)mt->samples,
+           o->tta == NB_TTA_FLIP ? ", test-time augmentation: each image and its mirror" : "",
+           mt->loss, 100 * mt->accuracy);
     if (mt->top_k)
         printf("top-%d accuracy %.2f%%\n", mt->top_k, 100 * mt->top_k_accuracy);
     printf("\n%-16s %9s %9s %9s %9s\n", "", "precision", "recall", "f1-score", "support");
@@ -282,6 +298,7 @@ static void predict_help(void)
            "  --data SPEC     inputs (default fashion-mnist-test); labels, if any, are ignored\n"
            "  --format F      csv (default) or json\n"
            "  --limit N       only the first N inputs\n"
+           TTA_HELP
            "  --threads N, --gemm NAME, --precision P   as for train\n"
            "  -h, --help      this help\n\n" DATA_HELP);
 }

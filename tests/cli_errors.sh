@@ -280,6 +280,9 @@ expect 2 '--normalize-targets' 'standard or none' :: train 2-1 --loss mse --norm
 expect 2 '--top-k' 'integer from 1' "'0'" :: eval reg.safetensors --top-k 0
 expect 2 '--top-k' "'abc'" :: eval m.safetensors --top-k abc
 expect 2 '--top-k' 'eval option' :: predict m.safetensors --top-k 2
+expect 2 '--tta' 'flip or none' "'mirror'" :: eval m.safetensors --tta mirror
+expect 2 '--tta' 'requires an argument' :: predict m.safetensors --tta
+expect 1 'test-time augmentation' 'classifier' :: eval reg.safetensors --tta flip --data csv:reg.csv:y,z
 expect 1 'csv:reg\.csv:y,z' '2 targets' 'predicts 1' :: train 2-1 --loss mse --data csv:reg.csv:y,z -o x.safetensors
 expect 1 'reg\.csv' 'no column named "w"' '"a", "b", "y", "z"' :: train 2-2 --loss mse --data csv:reg.csv:y,w -o x.safetensors
 expect 1 'reg\.csv' 'named twice' :: train 2-2 --loss mse --data csv:reg.csv:y,y -o x.safetensors

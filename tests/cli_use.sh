@@ -127,6 +127,34 @@ assert all(p["samples"] == 1000 for p in d["per_class"])
         fail "predict on Fashion-MNIST: a header with p0..p9 and 3 rows" "$(cat out.txt)"
     acc=$("$PY" -c 'import json, sys; print(round(100 * json.load(open(sys.argv[1]))["accuracy"], 2))' fashion.json)
     ok "Fashion-MNIST: eval with class names ($acc %), predict with p0..p9"
+    # test-time augmentation: an image model's eval and predict with --tta flip (the
+    # arithmetic is checked in tests/test_tta.c); an MLP on flat vectors is refused
+    printf 'x = input(1, 28, 28)\nf = flatten(x)\nz = linear(f, 10)\n' > image.nb
+    run train image.nb --epochs 1 --threads 1 --augment --augment-pad 0 -q -o image.safetensors
+    run eval image.safetensors --json
+    cp out.txt plain.json
+    run eval image.safetensors --json --tta flip
+    cp out.txt tta.json
+    run predict image.safetensors --limit 50 --tta flip
+    cp out.txt tta.csv
+    run predict image.safetensors --limit 50
+    pycheck "eval --tta flip: JSON says so, accuracy near the plain one's; predict --tta flip: probabilities sum to 1 and differ from plain predict" '
+import csv, json, sys
+plain, tta = (json.load(open(f)) for f in sys.argv[1:3])
+assert plain["tta"] == "none" and tta["tta"] == "flip", (plain["tta"], tta["tta"])
+assert abs(plain["accuracy"] - tta["accuracy"]) < 0.05 and tta["accuracy"] > 0.7, (plain["accuracy"], tta["accuracy"])
+assert plain["loss"] != tta["loss"]
+rows = [list(csv.reader(open(f)))[1:] for f in sys.argv[3:5]]
+assert len(rows[0]) == len(rows[1]) == 50
+for r in rows[0]:
+    assert abs(sum(map(float, r[3:])) - 1) < 1e-4, r
+assert any(a[3:] != b[3:] for a, b in zip(*rows))
+' plain.json tta.json tta.csv out.txt
+    run eval image.safetensors --tta flip
+    grep -q 'test-time augmentation: each image and its mirror' out.txt ||
+        fail "eval --tta flip to say so in its report" "$(head -n 3 out.txt)"
+    expect_fail 1 'test-time augmentation' 'images' :: eval fashion.safetensors --tta flip
+    ok "--tta flip: eval and predict of an image model, refused for flat vectors"
 else
     skip "Fashion-MNIST not installed in $FASHION (make deps)"
 fi

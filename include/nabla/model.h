@@ -129,10 +129,20 @@ nb_status nb_model_load_weights(nb_model *m, const char *path, nb_error *err);
 nb_status nb_model_check_data(const nb_model *m, const nb_dataset *ds, const char *what,
                               nb_error *err);
 
+/* Test-time augmentation for nb_model_predict and nb_metrics_compute (src/model/tta.c).
+ * NB_TTA_FLIP: an image classifier's prediction is the mean of the class probabilities of
+ * each image and of its left–right mirror, p̄ = ½(softmax(G(x)) + softmax(G(flip x))); the
+ * probabilities reported are p̄, the class its arg-max, the loss −log p̄[y]. Costs two
+ * forward passes. Refused (NB_EINVAL) for a model that is not a classifier of [C, H, W] or
+ * [H, W] images. The default is NB_TTA_NONE. */
+typedef enum nb_tta { NB_TTA_NONE = 0, NB_TTA_FLIP = 1 } nb_tta;
+nb_status nb_model_set_tta(nb_model *m, nb_tta mode, nb_error *err);
+nb_tta nb_model_tta(const nb_model *m);
+
 /* Inference in evaluation mode (dropout off): samples idx[0..n) of ds (idx NULL: the first n),
  * normalised with the model's statistics. probs (n × classes, may be NULL) receives the
- * softmax of the output; classes (n, may be NULL) the arg-max. Runs in chunks of the
- * prepared batch size. */
+ * softmax of the output (with test-time augmentation: p̄); classes (n, may be NULL) the
+ * arg-max. Runs in chunks of the prepared batch size. */
 nb_status nb_model_predict(nb_model *m, const nb_dataset *ds, const int64_t *idx, int64_t n,
                            float *probs, int32_t *classes, nb_error *err);
 /* The outputs themselves (n × nb_model_classes floats), for regression in the targets' own

@@ -121,7 +121,8 @@ nb_status nb_metrics_compute(nb_model *m, const nb_dataset *ds, int top_k, nb_me
     int64_t batch = nb_graph_batch(g) >= 1 && nb_graph_batch(g) < CHUNK ? nb_graph_batch(g) : CHUNK;
     int64_t rows[CHUNK], correct = 0, in_top = 0;
     target_stats *st = NULL;
-    float *units = NULL;
+    float *units = NULL, *views = NULL; /* views: test-time augmentation's log p̄ */
+    double *scratch = NULL;
     out->samples = ds->count;
     if (T > 0) {
         out->targets = T;
@@ -142,7 +143,12 @@ nb_status nb_metrics_compute(nb_model *m, const nb_dataset *ds, int top_k, nb_me
         out->precision = calloc((size_t)C, sizeof(double));
         out->recall = calloc((size_t)C, sizeof(double));
         out->f1 = calloc((size_t)C, sizeof(double));
-        if (!out->confusion || !out->support || !out->precision || !out->recall || !out->f1)
+        if (nb_model_tta(m) != NB_TTA_NONE) {
+            views = malloc((size_t)(batch * C) * sizeof *views);
+            scratch = malloc((size_t)((batch + 1) * C) * sizeof *scratch);
+        }
+        if (!out->confusion || !out->support || !out->precision || !out->recall || !out->f1 ||
+            (nb_model_tta(m) != NB_TTA_NONE && (!views || !scratch)))
             s = nb_error_set(err, NB_ENOMEM, "out of memory for %lld classes' metrics",
                              (long long)C);
     }
@@ -162,10 +168,19 @@ nb_status nb_metrics_compute(nb_model *m, const nb_dataset *ds, int top_k, nb_me
         nb_dataset_gather(ds, rows, n, norm, nb_value(g, in), y >= 0 ? nb_labels_data(g, y) : NULL);
         if (tn >= 0)
             nb_dataset_gather_targets(ds, rows, n, tnorm, nb_value(g, tn));
-        if ((s = nb_graph_forward_to(g, lossn, err)))
-            break;
-        total += (double)nb_value(g, lossn)[0] * (double)n;
-        const float *z = nb_value(g, outn);
+        const float *z;
+        if (views) { /* the loss of the mean of the views' probabilities: −log p̄[y] */
+            if ((s = nb_tta_logits(m, n, views, scratch, err)))
+                break;
+            for (int64_t r = 0; r < n; r++)
+                total -= views[r * C + ds->labels[start + r]];
+            z = views;
+        } else {
+            if ((s = nb_graph_forward_to(g, lossn, err)))
+                break;
+            total += (double)nb_value(g, lossn)[0] * (double)n;
+            z = nb_value(g, outn);
+        }
         if (T > 0) {
             nb_targets_to_units(tnorm, z, n, T, units);
             for (int64_t r = 0; r < n; r++)
@@ -199,6 +214,8 @@ nb_status nb_metrics_compute(nb_model *m, const nb_dataset *ds, int top_k, nb_me
     }
     free(st);
     free(units);
+    free(views);
+    free(scratch);
     if (s)
         nb_metrics_free(out);
     return s;

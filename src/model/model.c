@@ -22,6 +22,7 @@ struct nb_model {
     char *target_names;
     nb_norm norm;
     nb_norm target_norm;  /* t' = (t − m)/σ learnt, undone on prediction */
+    nb_tta tta;           /* test-time augmentation of predict and evaluation */
 };
 
 static char *dup_string(const char *s)
@@ -132,6 +133,15 @@ int64_t nb_model_features(const nb_model *m) { return nb_node_size(m->graph, m->
 const nb_norm *nb_model_norm(const nb_model *m) { return &m->norm; }
 const char *nb_model_classes_text(const nb_model *m) { return m->classes; }
 int nb_model_targets(const nb_model *m) { return m->targets; }
+nb_tta nb_model_tta(const nb_model *m) { return m->tta; }
+
+nb_status nb_model_set_tta(nb_model *m, nb_tta mode, nb_error *err)
+{
+    nb_status s = nb_tta_check(m, mode, err);
+    if (!s)
+        m->tta = mode;
+    return s;
+}
 const nb_norm *nb_model_target_norm(const nb_model *m) { return &m->target_norm; }
 const char *nb_model_target_names_text(const nb_model *m) { return m->target_names; }
 

@@ -22,4 +22,11 @@ nb_status nb_model_check_inputs(const nb_model *m, const nb_dataset *ds, const c
 void nb_targets_to_units(const nb_norm *norm, const float *z, int64_t rows, int64_t C,
                          float *out);
 
+/* Test-time augmentation (tta.c). nb_tta_check: whether mode applies to m. nb_tta_logits:
+ * with the n samples of a batch already gathered into the model's input, the logits log p̄
+ * of the augmented views' mean probabilities (n × classes floats); scratch holds
+ * (n + 1) × classes doubles. The input holds the gathered batch again on return. */
+nb_status nb_tta_check(const nb_model *m, nb_tta mode, nb_error *err);
+nb_status nb_tta_logits(nb_model *m, int64_t n, float *logits, double *scratch, nb_error *err);
+
 #endif

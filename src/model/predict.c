@@ -4,6 +4,7 @@
 #include "model/model.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 /* Runs the output for samples idx[0..n) (idx NULL: the first n) in chunks, calling `use` with
  * each chunk's first row and its [count, C] outputs. */
@@ -18,10 +19,18 @@ static nb_status run_output(nb_model *m, const nb_dataset *ds, const int64_t *id
     nb_status s = nb_model_check_inputs(m, ds, "predict", err);
     if (s)
         return s;
-    int was_training = nb_graph_training(g);
-    nb_graph_set_training(g, 0);
     enum { CHUNK = 256 };
     int64_t C = nb_model_classes(m), rows[CHUNK];
+    float *views = NULL; /* test-time augmentation: log p̄ of a chunk, and its scratch */
+    double *scratch = NULL;
+    if (nb_model_tta(m) != NB_TTA_NONE &&
+        (!(views = malloc((size_t)(CHUNK * C) * sizeof *views)) ||
+         !(scratch = malloc((size_t)((CHUNK + 1) * C) * sizeof *scratch)))) {
+        free(views);
+        return nb_error_set(err, NB_ENOMEM, "predict: out of memory for test-time augmentation");
+    }
+    int was_training = nb_graph_training(g);
+    nb_graph_set_training(g, 0);
     for (int64_t start = 0; !s && start < n; start += CHUNK) {
         int64_t count = n - start < CHUNK ? n - start : CHUNK;
         for (int64_t i = 0; i < count; i++)
@@ -32,11 +41,17 @@ static nb_status run_output(nb_model *m, const nb_dataset *ds, const int64_t *id
             (s = nb_graph_prepare_inference(g, count, &out, 1, err)))
             break;
         nb_dataset_gather(ds, rows, count, norm, nb_value(g, in), NULL);
-        if ((s = nb_graph_forward_to(g, out, err)))
+        if (views) {
+            if ((s = nb_tta_logits(m, count, views, scratch, err)))
+                break;
+        } else if ((s = nb_graph_forward_to(g, out, err))) {
             break;
-        use(user, start, count, nb_value(g, out), C);
+        }
+        use(user, start, count, views ? views : nb_value(g, out), C);
     }
     nb_graph_set_training(g, was_training);
+    free(views);
+    free(scratch);
     return s;
 }
 
