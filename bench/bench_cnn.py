@@ -212,10 +212,11 @@ def main():
                 f"missed by {targets[mode] / ratio:.2f}x"
             print(f"{mode} ({label}): nabla {best_n}t / torch best ({best_t}t) = {ratio:.2f}x "
                   f"(target {targets[mode]}x: {verdict})")
-    mem = max(med("nabla", "train", t, "peak_rss_kb") for t in threads) / \
-        max(med("torch", "train", t, "peak_rss_kb") for t in threads)
-    print(f"training peak memory: nabla / torch = {mem:.2f} (target <= 0.5: "
-          f"{'met' if mem <= 0.5 else f'missed by {mem / 0.5:.2f}x'})")
+    for mode, label in (("train", "training"), ("infer", "inference")):
+        mem = max(med("nabla", mode, t, "peak_rss_kb") for t in threads) / \
+            max(med("torch", mode, t, "peak_rss_kb") for t in threads)
+        print(f"{label} peak memory: nabla / torch = {mem:.2f} (target <= 0.5: "
+              f"{'met' if mem <= 0.5 else f'missed by {mem / 0.5:.2f}x'})")
     per_sample = kernels["conv_flops_per_step"] / kernels["batch"]
     achieved = med("nabla", "train", 1, "samples_per_cpu_second") * per_sample * 1e-9 \
         if 1 in threads else float("nan")

@@ -27,11 +27,15 @@ static void same_params(nb_graph *a, nb_graph *b, uint64_t seed)
     nb_rng rng;
     nb_rng_seed(&rng, seed);
     nb_graph_init_params(a, NB_INIT_TORCH, &rng);
-    memcpy(nb_graph_params(b), nb_graph_params(a), nb_graph_param_floats(a) * sizeof(float));
+    if (nb_graph_param_floats(a)) /* (NULL when there are none) */
+        memcpy(nb_graph_params(b), nb_graph_params(a),
+               nb_graph_param_floats(a) * sizeof(float));
     nb_graph_params_changed(b);
     for (size_t i = 0; i < nb_graph_buffer_floats(a); i++)
         nb_graph_buffers(a)[i] = 0.2f + nb_rng_uniform(&rng);
-    memcpy(nb_graph_buffers(b), nb_graph_buffers(a), nb_graph_buffer_floats(a) * sizeof(float));
+    if (nb_graph_buffer_floats(a)) /* (NULL when there are none) */
+        memcpy(nb_graph_buffers(b), nb_graph_buffers(a),
+               nb_graph_buffer_floats(a) * sizeof(float));
 }
 
 static int same_bits(nb_graph *a, nb_graph *b, int node, int64_t batch)
