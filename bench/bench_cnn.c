@@ -315,10 +315,10 @@ static const char *kernel(nb_gemm *ctx, step_buffers *b, int k)
     int N = (int)b->N;
     switch (k) {
     case 0: nb_conv2d_forward(ctx, fp, &b->c1, b->x, b->w1, NULL, b->y1, b->ws); return "conv1 fwd";
-    case 1: nb_batch_norm_forward(ctx, fp, &b->b1, b->y1, b->gm, b->bt, 1e-5f, 1, NULL, NULL, b->y1, NULL, b->mu, b->is, b->va); return "bn1 fwd";
+    case 1: nb_batch_norm_forward(ctx, fp, &b->b1, b->y1, b->gm, b->bt, 1e-5f, 1, NULL, NULL, b->y1, b->mu, b->is, b->va); return "bn1 fwd";
     case 2: nb_max_pool2d_forward(ctx, fp, &b->p1, b->y1, b->q1, b->am1); return "pool1 fwd";
     case 3: nb_conv2d_forward(ctx, fp, &b->c2, b->q1, b->w2, NULL, b->y2, b->ws); return "conv2 fwd";
-    case 4: nb_batch_norm_forward(ctx, fp, &b->b2, b->y2, b->gm, b->bt, 1e-5f, 1, NULL, NULL, b->y2, NULL, b->mu, b->is, b->va); return "bn2 fwd";
+    case 4: nb_batch_norm_forward(ctx, fp, &b->b2, b->y2, b->gm, b->bt, 1e-5f, 1, NULL, NULL, b->y2, b->mu, b->is, b->va); return "bn2 fwd";
     case 5: nb_max_pool2d_forward(ctx, fp, &b->p2, b->y2, b->q2, b->am2); return "pool2 fwd";
     case 6: nb_gemm_run(ctx, 0, 1, N, 128, 3136, 1.0f, b->q2, 3136, b->fw1, 3136, 0.0f, b->h, 128); return "fc1 fwd";
     case 7: nb_gemm_run(ctx, 0, 1, N, 10, 128, 1.0f, b->h, 128, b->fw2, 128, 0.0f, b->o, 10); return "fc2 fwd";
@@ -327,10 +327,10 @@ static const char *kernel(nb_gemm *ctx, step_buffers *b, int k)
     case 10: nb_gemm_run(ctx, 1, 0, 128, 3136, N, 1.0f, b->h, 128, b->q2, 3136, 0.0f, b->dfw1, 3136); return "fc1 dW";
     case 11: nb_gemm_run(ctx, 0, 0, N, 3136, 128, 1.0f, b->h, 128, b->fw1, 3136, 0.0f, b->flat, 3136); return "fc1 dX";
     case 12: nb_max_pool2d_backward(ctx, fp, &b->p2, b->flat, b->am2, 0.0f, b->y2); return "pool2 bwd";
-    case 13: nb_batch_norm_backward(ctx, fp, &b->b2, b->y2, b->y2, b->gm, b->mu, b->is, 1, 0.0f, b->y2, 0.0f, b->dw2, b->dw2 + 64, NULL); return "bn2 bwd";
+    case 13: nb_batch_norm_backward(ctx, fp, &b->b2, b->y2, b->y2, b->gm, b->mu, b->is, 1, 0.0f, b->y2, 0.0f, b->dw2, b->dw2 + 64); return "bn2 bwd";
     case 14: nb_conv2d_backward(ctx, fp, &b->c2, b->q1, b->y2, b->w2, 0.0f, b->dq1, 0.0f, b->dw2, 0.0f, NULL, b->ws); return "conv2 bwd data+weights";
     case 15: nb_max_pool2d_backward(ctx, fp, &b->p1, b->dq1, b->am1, 0.0f, b->y1); return "pool1 bwd";
-    case 16: nb_batch_norm_backward(ctx, fp, &b->b1, b->y1, b->y1, b->gm, b->mu, b->is, 1, 0.0f, b->y1, 0.0f, b->dw1, b->dw1 + 32, NULL); return "bn1 bwd";
+    case 16: nb_batch_norm_backward(ctx, fp, &b->b1, b->y1, b->y1, b->gm, b->mu, b->is, 1, 0.0f, b->y1, 0.0f, b->dw1, b->dw1 + 32); return "bn1 bwd";
     default: nb_conv2d_backward_weights(ctx, fp, &b->c1, b->x, b->y1, 0.0f, b->dw1, 0.0f, NULL, b->ws); return "conv1 bwd weights";
     }
 }

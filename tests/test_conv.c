@@ -278,58 +278,8 @@ static void threads_agree(void)
     free(results[1]);
 }
 
-/* A batch norm with a ReLU behind it, fused in the training plan (plan.c: the batch norm's
- * forward writes the ReLU's output, its backward does the ReLU's): every value and every
- * gradient bit for bit what the unfused modules give (the ReLU swapped for a copy of its
- * definition, which the plan does not fuse), on the portable and the default backend, with
- * the input's gradient too. */
-static void bn_relu_fusion_changes_nothing(void)
-{
-    const char *desc = "x = input(3, 6, 6)\nc = conv2d(x, 8, 3, padding=1)\nb = batch_norm(c)\n"
-                       "r = relu(b)\np = max_pool2d(r, 2)\nz = flatten(p)\nf = linear(z, 3)";
-    static const char *const nodes[] = {"x", "c", "b", "r", "p"};
-    for (int backend = 0; backend < 2; backend++) {
-        nb_graph *g[2];
-        nb_gemm *gemm[2];
-        int out = -1;
-        for (int fused = 0; fused < 2; fused++) {
-            nb_error err = {0};
-            int in;
-            gemm[fused] = nb_gemm_new(backend ? NB_GEMM_AUTO : NB_GEMM_PORTABLE, 1, &err);
-            nb_graph *h = g[fused] = nb_graph_new(7, gemm[fused]);
-            CHECK_OK(nb_describe(h, desc, "fusion", &in, &out, &err), &err);
-            nb_node_set_requires_grad(h, in, 1);
-            nb_op_def plain_relu = nb_op_relu_def; /* not the library's own: never fused */
-            if (!fused)
-                h->nodes[nb_graph_find(h, "r")].def = &plain_relu;
-            CHECK_OK(nb_graph_prepare(h, 5, &err), &err);
-            CHECK(h->nodes[nb_graph_find(h, "r")].fused_backward == fused);
-            nb_rng rng;
-            nb_rng_seed(&rng, 42);
-            fill_graph(h, &rng, 3);
-            nb_graph_set_training(h, 1);
-            CHECK_OK(nb_graph_forward(h, &err), &err);
-            CHECK_OK(nb_graph_backward_step(h, out, NULL, &err), &err);
-            h->nodes[nb_graph_find(h, "r")].def = &nb_op_relu_def; /* plain_relu's scope ends */
-        }
-        for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
-            int a = nb_graph_find(g[0], nodes[i]), b = nb_graph_find(g[1], nodes[i]);
-            size_t bytes = (size_t)(5 * nb_node_size(g[0], a)) * sizeof(float);
-            CHECK_MSG(i == 0 || memcmp(nb_value(g[0], a), nb_value(g[1], b), bytes) == 0,
-                      "fusion, backend %d: value of %s differs", backend, nodes[i]);
-            CHECK_MSG(memcmp(nb_grad(g[0], a), nb_grad(g[1], b), bytes) == 0,
-                      "fusion, backend %d: gradient of %s differs", backend, nodes[i]);
-        }
-        CHECK(memcmp(nb_graph_param_grads(g[0]), nb_graph_param_grads(g[1]),
-                     nb_graph_param_floats(g[0]) * sizeof(float)) == 0);
-        for (int f = 0; f < 2; f++)
-            nb_graph_free(g[f]), nb_gemm_free(gemm[f]);
-    }
-}
-
 int main(void)
 {
-    bn_relu_fusion_changes_nothing();
     every_module();
     conv_values();
     pool_values();

@@ -179,86 +179,27 @@ static float *bn_all(const nb_conv_kernels *k, nb_gemm *ctx, const bn_case *b, s
     float *out = calloc(*n, sizeof *out), *o = out;
     float *mean = o, *invstd = o + C, *var = o + 2 * C;
     o += 3 * C;
-    k->batch_norm_forward(ctx, &s, x, gamma, beta, 1e-5f, 1, rm, rv, o, NULL, mean, invstd, var);
+    k->batch_norm_forward(ctx, &s, x, gamma, beta, 1e-5f, 1, rm, rv, o, mean, invstd, var);
     o += xn;
     float *mean2 = o, *invstd2 = o + C;
     o += 2 * C;
-    k->batch_norm_forward(ctx, &s, x, gamma, beta, 1e-5f, 0, rm, rv, o, NULL, mean2, invstd2,
-                          NULL);
+    k->batch_norm_forward(ctx, &s, x, gamma, beta, 1e-5f, 0, rm, rv, o, mean2, invstd2, NULL);
     o += xn;
     k->batch_norm_backward(ctx, &s, x, dy, gamma, mean, invstd, 1, 0.0f, o, 0.0f, o + xn,
-                           o + xn + C, NULL);
+                           o + xn + C);
     o += xn + 2 * C;
     memcpy(o, dx0, xn * sizeof *o), memcpy(o + xn, p0, C * sizeof *o);
     memcpy(o + xn + C, p0, C * sizeof *o);
     k->batch_norm_backward(ctx, &s, x, dy, gamma, mean, invstd, 1, 1.0f, o, 1.0f, o + xn,
-                           o + xn + C, NULL);
+                           o + xn + C);
     o += xn + 2 * C;
-    k->batch_norm_backward(ctx, &s, x, dy, gamma, mean, invstd, 1, 0.0f, NULL, 0.0f, o, o + C,
-                           NULL);
+    k->batch_norm_backward(ctx, &s, x, dy, gamma, mean, invstd, 1, 0.0f, NULL, 0.0f, o, o + C);
     o += 2 * C;
     k->batch_norm_backward(ctx, &s, x, dy, gamma, mean2, invstd2, 0, 0.0f, dx0, 0.0f, o,
-                           o + C, NULL);
+                           o + C);
     memcpy(o + 2 * C, dx0, xn * sizeof *o);
     free(x), free(dy), free(gamma), free(beta), free(rm), free(rv), free(dx0), free(p0);
     return out;
-}
-
-/* Batch norm with a ReLU fused behind (conv.h's relu arguments) on case b through kernel
- * table k, or (fused = 0) the same computed unfused: the ReLU forward and backward as
- * op_activation.c's loops around plain batch-norm calls. Channel 0 has γ = β = 0, so that
- * its y is exactly 0 (the kink: r = 0, no gradient) and its dr may be NaN (masked off).
- * Outputs: y, r, the batch norm's output gradient, dx, dγ, dβ written; then the gradient,
- * dx, dγ, dβ accumulated. */
-static float *bn_relu_all(const nb_conv_kernels *k, nb_gemm *ctx, const bn_case *b, int fused,
-                          size_t *n)
-{
-    nb_bn_shape s = {b->N, b->C, b->HW};
-    size_t xn = (size_t)(b->N * b->C * b->HW), C = (size_t)b->C, HW = (size_t)b->HW;
-    unsigned long long kept = state;
-    float *x = random_floats(xn), *dr = random_floats(xn), *gamma = random_floats(C);
-    float *beta = random_floats(C), *g0 = random_floats(xn), *dx0 = random_floats(xn);
-    float *p0 = random_floats(C), *stats = calloc(3 * C, sizeof *stats);
-    state = kept;
-    gamma[0] = beta[0] = 0.0f;
-    for (size_t i = 0; i < (size_t)b->N; i++)
-        dr[i * C * HW] = NAN; /* channel 0, where r = 0 */
-    *n = 6 * xn + 4 * C;
-    float *out = calloc(*n, sizeof *out), *y = out, *r = out + xn;
-    float *grad = r + xn, *dx = grad + xn, *dg = dx + xn, *db = dg + C;
-    k->batch_norm_forward(ctx, &s, x, gamma, beta, 1e-5f, 1, NULL, NULL, y, fused ? r : NULL,
-                          stats, stats + C, stats + 2 * C);
-    for (size_t i = 0; !fused && i < xn; i++)
-        r[i] = y[i] > 0.0f ? y[i] : 0.0f;
-    for (int acc = 0; acc < 2; acc++) {
-        if (acc) {
-            grad = db + C, dx = grad + xn, dg = dx + xn, db = dg + C;
-            memcpy(grad, g0, xn * sizeof *grad), memcpy(dx, dx0, xn * sizeof *dx);
-            memcpy(dg, p0, C * sizeof *dg), memcpy(db, p0, C * sizeof *db);
-        }
-        nb_bn_relu relu = {.r = r, .dr = dr, .grad = grad, .grad_beta = (float)acc};
-        for (size_t i = 0; !fused && i < xn; i++)
-            grad[i] = (acc ? grad[i] : 0.0f) + (r[i] > 0.0f ? dr[i] : 0.0f);
-        k->batch_norm_backward(ctx, &s, x, grad, gamma, stats, stats + C, 1, (float)acc, dx,
-                               (float)acc, dg, db, fused ? &relu : NULL);
-    }
-    free(x), free(dr), free(gamma), free(beta), free(g0), free(dx0), free(p0), free(stats);
-    return out;
-}
-
-static void compare_bn_relu(nb_gemm *ctx, const bn_case *b)
-{
-    size_t n;
-    float *ref = bn_relu_all(&nb_conv_portable, ctx, b, 0, &n);
-    const nb_conv_kernels *impls[2] = {&nb_conv_portable, &nb_conv_avx2};
-    for (int i = 0; i < 2; i++) {
-        float *got = bn_relu_all(impls[i], ctx, b, 1, &n);
-        double d = difference(got, ref, n);
-        CHECK_MSG(d < TOL, "batch norm + ReLU %lldx%lldx%lld: %s fused differs from unfused by "
-                  "%.3g", (long long)b->N, (long long)b->C, (long long)b->HW, impls[i]->name, d);
-        free(got);
-    }
-    free(ref);
 }
 
 static int same_float(float a, float b)
@@ -353,7 +294,6 @@ static void compare_bn_and_pool(nb_gemm *ctx, int threads)
         CHECK_MSG(d < TOL, "batch norm %lldx%lldx%lld, %d threads: AVX2 differs by %.3g",
                   (long long)bn_cases[i].N, (long long)bn_cases[i].C,
                   (long long)bn_cases[i].HW, threads, d);
-        compare_bn_relu(ctx, &bn_cases[i]);
         printf("  batch norm %3lldx%2lldx%3lld     %d thread%s: AVX2 vs portable worst %.2e\n",
                (long long)bn_cases[i].N, (long long)bn_cases[i].C, (long long)bn_cases[i].HW,
                threads, threads > 1 ? "s" : " ", d);

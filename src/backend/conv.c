@@ -142,20 +142,20 @@ void nb_avg_pool2d_backward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s
 void nb_batch_norm_forward(nb_gemm *ctx, nb_precision p, const nb_bn_shape *s, const float *x,
                            const float *gamma, const float *beta, float eps, int batch_stats,
                            const float *running_mean, const float *running_var, float *y,
-                           float *relu, float *mean, float *invstd, float *var)
+                           float *mean, float *invstd, float *var)
 {
     choose(ctx, p, K_BN_FWD)
         ->batch_norm_forward(ctx, s, x, gamma, beta, eps, batch_stats, running_mean,
-                             running_var, y, relu, mean, invstd, var);
+                             running_var, y, mean, invstd, var);
 }
 
 void nb_batch_norm_backward(nb_gemm *ctx, nb_precision p, const nb_bn_shape *s,
                             const float *x, const float *dy, const float *gamma,
                             const float *mean, const float *invstd, int batch_stats,
                             float dx_beta, float *dx, float param_beta, float *dgamma,
-                            float *dbeta, const nb_bn_relu *relu)
+                            float *dbeta)
 {
     choose(ctx, p, K_BN_BWD)
         ->batch_norm_backward(ctx, s, x, dy, gamma, mean, invstd, batch_stats, dx_beta, dx,
-                              param_beta, dgamma, dbeta, relu);
+                              param_beta, dgamma, dbeta);
 }

@@ -99,21 +99,11 @@ void nb_avg_pool2d_backward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s
 /* y = γ·(x − μ)·σ⁻¹ + β per channel. batch_stats: μ and σ² are the batch's mean and biased
  * variance (σ⁻¹ = 1/√(σ² + eps)); written to mean, invstd and var (var may be NULL).
  * Otherwise μ = running_mean, σ² = running_var, and mean/invstd receive those (var is not
- * written). relu (may be NULL): also receives max(y, 0) (a ReLU fused behind, written while
- * y is in cache; y > 0 ? y : 0 as op_activation.c, a NaN giving 0). */
+ * written). */
 void nb_batch_norm_forward(nb_gemm *ctx, nb_precision p, const nb_bn_shape *s, const float *x,
                            const float *gamma, const float *beta, float eps, int batch_stats,
                            const float *running_mean, const float *running_var, float *y,
-                           float *relu, float *mean, float *invstd, float *var);
-/* A ReLU fused behind a batch norm, for its backward: the ReLU's output r and gradient dr;
- * the gradient at the batch norm's output is made first, run by run while in cache,
- *   grad = grad_beta·grad + (r > 0 ? dr : 0)      (grad_beta 0 writes, 1 adds)
- * and is the dy of the backward (its dy argument must be grad). */
-typedef struct nb_bn_relu {
-    const float *r, *dr;
-    float *grad;
-    float grad_beta;
-} nb_bn_relu;
+                           float *mean, float *invstd, float *var);
 /* x̂ = (x − μ)·σ⁻¹ with the forward's mean/invstd. dγ = Σ dy·x̂, dβ = Σ dy (written when not
  * NULL, with param_beta); dx (may be NULL) = dx_beta·dx +
  *   batch_stats:  γσ⁻¹/M · (M·dy − dβ − x̂·dγ)     (M = N·HW: μ and σ depend on every x)
@@ -122,7 +112,7 @@ void nb_batch_norm_backward(nb_gemm *ctx, nb_precision p, const nb_bn_shape *s,
                             const float *x, const float *dy, const float *gamma,
                             const float *mean, const float *invstd, int batch_stats,
                             float dx_beta, float *dx, float param_beta, float *dgamma,
-                            float *dbeta, const nb_bn_relu *relu);
+                            float *dbeta);
 
 /* ---- implementations ----------------------------------------------------------------------- */
 
@@ -158,13 +148,12 @@ typedef struct nb_conv_kernels {
     void (*batch_norm_forward)(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
                                const float *gamma, const float *beta, float eps,
                                int batch_stats, const float *running_mean,
-                               const float *running_var, float *y, float *relu, float *mean,
-                               float *invstd, float *var);
+                               const float *running_var, float *y, float *mean, float *invstd,
+                               float *var);
     void (*batch_norm_backward)(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
                                 const float *dy, const float *gamma, const float *mean,
                                 const float *invstd, int batch_stats, float dx_beta, float *dx,
-                                float param_beta, float *dgamma, float *dbeta,
-                                const nb_bn_relu *relu);
+                                float param_beta, float *dgamma, float *dbeta);
 } nb_conv_kernels;
 
 /* The name of the implementation that runs 2-D convolution forward on ctx at precision p

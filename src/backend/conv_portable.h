@@ -30,30 +30,25 @@ typedef struct nb_bn_runs {
     /* out = a·u + c·v + b (v NULL: a·u + b), or out += that when accumulate */
     void (*affine)(const float *u, const float *v, float a, float c, float b, float *out,
                    int64_t n, int accumulate);
-    void (*relu)(const float *y, float *r, int64_t n);              /* r = y > 0 ? y : 0 */
-    /* grad = (accumulate ? grad : 0) + (r > 0 ? dr : 0) */
-    void (*relu_grad)(const float *r, const float *dr, float *grad, int64_t n, int accumulate);
 } nb_bn_runs;
 
 void nb_bn_forward_with(const nb_bn_runs *runs, nb_gemm *ctx, const nb_bn_shape *s,
                         const float *x, const float *gamma, const float *beta, float eps,
                         int batch_stats, const float *running_mean, const float *running_var,
-                        float *y, float *relu, float *mean, float *invstd, float *var);
+                        float *y, float *mean, float *invstd, float *var);
 void nb_bn_backward_with(const nb_bn_runs *runs, nb_gemm *ctx, const nb_bn_shape *s,
                          const float *x, const float *dy, const float *gamma, const float *mean,
                          const float *invstd, int batch_stats, float dx_beta, float *dx,
-                         float param_beta, float *dgamma, float *dbeta,
-                         const nb_bn_relu *relu);
+                         float param_beta, float *dgamma, float *dbeta);
 
 void nb_portable_batch_norm_forward(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
                                     const float *gamma, const float *beta, float eps,
                                     int batch_stats, const float *running_mean,
-                                    const float *running_var, float *y, float *relu,
-                                    float *mean, float *invstd, float *var);
+                                    const float *running_var, float *y, float *mean,
+                                    float *invstd, float *var);
 void nb_portable_batch_norm_backward(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
                                      const float *dy, const float *gamma, const float *mean,
                                      const float *invstd, int batch_stats, float dx_beta,
-                                     float *dx, float param_beta, float *dgamma, float *dbeta,
-                                     const nb_bn_relu *relu);
+                                     float *dx, float param_beta, float *dgamma, float *dbeta);
 
 #endif

@@ -67,32 +67,14 @@ static void affine_plain(const float *u, const float *v, float a, float c, float
             out[i] += a * u[i] + c * v[i] + b;
 }
 
-/* as op_activation.c's ReLU, forward and backward */
-static void relu_plain(const float *restrict y, float *restrict r, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        r[i] = y[i] > 0.0f ? y[i] : 0.0f;
-}
-
-static void relu_grad_plain(const float *restrict r, const float *restrict dr,
-                            float *restrict grad, int64_t n, int accumulate)
-{
-    for (int64_t i = 0; i < n; i++) {
-        float d = dr[i];
-        grad[i] = (accumulate ? grad[i] : 0.0f) + (r[i] > 0.0f ? d : 0.0f);
-    }
-}
-
-static const nb_bn_runs plain_runs = {sum8, sq8_centred, dy_sums8, affine_plain, relu_plain,
-                                      relu_grad_plain};
+static const nb_bn_runs plain_runs = {sum8, sq8_centred, dy_sums8, affine_plain};
 
 typedef struct bn_job bn_job;
 struct bn_job {
     const nb_bn_shape *s;
     const float *x, *dy, *gamma, *beta, *running_mean, *running_var;
     const float *mean_in, *invstd_in;
-    float *y, *relu, *mean, *invstd, *var, *dx, *dgamma, *dbeta;
-    const nb_bn_relu *relu_back;
+    float *y, *mean, *invstd, *var, *dx, *dgamma, *dbeta;
     float eps, dx_beta, param_beta;
     int batch_stats, tasks;
     const nb_bn_runs *runs;
@@ -148,12 +130,9 @@ static void forward_channel(const bn_job *j, int64_t c)
     j->invstd[c] = (float)istd;
     /* y = a·x + b with a = γσ⁻¹, b = β − μγσ⁻¹ */
     float a = (float)(j->gamma[c] * istd), b = (float)(j->beta[c] - mu * j->gamma[c] * istd);
-    for (int64_t n = 0; n < s->N; n++) {
-        int64_t at = (n * s->C + c) * s->HW;
-        j->runs->affine(j->x + at, NULL, a, 0.0f, b, j->y + at, s->HW, 0);
-        if (j->relu) /* the run of y just written, from cache */
-            j->runs->relu(j->y + at, j->relu + at, s->HW);
-    }
+    for (int64_t n = 0; n < s->N; n++)
+        j->runs->affine(j->x + (n * s->C + c) * s->HW, NULL, a, 0.0f, b,
+                        j->y + (n * s->C + c) * s->HW, s->HW, 0);
 }
 
 /* x̂ = (x − μ)σ⁻¹; dγ = Σ dy·x̂, dβ = Σ dy over the channel's N·HW values. */
@@ -163,13 +142,8 @@ static void backward_channel(const bn_job *j, int64_t c)
     int64_t M = s->N * s->HW;
     double mu = j->mean_in[c], istd = j->invstd_in[c], sum_dy = 0.0, sum_dy_xc = 0.0;
     float muf = (float)mu;
-    const nb_bn_relu *relu = j->relu_back;
     for (int64_t n = 0; n < s->N; n++) {
         float run_dy, run_dy_xc;
-        int64_t at = (n * s->C + c) * s->HW;
-        if (relu) /* dy = the fused ReLU's backward, made run by run and read back from cache */
-            j->runs->relu_grad(relu->r + at, relu->dr + at, relu->grad + at, s->HW,
-                               relu->grad_beta != 0.0f);
         j->runs->dy_sums(j->x + (n * s->C + c) * s->HW, j->dy + (n * s->C + c) * s->HW, muf,
                          s->HW, &run_dy, &run_dy_xc);
         sum_dy += run_dy;
@@ -199,43 +173,41 @@ static void backward_channel(const bn_job *j, int64_t c)
 void nb_bn_forward_with(const nb_bn_runs *runs, nb_gemm *ctx, const nb_bn_shape *s,
                         const float *x, const float *gamma, const float *beta, float eps,
                         int batch_stats, const float *running_mean, const float *running_var,
-                        float *y, float *relu, float *mean, float *invstd, float *var)
+                        float *y, float *mean, float *invstd, float *var)
 {
     bn_job j = {.s = s, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
                 .batch_stats = batch_stats, .running_mean = running_mean,
-                .running_var = running_var, .y = y, .relu = relu, .mean = mean,
-                .invstd = invstd, .var = var, .runs = runs};
+                .running_var = running_var, .y = y, .mean = mean, .invstd = invstd, .var = var,
+                .runs = runs};
     run_channels(ctx, &j, forward_channel);
 }
 
 void nb_bn_backward_with(const nb_bn_runs *runs, nb_gemm *ctx, const nb_bn_shape *s,
                          const float *x, const float *dy, const float *gamma, const float *mean,
                          const float *invstd, int batch_stats, float dx_beta, float *dx,
-                         float param_beta, float *dgamma, float *dbeta, const nb_bn_relu *relu)
+                         float param_beta, float *dgamma, float *dbeta)
 {
-    bn_job j = {.s = s, .x = x, .dy = relu ? relu->grad : dy, .gamma = gamma, .mean_in = mean,
-                .invstd_in = invstd, .batch_stats = batch_stats, .dx_beta = dx_beta, .dx = dx,
-                .param_beta = param_beta, .dgamma = dgamma, .dbeta = dbeta, .runs = runs,
-                .relu_back = relu};
+    bn_job j = {.s = s, .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd,
+                .batch_stats = batch_stats, .dx_beta = dx_beta, .dx = dx,
+                .param_beta = param_beta, .dgamma = dgamma, .dbeta = dbeta, .runs = runs};
     run_channels(ctx, &j, backward_channel);
 }
 
 void nb_portable_batch_norm_forward(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
                                     const float *gamma, const float *beta, float eps,
                                     int batch_stats, const float *running_mean,
-                                    const float *running_var, float *y, float *relu,
-                                    float *mean, float *invstd, float *var)
+                                    const float *running_var, float *y, float *mean,
+                                    float *invstd, float *var)
 {
     nb_bn_forward_with(&plain_runs, ctx, s, x, gamma, beta, eps, batch_stats, running_mean,
-                       running_var, y, relu, mean, invstd, var);
+                       running_var, y, mean, invstd, var);
 }
 
 void nb_portable_batch_norm_backward(nb_gemm *ctx, const nb_bn_shape *s, const float *x,
                                      const float *dy, const float *gamma, const float *mean,
                                      const float *invstd, int batch_stats, float dx_beta,
-                                     float *dx, float param_beta, float *dgamma, float *dbeta,
-                                     const nb_bn_relu *relu)
+                                     float *dx, float param_beta, float *dgamma, float *dbeta)
 {
     nb_bn_backward_with(&plain_runs, ctx, s, x, dy, gamma, mean, invstd, batch_stats, dx_beta,
-                        dx, param_beta, dgamma, dbeta, relu);
+                        dx, param_beta, dgamma, dbeta);
 }

@@ -122,55 +122,25 @@ AVX2 static void affine(const float *u, const float *v, float a, float c, float 
 
 /* ---- batch normalisation (formulas: conv.h, op_batchnorm.c) --------------------------------- */
 
-/* r = y > 0 ? y : 0: max(y, 0) returns its second operand (0) for a NaN y, as the ReLU */
-AVX2 static void relu(const float *y, float *r, int64_t n)
-{
-    const __m256 zero = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(r + i, _mm256_max_ps(_mm256_loadu_ps(y + i), zero));
-    for (; i < n; i++)
-        r[i] = y[i] > 0.0f ? y[i] : 0.0f;
-}
-
-/* grad = (accumulate ? grad : 0) + (r > 0 ? dr : 0) */
-AVX2 static void relu_grad(const float *r, const float *dr, float *grad, int64_t n,
-                           int accumulate)
-{
-    const __m256 zero = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 on = _mm256_cmp_ps(_mm256_loadu_ps(r + i), zero, _CMP_GT_OQ);
-        __m256 g = _mm256_and_ps(on, _mm256_loadu_ps(dr + i));
-        if (accumulate)
-            g = _mm256_add_ps(_mm256_loadu_ps(grad + i), g);
-        _mm256_storeu_ps(grad + i, g);
-    }
-    for (; i < n; i++) {
-        float d = dr[i];
-        grad[i] = (accumulate ? grad[i] : 0.0f) + (r[i] > 0.0f ? d : 0.0f);
-    }
-}
-
 /* conv_portable_bn.c's per-channel arithmetic with these loops over each run */
-static const nb_bn_runs avx2_runs = {sum, sq_centred, dy_sums, affine, relu, relu_grad};
+static const nb_bn_runs avx2_runs = {sum, sq_centred, dy_sums, affine};
 
 static void bn_forward(nb_gemm *ctx, const nb_bn_shape *s, const float *x, const float *gamma,
                        const float *beta, float eps, int batch_stats, const float *running_mean,
-                       const float *running_var, float *y, float *relu_y, float *mean,
-                       float *invstd, float *var)
+                       const float *running_var, float *y, float *mean, float *invstd,
+                       float *var)
 {
     nb_bn_forward_with(&avx2_runs, ctx, s, x, gamma, beta, eps, batch_stats, running_mean,
-                       running_var, y, relu_y, mean, invstd, var);
+                       running_var, y, mean, invstd, var);
 }
 
 static void bn_backward(nb_gemm *ctx, const nb_bn_shape *s, const float *x, const float *dy,
                         const float *gamma, const float *mean, const float *invstd,
                         int batch_stats, float dx_beta, float *dx, float param_beta,
-                        float *dgamma, float *dbeta, const nb_bn_relu *relu_back)
+                        float *dgamma, float *dbeta)
 {
     nb_bn_backward_with(&avx2_runs, ctx, s, x, dy, gamma, mean, invstd, batch_stats, dx_beta, dx,
-                        param_beta, dgamma, dbeta, relu_back);
+                        param_beta, dgamma, dbeta);
 }
 
 /* ---- max pooling, 2×2 at stride 2 ------------------------------------------------------------ */

@@ -122,8 +122,8 @@ static nb_status backward(nb_graph *g, int root, const float *seed, int params_f
             r->grad[k] = 1.0f;
     for (int i = root; i >= 0; i--) {
         nb_node *n = &g->nodes[i];
-        if (g->mark[i] && !nb_node_is_leaf(n) && n->requires_grad && !n->fused_backward)
-            n->def->backward(g, n, g->batch); /* a fused ReLU's: its batch norm's (plan.c) */
+        if (g->mark[i] && !nb_node_is_leaf(n) && n->requires_grad)
+            n->def->backward(g, n, g->batch);
     }
     for (int i = 0; i < root; i++) {
         nb_node *n = &g->nodes[i];

@@ -38,13 +38,9 @@ typedef struct nb_node {
     int32_t *labels;
     /* set by nb_graph_prepare */
     int consumers;             /* nodes that take this one as an input */
-    int relu_out;              /* Linear, batch norm: the ReLU node whose output its forward
-                                  also writes
+    int relu_out;              /* Linear: the ReLU node whose output its forward also writes
                                   (its only consumer), else -1 */
-    int fused;                 /* ReLU: computed by its input Linear's or batch norm's
-                                  forward */
-    int fused_backward;        /* ReLU: its backward done by its input batch norm's (the
-                                  training plan, plan.c) */
+    int fused;                 /* ReLU: computed by its input Linear's forward */
     /* during backward: the gradient holds stale data and its first contribution must
      * overwrite it rather than add to it (see nb_graph_backward in graph.c) */
     int grad_fresh;

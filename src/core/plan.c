@@ -20,7 +20,6 @@ static void plan_fusion(nb_graph *g)
         g->nodes[i].consumers = 0;
         g->nodes[i].relu_out = -1;
         g->nodes[i].fused = 0;
-        g->nodes[i].fused_backward = 0;
     }
     for (int i = 0; i < g->count; i++)
         for (int k = 0; k < g->nodes[i].n_inputs; k++)
@@ -130,30 +129,6 @@ nb_status nb_graph_plan_common(nb_graph *g, int64_t batch, nb_error *err)
     return NB_OK;
 }
 
-/* Batch norm followed by ReLU, when the ReLU is the batch norm's only consumer (training
- * plan only): the batch norm's forward also writes the ReLU's output, from each run of y
- * while it is in cache, and its backward makes its own output gradient from the ReLU's
- * (dy = r > 0 ? dr : 0) run by run before reading it back for its sums; the ReLU's forward
- * and backward have nothing left to do — two passes over the activation less per step
- * (op_batchnorm.c; README's "The CNN benchmark" has the measurements). Both values and both
- * gradients are still stored: every node's value and gradient is what it would be without
- * the fusion. Not in the inference plan, where the batch norm and the ReLU each write over
- * their input instead and so need no memory of their own. */
-static void plan_bn_relu_fusion(nb_graph *g)
-{
-    for (int i = 0; i < g->count; i++) {
-        nb_node *r = &g->nodes[i];
-        if (r->op != NB_OP_RELU || r->def != &nb_op_relu_def)
-            continue;
-        nb_node *bn = nb_in(g, r, 0);
-        if (bn->op == NB_OP_BATCH_NORM && bn->def == &nb_op_batch_norm_def &&
-            bn->consumers == 1) {
-            bn->relu_out = i;
-            r->fused = r->fused_backward = 1;
-        }
-    }
-}
-
 /* The plan for training: every node's value, scratch and gradient in memory of its own, all
  * kept from the forward to the backward (which reads them). */
 nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
@@ -161,7 +136,6 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
     nb_status s = nb_graph_plan_common(g, batch, err);
     if (s)
         return s;
-    plan_bn_relu_fusion(g);
     size_t floats = 0, grads = 0;
     for (int i = 0; i < g->count; i++) {
         nb_node *n = &g->nodes[i];

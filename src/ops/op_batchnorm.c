@@ -24,7 +24,6 @@
 #include "core/graph.h"
 
 #include <stdio.h>
-#include <string.h>
 
 enum { BN_X, BN_WEIGHT, BN_BIAS, BN_MEAN, BN_VAR, BN_COUNT };
 
@@ -68,10 +67,9 @@ static void bn_forward(nb_graph *g, nb_node *n, int64_t N)
     float *mean = n->aux, *invstd = n->aux + C, *var = n->aux + 2 * C;
     float *running_mean = nb_in(g, n, BN_MEAN)->value, *running_var = nb_in(g, n, BN_VAR)->value;
     n->iparam = g->training; /* what backward differentiates */
-    float *relu = n->relu_out >= 0 ? g->nodes[n->relu_out].value : NULL; /* fused (plan.c) */
     nb_batch_norm_forward(g->gemm, g->precision, &s, x->value, nb_in(g, n, BN_WEIGHT)->value,
                           nb_in(g, n, BN_BIAS)->value, n->fparam2, g->training, running_mean,
-                          running_var, n->value, relu, mean, invstd, var);
+                          running_var, n->value, mean, invstd, var);
     if (!g->training)
         return;
     double M = (double)(N * s.HW), unbias = M > 1 ? M / (M - 1) : 1.0, m = n->fparam;
@@ -91,25 +89,11 @@ static void bn_backward(nb_graph *g, nb_node *n, int64_t N)
     float pbeta = w->requires_grad ? nb_grad_beta(&w->grad_fresh) : 1.0f;
     if (b->requires_grad)
         nb_grad_beta(&b->grad_fresh);
-    /* A ReLU fused behind (plan.c) whose backward this pass runs: dY = R > 0 ? dR : 0 is made
-     * here, into this node's gradient as the ReLU's backward would have. */
-    nb_bn_relu relu = {0};
-    int fused = n->relu_out >= 0 && g->mark[n->relu_out];
-    if (fused) {
-        nb_node *r = &g->nodes[n->relu_out];
-        if (r->grad_fresh) { /* nothing reached the ReLU: its gradient is 0 */
-            memset(r->grad, 0, (size_t)nb_node_elems(r, N) * sizeof(float));
-            r->grad_fresh = 0;
-        }
-        relu = (nb_bn_relu){.r = r->value, .dr = r->grad, .grad = n->grad,
-                            .grad_beta = nb_grad_beta(&n->grad_fresh)};
-    }
     nb_batch_norm_backward(g->gemm, g->precision, &s, x->value, n->grad, w->value, n->aux,
                            n->aux + C, n->iparam,
                            x->requires_grad ? nb_grad_beta(&x->grad_fresh) : 1.0f,
                            x->requires_grad ? x->grad : NULL, pbeta,
-                           w->requires_grad ? w->grad : NULL, b->requires_grad ? b->grad : NULL,
-                           fused ? &relu : NULL);
+                           w->requires_grad ? w->grad : NULL, b->requires_grad ? b->grad : NULL);
 }
 
 const nb_op_def nb_op_batch_norm_def = {
