@@ -243,7 +243,8 @@ static void compare_max_pool(nb_gemm *ctx, int64_t N, int64_t C, int64_t H, int6
 }
 
 /* Pooling backward writing (beta = 0) into a dx full of stale values equals accumulating
- * (beta = 1) into zeros, on ctx's kernels: max pooling's 2×2 window on an odd size (a last
+ * (beta = 1) into zeros, on ctx's kernels (on the fast backends the first is image_avx2.c's
+ * 2×2 max-pool backward, the second the portable scatter): max pooling's 2×2 window on an odd size (a last
  * row and column no window covers, which writing must zero), overlapping and padded windows,
  * and average pooling's. */
 static void check_pool_backward_write(nb_gemm *ctx, int64_t H, int64_t W, int64_t k,
@@ -278,6 +279,7 @@ static void check_pool_backward_writes(nb_gemm *ctx)
 {
     check_pool_backward_write(ctx, 28, 28, 2, 2, 0);
     check_pool_backward_write(ctx, 7, 9, 2, 2, 0);
+    check_pool_backward_write(ctx, 17, 19, 2, 2, 0); /* 9 windows a row: one overlapping */
     check_pool_backward_write(ctx, 7, 7, 3, 2, 1);
     check_pool_backward_write(ctx, 5, 6, 3, 1, 1);
 }

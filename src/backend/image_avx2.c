@@ -270,6 +270,86 @@ static void max_forward(nb_gemm *ctx, const nb_conv_shape *s, const float *x, fl
     nb_gemm_parallel(ctx, j.tasks, max_forward_task, &j);
 }
 
+/* ---- max pooling backward, 2×2 at stride 2, writing ------------------------------------------ */
+
+/* dx of one plane written whole (beta = 0): each window's four values are dy at its arg-max
+ * and 0 elsewhere (windows do not overlap), eight windows a time — two rows of 16 values
+ * stored as whole vectors — so dx is written once, with no zeroing pass before the scatter;
+ * rows and columns no window covers (odd H, W) are zeroed. Rows of at least 8 windows (Q ≥ 8).
+ * The arg-max comes from the forward: inside its window. */
+AVX2 static void max_backward_plane_2x2(const float *dy, const int32_t *am, int64_t H, int64_t W,
+                                        int64_t P, int64_t Q, float *dx)
+{
+    const __m256i lanes2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i one = _mm256_set1_epi32(1), below = _mm256_set1_epi32((int32_t)W);
+    const __m256i below1 = _mm256_set1_epi32((int32_t)W + 1);
+    for (int64_t p = 0; p < P; p++) {
+        float *ra = dx + 2 * p * W, *rb = ra + W;
+        for (int64_t next = 0; next < Q; next += 8) {
+            int64_t q = next + 8 <= Q ? next : Q - 8; /* the overlapping last group */
+            __m256 g = _mm256_loadu_ps(dy + p * Q + q);
+            __m256i base = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(2 * p * W + 2 * q)),
+                                            lanes2);
+            __m256i off = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(am + p * Q + q)),
+                                           base);
+            __m256 e0 = _mm256_and_ps(g, _mm256_castsi256_ps(
+                                             _mm256_cmpeq_epi32(off, _mm256_setzero_si256())));
+            __m256 o0 = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(off, one)));
+            __m256 e1 = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(off, below)));
+            __m256 o1 = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(off, below1)));
+            /* even/odd columns interleaved: unpack within 128-bit lanes, then reassemble */
+            __m256 lo0 = _mm256_unpacklo_ps(e0, o0), hi0 = _mm256_unpackhi_ps(e0, o0);
+            __m256 lo1 = _mm256_unpacklo_ps(e1, o1), hi1 = _mm256_unpackhi_ps(e1, o1);
+            _mm256_storeu_ps(ra + 2 * q, _mm256_permute2f128_ps(lo0, hi0, 0x20));
+            _mm256_storeu_ps(ra + 2 * q + 8, _mm256_permute2f128_ps(lo0, hi0, 0x31));
+            _mm256_storeu_ps(rb + 2 * q, _mm256_permute2f128_ps(lo1, hi1, 0x20));
+            _mm256_storeu_ps(rb + 2 * q + 8, _mm256_permute2f128_ps(lo1, hi1, 0x31));
+        }
+        for (int64_t w = 2 * Q; w < W; w++) /* an odd last column */
+            ra[w] = rb[w] = 0.0f;
+    }
+    if (2 * P < H) /* an odd last row */
+        memset(dx + 2 * P * W, 0, (size_t)((H - 2 * P) * W) * sizeof *dx);
+}
+
+typedef struct pool_back_job {
+    const nb_conv_shape *s;
+    const float *dy;
+    const int32_t *argmax;
+    float *dx;
+    int tasks;
+} pool_back_job;
+
+static void max_backward_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    const pool_back_job *j = arg;
+    const nb_conv_shape *s = j->s;
+    int64_t first, last;
+    nb_task_range(s->N * s->C, j->tasks, task, 1, &first, &last);
+    for (int64_t plane = first; plane < last; plane++)
+        max_backward_plane_2x2(j->dy + plane * s->P * s->Q, j->argmax + plane * s->P * s->Q,
+                               s->H, s->W, s->P, s->Q, j->dx + plane * s->H * s->W);
+}
+
+static void max_backward(nb_gemm *ctx, const nb_conv_shape *s, const float *dy,
+                         const int32_t *argmax, float beta, float *dx)
+{
+    int window_2x2 = s->R == 2 && s->S == 2 && s->stride_h == 2 && s->stride_w == 2 &&
+                     s->pad_h == 0 && s->pad_w == 0 && s->dil_h == 1 && s->dil_w == 1 &&
+                     2 * s->P <= s->H && 2 * s->Q <= s->W && s->H * s->W <= INT32_MAX;
+    /* accumulating, or rows of fewer than 8 windows (a plane small enough that zeroing it in
+     * cache and scattering costs less): the portable kernel */
+    if (!window_2x2 || beta != 0.0f || s->Q < 8) {
+        nb_conv_portable.max_pool2d_backward(ctx, s, dy, argmax, beta, dx);
+        return;
+    }
+    int64_t planes = s->N * s->C, threads = nb_gemm_threads(ctx);
+    pool_back_job j = {.s = s, .dy = dy, .argmax = argmax, .dx = dx,
+                       .tasks = (int)(planes < threads ? planes : threads)};
+    nb_gemm_parallel(ctx, j.tasks, max_backward_task, &j);
+}
+
 static int supports(const nb_gemm *ctx, nb_precision p)
 {
     (void)p; /* fp32 only; bf16 runs these in fp32 (conv.h) */
@@ -285,6 +365,7 @@ const nb_conv_kernels nb_conv_avx2 = {
     .conv2d_forward = nb_conv_avx2_direct_forward,
     .conv2d_backward_weights = nb_conv_avx2_direct_backward_weights,
     .max_pool2d_forward = max_forward,
+    .max_pool2d_backward = max_backward,
     .batch_norm_forward = bn_forward,
     .batch_norm_backward = bn_backward,
 };
