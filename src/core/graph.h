@@ -201,6 +201,11 @@ static inline nb_node *nb_in(nb_graph *g, const nb_node *n, int i)
     return &g->nodes[n->inputs[i]];
 }
 
+/* Grows *buf to `need` floats when it holds fewer (*floats), keeping its contents; NB_ENOMEM
+ * names `what` ("activations", "scratch"). */
+nb_status nb_graph_grow(float **buf, size_t *floats, size_t need, const char *what,
+                        nb_error *err);
+
 /* Grows the per-node scratch arrays (mark, first_user, kept) to the graph's node count. */
 nb_status nb_graph_node_scratch(nb_graph *g, nb_error *err);
 

@@ -36,6 +36,20 @@ static void plan_fusion(nb_graph *g)
     }
 }
 
+nb_status nb_graph_grow(float **buf, size_t *floats, size_t need, const char *what,
+                        nb_error *err)
+{
+    if (need <= *floats)
+        return NB_OK;
+    float *grown = realloc(*buf, need * sizeof *grown);
+    if (!grown)
+        return nb_error_set(err, NB_ENOMEM, "out of memory planning %zu MB of %s",
+                            need * sizeof *grown >> 20, what);
+    *buf = grown;
+    *floats = need;
+    return NB_OK;
+}
+
 nb_status nb_graph_node_scratch(nb_graph *g, nb_error *err)
 {
     if (g->count + 1 <= g->mark_capacity)
@@ -92,14 +106,9 @@ nb_status nb_graph_plan_common(nb_graph *g, int64_t batch, nb_error *err)
             labels += (size_t)batch;
         }
     }
-    if (workspace > g->workspace_floats) {
-        float *w = realloc(g->workspace, workspace * sizeof *w);
-        if (!w)
-            return nb_error_set(err, NB_ENOMEM, "out of memory for %zu MB of scratch",
-                                workspace * sizeof *w >> 20);
-        g->workspace = w;
-        g->workspace_floats = workspace;
-    }
+    nb_status s = nb_graph_grow(&g->workspace, &g->workspace_floats, workspace, "scratch", err);
+    if (s)
+        return s;
     if (labels > g->label_floats) {
         int32_t *l = realloc(g->label_arena, labels * sizeof *l);
         if (!l)
@@ -107,8 +116,7 @@ nb_status nb_graph_plan_common(nb_graph *g, int64_t batch, nb_error *err)
         g->label_arena = l;
         g->label_floats = labels;
     }
-    nb_status s = nb_graph_node_scratch(g, err);
-    if (s)
+    if ((s = nb_graph_node_scratch(g, err)))
         return s;
     plan_fusion(g);
     for (int i = 0; i < g->count; i++) {
@@ -149,14 +157,8 @@ nb_status nb_graph_prepare(nb_graph *g, int64_t batch, nb_error *err)
         n->aux_offset = floats;
         floats += (size_t)batch * (size_t)n->aux_size + (size_t)n->aux_fixed; /* scratch */
     }
-    if (floats > g->arena_floats) {
-        float *a = realloc(g->arena, floats * sizeof *a);
-        if (!a)
-            return nb_error_set(err, NB_ENOMEM, "out of memory planning %zu MB of activations",
-                                floats * sizeof *a >> 20);
-        g->arena = a;
-        g->arena_floats = floats;
-    }
+    if ((s = nb_graph_grow(&g->arena, &g->arena_floats, floats, "activations", err)))
+        return s;
     if (grads > g->grad_arena_floats) {
         /* calloc, not realloc + memset: zeros without touching the pages (inference never
          * writes them); the old gradients are not kept, prepare zeroes them anyway */

@@ -176,15 +176,9 @@ nb_status nb_graph_prepare_inference(nb_graph *g, int64_t batch, const int *outp
     liveness(g, outputs, n_outputs, start, last);
     int count = make_blocks(g, batch, start, last, value_block, aux_block, blocks);
     size_t floats = place(blocks, count, order, order + 2 * n);
-    if (floats > g->arena_floats) {
-        float *a = realloc(g->arena, floats * sizeof *a);
-        if (!a) {
-            free(ints), free(blocks), free(order);
-            return nb_error_set(err, NB_ENOMEM, "out of memory planning %zu MB of activations",
-                                floats * sizeof *a >> 20);
-        }
-        g->arena = a;
-        g->arena_floats = floats;
+    if ((s = nb_graph_grow(&g->arena, &g->arena_floats, floats, "activations", err))) {
+        free(ints), free(blocks), free(order);
+        return s;
     }
     for (int i = 0; i < g->count; i++) {
         nb_node *node = &g->nodes[i];
