@@ -10,6 +10,23 @@
 
 #include "backend/conv.h"
 
+/* One pooling pass over the planes (n, c) of s: the arrays of the kernel that runs it
+ * (forward: x → y and argmax; backward: dy and argmax_in → dx, written or added to) and the
+ * kernel on one plane. nb_pool_run_planes deals the planes in blocks to ctx's threads. */
+typedef struct nb_pool_job nb_pool_job;
+struct nb_pool_job {
+    const nb_conv_shape *s;
+    const float *x, *dy;
+    float *y, *dx;
+    const int32_t *argmax_in;
+    int32_t *argmax;
+    int include_pad, tasks;
+    int write; /* backward: dx is overwritten (beta = 0), not added to */
+    void (*plane)(const nb_pool_job *j, int64_t plane);
+};
+void nb_pool_run_planes(nb_gemm *ctx, nb_pool_job *j,
+                        void (*plane)(const nb_pool_job *, int64_t));
+
 void nb_portable_max_pool2d_forward(nb_gemm *ctx, const nb_conv_shape *s, const float *x,
                                     float *y, int32_t *argmax);
 void nb_portable_max_pool2d_backward(nb_gemm *ctx, const nb_conv_shape *s, const float *dy,

@@ -5,17 +5,7 @@
 
 #include <string.h>
 
-typedef struct pool_job pool_job;
-struct pool_job {
-    const nb_conv_shape *s;
-    const float *x, *dy;
-    float *y, *dx;
-    const int32_t *argmax_in;
-    int32_t *argmax;
-    int include_pad, tasks;
-    int write; /* backward: dx is overwritten (beta = 0), not added to */
-    void (*plane)(const pool_job *j, int64_t plane); /* the kernel on plane (n, c) */
-};
+typedef nb_pool_job pool_job;
 
 /* Planes (n, c) are independent: a task takes a block of them. */
 static void plane_task(void *arg, int task, int thread)
@@ -28,7 +18,8 @@ static void plane_task(void *arg, int task, int thread)
         j->plane(j, plane);
 }
 
-static void run_planes(nb_gemm *ctx, pool_job *j, void (*plane)(const pool_job *, int64_t))
+void nb_pool_run_planes(nb_gemm *ctx, nb_pool_job *j,
+                        void (*plane)(const nb_pool_job *, int64_t))
 {
     int64_t planes = j->s->N * j->s->C, threads = nb_gemm_threads(ctx);
     j->plane = plane;
@@ -131,14 +122,14 @@ void nb_portable_max_pool2d_forward(nb_gemm *ctx, const nb_conv_shape *s, const 
                                     float *y, int32_t *argmax)
 {
     pool_job j = {.s = s, .x = x, .y = y, .argmax = argmax};
-    run_planes(ctx, &j, max_forward_plane);
+    nb_pool_run_planes(ctx, &j, max_forward_plane);
 }
 
 void nb_portable_max_pool2d_backward(nb_gemm *ctx, const nb_conv_shape *s, const float *dy,
                                      const int32_t *argmax, float beta, float *dx)
 {
     pool_job j = {.s = s, .dy = dy, .dx = dx, .argmax_in = argmax, .write = beta == 0.0f};
-    run_planes(ctx, &j, max_backward_plane);
+    nb_pool_run_planes(ctx, &j, max_backward_plane);
 }
 
 /* ---- average pooling: y = Σ window / divisor, dx += dy / divisor over the window ---------- */
@@ -193,12 +184,12 @@ void nb_portable_avg_pool2d_forward(nb_gemm *ctx, const nb_conv_shape *s, int in
                                     const float *x, float *y)
 {
     pool_job j = {.s = s, .x = x, .y = y, .include_pad = include_pad};
-    run_planes(ctx, &j, avg_forward_plane);
+    nb_pool_run_planes(ctx, &j, avg_forward_plane);
 }
 
 void nb_portable_avg_pool2d_backward(nb_gemm *ctx, const nb_conv_shape *s, int include_pad,
                                      const float *dy, float beta, float *dx)
 {
     pool_job j = {.s = s, .dy = dy, .dx = dx, .include_pad = include_pad, .write = beta == 0.0f};
-    run_planes(ctx, &j, avg_backward_plane);
+    nb_pool_run_planes(ctx, &j, avg_backward_plane);
 }

@@ -145,13 +145,15 @@ static void bn_backward(nb_gemm *ctx, const nb_bn_shape *s, const float *x, cons
 
 /* ---- max pooling, 2×2 at stride 2 ------------------------------------------------------------ */
 
-typedef struct pool_job {
-    const nb_conv_shape *s;
-    const float *x;
-    float *y;
-    int32_t *argmax;
-    int tasks;
-} pool_job;
+typedef nb_pool_job pool_job; /* conv_portable.h: planes dealt to the threads */
+
+/* the window these kernels serve: 2×2 at stride 2, no padding or dilation */
+static int window_2x2(const nb_conv_shape *s)
+{
+    return s->R == 2 && s->S == 2 && s->stride_h == 2 && s->stride_w == 2 && s->pad_h == 0 &&
+           s->pad_w == 0 && s->dil_h == 1 && s->dil_w == 1 && 2 * s->P <= s->H &&
+           2 * s->Q <= s->W && s->H * s->W <= INT32_MAX;
+}
 
 /* The portable rule on one window a0 a1 / b0 b1 (row-major order): the first maximum
  * (v > best), a NaN winning and ending the search. */
@@ -242,32 +244,22 @@ AVX2 static void max_plane(const float *x, int64_t W, int64_t P, int64_t Q, floa
     }
 }
 
-static void max_forward_task(void *arg, int task, int thread)
+static void max_forward_plane(const pool_job *j, int64_t plane)
 {
-    (void)thread;
-    const pool_job *j = arg;
     const nb_conv_shape *s = j->s;
-    int64_t first, last;
-    nb_task_range(s->N * s->C, j->tasks, task, 1, &first, &last);
-    for (int64_t plane = first; plane < last; plane++)
-        max_plane(j->x + plane * s->H * s->W, s->W, s->P, s->Q, j->y + plane * s->P * s->Q,
-                  j->argmax ? j->argmax + plane * s->P * s->Q : NULL);
+    max_plane(j->x + plane * s->H * s->W, s->W, s->P, s->Q, j->y + plane * s->P * s->Q,
+              j->argmax ? j->argmax + plane * s->P * s->Q : NULL);
 }
 
 static void max_forward(nb_gemm *ctx, const nb_conv_shape *s, const float *x, float *y,
                         int32_t *argmax)
 {
-    int window_2x2 = s->R == 2 && s->S == 2 && s->stride_h == 2 && s->stride_w == 2 &&
-                     s->pad_h == 0 && s->pad_w == 0 && s->dil_h == 1 && s->dil_w == 1 &&
-                     2 * s->P <= s->H && 2 * s->Q <= s->W && s->H * s->W <= INT32_MAX;
-    if (!window_2x2) {
+    if (!window_2x2(s)) {
         nb_conv_portable.max_pool2d_forward(ctx, s, x, y, argmax);
         return;
     }
-    int64_t planes = s->N * s->C, threads = nb_gemm_threads(ctx);
-    pool_job j = {.s = s, .x = x, .y = y, .argmax = argmax,
-                  .tasks = (int)(planes < threads ? planes : threads)};
-    nb_gemm_parallel(ctx, j.tasks, max_forward_task, &j);
+    pool_job j = {.s = s, .x = x, .y = y, .argmax = argmax};
+    nb_pool_run_planes(ctx, &j, max_forward_plane);
 }
 
 /* ---- max pooling backward, 2×2 at stride 2, writing ------------------------------------------ */
@@ -312,42 +304,24 @@ AVX2 static void max_backward_plane_2x2(const float *dy, const int32_t *am, int6
         memset(dx + 2 * P * W, 0, (size_t)((H - 2 * P) * W) * sizeof *dx);
 }
 
-typedef struct pool_back_job {
-    const nb_conv_shape *s;
-    const float *dy;
-    const int32_t *argmax;
-    float *dx;
-    int tasks;
-} pool_back_job;
-
-static void max_backward_task(void *arg, int task, int thread)
+static void max_backward_plane(const pool_job *j, int64_t plane)
 {
-    (void)thread;
-    const pool_back_job *j = arg;
     const nb_conv_shape *s = j->s;
-    int64_t first, last;
-    nb_task_range(s->N * s->C, j->tasks, task, 1, &first, &last);
-    for (int64_t plane = first; plane < last; plane++)
-        max_backward_plane_2x2(j->dy + plane * s->P * s->Q, j->argmax + plane * s->P * s->Q,
-                               s->H, s->W, s->P, s->Q, j->dx + plane * s->H * s->W);
+    max_backward_plane_2x2(j->dy + plane * s->P * s->Q, j->argmax_in + plane * s->P * s->Q,
+                           s->H, s->W, s->P, s->Q, j->dx + plane * s->H * s->W);
 }
 
 static void max_backward(nb_gemm *ctx, const nb_conv_shape *s, const float *dy,
                          const int32_t *argmax, float beta, float *dx)
 {
-    int window_2x2 = s->R == 2 && s->S == 2 && s->stride_h == 2 && s->stride_w == 2 &&
-                     s->pad_h == 0 && s->pad_w == 0 && s->dil_h == 1 && s->dil_w == 1 &&
-                     2 * s->P <= s->H && 2 * s->Q <= s->W && s->H * s->W <= INT32_MAX;
     /* accumulating, or rows of fewer than 8 windows (a plane small enough that zeroing it in
      * cache and scattering costs less): the portable kernel */
-    if (!window_2x2 || beta != 0.0f || s->Q < 8) {
+    if (!window_2x2(s) || beta != 0.0f || s->Q < 8) {
         nb_conv_portable.max_pool2d_backward(ctx, s, dy, argmax, beta, dx);
         return;
     }
-    int64_t planes = s->N * s->C, threads = nb_gemm_threads(ctx);
-    pool_back_job j = {.s = s, .dy = dy, .argmax = argmax, .dx = dx,
-                       .tasks = (int)(planes < threads ? planes : threads)};
-    nb_gemm_parallel(ctx, j.tasks, max_backward_task, &j);
+    pool_job j = {.s = s, .dy = dy, .argmax_in = argmax, .dx = dx};
+    nb_pool_run_planes(ctx, &j, max_backward_plane);
 }
 
 static int supports(const nb_gemm *ctx, nb_precision p)
