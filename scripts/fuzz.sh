@@ -49,11 +49,14 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fram
 CFLAGS="-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Iinclude -Isrc $DEP_CFLAGS"
 mkdir -p "$OUT/obj" "$OUT/logs"
 
-# Objects are rebuilt when their source, a header or this script is newer.
+# Objects are rebuilt when their source, a header or this script is newer. An object is named
+# after its source's path (src/core/plan.c → core-plan.o): two layers may hold files of the
+# same name (core/plan.c and export/plan.c), whose objects must not overwrite each other.
+object_of() { local p=${1#src/}; p=${p%.c}; printf '%s/obj/%s.o' "$OUT" "${p//\//-}"; }
 newest_dep=$(ls -t include/nabla.h include/nabla/*.h src/*/*.h "$0" | head -n 1)
 stale=()
 for src in src/*/*.c; do
-    obj=$OUT/obj/$(basename "${src%.c}").o
+    obj=$(object_of "$src")
     if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$newest_dep" -nt "$obj" ]; then
         stale+=("$src")
     fi
@@ -61,14 +64,15 @@ done
 if [ ${#stale[@]} -gt 0 ]; then
     echo "fuzz.sh: compiling ${#stale[@]} library sources with $CLANG (address, undefined, fuzzer-no-link)"
     export CLANG CFLAGS SAN OUT
-    printf '%s\n' "${stale[@]}" | xargs -P "${FUZZ_JOBS:-$(nproc)}" -I{} sh -c \
-        'o=$OUT/obj/$(basename {} .c).o; c="$CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c {} -o $o"
-         $c || { echo "fuzz.sh: retrying {} once" >&2; $c; } || exit 255'
+    for src in "${stale[@]}"; do printf '%s %s\n' "$src" "$(object_of "$src")"; done |
+        xargs -P "${FUZZ_JOBS:-$(nproc)}" -n 2 sh -c \
+        'c="$CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c $0 -o $1"
+         $c || { echo "fuzz.sh: retrying $0 once" >&2; $c; } || exit 255'
 fi
 # The archive holds exactly the current sources' objects (not those of removed files); it is
 # replaced only when that changes anything, so the harnesses relink only then.
 objs=()
-for src in src/*/*.c; do objs+=("$OUT/obj/$(basename "${src%.c}").o"); done
+for src in src/*/*.c; do objs+=("$(object_of "$src")"); done
 rm -f "$OUT/libnabla-fuzz.a.new"
 ar rcs "$OUT/libnabla-fuzz.a.new" "${objs[@]}"
 if [ ${#stale[@]} -gt 0 ] || ! cmp -s "$OUT/libnabla-fuzz.a.new" "$OUT/libnabla-fuzz.a"; then
