@@ -261,7 +261,7 @@ static void threads_agree(void)
         memcpy(results[t], nb_graph_param_grads(g), n * sizeof(float));
         if (t == 1) {
             /* relative to the largest gradient: oneDNN's convolution primitives sum in an
-             * order that depends on the samples in a thread's block (conv_onednn.c), so an
+             * order that depends on the samples in a thread's block (conv_onednn_run.c), so an
              * element that cancels out differs by rounding of the large terms it sums */
             double worst = 0, largest = 1e-30;
             for (size_t i = 0; i < n; i++)

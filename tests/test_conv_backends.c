@@ -11,7 +11,7 @@
  * and 2×2 max pooling (ties, NaN, ±∞, odd sizes, rows shorter and longer than a vector) in
  * AVX2 (image_avx2.c, chosen for the fast backends' contexts) against the portable loops, on
  * CPUs with AVX2 and FMA (elsewhere that part is skipped, and said so).
- * oneDNN's forward at a batch large enough to run in pieces (conv_onednn.c's
+ * oneDNN's forward at a batch large enough to run in pieces (conv_onednn_run.c's
  * FWD_PIECE_BYTES) bit for bit equal to one sample at a time; max pooling without the arg-max
  * (inference) bit for bit equal to with it.
  * Without oneDNN built in, the comparison is skipped (exit 77). */
@@ -308,7 +308,7 @@ static void compare_bn_and_pool(nb_gemm *ctx, int threads)
     compare_max_pool(ctx, 2, 2, 15, 16);
 }
 
-/* fashion-cnn's conv2 on 300 samples: more than one piece per thread (conv_onednn.c) — the
+/* fashion-cnn's conv2 on 300 samples: more than one piece per thread (conv_onednn_run.c) — the
  * same bits as one sample per call. */
 static void forward_in_pieces(nb_gemm *ctx, int threads)
 {

@@ -48,7 +48,7 @@ struct nb_bf16_state;
 struct nb_bf16_state **nb_gemm_bf16_state(nb_gemm *gemm);
 void nb_bf16_state_free(struct nb_bf16_state *st);
 
-/* The oneDNN image kernels' state (conv_onednn.c): made on first use, freed with the context
+/* The oneDNN image kernels' state (conv_onednn_cache.c): made on first use, freed with the context
  * (NULL-safe; a no-op without oneDNN). */
 struct nb_conv_state;
 struct nb_conv_state **nb_gemm_conv_state(nb_gemm *gemm);
@@ -69,7 +69,7 @@ nb_backend_new_fn nb_gemm_onednn_new;
 nb_backend_free_fn nb_gemm_onednn_free;
 nb_backend_run_fn nb_gemm_onednn_run;
 /* A oneDNN gemm context's engine and stream (as dnnl_engine_t, dnnl_stream_t), for the other
- * oneDNN kernels run on the same thread (conv_onednn.c); caps oneDNN's OpenMP team and
+ * oneDNN kernels run on the same thread (conv_onednn_run.c); caps oneDNN's OpenMP team and
  * OpenBLAS to one thread, as before a product. */
 void nb_gemm_onednn_enter(void *ctx, void **engine, void **stream);
 #endif

@@ -68,7 +68,7 @@ void nb_conv2d_backward_weights(nb_gemm *ctx, nb_precision p, const nb_conv_shap
                                 float bias_beta, float *dbias, float *ws);
 
 /* Both of the above in one call (dw not NULL), which an implementation may run faster than
- * two (conv_onednn.c: dy reordered into the blocked layout once for both); the same results
+ * two (conv_onednn_run.c: dy reordered into the blocked layout once for both); the same results
  * as nb_conv2d_backward_data then nb_conv2d_backward_weights. */
 void nb_conv2d_backward(nb_gemm *ctx, nb_precision p, const nb_conv_shape *s, const float *x,
                         const float *dy, const float *w, float dx_beta, float *dx, float beta,

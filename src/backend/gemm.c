@@ -68,7 +68,7 @@ struct nb_gemm {
     /* The bf16 products' state (bf16_linear.c): oneDNN engine, per-thread streams and
      * primitive caches, the bf16 copies of weights and activations. Made on first use. */
     struct nb_bf16_state *bf16;
-    /* The oneDNN image kernels' per-thread primitive caches (conv_onednn.c), made on first
+    /* The oneDNN image kernels' per-thread primitive caches (conv_onednn_cache.c), made on first
      * use. */
     struct nb_conv_state *conv;
     uint64_t generations; /* handed out so far (nb_gemm_new_generation) */
